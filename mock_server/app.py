@@ -1,0 +1,93 @@
+"""`create_app(settings)`: the Flask app around one Platform, with the journal, faults and error handling."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from flask import Flask, Response, g, request
+
+from mock_server.domain.callbacks import Transport
+from mock_server.domain.clock import Clock, make_clock, to_ms
+from mock_server.domain.platform import Platform
+from mock_server.fixtures import load_catalog
+from mock_server.http import admin, oauth, plans, runs, scenes
+from mock_server.http.envelope import envelope, install_error_handlers
+from mock_server.settings import Settings
+from mock_server.transport import RequestsTransport
+
+access_log = logging.getLogger("dpa_mock.access")
+SECRET_KEYS = frozenset({"client_secret", "code", "access_token", "refresh_token", "password", "token"})
+
+
+def redact(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: ("***" if k in SECRET_KEYS else v) for k, v in values.items()}
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
+               transport: Transport | None = None, start_engine: bool = True) -> Flask:
+    settings = settings or Settings()
+    catalog = load_catalog(settings.fixtures, settings.timezone)
+    clock = clock or make_clock(settings.clock)
+    platform = Platform(settings, catalog, clock, transport or RequestsTransport())
+
+    app = Flask(__name__, static_folder=None)
+    app.url_map.merge_slashes = False  # the document's `//` paths are served as written
+    app.url_map.strict_slashes = False
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.config.update(DPA_SETTINGS=settings, MAX_CONTENT_LENGTH=settings.max_body_bytes)
+    app.extensions["dpa_platform"] = platform
+    install_error_handlers(app)
+    for module in (oauth, plans, runs, scenes):
+        app.register_blueprint(module.bp)
+    if settings.admin:
+        app.register_blueprint(admin.bp)
+
+    @app.before_request
+    def _before() -> Response | None:
+        g.dpa_started = time.perf_counter()
+        if request.path.startswith("/__admin"):
+            return None
+        fault = platform.faults.take(request.method, request.path)
+        if fault is None:
+            return None
+        if fault.latency_ms > 0:
+            time.sleep(fault.latency_ms / 1000)  # real latency on the wire, whatever the emulator clock
+        if fault.code is None and fault.http_status is None:
+            return None
+        code = fault.code if fault.code is not None else fault.http_status
+        return envelope(int(code or 500), fault.message, status=fault.http_status)
+
+    @app.after_request
+    def _after(response: Response) -> Response:
+        elapsed = (time.perf_counter() - g.get("dpa_started", time.perf_counter())) * 1000
+        code = g.get("dpa_code")
+        if not request.path.startswith("/__admin/requests"):
+            platform.journal.record({
+                "at": to_ms(platform.clock.now()), "method": request.method, "path": request.path,
+                "query": redact(request.args.to_dict()), "status": response.status_code, "code": code,
+                "durationMs": round(elapsed, 3), "body": _redacted_body(),
+            })
+        if settings.log_requests:
+            access_log.info("%s %s %s -> %s code=%s %.1fms", request.remote_addr, request.method,
+                            request.full_path.rstrip("?"), response.status_code, code, elapsed)
+        return response
+
+    if start_engine:
+        platform.start()
+    return app
+
+
+def _redacted_body() -> Any:
+    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        return redact(request.form.to_dict())
+    data = request.get_data(cache=True)
+    if not data:
+        return None
+    parsed = request.get_json(silent=True, cache=True)
+    if isinstance(parsed, dict):
+        return redact(parsed)
+    text = data[:2048].decode("utf-8", "replace")
+    return text if parsed is not None or len(text) < 2048 else text + "…"

@@ -1,0 +1,90 @@
+"""The `dpa-mock` command: serve the emulator on a production WSGI server, or check fixture files."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import signal
+import sys
+from typing import Any
+
+import click
+
+from mock_server.fixtures import FixtureError, load_catalog
+from mock_server.settings import SettingsError, load_settings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="dpa-mock")
+def main() -> None:
+    """dpa-mock: an offline emulator of the DPA process-plan (预案) platform API."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to bind (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port to bind (default 29041).")
+@click.option("--fixtures", "fixtures", type=click.Path(file_okay=False), default=None,
+              help="Directory of YAML fixtures (default: the bundled ones).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+              help="Settings file, YAML or TOML (see README: Configuration).")
+@click.option("--clock", type=click.Choice(["real", "virtual"]), default=None,
+              help="real (default): wall time plus offsets; virtual: time moves only via /__admin/clock/advance.")
+@click.option("--threads", type=int, default=None, help="WSGI server threads (default 8).")
+@click.option("--admin-token", default=None, help="Require this X-Admin-Token on /__admin (and allow non-loopback).")
+@click.option("--http-status", type=click.Choice(["mirror", "always200"]), default=None,
+              help="HTTP status of error envelopes: mirror the code (default) or always 200.")
+@click.option("--seed", type=int, default=None, help="Seed for `random` node outcomes.")
+@click.option("--quiet", is_flag=True, help="No access log line per request.")
+def serve(config_file: str | None, quiet: bool, **options: Any) -> None:
+    """Serve the emulator (Ctrl-C stops it)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings(config_file, **options, log_requests=False if quiet else None)
+        from mock_server.app import create_app
+
+        app = create_app(settings)
+    except (SettingsError, FixtureError) as exc:
+        click.echo(f"dpa-mock: {exc}", err=True)
+        sys.exit(2)
+    if not settings.admin_token and not _is_loopback(settings.host):
+        click.echo(f"dpa-mock: warning: binding {settings.host} without --admin-token; the admin API still "
+                   "answers loopback clients only", err=True)
+    import waitress
+
+    def _stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
+    click.echo(f"dpa-mock serving on http://{settings.host}:{settings.port} (clock: {settings.clock})", err=True)
+    try:
+        waitress.serve(app, host=settings.host, port=settings.port, threads=settings.threads,
+                       ident="dpa-mock", clear_untrusted_proxy_headers=True, channel_timeout=30)
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        click.echo(f"dpa-mock: cannot serve on {settings.host}:{settings.port}: {exc}", err=True)
+        sys.exit(1)
+    finally:
+        app.extensions["dpa_platform"].close()
+    click.echo("dpa-mock stopped", err=True)
+
+
+@main.command("check-fixtures")
+@click.argument("directory", type=click.Path(file_okay=False), required=False)
+def check_fixtures(directory: str | None) -> None:
+    """Load a fixtures directory and report the first mistake, as start-up would."""
+    try:
+        catalog = load_catalog(directory)
+    except FixtureError as exc:
+        click.echo(f"dpa-mock: {exc}", err=True)
+        sys.exit(2)
+    click.echo(f"ok: {len(catalog.apps)} apps, {len(catalog.plans)} plans")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,172 @@
+"""Interface 7: an outbox that POSTs status changes, in order per instance, retrying until `SUCCESS`."""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+from mock_server.domain.clock import Clock, to_ms
+
+ACK_BODY = "SUCCESS"
+
+
+class Transport(Protocol):
+    def post_json(self, url: str, payload: dict[str, Any], timeout: float) -> tuple[int, str]:
+        """POST `payload` as JSON; return (HTTP status, body text) or raise OSError/TransportError."""
+
+
+class TransportError(Exception):
+    """Timeout, refused connection, bad URL: the attempt got no HTTP answer."""
+
+
+def is_ack(http_status: int | None, body: str | None) -> bool:
+    # Only a 2xx whose body, trimmed of whitespace, is exactly SUCCESS (case-sensitive).
+    return http_status is not None and 200 <= http_status < 300 and (body or "").strip() == ACK_BODY
+
+
+@dataclass
+class Attempt:
+    n: int
+    at: float
+    url: str
+    payload: dict[str, Any]
+    http_status: int | None
+    body: str | None
+    error: str | None
+    verdict: str  # ack | retry | gave_up
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"n": self.n, "at": to_ms(self.at), "url": self.url, "payload": self.payload,
+                "httpStatus": self.http_status, "body": self.body, "error": self.error, "verdict": self.verdict}
+
+
+@dataclass
+class Delivery:
+    id: int
+    instance_id: str
+    plan_id: str
+    status: str
+    url: str
+    created_at: float
+    state: str = "queued"  # queued | retrying | acked | gave_up
+    attempts: list[Attempt] = field(default_factory=list)
+
+    @property
+    def payload(self) -> dict[str, str]:
+        return {"planInstanceId": self.instance_id, "processPlanId": self.plan_id, "status": self.status}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "planInstanceId": self.instance_id, "processPlanId": self.plan_id,
+                "status": self.status, "url": self.url, "state": self.state, "createTime": to_ms(self.created_at),
+                "attempts": [a.to_dict() for a in self.attempts]}
+
+
+class Outbox:
+    """Queues one delivery per status change and sends each instance's queue head first, on a worker pool."""
+
+    def __init__(self, transport: Transport, clock: Clock, schedule: Callable[..., Any], lock: threading.RLock, *,
+                 retries: int, backoff: tuple[float, ...], timeout: float, workers: int, ledger_size: int,
+                 statuses: frozenset[str]) -> None:
+        self._transport, self._clock, self._schedule, self._lock = transport, clock, schedule, lock
+        self.retries, self._backoff, self._timeout = retries, backoff, timeout
+        self.statuses = statuses
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dpa-callback")
+        self._ids = itertools.count(1)
+        self._queues: dict[str, collections.deque[Delivery]] = {}
+        # The ledger keeps a window of finished deliveries; unfinished ones live in their queues.
+        self._ledger: collections.OrderedDict[int, Delivery] = collections.OrderedDict()
+        self._ledger_size = ledger_size
+        self._inflight: set[Future[None]] = set()
+        self._inflight_lock = threading.Lock()
+        self._generation = 0
+
+    def reset(self) -> None:
+        with self._lock:
+            self._generation += 1  # attempts still on the wire from before the reset are ignored
+            self._queues.clear()
+            self._ledger.clear()
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def enqueue(self, instance_id: str, plan_id: str, url: str | None, status: str, at: float) -> None:
+        if not url or status not in self.statuses:
+            return
+        delivery = Delivery(next(self._ids), instance_id, plan_id, status, url, at)
+        self._remember(delivery)
+        queue = self._queues.setdefault(instance_id, collections.deque())
+        queue.append(delivery)
+        if len(queue) == 1:
+            self._schedule(at, lambda t: self._attempt(delivery, t), f"callback {delivery.id}")
+
+    def _remember(self, delivery: Delivery) -> None:
+        self._ledger[delivery.id] = delivery
+        while len(self._ledger) > self._ledger_size:
+            oldest = next(iter(self._ledger.values()))
+            if oldest.state in ("queued", "retrying"):
+                break  # never drop an unfinished delivery to keep the window
+            self._ledger.popitem(last=False)
+
+    def _attempt(self, delivery: Delivery, at: float) -> None:
+        generation = self._generation
+        future = self._pool.submit(self._send, delivery, at, generation)
+        with self._inflight_lock:
+            self._inflight.add(future)
+        future.add_done_callback(self._done)
+
+    def _done(self, future: Future[None]) -> None:
+        with self._inflight_lock:
+            self._inflight.discard(future)
+
+    def _send(self, delivery: Delivery, at: float, generation: int) -> None:
+        status: int | None = None
+        body: str | None = None
+        error: str | None = None
+        try:
+            status, body = self._transport.post_json(delivery.url, delivery.payload, self._timeout)
+        except Exception as exc:  # any failure to get an answer is a failed attempt, never a crash
+            error = f"{type(exc).__name__}: {exc}"[:500]
+        with self._lock:
+            if generation != self._generation:
+                return
+            n = len(delivery.attempts) + 1
+            if is_ack(status, body):
+                verdict = "ack"
+            elif n <= self.retries:
+                verdict = "retry"
+            else:
+                verdict = "gave_up"
+            delivery.attempts.append(Attempt(n, at, delivery.url, delivery.payload, status,
+                                             None if body is None else body[:2000], error, verdict))
+            now = self._clock.now()
+            if verdict == "retry":
+                delivery.state = "retrying"
+                delay = self._backoff[min(n - 1, len(self._backoff) - 1)] if self._backoff else 0.0
+                self._schedule(now + delay, lambda t: self._attempt(delivery, t), f"callback {delivery.id} retry")
+                return
+            delivery.state = "acked" if verdict == "ack" else "gave_up"
+            queue = self._queues.get(delivery.instance_id)
+            if queue and queue[0] is delivery:
+                queue.popleft()
+                if queue:
+                    nxt = queue[0]
+                    self._schedule(now, lambda t: self._attempt(nxt, t), f"callback {nxt.id}")
+                else:
+                    del self._queues[delivery.instance_id]
+
+    def inflight(self) -> list[Future[None]]:
+        with self._inflight_lock:
+            return list(self._inflight)
+
+    def deliveries(self, instance_id: str | None = None) -> list[Delivery]:
+        with self._lock:
+            items = list(self._ledger.values())
+        return [d for d in items if instance_id is None or d.instance_id == instance_id]
+
+    def pending_count(self) -> int:
+        with self._lock:
+            return sum(len(q) for q in self._queues.values())

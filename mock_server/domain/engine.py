@@ -1,0 +1,77 @@
+"""Does everything due up to a time, in time order: scene firings, node steps, callback attempts."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import wait
+from typing import Callable
+
+from mock_server.domain.callbacks import Outbox
+from mock_server.domain.clock import Clock
+from mock_server.domain.scheduler import Scheduler
+
+
+class Engine:
+    """Runs scheduled events under the platform lock; a ticker thread keeps up with the clock by itself."""
+
+    def __init__(self, clock: Clock, scheduler: Scheduler, outbox: Outbox, lock: threading.RLock,
+                 on_error: Callable[[BaseException], None] | None = None) -> None:
+        self._clock, self._scheduler, self._outbox, self._lock = clock, scheduler, outbox, lock
+        self._process = threading.Lock()  # one runner at a time: the ticker or an advance
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._on_error = on_error
+
+    def run_until(self, until: float, wait_callbacks: bool) -> int:
+        """Process every event due at or before `until`; with wait_callbacks, also every attempt they start."""
+        done = 0
+        current = float("-inf")
+        with self._process:
+            while True:
+                nxt = self._scheduler.peek()
+                inflight = [f for f in self._outbox.inflight() if not f.done()] if wait_callbacks else []
+                # Attempts on the wire may schedule retries before `nxt`: let them land before time moves on.
+                if inflight and (nxt is None or nxt > current):
+                    wait(inflight)
+                    continue
+                if nxt is None or nxt > until:
+                    break
+                event = self._scheduler.pop_due(until)
+                if event is None:
+                    continue
+                self._clock.set_at_least(event.due)
+                current = event.due
+                with self._lock:
+                    try:
+                        event.fn(event.due)
+                    except Exception as exc:  # one broken event must not stop the engine
+                        if self._on_error:
+                            self._on_error(exc)
+                done += 1
+        return done
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._tick, name="dpa-engine", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._scheduler.changed:
+            self._scheduler.changed.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def _tick(self) -> None:
+        while not self._stop.is_set():
+            with self._scheduler.changed:  # peek and wait under one lock, so no notify is missed
+                now = self._clock.now()
+                nxt = self._scheduler.peek()
+                if nxt is None or nxt > now:
+                    # Virtual time only moves by an advance, which processes for itself; real time is polled.
+                    far = nxt is None or self._clock.mode == "virtual"
+                    self._scheduler.changed.wait(0.5 if far else min(max(nxt - now, 0.001), 0.5))
+                    continue
+            self.run_until(now, wait_callbacks=False)

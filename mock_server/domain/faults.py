@@ -1,0 +1,85 @@
+"""Injected faults: matching requests answer a chosen business code or HTTP status, or slow down."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from mock_server.domain.errors import ValidationError
+
+
+@dataclass
+class Fault:
+    id: int
+    method: str | None
+    path: str | None
+    code: int | None
+    http_status: int | None
+    latency_ms: float
+    remaining: int | None  # None: until cleared
+    message: str
+    hits: int = 0
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.method and self.method.upper() != method.upper():
+            return False
+        return not self.path or re.search(self.path, path) is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "method": self.method, "path": self.path, "code": self.code,
+                "httpStatus": self.http_status, "latencyMs": self.latency_ms, "remaining": self.remaining,
+                "message": self.message, "hits": self.hits}
+
+
+class Faults:
+    def __init__(self) -> None:
+        self._faults: list[Fault] = []
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def add(self, spec: dict[str, Any]) -> Fault:
+        path = spec.get("path")
+        if path is not None:
+            try:
+                re.compile(path)
+            except re.error as exc:
+                raise ValidationError(f"path: not a valid regular expression: {exc}") from None
+        code, status = spec.get("code"), spec.get("httpStatus")
+        latency = float(spec.get("latencyMs") or 0)
+        if code is None and status is None and latency <= 0:
+            raise ValidationError("a fault needs at least one of code, httpStatus or latencyMs")
+        if status is not None and not 100 <= int(status) <= 599:
+            raise ValidationError("httpStatus: must be an HTTP status between 100 and 599")
+        times = spec.get("times")
+        if times is not None and int(times) < 1:
+            raise ValidationError("times: must be >= 1 (omit it for 'until cleared')")
+        fault = Fault(next(self._ids), spec.get("method"), path, None if code is None else int(code),
+                      None if status is None else int(status), latency, None if times is None else int(times),
+                      spec.get("message") or "injected fault")
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def take(self, method: str, path: str) -> Fault | None:
+        """The first fault matching the request, counting one use of it."""
+        with self._lock:
+            for fault in self._faults:
+                if fault.matches(method, path):
+                    fault.hits += 1
+                    if fault.remaining is not None:
+                        fault.remaining -= 1
+                        if fault.remaining == 0:
+                            self._faults.remove(fault)
+                    return fault
+        return None
+
+    def list(self) -> list[Fault]:
+        with self._lock:
+            return list(self._faults)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()

@@ -1,0 +1,141 @@
+"""Interface 1: authorization codes (single-use, bound to client and scope) and HS256 access tokens."""
+
+from __future__ import annotations
+
+import base64
+import threading
+import uuid
+from dataclasses import dataclass
+
+import jwt
+
+from mock_server.domain.catalog import App, Catalog
+from mock_server.domain.clock import Clock
+from mock_server.domain.errors import AuthError, UserNotFound, ValidationError
+
+SCOPES = ("all", "default")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a valid bearer token speaks for."""
+
+    client_id: str
+    user_id: str
+    scope: str
+
+
+@dataclass
+class _Code:
+    client_id: str
+    scope: str
+    expires_at: float
+    used: bool = False
+
+
+def new_code() -> str:
+    # Shaped like the document's example: uppercase base64url of a UUID string, padding stripped.
+    raw = base64.urlsafe_b64encode(str(uuid.uuid4()).encode()).decode()
+    return raw.rstrip("=").upper()
+
+
+class OAuth:
+    """Issues codes and tokens for the fixture apps, and verifies bearer tokens, all on the injected clock."""
+
+    def __init__(self, catalog: Catalog, clock: Clock, *, code_ttl: float, token_ttl: float,
+                 secret: str, issuer: str) -> None:
+        self._catalog, self._clock = catalog, clock
+        self._code_ttl, self._token_ttl = code_ttl, token_ttl
+        self._secret, self._issuer = secret, issuer
+        self._codes: dict[str, _Code] = {}
+        self._lock = threading.Lock()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._codes.clear()
+
+    def _app(self, client_id: str) -> App:
+        app = self._catalog.apps.get(client_id)
+        if app is None and " " in client_id:
+            # A '+' of a base64 client_id sent unencoded in a query string arrives as a space.
+            app = self._catalog.apps.get(client_id.replace(" ", "+"))
+        if app is None:
+            raise AuthError(f"unknown client_id {client_id!r}")
+        if app.valid_until <= self._clock.now():
+            raise AuthError(f"app {app.name!r} (client_id {client_id!r}) has expired")
+        return app
+
+    def authorize(self, client_id: str, response_type: str, scope: str) -> str:
+        if response_type != "code":
+            raise ValidationError(f"response_type: unsupported value {response_type!r}, expected 'code'")
+        if scope not in SCOPES:
+            raise ValidationError(f"scope: unsupported value {scope!r}, expected 'all' or 'default'")
+        app = self._app(client_id)
+        client_id = app.client_id
+        if scope not in app.scopes:
+            raise AuthError(f"scope {scope!r} is not granted to app {app.name!r}")
+        now = self._clock.now()
+        code = new_code()
+        with self._lock:
+            self._prune(now)
+            self._codes[code] = _Code(client_id, scope, now + self._code_ttl)
+        return code
+
+    def _prune(self, now: float) -> None:
+        # Used and expired codes are kept one extra TTL so a replay still gets "already used"/"expired".
+        stale = [c for c, v in self._codes.items() if v.expires_at + self._code_ttl < now]
+        for c in stale:
+            del self._codes[c]
+
+    def token(self, code: str, client_id: str, client_secret: str, grant_type: str,
+              user_id: str | None = None) -> str:
+        if grant_type != "authorization_code":
+            raise ValidationError(f"grant_type: unsupported value {grant_type!r}, expected 'authorization_code'")
+        app = self._app(client_id)
+        client_id = app.client_id
+        if client_secret != app.client_secret:
+            raise AuthError(f"client_secret does not match client_id {client_id!r}")
+        user = app.user(user_id)
+        if user is None:
+            raise UserNotFound(f"user {user_id!r} does not exist for app {app.name!r}")
+        now = self._clock.now()
+        with self._lock:
+            entry = self._codes.get(code)
+            if entry is None:
+                raise AuthError("authorization code is unknown")
+            if entry.client_id != client_id:
+                raise AuthError("authorization code was issued to another client")
+            if entry.used:
+                raise AuthError("authorization code has already been used")
+            if entry.expires_at <= now:
+                raise AuthError("authorization code has expired")
+            entry.used = True  # checked and consumed under one lock: single use under any interleaving
+        claims = {
+            "aud": client_id, "exp": int(now + self._token_ttl), "iss": self._issuer,
+            "jti": uuid.uuid4().hex, "orig_iat": int(now), "scope": entry.scope, "sub": user.id,
+        }
+        return jwt.encode(claims, self._secret, algorithm="HS256")
+
+    def verify(self, token: str) -> Principal:
+        try:
+            # exp is checked below against the injected clock, not PyJWT's wall clock.
+            claims = jwt.decode(token, self._secret, algorithms=["HS256"],
+                                options={"verify_exp": False, "verify_aud": False, "verify_iat": False,
+                                         "require": ["aud", "exp", "sub", "scope"]})
+        except jwt.InvalidSignatureError:
+            raise AuthError("access token signature is invalid") from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise AuthError(f"access token lacks the {exc.claim!r} claim") from None
+        except jwt.PyJWTError:
+            raise AuthError("access token is malformed") from None
+        if not isinstance(claims["exp"], (int, float)) or claims["exp"] <= self._clock.now():
+            raise AuthError("access token has expired")
+        if claims.get("iss") != self._issuer:
+            raise AuthError("access token was issued by another issuer")
+        aud = claims["aud"]
+        if not isinstance(aud, str) or aud not in self._catalog.apps:
+            raise AuthError("access token audience is not a known app")
+        app = self._app(aud)
+        if app.user(str(claims["sub"])) is None:
+            raise UserNotFound(f"user {claims['sub']!r} does not exist")
+        return Principal(aud, str(claims["sub"]), str(claims["scope"]))

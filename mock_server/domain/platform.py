@@ -1,0 +1,229 @@
+"""The platform facade the HTTP layer calls: one object owning catalogue, OAuth, runs, scenes, outbox, clock."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from mock_server.domain.callbacks import Outbox, Transport
+from mock_server.domain.catalog import Catalog, Plan
+from mock_server.domain.clock import Clock, to_ms
+from mock_server.domain.engine import Engine
+from mock_server.domain.errors import AuthError, NotFound, ValidationError
+from mock_server.domain.faults import Faults
+from mock_server.domain.ids import IdGenerator
+from mock_server.domain.journal import Journal
+from mock_server.domain.oauth import OAuth, Principal
+from mock_server.domain.runs import STATUSES, Run, RunEngine, resolve_inputs
+from mock_server.domain.scenes import DIMENSIONS, STRATEGIES, Scene, fire_time
+from mock_server.domain.scheduler import Scheduler
+from mock_server.settings import Settings
+
+log = logging.getLogger("dpa_mock.engine")
+
+
+class Platform:
+    def __init__(self, settings: Settings, catalog: Catalog, clock: Clock, transport: Transport) -> None:
+        self.settings, self.catalog, self.clock = settings, catalog, clock
+        self.tz = ZoneInfo(settings.timezone)
+        self.lock = threading.RLock()
+        self.scheduler = Scheduler()
+        self.ids = IdGenerator("in")
+        self.oauth = OAuth(catalog, clock, code_ttl=settings.code_ttl, token_ttl=settings.token_ttl,
+                           secret=settings.jwt_secret, issuer=settings.issuer)
+        self.outbox = Outbox(transport, clock, self.scheduler.at, self.lock, retries=settings.callback_retries,
+                             backoff=settings.callback_backoff, timeout=settings.callback_timeout,
+                             workers=settings.callback_workers, ledger_size=settings.ledger_size,
+                             statuses=frozenset(settings.callback_statuses))
+        self.runs = RunEngine(self.scheduler.at, self._status_changed,
+                              start_delay=settings.run_start_delay, seed=settings.seed)
+        self.scenes: dict[str, Scene] = {}
+        self.journal = Journal(settings.journal_size)
+        self.faults = Faults()
+        self.engine = Engine(clock, self.scheduler, self.outbox, self.lock,
+                             on_error=lambda exc: log.exception("scheduled event failed", exc_info=exc))
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.engine.start()
+
+    def close(self) -> None:
+        self.engine.stop()
+        self.outbox.shutdown()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.scheduler.clear()
+            self.oauth.reset()
+            self.runs.reset()
+            self.outbox.reset()
+            self.scenes.clear()
+            self.journal.clear()
+            self.faults.clear()
+            self.clock.reset()
+
+    def _status_changed(self, run: Run, status: str, at: float) -> None:
+        self.outbox.enqueue(run.instance_id, run.plan.id, run.callback_url, status, at)
+
+    # -- interfaces 1-6 ---------------------------------------------------------------------------
+    def plan_for(self, principal: Principal, plan_id: str) -> Plan:
+        plan = self.catalog.plans.get(plan_id)
+        if plan is None:
+            raise NotFound(f"processPlanId {plan_id!r} does not exist")
+        if not plan.visible_for(principal.user_id, principal.scope):
+            raise NotFound(f"processPlanId {plan_id!r} is not visible to user {principal.user_id!r} "
+                           f"with scope {principal.scope!r}")
+        return plan
+
+    def list_plans(self, principal: Principal) -> list[dict[str, Any]]:
+        with self.lock:
+            return [self._plan_dict(p) for p in self.catalog.plans.values()
+                    if p.visible_for(principal.user_id, principal.scope)]
+
+    def _plan_dict(self, plan: Plan) -> dict[str, Any]:
+        latest = self.runs.latest_by_plan.get(plan.id)
+        return {
+            "processPlanId": plan.id, "title": plan.title,
+            # The plan's status is that of its latest instance; the fixture's until it has run.
+            "status": latest.status if latest else plan.status,
+            "stepNums": len(plan.workflows), "version": plan.version, "createTime": plan.create_time,
+            "createUser": plan.create_user, "updateTime": plan.update_time, "updateUser": plan.update_user,
+        }
+
+    def models(self, principal: Principal, plan_id: str) -> list[dict[str, Any]]:
+        plan = self.plan_for(principal, plan_id)
+        return [{"modelName": wf.name, "processModelId": wf.model_id,
+                 "mapParam": [{"name": p.name, "type": p.type} for p in wf.params]} for wf in plan.workflows]
+
+    def execute(self, principal: Principal, path_plan_id: str, body: dict[str, Any]) -> list[dict[str, str]]:
+        body_plan_id = body.get("processPlanId")
+        if body_plan_id != path_plan_id:
+            raise ValidationError(f"processPlanId: the body says {body_plan_id!r} but the path says "
+                                  f"{path_plan_id!r}; they must be the same plan")
+        plan = self.plan_for(principal, path_plan_id)
+        inputs = resolve_inputs(plan, body.get("modelVarReq"))
+        with self.lock:
+            run = self._start_run(plan, principal.user_id, principal.client_id, body.get("callbackUrl"), inputs,
+                                  self.clock.now())
+        return [{"processPlanId": plan.id, "planInstanceId": run.instance_id}]
+
+    def _start_run(self, plan: Plan, user_id: str, client_id: str, callback_url: str | None,
+                   inputs: dict[str, dict[str, str]], at: float, scene_id: str | None = None) -> Run:
+        instance_id = self.ids.next(to_ms(at))
+        return self.runs.create(instance_id, plan, user_id, client_id, callback_url, inputs, at, scene_id)
+
+    def run_for(self, principal: Principal, plan_id: str, instance_id: str) -> Run:
+        self.plan_for(principal, plan_id)
+        run = self.runs.runs.get(instance_id)
+        if run is None:
+            raise NotFound(f"planInstanceId {instance_id!r} does not exist")
+        if run.plan.id != plan_id:
+            raise NotFound(f"planInstanceId {instance_id!r} is an instance of plan {run.plan.id!r}, "
+                           f"not of {plan_id!r}")
+        if run.user_id != principal.user_id or run.client_id != principal.client_id:
+            raise AuthError(f"planInstanceId {instance_id!r} was started by another user or app")
+        return run
+
+    def out_params(self, principal: Principal, plan_id: str, instance_id: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return self.run_for(principal, plan_id, instance_id).out_params()
+
+    # -- interface 4 ------------------------------------------------------------------------------
+    def save_scene(self, principal: Principal, form: dict[str, Any]) -> dict[str, Any]:
+        for name in ("processPlanId", "callbackUrl", "dimension", "intervals", "executeStrategy", "sceneName"):
+            if str(form.get(name) or "").strip() == "":
+                raise ValidationError(f"{name}: is required")
+        dimension, strategy = form["dimension"], form["executeStrategy"]
+        if dimension not in DIMENSIONS:
+            raise ValidationError(f"dimension: {dimension!r} is not one of {', '.join(DIMENSIONS)}")
+        if strategy not in STRATEGIES:
+            raise ValidationError(f"executeStrategy: {strategy!r} is not one of {', '.join(STRATEGIES)}")
+        try:
+            intervals = int(str(form["intervals"]).strip())
+        except ValueError:
+            raise ValidationError(f"intervals: {form['intervals']!r} is not a whole number") from None
+        if intervals <= 0:
+            raise ValidationError(f"intervals: must be a positive whole number, got {intervals}")
+        plan = self.plan_for(principal, form["processPlanId"])
+        resolve_inputs(plan, form.get("modelVarReq"))  # reject bad inputs now, not at the first firing
+        with self.lock:
+            now = self.clock.now()
+            scene = Scene(self.ids.next(to_ms(now)), plan.id, form["sceneName"], dimension, intervals, strategy,
+                          form["callbackUrl"], form.get("modelVarReq"), principal.user_id, principal.client_id,
+                          principal.scope, plan.workflows[0].model_id, now)
+            self.scenes[scene.instance_id] = scene
+            self._arm(scene)
+        return {"instanceId": scene.instance_id, "modelId": scene.model_id, "status": "DEFAULT"}
+
+    def _arm(self, scene: Scene) -> None:
+        scene.next_fire = fire_time(scene.created_at, scene.k, scene.dimension, scene.intervals, self.tz)
+        self.scheduler.at(scene.next_fire, lambda t: self._fire(scene, t), f"scene {scene.instance_id}")
+
+    def _fire(self, scene: Scene, at: float) -> None:
+        if not scene.active or self.scenes.get(scene.instance_id) is not scene:
+            return
+        if scene.burst >= self.settings.scene_catchup_limit:
+            scene.coalesced += 1  # one advance spanned more firings than the catch-up limit
+        else:
+            scene.burst += 1
+            plan = self.catalog.plans[scene.plan_id]
+            inputs = resolve_inputs(plan, scene.model_var_req)
+            run = self._start_run(plan, scene.user_id, scene.client_id, scene.callback_url, inputs, at,
+                                  scene.instance_id)
+            scene.fired += 1
+            scene.last_instance_id = run.instance_id
+            scene.instance_ids.append(run.instance_id)
+        if scene.strategy == "single":
+            scene.active, scene.next_fire = False, None
+            return
+        scene.k += 1
+        self._arm(scene)
+
+    # -- time and admin ---------------------------------------------------------------------------
+    def advance(self, seconds: float) -> None:
+        with self.lock:
+            for scene in self.scenes.values():
+                scene.burst = 0
+            target = self.clock.now() + seconds
+            if self.clock.mode == "real":
+                self.clock.advance(seconds)
+        # Virtual time walks from event to event (the engine pins it to each due time), so a retry
+        # scheduled by an attempt that answers mid-advance lands at its proper time, not at the target.
+        self.engine.run_until(target, wait_callbacks=True)
+        self.clock.set_at_least(target)
+
+    def settle(self) -> None:
+        """Do what is due now, waiting for callback attempts: used by tests and the admin API."""
+        self.engine.run_until(self.clock.now(), wait_callbacks=True)
+
+    def resume(self, instance_id: str) -> Run:
+        with self.lock:
+            run = self.runs.runs.get(instance_id)
+            if run is None:
+                raise NotFound(f"planInstanceId {instance_id!r} does not exist")
+            self.runs.resume(run, self.clock.now())
+            return run
+
+    def list_runs(self, plan_id: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
+        if status is not None and status not in STATUSES:
+            raise ValidationError(f"status: {status!r} is not one of {', '.join(STATUSES)}")
+        with self.lock:
+            return [r.to_dict() for r in self.runs.runs.values()
+                    if (plan_id is None or r.plan.id == plan_id) and (status is None or r.status == status)]
+
+    def get_run(self, instance_id: str) -> dict[str, Any]:
+        with self.lock:
+            run = self.runs.runs.get(instance_id)
+            if run is None:
+                raise NotFound(f"planInstanceId {instance_id!r} does not exist")
+            return run.to_dict()
+
+    def delete_scene(self, instance_id: str) -> dict[str, Any]:
+        with self.lock:
+            scene = self.scenes.pop(instance_id, None)
+            if scene is None:
+                raise NotFound(f"scene {instance_id!r} does not exist")
+            scene.active, scene.next_fire = False, None
+            return scene.to_dict()

@@ -1,0 +1,222 @@
+"""Interfaces 5 and 6: plan instances walking the transitions table, node by node, on emulator time."""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from mock_server.domain.catalog import Node, Plan, Workflow
+from mock_server.domain.clock import to_ms
+from mock_server.domain.errors import IllegalTransition, ValidationError
+
+DEFAULT, RUNNING, PENDING, SUCCESS, FAIL = "DEFAULT", "RUNNING", "PENDING", "SUCCESS", "FAIL"
+STATUSES = (DEFAULT, RUNNING, PENDING, SUCCESS, FAIL)
+TERMINAL = frozenset({SUCCESS, FAIL})
+# The only moves an instance can make; everything else raises IllegalTransition.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    DEFAULT: frozenset({RUNNING}),
+    RUNNING: frozenset({PENDING, SUCCESS, FAIL}),
+    PENDING: frozenset({RUNNING}),
+    SUCCESS: frozenset(),
+    FAIL: frozenset(),
+}
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.-]*)\}")
+
+
+@dataclass
+class NodeProgress:
+    workflow: Workflow
+    node: Node
+    state: str = "waiting"  # waiting | running | pending | success | fail
+    result: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "modelId": self.workflow.model_id, "modelName": self.workflow.name, "nodeName": self.node.name,
+            "nodeType": self.node.type, "state": self.state, "result": self.result,
+            "startedAt": None if self.started_at is None else to_ms(self.started_at),
+            "finishedAt": None if self.finished_at is None else to_ms(self.finished_at),
+        }
+
+
+@dataclass
+class Run:
+    instance_id: str
+    plan: Plan
+    user_id: str
+    client_id: str
+    callback_url: str | None
+    inputs: dict[str, dict[str, str]]  # model id -> parameter values
+    created_at: float
+    scene_id: str | None = None
+    status: str = DEFAULT
+    updated_at: float = 0.0
+    history: list[tuple[str, float]] = field(default_factory=list)
+    nodes: list[NodeProgress] = field(default_factory=list)
+    cursor: int = 0
+
+    def move(self, to: str, at: float) -> None:
+        if to not in TRANSITIONS[self.status]:
+            raise IllegalTransition(f"{self.instance_id}: {self.status} -> {to} is not in the transitions table")
+        self.status, self.updated_at = to, at
+        self.history.append((to, at))
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    def variables(self, workflow: Workflow) -> dict[str, str]:
+        return {**self.inputs.get(workflow.model_id, {}),
+                "planInstanceId": self.instance_id, "processPlanId": self.plan.id}
+
+    def out_params(self) -> list[dict[str, Any]]:
+        """Interface 6: per workflow, the output of the api/shell nodes that have finished so far."""
+        out = []
+        for wf in self.plan.workflows:
+            done = [{"result": p.result or "", "nodeName": p.node.name} for p in self.nodes
+                    if p.workflow is wf and p.node.reports_output and p.state in ("success", "fail")]
+            out.append({"modelName": wf.name, "processModelId": wf.model_id, "mapParam": done})
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "planInstanceId": self.instance_id, "processPlanId": self.plan.id, "status": self.status,
+            "createTime": to_ms(self.created_at), "updateTime": to_ms(self.updated_at),
+            "callbackUrl": self.callback_url, "sceneId": self.scene_id, "userId": self.user_id,
+            "inputs": self.inputs,
+            "history": [{"status": s, "at": to_ms(t)} for s, t in self.history],
+            "nodes": [n.to_dict() for n in self.nodes],
+        }
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
+def resolve_inputs(plan: Plan, model_var_req: list[dict[str, Any]] | None) -> dict[str, dict[str, str]]:
+    """Defaults from the fixtures, overridden by modelVarReq; a required parameter left empty is a 400."""
+    values = {wf.model_id: {p.name: p.default for p in wf.params if p.default is not None}
+              for wf in plan.workflows}
+    for i, item in enumerate(model_var_req or []):
+        model_id = item.get("modelId")
+        if model_id in (None, ""):
+            # Without a modelId the values go to every workflow of the plan; each keeps what it declares.
+            targets = list(plan.workflows)
+        else:
+            wf = plan.workflow(str(model_id))
+            if wf is None:
+                known = ", ".join(w.model_id for w in plan.workflows)
+                raise ValidationError(f"modelVarReq[{i}].modelId: {model_id!r} is not a workflow of plan "
+                                      f"{plan.id!r} (its workflows: {known})")
+            targets = [wf]
+        for name, value in _pairs(item.get("mapParam"), i):
+            for wf in targets:
+                # Undeclared names are kept too: they still expand ${NAME} in node results.
+                if wf.param(name) is not None or len(targets) == 1:
+                    values[wf.model_id][name] = _scalar(value)
+    for wf in plan.workflows:
+        for p in wf.params:
+            if p.required and values[wf.model_id].get(p.name, "") == "":
+                raise ValidationError(f"modelVarReq: required parameter {p.name!r} of workflow "
+                                      f"{wf.model_id!r} ({wf.name}) is missing")
+    return values
+
+
+def _pairs(map_param: Any, i: int) -> list[tuple[str, Any]]:
+    if map_param is None:
+        return []
+    if isinstance(map_param, dict):
+        return [(str(k), v) for k, v in map_param.items()]
+    if isinstance(map_param, list):
+        pairs = []
+        for j, entry in enumerate(map_param):
+            if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not entry["name"]:
+                raise ValidationError(f"modelVarReq[{i}].mapParam[{j}].name: each entry needs a non-empty name")
+            pairs.append((entry["name"], entry.get("value")))
+        return pairs
+    raise ValidationError(f"modelVarReq[{i}].mapParam: expected an object or a list of {{name, value}}")
+
+
+def render(template: str, variables: dict[str, str]) -> str:
+    return _VAR.sub(lambda m: variables.get(m.group(1), m.group(0)), template)
+
+
+class RunEngine:
+    """Creates instances and moves them on scheduled events; `on_status` hears every status an instance enters."""
+
+    def __init__(self, schedule: Callable[[float, Callable[[float], Any], str], Any],
+                 on_status: Callable[[Run, str, float], None], *, start_delay: float, seed: int) -> None:
+        self._schedule, self._on_status = schedule, on_status
+        self._start_delay, self._seed = start_delay, seed
+        self.runs: dict[str, Run] = {}
+        self.latest_by_plan: dict[str, Run] = {}
+
+    def reset(self) -> None:
+        self.runs.clear()
+        self.latest_by_plan.clear()
+
+    def create(self, instance_id: str, plan: Plan, user_id: str, client_id: str, callback_url: str | None,
+               inputs: dict[str, dict[str, str]], at: float, scene_id: str | None = None) -> Run:
+        run = Run(instance_id, plan, user_id, client_id, callback_url or None, inputs, at, scene_id, updated_at=at)
+        run.history.append((DEFAULT, at))
+        run.nodes = [NodeProgress(wf, node) for wf in plan.workflows for node in wf.nodes]
+        self.runs[instance_id] = run
+        self.latest_by_plan[plan.id] = run
+        self._on_status(run, DEFAULT, at)
+        self._schedule(at + self._start_delay, lambda t: self._start(run, t), f"start {instance_id}")
+        return run
+
+    def _move(self, run: Run, to: str, at: float) -> None:
+        run.move(to, at)
+        self._on_status(run, to, at)
+
+    def _start(self, run: Run, at: float) -> None:
+        self._move(run, RUNNING, at)
+        self._begin_node(run, at)
+
+    def _begin_node(self, run: Run, at: float) -> None:
+        progress = run.nodes[run.cursor]
+        progress.started_at = at
+        if progress.node.outcome == "pend":
+            progress.state = "pending"
+            self._move(run, PENDING, at)
+            return
+        progress.state = "running"
+        self._schedule(at + progress.node.duration, lambda t: self._finish_node(run, t), f"node {run.instance_id}")
+
+    def resume(self, run: Run, at: float) -> None:
+        if run.status != PENDING:
+            raise ValidationError(f"plan instance {run.instance_id} is {run.status}, only a PENDING instance can be resumed")
+        progress = run.nodes[run.cursor]
+        progress.state, progress.started_at = "running", at
+        self._move(run, RUNNING, at)
+        self._schedule(at + progress.node.duration, lambda t: self._finish_node(run, t), f"node {run.instance_id}")
+
+    def _succeeds(self, run: Run, node: Node) -> bool:
+        if node.outcome == "fail":
+            return False
+        if node.outcome == "random":
+            # Seeded per instance and node, so the same instance id replays the same way.
+            return random.Random(f"{self._seed}:{run.instance_id}:{run.cursor}").random() < node.probability
+        return True  # succeed, or a pend node after its resume
+
+    def _finish_node(self, run: Run, at: float) -> None:
+        progress = run.nodes[run.cursor]
+        ok = self._succeeds(run, progress.node)
+        progress.state, progress.finished_at = ("success" if ok else "fail"), at
+        progress.result = render(progress.node.result, run.variables(progress.workflow))
+        if not ok:
+            self._move(run, FAIL, at)
+            return
+        run.cursor += 1
+        if run.cursor == len(run.nodes):
+            self._move(run, SUCCESS, at)
+        else:
+            self._begin_node(run, at)

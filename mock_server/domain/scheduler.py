@@ -1,0 +1,56 @@
+"""A timed event queue on emulator time: what is due, in time order, ties broken by insertion order."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+
+@dataclass(order=True)
+class Event:
+    due: float
+    seq: int
+    fn: Callable[[float], Any] = field(compare=False)
+    label: str = field(compare=False, default="")
+    cancelled: bool = field(compare=False, default=False)
+
+
+class Scheduler:
+    """Holds future work; `changed` is notified whenever the earliest due time may have moved."""
+
+    def __init__(self) -> None:
+        self._heap: list[Event] = []
+        self._seq = itertools.count()
+        self.changed = threading.Condition()
+
+    def at(self, due: float, fn: Callable[[float], Any], label: str = "") -> Event:
+        event = Event(due, next(self._seq), fn, label)
+        with self.changed:
+            heapq.heappush(self._heap, event)
+            self.changed.notify_all()
+        return event
+
+    def peek(self) -> float | None:
+        with self.changed:
+            while self._heap and self._heap[0].cancelled:
+                heapq.heappop(self._heap)
+            return self._heap[0].due if self._heap else None
+
+    def pop_due(self, until: float) -> Event | None:
+        with self.changed:
+            while self._heap and self._heap[0].cancelled:
+                heapq.heappop(self._heap)
+            if self._heap and self._heap[0].due <= until:
+                return heapq.heappop(self._heap)
+            return None
+
+    def clear(self) -> None:
+        with self.changed:
+            self._heap.clear()
+            self.changed.notify_all()
+
+    def __len__(self) -> int:
+        return len(self._heap)

@@ -1,0 +1,163 @@
+"""Load and check the YAML fixtures; a mistake stops start-up naming the file, the key and the reason."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import jsonschema
+import yaml
+
+from mock_server.domain.catalog import NODE_OUTCOMES, App, Catalog, Node, ParamDef, Plan, User, Workflow
+
+DEFAULT_FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+class FixtureError(Exception):
+    """A fixture file that cannot be used; the message names file, key and reason."""
+
+    def __init__(self, file: Path | str, key: str, reason: str) -> None:
+        super().__init__(f"{file}: {key or '<top>'}: {reason}")
+        self.file, self.key, self.reason = str(file), key, reason
+
+
+_str = {"type": "string"}
+_id = {"type": "string", "minLength": 1}
+_APP = {
+    "type": "object",
+    "required": ["name", "objectId", "clientId", "clientSecret", "validUntil", "users"],
+    "additionalProperties": False,
+    "properties": {
+        "name": _id, "objectId": {"type": ["string", "integer"]}, "clientId": _id, "clientSecret": _id,
+        "validUntil": _id, "scopes": {"type": "array", "items": {"enum": ["all", "default"]}, "minItems": 1},
+        "note": _str,
+        "users": {"type": "array", "minItems": 1, "items": {
+            "type": "object", "required": ["id"], "additionalProperties": False,
+            "properties": {"id": {"type": ["string", "integer"]}, "name": _str}}},
+    },
+}
+_NODE = {
+    "type": "object", "required": ["nodeName", "nodeType", "duration"], "additionalProperties": False,
+    "properties": {
+        "nodeName": _id, "nodeType": _id, "duration": {"type": "number", "minimum": 0},
+        "outcome": {"enum": list(NODE_OUTCOMES)}, "probability": {"type": "number", "minimum": 0, "maximum": 1},
+        "result": {"type": ["string", "number", "boolean"]},
+    },
+}
+_PARAM = {
+    "type": "object", "required": ["name"], "additionalProperties": False,
+    "properties": {"name": _id, "type": _str, "required": {"type": "boolean"},
+                   "default": {"type": ["string", "number", "boolean"]}},
+}
+_PLAN = {
+    "type": "object", "required": ["processPlanId", "title", "workflows"], "additionalProperties": False,
+    "properties": {
+        "processPlanId": _id, "title": _id, "status": {"enum": ["DEFAULT", "RUNNING", "PENDING", "SUCCESS", "FAIL"]},
+        "version": {"type": "integer"}, "createTime": {"type": "integer"}, "createUser": _str,
+        "updateTime": {"type": "integer"}, "updateUser": _str, "note": _str,
+        "visibleTo": {"type": "array", "items": {"type": ["string", "integer"]}},
+        "workflows": {"type": "array", "minItems": 1, "items": {
+            "type": "object", "required": ["processModelId", "modelName", "nodes"], "additionalProperties": False,
+            "properties": {"processModelId": _id, "modelName": _id,
+                           "mapParam": {"type": "array", "items": _PARAM},
+                           "nodes": {"type": "array", "minItems": 1, "items": _NODE}}}},
+    },
+}
+_FILE = {
+    "type": "object", "additionalProperties": False,
+    # Keys starting with "_" hold YAML anchors (shared user lists and the like) and are ignored.
+    "patternProperties": {"^_": {}},
+    "properties": {"apps": {"type": "array", "items": _APP}, "plans": {"type": "array", "items": _PLAN}},
+}
+
+
+def _key(path: Any) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _parse_time(value: str, tz: ZoneInfo, file: Path, key: str) -> float:
+    try:
+        stamp = dt.datetime.strptime(value.strip(), "%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        raise FixtureError(file, key, f"{value!r} is not a 'YYYY-MM-DD HH:MM:SS' time") from None
+    return stamp.replace(tzinfo=tz).timestamp()
+
+
+def load_catalog(directory: Path | str | None = None, timezone: str = "Asia/Shanghai") -> Catalog:
+    directory = Path(directory) if directory else DEFAULT_FIXTURES
+    if not directory.is_dir():
+        raise FixtureError(directory, "", "fixtures directory does not exist")
+    files = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+    if not files:
+        raise FixtureError(directory, "", "no *.yaml fixture files found")
+    tz = ZoneInfo(timezone)
+    catalog = Catalog()
+    models: dict[str, tuple[Path, str]] = {}
+    for file in files:
+        try:
+            doc = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise FixtureError(file, "", f"not valid YAML: {exc}") from None
+        error = jsonschema.exceptions.best_match(jsonschema.Draft7Validator(_FILE).iter_errors(doc))
+        if error is not None:
+            raise FixtureError(file, _key(error.absolute_path), error.message)
+        for i, raw in enumerate(doc.get("apps", [])):
+            key = f"apps[{i}]"
+            if raw["clientId"] in catalog.apps:
+                raise FixtureError(file, f"{key}.clientId", f"duplicate clientId {raw['clientId']!r}")
+            catalog.apps[raw["clientId"]] = App(
+                name=raw["name"], object_id=str(raw["objectId"]), client_id=raw["clientId"],
+                client_secret=raw["clientSecret"],
+                valid_until=_parse_time(raw["validUntil"], tz, file, f"{key}.validUntil"),
+                scopes=tuple(raw.get("scopes", ["all", "default"])),
+                users=tuple(User(str(u["id"]), u.get("name", "")) for u in raw["users"]),
+            )
+        for i, raw in enumerate(doc.get("plans", [])):
+            key = f"plans[{i}]"
+            if raw["processPlanId"] in catalog.plans:
+                raise FixtureError(file, f"{key}.processPlanId", f"duplicate processPlanId {raw['processPlanId']!r}")
+            workflows = []
+            for j, w in enumerate(raw["workflows"]):
+                wkey = f"{key}.workflows[{j}]"
+                if w["processModelId"] in models:
+                    f0, k0 = models[w["processModelId"]]
+                    raise FixtureError(file, f"{wkey}.processModelId",
+                                       f"duplicate processModelId {w['processModelId']!r} (first in {f0.name}: {k0})")
+                models[w["processModelId"]] = (file, wkey)
+                workflows.append(_workflow(w, file, wkey))
+            visible = raw.get("visibleTo")
+            catalog.plans[raw["processPlanId"]] = Plan(
+                id=raw["processPlanId"], title=raw["title"], status=raw.get("status", "DEFAULT"),
+                version=raw.get("version", 0), create_time=raw.get("createTime", 1626944836628),
+                create_user=raw.get("createUser", ""), update_time=raw.get("updateTime", raw.get("createTime", 1626944836628)),
+                update_user=raw.get("updateUser", ""), workflows=tuple(workflows),
+                visible_to=None if visible is None else tuple(str(v) for v in visible),
+            )
+    if not catalog.apps:
+        raise FixtureError(directory, "apps", "no app defined in any fixture file")
+    return catalog
+
+
+def _workflow(raw: dict[str, Any], file: Path, key: str) -> Workflow:
+    params = []
+    seen: set[str] = set()
+    for k, p in enumerate(raw.get("mapParam", [])):
+        if p["name"] in seen:
+            raise FixtureError(file, f"{key}.mapParam[{k}].name", f"duplicate parameter {p['name']!r}")
+        seen.add(p["name"])
+        default = p.get("default")
+        params.append(ParamDef(p["name"], p.get("type", "running"), p.get("required", False),
+                               None if default is None else str(default)))
+    nodes = []
+    for k, n in enumerate(raw["nodes"]):
+        outcome = n.get("outcome", "succeed")
+        if outcome == "random" and "probability" not in n:
+            raise FixtureError(file, f"{key}.nodes[{k}].probability", "outcome 'random' needs a probability")
+        nodes.append(Node(n["nodeName"], n["nodeType"], float(n["duration"]), outcome,
+                          float(n.get("probability", 1.0)), str(n.get("result", ""))))
+    return Workflow(raw["processModelId"], raw["modelName"], tuple(params), tuple(nodes))

@@ -1,0 +1,115 @@
+"""The emulator's own /__admin API (openapi/admin.yaml): reset, clock, runs, scenes, callbacks, journal, faults."""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+from typing import Any
+
+from flask import Blueprint, Response, current_app, request
+
+from mock_server.domain.clock import to_ms
+from mock_server.domain.errors import AuthError
+from mock_server.http.envelope import ok
+from mock_server.http.routing import operation, platform
+from mock_server.http.spec import admin_contract
+
+bp = Blueprint("admin", __name__)
+
+
+def guard() -> None:
+    """Loopback clients only, unless an admin token is configured, which is then always required."""
+    token = current_app.config["DPA_SETTINGS"].admin_token
+    if token:
+        if not hmac.compare_digest(request.headers.get("X-Admin-Token", ""), token):
+            raise AuthError("admin API: missing or wrong X-Admin-Token header")
+        return
+    try:
+        loopback = ipaddress.ip_address((request.remote_addr or "").split("%")[0]).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise AuthError("admin API answers loopback clients only; start dpa-mock with --admin-token to open it")
+
+
+def _admin(op_id: str):  # type: ignore[no-untyped-def]
+    return operation(bp, admin_contract(), op_id, guard=guard)
+
+
+def clock_info() -> dict[str, Any]:
+    p = platform()
+    now = p.clock.now()
+    return {"mode": p.clock.mode, "now": now, "nowMs": to_ms(now), "offset": getattr(p.clock, "offset", 0.0),
+            "timezone": p.settings.timezone}
+
+
+@_admin("adminReset")
+def reset(**_: Any) -> Response:
+    platform().reset()
+    return ok(None)
+
+
+@_admin("adminGetClock")
+def get_clock(**_: Any) -> Response:
+    return ok(clock_info())
+
+
+@_admin("adminAdvanceClock")
+def advance(body: dict[str, Any], **_: Any) -> Response:
+    platform().advance(float(body["seconds"]))
+    return ok(clock_info())
+
+
+@_admin("adminListRuns")
+def list_runs(query: dict[str, Any], **_: Any) -> Response:
+    return ok(platform().list_runs(query.get("processPlanId"), query.get("status")))
+
+
+@_admin("adminGetRun")
+def get_run(planInstanceId: str, **_: Any) -> Response:
+    return ok(platform().get_run(planInstanceId))
+
+
+@_admin("adminResumeRun")
+def resume(planInstanceId: str, **_: Any) -> Response:
+    p = platform()
+    p.resume(planInstanceId)
+    return ok(p.get_run(planInstanceId))
+
+
+@_admin("adminListScenes")
+def list_scenes(**_: Any) -> Response:
+    p = platform()
+    with p.lock:
+        return ok([s.to_dict() for s in p.scenes.values()])
+
+
+@_admin("adminDeleteScene")
+def delete_scene(instanceId: str, **_: Any) -> Response:
+    return ok(platform().delete_scene(instanceId))
+
+
+@_admin("adminListCallbacks")
+def list_callbacks(query: dict[str, Any], **_: Any) -> Response:
+    return ok([d.to_dict() for d in platform().outbox.deliveries(query.get("planInstanceId"))])
+
+
+@_admin("adminListRequests")
+def list_requests(query: dict[str, Any], **_: Any) -> Response:
+    return ok(platform().journal.recent(query.get("limit")))
+
+
+@_admin("adminListFaults")
+def list_faults(**_: Any) -> Response:
+    return ok([f.to_dict() for f in platform().faults.list()])
+
+
+@_admin("adminAddFault")
+def add_fault(body: dict[str, Any], **_: Any) -> Response:
+    return ok(platform().faults.add(body).to_dict())
+
+
+@_admin("adminClearFaults")
+def clear_faults(**_: Any) -> Response:
+    platform().faults.clear()
+    return ok(None)

@@ -1,0 +1,68 @@
+"""The `{code, message, data}` envelope, the HTTP status policy, and the one error handler for everything."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, current_app, g, json, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
+
+from mock_server.domain.errors import BAD_REQUEST, INTERNAL, NOT_FOUND, DomainError
+
+log = logging.getLogger("dpa_mock.http")
+
+# Business codes that are also HTTP statuses travel as that status in "mirror" mode; 997/998/999 as 200.
+_HTTP_CODES = frozenset({200, 400, 403, 404, 500, 503})
+
+
+def http_status_for(code: int) -> int:
+    if current_app.config["DPA_SETTINGS"].http_status == "always200":
+        return 200
+    return code if code in _HTTP_CODES else 200
+
+
+def envelope(code: int, message: str, data: Any = None, *, status: int | None = None,
+             headers: dict[str, str] | None = None) -> Response:
+    g.dpa_code = code  # for the request journal
+    body = json.dumps({"code": code, "message": message, "data": data})
+    response = Response(body, status=http_status_for(code) if status is None else status,
+                        mimetype="application/json", headers=headers)
+    response.headers["Content-Type"] = "application/json; charset=utf-8"
+    return response
+
+
+def ok(data: Any, message: str = "success") -> Response:
+    return envelope(200, message, data)
+
+
+def _http_error(exc: HTTPException) -> Response:
+    if isinstance(exc, MethodNotAllowed):
+        allowed = sorted(m for m in (exc.valid_methods or []) if m not in ("HEAD", "OPTIONS"))
+        # HTTP 405 with an Allow header (as HTTP requires); the business code is the document's 404.
+        status = 200 if current_app.config["DPA_SETTINGS"].http_status == "always200" else 405
+        return envelope(NOT_FOUND, f"method {request.method} is not supported on {request.path}; "
+                        f"allowed: {', '.join(allowed)}", status=status, headers={"Allow": ", ".join(allowed)})
+    if isinstance(exc, NotFound):
+        return envelope(NOT_FOUND, f"no such path: {request.method} {request.path}")
+    if isinstance(exc, RequestEntityTooLarge):
+        limit = current_app.config["DPA_SETTINGS"].max_body_bytes
+        return envelope(BAD_REQUEST, f"request body is larger than the {limit}-byte limit")
+    if exc.code is not None and 400 <= exc.code < 500:
+        return envelope(BAD_REQUEST, f"bad request: {exc.description or exc.name}")
+    return envelope(INTERNAL, f"{exc.name}")
+
+
+def install_error_handlers(app: Flask) -> None:
+    @app.errorhandler(DomainError)
+    def _domain(exc: DomainError) -> Response:
+        return envelope(exc.code, exc.message)
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> Response:
+        return _http_error(exc)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return envelope(INTERNAL, f"internal error: {type(exc).__name__}")

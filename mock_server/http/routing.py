@@ -1,0 +1,85 @@
+"""Register a view for a spec operation: its paths from the spec, then auth, body and query checks."""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any, Callable
+
+from flask import Blueprint, current_app, request
+from werkzeug.datastructures import MultiDict
+
+from mock_server.domain.errors import AuthError, ValidationError
+from mock_server.domain.oauth import Principal
+from mock_server.domain.platform import Platform
+from mock_server.http.spec import FORM_TYPES, Contract, Operation, form_to_dict
+
+
+def platform() -> Platform:
+    return current_app.extensions["dpa_platform"]
+
+
+def bearer_principal() -> Principal:
+    header = request.headers.get("Authorization", "")
+    if not header.strip():
+        raise AuthError("missing Authorization header: send 'Authorization: Bearer <access_token>'")
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthError("malformed Authorization header: expected 'Bearer <access_token>'")
+    return platform().oauth.verify(token.strip())
+
+
+def read_body(op: Operation) -> Any:
+    """The request body as the operation's schema sees it, or a 400 naming what is wrong."""
+    raw = request.get_data(cache=True)
+    if not op.bodies:
+        return None
+    media = request.mimetype or ""
+    if not raw.strip() and not request.form:
+        if op.body_required:
+            raise ValidationError(f"request body is required ({' or '.join(op.bodies)})")
+        return None
+    if media == "" and "application/json" in op.bodies:
+        media = "application/json"  # a bare body without Content-Type is read as JSON when JSON is allowed
+    accepted = set(op.bodies)
+    # Spring reads multipart/form-data through the same binder as url-encoded forms.
+    if accepted & set(FORM_TYPES):
+        accepted |= set(FORM_TYPES)
+    if media not in accepted:
+        raise ValidationError(f"Content-Type {media or '(none)'!r} is not supported here; "
+                              f"use {' or '.join(op.bodies)}")
+    if media in FORM_TYPES:
+        schema_media = next(m for m in op.bodies if m in FORM_TYPES)
+        form = request.form if request.form else MultiDict()
+        body = form_to_dict(form, op.body_schemas[schema_media])
+        op.check_body(schema_media, body)
+        return body
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValidationError(f"malformed JSON body: {exc}") from None
+    op.check_body(media, body)
+    return body
+
+
+def operation(bp: Blueprint, contract: Contract, op_id: str,
+              guard: Callable[[], Any] | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Route `view` at the operation's path(s); it is called with principal, query, body and path params."""
+    op = contract.operations[op_id]
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(view)
+        def handler(**path: str) -> Any:
+            if guard is not None:
+                guard()
+            principal = bearer_principal() if op.secured else None
+            query = op.check_query(request.args)
+            body = read_body(op)
+            return view(principal=principal, query=query, body=body, **path)
+
+        for rule in op.rules:
+            bp.add_url_rule(rule, op_id, handler, methods=[op.method], merge_slashes=False,
+                            provide_automatic_options=False)
+        return handler
+
+    return decorate

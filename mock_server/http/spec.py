@@ -1,0 +1,234 @@
+"""The OpenAPI contract drives routing and request validation; validators are compiled once at import."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import jsonschema
+import yaml
+from werkzeug.datastructures import MultiDict
+
+from mock_server.domain.errors import ValidationError
+
+SPEC_DIR = Path(__file__).resolve().parents[2] / "openapi"
+VENDOR_SPEC = SPEC_DIR / "dpa-platform.yaml"
+ADMIN_SPEC = SPEC_DIR / "admin.yaml"
+_METHODS = ("get", "post", "put", "patch", "delete")
+_NOT_JSON_SCHEMA = ("example", "examples", "xml", "discriminator", "readOnly", "writeOnly", "deprecated",
+                    "externalDocs", "nullable")
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _deref(node: Any, root: dict[str, Any]) -> Any:
+    """Inline local $refs and turn OpenAPI 3.0 schema quirks into plain JSON Schema."""
+    if isinstance(node, dict):
+        if "$ref" in node:
+            target: Any = root
+            for part in node["$ref"].lstrip("#/").split("/"):
+                target = target[part]
+            return _deref(target, root)
+        out = {k: _deref(v, root) for k, v in node.items() if k not in _NOT_JSON_SCHEMA}
+        if node.get("nullable") and "type" in out:
+            out["type"] = [out["type"], "null"] if isinstance(out["type"], str) else [*out["type"], "null"]
+        return out
+    if isinstance(node, list):
+        return [_deref(v, root) for v in node]
+    return node
+
+
+def _message(error: jsonschema.ValidationError, prefix: str = "") -> str:
+    path = prefix + "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i or prefix else str(p))
+                            for i, p in enumerate(error.absolute_path))
+    if error.validator == "required":
+        missing = [r for r in error.validator_value if isinstance(error.instance, dict) and r not in error.instance]
+        name = missing[0] if missing else error.validator_value[0]
+        return f"{path + '.' if path else ''}{name}: is required"
+    if error.validator == "enum":
+        return f"{path}: {error.instance!r} is not one of {', '.join(map(str, error.validator_value))}"
+    if error.validator == "type" and error.instance is None:
+        return f"{path}: is required"
+    return f"{path or 'body'}: {error.message}"
+
+
+def _first_error(validator: jsonschema.protocols.Validator, instance: Any, prefix: str = "") -> str | None:
+    error = jsonschema.exceptions.best_match(validator.iter_errors(instance))
+    return None if error is None else _message(error, prefix)
+
+
+@dataclass
+class Operation:
+    id: str
+    method: str
+    path: str
+    secured: bool
+    query: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> schema
+    query_validator: Any = None
+    body_required: bool = False
+    bodies: dict[str, Any] = field(default_factory=dict)  # media type -> compiled validator
+    body_schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def rules(self) -> list[str]:
+        """The Flask rules: the spec's path, plus the single-slash form of a `//` path."""
+        rule = re.sub(r"\{(\w+)\}", r"<\1>", self.path)
+        single = re.sub(r"/{2,}", "/", rule)
+        return [rule] if single == rule else [rule, single]
+
+    def check_query(self, args: MultiDict[str, str]) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, schema in self.query.items():
+            if name in args:
+                values[name] = _coerce(args.get(name, ""), schema)
+        if self.query_validator is not None:
+            problem = _first_error(self.query_validator, values)
+            if problem:
+                raise ValidationError(problem)
+        return values
+
+    def check_body(self, media_type: str, body: Any) -> None:
+        problem = _first_error(self.bodies[media_type], body)
+        if problem:
+            raise ValidationError(problem)
+
+
+def _coerce(value: str, schema: dict[str, Any]) -> Any:
+    kind = schema.get("type")
+    try:
+        if kind == "integer":
+            return int(value)
+        if kind == "number":
+            return float(value)
+        if kind == "boolean" and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+    except ValueError:
+        pass
+    return value
+
+
+class Contract:
+    """An OpenAPI document read once: its operations by operationId, each with compiled validators."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.document: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+        self.operations: dict[str, Operation] = {}
+        global_security = self.document.get("security") or []
+        for spec_path, item in self.document.get("paths", {}).items():
+            shared = item.get("parameters", [])
+            for method in _METHODS:
+                if method not in item:
+                    continue
+                op = item[method]
+                security = op.get("security", global_security)
+                operation = Operation(op["operationId"], method.upper(), spec_path,
+                                      secured=bool(security) and all(bool(req) for req in security))
+                params = [_deref(p, self.document) for p in [*shared, *op.get("parameters", [])]]
+                query = {p["name"]: p.get("schema", {}) for p in params if p["in"] == "query"}
+                if query:
+                    operation.query = query
+                    operation.query_validator = jsonschema.Draft7Validator({
+                        "type": "object", "properties": query,
+                        "required": [p["name"] for p in params if p["in"] == "query" and p.get("required")]})
+                body = _deref(op.get("requestBody"), self.document)
+                if body:
+                    operation.body_required = bool(body.get("required"))
+                    for media, content in body.get("content", {}).items():
+                        schema = content.get("schema", {})
+                        operation.body_schemas[media] = schema
+                        operation.bodies[media] = jsonschema.Draft7Validator(schema)
+                self.operations[operation.id] = operation
+
+    def paths_and_methods(self) -> set[tuple[str, str]]:
+        return {(op.path, op.method) for op in self.operations.values()}
+
+
+@functools.cache
+def vendor_contract() -> Contract:
+    return Contract(VENDOR_SPEC)
+
+
+@functools.cache
+def admin_contract() -> Contract:
+    return Contract(ADMIN_SPEC)
+
+
+# -- form bodies ------------------------------------------------------------------------------------
+_TOKEN = re.compile(r"\[([^\]]*)\]|\.?([^.\[\]]+)")
+
+
+def _split_key(key: str) -> list[str | int]:
+    """`modelVarReq[0].mapParam[NAME]` or `modelVarReq[0][modelId]` -> ['modelVarReq', 0, 'mapParam', 'NAME']."""
+    parts: list[str | int] = []
+    for bracket, plain in _TOKEN.findall(key):
+        token = bracket if bracket or not plain else plain
+        parts.append(int(token) if token.isdigit() else token)
+    return parts
+
+
+def _assign(tree: dict[str, Any], parts: list[str | int], value: str) -> None:
+    node: Any = tree
+    for part, nxt in zip(parts, parts[1:]):
+        child = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[parts[-1]] = value
+
+
+def _listify(node: Any) -> Any:
+    # Spring-style indices become lists, ordered by index (gaps closed).
+    if isinstance(node, dict):
+        node = {k: _listify(v) for k, v in node.items()}
+        if node and all(isinstance(k, int) for k in node):
+            return [node[k] for k in sorted(node)]
+    return node
+
+
+def form_to_dict(form: MultiDict[str, str], schema: dict[str, Any]) -> dict[str, Any]:
+    """Read a form body per its schema: JSON-string fields, repeated keys and `a[0].b` keys all accepted."""
+    props = schema.get("properties", {})
+    flat: dict[str, Any] = {}
+    nested: dict[str, Any] = {}
+    for key in form.keys():
+        values = form.getlist(key)
+        if key in props:
+            kind = props[key].get("type")
+            if kind in ("array", "object"):
+                flat[key] = _decode_structured(key, values, kind)
+            else:
+                flat[key] = values[0]
+        elif "[" in key or "." in key:
+            _assign(nested, _split_key(key), values[0])
+        else:
+            flat[key] = values[0]
+    for key, value in _listify(nested).items():
+        flat.setdefault(key, value)
+    return flat
+
+
+def _decode_structured(key: str, values: list[str], kind: str) -> Any:
+    decoded: list[Any] = []
+    for raw in values:
+        text = raw.strip()
+        if text[:1] in ("[", "{"):
+            try:
+                decoded.append(json.loads(text))
+            except json.JSONDecodeError as exc:
+                raise ValidationError(f"{key}: not valid JSON ({exc.msg} at position {exc.pos})") from None
+        else:
+            decoded.append(raw)
+    if kind == "array":
+        if len(decoded) == 1 and isinstance(decoded[0], list):
+            return decoded[0]
+        return decoded
+    return decoded[0]
+
+
+ViewFn = Callable[..., Any]
