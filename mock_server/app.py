@@ -12,7 +12,7 @@ from mock_server.domain.callbacks import Transport
 from mock_server.domain.clock import Clock, make_clock, to_ms
 from mock_server.domain.platform import Platform
 from mock_server.fixtures import load_catalog
-from mock_server.http import admin, oauth, plans, runs, scenes
+from mock_server.http import admin, oauth, plans, runs, scenes, ui
 from mock_server.http.envelope import envelope, install_error_handlers
 from mock_server.settings import Settings
 from mock_server.transport import RequestsTransport
@@ -44,6 +44,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
         app.register_blueprint(module.bp)
     if settings.admin:
         app.register_blueprint(admin.bp)
+        app.register_blueprint(ui.bp)
 
     @app.before_request
     def _before() -> Response | None:

@@ -58,6 +58,9 @@ def read_body(op: Operation) -> Any:
         body = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValidationError(f"malformed JSON body: {exc}") from None
+    if isinstance(body, dict):
+        # `"callbackUrl": null` means "not given", as a Java binder reads it.
+        body = {k: v for k, v in body.items() if v is not None}
     op.check_body(media, body)
     return body
 

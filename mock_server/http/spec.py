@@ -25,15 +25,17 @@ _NOT_JSON_SCHEMA = ("example", "examples", "xml", "discriminator", "readOnly", "
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
-def _deref(node: Any, root: dict[str, Any]) -> Any:
+def _deref(node: Any, root: dict[str, Any], names: bool = False) -> Any:
     """Inline local $refs and turn OpenAPI 3.0 schema quirks into plain JSON Schema."""
     if isinstance(node, dict):
-        if "$ref" in node:
+        if "$ref" in node and not names:
             target: Any = root
             for part in node["$ref"].lstrip("#/").split("/"):
                 target = target[part]
             return _deref(target, root)
-        out = {k: _deref(v, root) for k, v in node.items() if k not in _NOT_JSON_SCHEMA}
+        if names:  # the keys of `properties` are field names, never OpenAPI keywords
+            return {k: _deref(v, root) for k, v in node.items()}
+        out = {k: _deref(v, root, names=(k == "properties")) for k, v in node.items() if k not in _NOT_JSON_SCHEMA}
         if node.get("nullable") and "type" in out:
             out["type"] = [out["type"], "null"] if isinstance(out["type"], str) else [*out["type"], "null"]
         return out

@@ -1,0 +1,1 @@
+"""Helpers for testing against dpa-mock: a scriptable callback receiver and a server launcher."""

@@ -1,0 +1,163 @@
+"""A loopback HTTP receiver for interface-7 callbacks whose answers a test scripts, recording every delivery."""
+
+from __future__ import annotations
+
+import collections
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Delivery:
+    """One POST the receiver got, and what it answered."""
+
+    at: float
+    path: str
+    headers: dict[str, str]
+    raw: bytes
+    answered_status: int
+    answered_body: str
+
+    @property
+    def json(self) -> Any:
+        try:
+            return json.loads(self.raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return None
+
+
+@dataclass
+class _Script:
+    """What to answer: a queue of one-off behaviours, then the default."""
+
+    queue: collections.deque[tuple[str, Any]] = field(default_factory=collections.deque)
+    default: tuple[str, Any] = ("ack", None)
+
+
+class CallbackReceiver:
+    """`ack()`, `fail(times=2)`, `timeout(seconds)`, `body("WRONG")`, `status(500)`; then `deliveries`."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._lock = threading.Condition()
+        self._script = _Script()
+        self.deliveries: list[Delivery] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                status, body, delay = receiver._answer()
+                if delay:
+                    time.sleep(delay)
+                data = body.encode("utf-8")
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "text/plain; charset=utf-8")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except OSError:
+                    pass  # the sender gave up (timeout) before we answered
+                receiver._record(Delivery(time.time(), self.path, dict(self.headers), raw, status, body))
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="callback-receiver", daemon=True)
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def start(self) -> "CallbackReceiver":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> "CallbackReceiver":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/callback"
+
+    # -- scripting ---------------------------------------------------------------------------------
+    def ack(self) -> "CallbackReceiver":
+        """From now on answer 200 SUCCESS (after any queued one-off answers)."""
+        with self._lock:
+            self._script.default = ("ack", None)
+        return self
+
+    def fail(self, times: int | None = None, status: int = 500) -> "CallbackReceiver":
+        """Answer HTTP `status` (body FAIL) `times` times, then the default; `times=None`: always."""
+        return self._push(("status", status), times)
+
+    def body(self, text: str, times: int | None = None) -> "CallbackReceiver":
+        """Answer 200 with `text` instead of SUCCESS."""
+        return self._push(("body", text), times)
+
+    def timeout(self, seconds: float = 5.0, times: int | None = None) -> "CallbackReceiver":
+        """Wait `seconds` before answering SUCCESS (longer than the sender's timeout: a failed attempt)."""
+        return self._push(("sleep", seconds), times)
+
+    def _push(self, behaviour: tuple[str, Any], times: int | None) -> "CallbackReceiver":
+        with self._lock:
+            if times is None:
+                self._script.default = behaviour
+            else:
+                self._script.queue.extend([behaviour] * times)
+        return self
+
+    def _answer(self) -> tuple[int, str, float]:
+        with self._lock:
+            kind, arg = self._script.queue.popleft() if self._script.queue else self._script.default
+        if kind == "status":
+            return int(arg), "FAIL", 0.0
+        if kind == "body":
+            return 200, str(arg), 0.0
+        if kind == "sleep":
+            return 200, "SUCCESS", float(arg)
+        return 200, "SUCCESS", 0.0
+
+    def _record(self, delivery: Delivery) -> None:
+        with self._lock:
+            self.deliveries.append(delivery)
+            self._lock.notify_all()
+
+    # -- reading -----------------------------------------------------------------------------------
+    def payloads(self) -> list[Any]:
+        with self._lock:
+            return [d.json for d in self.deliveries]
+
+    def for_instance(self, instance_id: str) -> list[Delivery]:
+        with self._lock:
+            return [d for d in self.deliveries if isinstance(d.json, dict) and d.json.get("planInstanceId") == instance_id]
+
+    def wait_for(self, predicate: Any, timeout: float = 10.0) -> bool:
+        """Block until `predicate(deliveries)` is true or `timeout` (wall) seconds pass."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while not predicate(list(self.deliveries)):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._lock.wait(left)
+        return True
+
+    def clear(self) -> None:
+        with self._lock:
+            self.deliveries.clear()
+            self._script = _Script()
