@@ -35,11 +35,15 @@ def main() -> None:
               help="HTTP status of error envelopes: mirror the code (default) or always 200.")
 @click.option("--seed", type=int, default=None, help="Seed for `random` node outcomes.")
 @click.option("--quiet", is_flag=True, help="No access log line per request.")
-def serve(config_file: str | None, quiet: bool, **options: Any) -> None:
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
+              help="Any other setting, e.g. --set callback_retries=5 --set callback_backoff=0.5,1,2 (repeatable).")
+def serve(config_file: str | None, quiet: bool, assignments: tuple[str, ...], **options: Any) -> None:
     """Serve the emulator (Ctrl-C stops it)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        settings = load_settings(config_file, **options, log_requests=False if quiet else None)
+        extra = _assignments(assignments)
+        settings = load_settings(config_file, **extra, **{k: v for k, v in options.items() if v is not None},
+                                 log_requests=False if quiet else None)
         from mock_server.app import create_app
 
         app = create_app(settings)
@@ -79,6 +83,16 @@ def check_fixtures(directory: str | None) -> None:
         click.echo(f"dpa-mock: {exc}", err=True)
         sys.exit(2)
     click.echo(f"ok: {len(catalog.apps)} apps, {len(catalog.plans)} plans")
+
+
+def _assignments(items: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SettingsError(f"--set {item!r}: expected KEY=VALUE")
+        out[key.strip().replace("-", "_")] = value
+    return out
 
 
 def _is_loopback(host: str) -> bool:

@@ -1,1 +1,268 @@
 """pytest plugin (entry point pytest11) giving integrators `dpa_platform` and `callback_receiver` fixtures."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+import pytest
+
+if TYPE_CHECKING:  # heavy imports wait until a test asks for a fixture, so other projects pay nothing
+    import requests
+
+    from mock_server.testing.receiver import CallbackReceiver
+
+DEMO_CLIENT_ID = "JhYhK/XcFKuVlpVijwLCkw=="  # poc_client in the bundled fixtures/apps.yaml
+DEMO_CLIENT_SECRET = "EZOXzdyqbGt1CpxtHrt5te35zS9iE6jfcgyvpPpNmPU="
+AUTHORIZE = "/api/dp/auth/oauth/authorize"
+TOKEN = "/api/dp/auth/oauth/token"
+_SERVERS = pytest.StashKey["_ServerPool"]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini("dpa_fixtures", "dpa-mock: directory of YAML fixtures for the dpa_platform fixture, relative "
+                  "to the ini file (default: the fixtures bundled with dpa-mock)", default="")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "dpa_fixtures(path): run this test's dpa_platform with the YAML fixtures "
+                            "in `path` (relative to the test file's directory)")
+    config.stash[_SERVERS] = _ServerPool()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    pool = config.stash.get(_SERVERS, None)
+    if pool is not None:
+        pool.close()
+
+
+class _Served:
+    """One emulator app on a real threaded WSGI server in a daemon thread."""
+
+    def __init__(self, fixtures: str | None) -> None:
+        from werkzeug.serving import WSGIRequestHandler, make_server
+
+        from mock_server.app import create_app
+        from mock_server.settings import Settings
+
+        class QuietHandler(WSGIRequestHandler):
+            def log_request(self, *args: Any) -> None:  # the admin journal keeps the record; no stderr noise
+                return None
+
+        self.app = create_app(Settings(clock="virtual", log_requests=False, fixtures=fixtures))
+        self.server = make_server("127.0.0.1", 0, self.app, threaded=True, request_handler=QuietHandler)
+        self.base_url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, name="dpa-mock-plugin", daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.app.extensions["dpa_platform"].close()
+
+
+class _ServerPool:
+    """Emulators kept per fixtures directory for the life of this (xdist worker) process."""
+
+    def __init__(self) -> None:
+        self._servers: dict[str | None, _Served] = {}
+        self._lock = threading.Lock()
+
+    def get(self, fixtures: str | None) -> _Served:
+        with self._lock:
+            if fixtures not in self._servers:
+                self._servers[fixtures] = _Served(fixtures)
+            return self._servers[fixtures]
+
+    def close(self) -> None:
+        with self._lock:
+            servers, self._servers = list(self._servers.values()), {}
+        for served in servers:
+            served.close()
+
+
+def _fixtures_dir(request: pytest.FixtureRequest) -> str | None:
+    """The marker's directory (relative to the test file), else the ini option's (relative to the ini file)."""
+    marker = request.node.get_closest_marker("dpa_fixtures")
+    if marker is not None:
+        if not marker.args:
+            pytest.fail("@pytest.mark.dpa_fixtures needs a directory: @pytest.mark.dpa_fixtures('my_fixtures')",
+                        pytrace=False)
+        path = Path(str(marker.args[0]))
+        base = Path(str(request.node.path)).parent
+    else:
+        configured = str(request.config.getini("dpa_fixtures") or "").strip()
+        if not configured:
+            return None
+        path = Path(configured)
+        base = request.config.inipath.parent if request.config.inipath else request.config.rootpath
+    return str((path if path.is_absolute() else base / path).resolve())
+
+
+class DpaPlatform:
+    """A running emulator for one test: its URL, demo credentials and the /__admin API as methods."""
+
+    def __init__(self, base_url: str, fixtures: str | None) -> None:
+        import requests
+
+        self.base_url = base_url
+        self.fixtures = fixtures
+        self.client_id = DEMO_CLIENT_ID
+        self.client_secret = DEMO_CLIENT_SECRET
+        self.credentials = {"client_id": DEMO_CLIENT_ID, "client_secret": DEMO_CLIENT_SECRET}
+        self.http = requests.Session()
+        self.http.trust_env = False  # loopback only: never through a proxy from the environment
+
+    def __repr__(self) -> str:
+        return f"<DpaPlatform {self.base_url} fixtures={self.fixtures or 'bundled'}>"
+
+    # -- the vendor API's OAuth dance, for tests that only need a token ----------------------------
+    def token(self, scope: str = "default", user_id: str | None = None, client_id: str | None = None,
+              client_secret: str | None = None) -> str:
+        """Authorize + token (interfaces 1 and 2) for the demo app, or the given one; returns the access token."""
+        client_id = client_id or self.client_id
+        code = self._envelope("GET", AUTHORIZE, params={"client_id": client_id, "response_type": "code",
+                                                        "scope": scope})["code"]
+        body = {"code": code, "client_id": client_id, "client_secret": client_secret or self.client_secret,
+                "grant_type": "authorization_code"}
+        if user_id is not None:
+            body["user_id"] = user_id
+        return str(self._envelope("POST", TOKEN, json=body)["access_token"])
+
+    def headers(self, **kwargs: Any) -> dict[str, str]:
+        """`{"Authorization": "Bearer …"}` for a fresh token; same arguments as token()."""
+        return {"Authorization": f"Bearer {self.token(**kwargs)}"}
+
+    # -- /__admin ----------------------------------------------------------------------------------
+    def reset(self) -> None:
+        self._envelope("POST", "/__admin/reset")
+
+    def clock(self) -> dict[str, Any]:
+        return self._envelope("GET", "/__admin/clock")
+
+    def advance(self, seconds: float) -> dict[str, Any]:
+        """Move the virtual clock; returns once everything due by then (callback attempts too) has happened."""
+        return self._envelope("POST", "/__admin/clock/advance", json={"seconds": seconds})
+
+    def runs(self, plan_id: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
+        params = {k: v for k, v in (("processPlanId", plan_id), ("status", status)) if v is not None}
+        return self._envelope("GET", "/__admin/runs", params=params)
+
+    def run(self, instance_id: str) -> dict[str, Any]:
+        return self._envelope("GET", f"/__admin/runs/{instance_id}")
+
+    def resume(self, instance_id: str) -> dict[str, Any]:
+        """Resume a run waiting in PENDING; returns the run."""
+        return self._envelope("POST", f"/__admin/runs/{instance_id}/resume")
+
+    def scenes(self) -> list[dict[str, Any]]:
+        return self._envelope("GET", "/__admin/scenes")
+
+    def delete_scene(self, instance_id: str) -> dict[str, Any]:
+        return self._envelope("DELETE", f"/__admin/scenes/{instance_id}")
+
+    def callbacks(self, instance_id: str | None = None) -> list[dict[str, Any]]:
+        """The callback ledger: one delivery per status change, each with its attempts and verdicts."""
+        params = {"planInstanceId": instance_id} if instance_id else {}
+        return self._envelope("GET", "/__admin/callbacks", params=params)
+
+    def journal(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Requests the emulator received, oldest first (secrets shown as ***)."""
+        return self._envelope("GET", "/__admin/requests", params={"limit": limit} if limit else {})
+
+    def fault(self, method: str | None = None, path: str | None = None, code: int | None = None,
+              http_status: int | None = None, latency_ms: float | None = None, times: int | None = None,
+              message: str | None = None) -> dict[str, Any]:
+        """Make matching vendor-API requests answer `code`/`http_status` or be slow; `path` is a regex."""
+        spec = {"method": method, "path": path, "code": code, "httpStatus": http_status, "latencyMs": latency_ms,
+                "times": times, "message": message}
+        return self._envelope("POST", "/__admin/faults", json={k: v for k, v in spec.items() if v is not None})
+
+    def faults(self) -> list[dict[str, Any]]:
+        return self._envelope("GET", "/__admin/faults")
+
+    def clear_faults(self) -> None:
+        self._envelope("DELETE", "/__admin/faults")
+
+    def wait_for_callback(self, instance_id: str, status: str, timeout: float = 5.0) -> dict[str, Any]:
+        """Wait (wall time) until the `status` callback of `instance_id` is acknowledged; returns the delivery.
+
+        Fails the test, listing every delivery the ledger holds for the instance, if that callback
+        gave up or was not acknowledged within `timeout` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            deliveries = self.callbacks(instance_id)
+            match = next((d for d in deliveries if d["status"] == status and d["state"] in ("acked", "gave_up")),
+                         None)
+            if match is not None and match["state"] == "acked":
+                return match
+            if match is not None or time.monotonic() >= deadline:
+                pytest.fail(self._callback_report(instance_id, status, timeout, deliveries, gave_up=bool(match)),
+                            pytrace=False)
+            time.sleep(0.02)
+
+    def _callback_report(self, instance_id: str, status: str, timeout: float, deliveries: list[dict[str, Any]],
+                         gave_up: bool) -> str:
+        why = "was given up" if gave_up else f"was not acknowledged within {timeout:g}s"
+        lines = [f"dpa_platform: the {status} callback of {instance_id} {why}."]
+        try:
+            run = self.run(instance_id)
+            trail = " -> ".join(h["status"] for h in run["history"])
+            lines.append(f"The run is {run['status']} ({trail}); callbackUrl: {run['callbackUrl'] or 'none'}.")
+        except AssertionError:
+            lines.append(f"The emulator has no run {instance_id}.")
+        if not deliveries:
+            lines.append("No callback was recorded for it.")
+        else:
+            lines.append(f"Callbacks recorded for it ({len(deliveries)}):")
+            for d in deliveries:
+                lines.append(f"  - {d['status']}: {d['state']} after {len(d['attempts'])} attempt(s)")
+                for a in d["attempts"]:
+                    answer = a["error"] or f"HTTP {a['httpStatus']} {a['body']!r}"
+                    lines.append(f"      #{a['n']} -> {answer}: {a['verdict']}")
+        clock = self.clock()
+        if clock["mode"] == "virtual" and not gave_up:
+            lines.append("The clock is virtual: time passes only through dpa_platform.advance(seconds=...).")
+        return "\n".join(lines)
+
+    def _envelope(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.http.request(method, self.base_url + path, timeout=30, **kwargs)
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or body.get("code") != 200:
+            raise AssertionError(f"dpa-mock {method} {path} answered HTTP {response.status_code}: "
+                                 f"{response.text[:500]}")
+        return body.get("data")
+
+    def close(self) -> None:
+        self.http.close()
+
+
+@pytest.fixture
+def dpa_platform(request: pytest.FixtureRequest) -> Iterator[DpaPlatform]:
+    """An in-process dpa-mock (virtual clock) on 127.0.0.1, reset before the test; see docs/integrators.md."""
+    from mock_server.fixtures import FixtureError
+
+    fixtures = _fixtures_dir(request)
+    try:
+        served = request.config.stash[_SERVERS].get(fixtures)
+    except FixtureError as exc:
+        pytest.fail(f"dpa_platform: cannot load the fixtures: {exc}", pytrace=False)
+    handle = DpaPlatform(served.base_url, fixtures)
+    handle.reset()
+    yield handle
+    handle.close()
+
+
+@pytest.fixture
+def callback_receiver() -> Iterator[CallbackReceiver]:
+    """A loopback HTTP receiver for status callbacks: script answers (ack/fail/timeout/body), read deliveries."""
+    from mock_server.testing.receiver import CallbackReceiver
+
+    with CallbackReceiver() as receiver:
+        yield receiver

@@ -114,6 +114,8 @@ def load_settings(config_file: str | Path | None = None, env: dict[str, str] | N
         if key in env:
             values[name] = _coerce(name, env[key], key)
     for name, value in overrides.items():
+        if name not in _FIELDS:
+            raise SettingsError(f"{name}: unknown setting")
         if value is not None:
             values[name] = _coerce(name, value, f"--{name.replace('_', '-')}")
     return _check(Settings(**values))

@@ -16,21 +16,27 @@ class Fault:
     id: int
     method: str | None
     path: str | None
+    operation_id: str | None
     code: int | None
     http_status: int | None
     latency_ms: float
-    remaining: int | None  # None: until cleared
+    times: int | None  # None: until cleared
+    remaining: int | None
     message: str
     hits: int = 0
 
-    def matches(self, method: str, path: str) -> bool:
+    def matches(self, method: str, path: str, operation_id: str | None) -> bool:
         if self.method and self.method.upper() != method.upper():
+            return False
+        if self.operation_id and self.operation_id != operation_id:
             return False
         return not self.path or re.search(self.path, path) is not None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "method": self.method, "path": self.path, "code": self.code,
-                "httpStatus": self.http_status, "latencyMs": self.latency_ms, "remaining": self.remaining,
+        return {"id": self.id, "method": self.method, "path": self.path, "operationId": self.operation_id,
+                "code": self.code,
+                "httpStatus": self.http_status, "latencyMs": self.latency_ms, "times": self.times,
+                "remaining": self.remaining,
                 "message": self.message, "hits": self.hits}
 
 
@@ -56,18 +62,20 @@ class Faults:
         times = spec.get("times")
         if times is not None and int(times) < 1:
             raise ValidationError("times: must be >= 1 (omit it for 'until cleared')")
-        fault = Fault(next(self._ids), spec.get("method"), path, None if code is None else int(code),
+        fault = Fault(next(self._ids), spec.get("method"), path, spec.get("operationId"),
+                      None if code is None else int(code),
                       None if status is None else int(status), latency, None if times is None else int(times),
+                      None if times is None else int(times),
                       spec.get("message") or "injected fault")
         with self._lock:
             self._faults.append(fault)
         return fault
 
-    def take(self, method: str, path: str) -> Fault | None:
+    def take(self, method: str, path: str, operation_id: str | None = None) -> Fault | None:
         """The first fault matching the request, counting one use of it."""
         with self._lock:
             for fault in self._faults:
-                if fault.matches(method, path):
+                if fault.matches(method, path, operation_id):
                     fault.hits += 1
                     if fault.remaining is not None:
                         fault.remaining -= 1

@@ -1,0 +1,45 @@
+# dpa-mock: `make serve` installs and runs the emulator; `make test` installs and runs every test.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+ARGS ?=
+
+.PHONY: install serve test unit kit-http browser-deps lint bench clean
+
+$(BIN)/dpa-mock: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+node_modules/.package-lock.json: package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+
+install: $(BIN)/dpa-mock node_modules/.package-lock.json
+
+serve: $(BIN)/dpa-mock
+	$(BIN)/dpa-mock serve $(ARGS)
+
+# Debian's chromium + chromedriver, for the dashboard's browser test only.
+browser-deps:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
+# Step 1: the emulator's own tests, the spec lint, the contract kit in-process and its self-tests.
+unit: install browser-deps
+	$(BIN)/python -m pytest
+
+# Step 2: the contract kit over real HTTP against `dpa-mock serve`.
+kit-http: install
+	PATH="$(abspath $(BIN)):$$PATH" scripts/kit-over-http.sh
+
+test: unit kit-http
+
+lint: install
+	npm run --silent lint:openapi
+
+bench: install
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) node_modules reports .pytest_cache .hypothesis

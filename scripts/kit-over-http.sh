@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Run the contract kit over real HTTP against `dpa-mock serve --clock virtual` on a free loopback port.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+port=$(python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mkdir -p reports
+dpa-mock serve --clock virtual --port "$port" --quiet >reports/kit-http-server.log 2>&1 &
+server=$!
+trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null || true' EXIT
+for _ in $(seq 100); do
+  curl -fs "http://127.0.0.1:$port/__admin/clock" >/dev/null 2>&1 && break
+  kill -0 "$server" 2>/dev/null || { cat reports/kit-http-server.log; exit 1; }
+  sleep 0.1
+done
+python -m pytest contract_tests -p no:cacheprovider \
+  --base-url "http://127.0.0.1:$port" \
+  --client-id 'JhYhK/XcFKuVlpVijwLCkw==' --client-secret 'EZOXzdyqbGt1CpxtHrt5te35zS9iE6jfcgyvpPpNmPU=' \
+  --allow-writes --plan-id acf42dd3 --plan-id d4a8e6f1 --plan-id c3d9f4e5 --allow-scenes \
+  --callback-listen 127.0.0.1:0 --callback-public-url auto \
+  --junitxml reports/contract-http-junit.xml --report reports/contract-http-report.md "$@"
