@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import ipaddress
-import logging
+import os
 import signal
+import socket
 import sys
 from typing import Any
 
 import click
 
 from mock_server.fixtures import FixtureError, load_catalog
-from mock_server.settings import SettingsError, load_settings
+from mock_server.settings import Settings, SettingsError, configure_logging, load_settings, settings_to_env
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -34,43 +35,73 @@ def main() -> None:
 @click.option("--http-status", type=click.Choice(["mirror", "always200"]), default=None,
               help="HTTP status of error envelopes: mirror the code (default) or always 200.")
 @click.option("--seed", type=int, default=None, help="Seed for `random` node outcomes.")
+@click.option("--server", type=click.Choice(["granian", "waitress"]), default="granian", show_default=True,
+              help="WSGI server: granian (fastest measured, see docs/performance.md) or waitress (pure Python).")
 @click.option("--quiet", is_flag=True, help="No access log line per request.")
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
               help="Any other setting, e.g. --set callback_retries=5 --set callback_backoff=0.5,1,2 (repeatable).")
-def serve(config_file: str | None, quiet: bool, assignments: tuple[str, ...], **options: Any) -> None:
+def serve(config_file: str | None, server: str, quiet: bool, assignments: tuple[str, ...], **options: Any) -> None:
     """Serve the emulator (Ctrl-C stops it)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        extra = _assignments(assignments)
-        settings = load_settings(config_file, **extra, **{k: v for k, v in options.items() if v is not None},
+        settings = load_settings(config_file, **_assignments(assignments),
+                                 **{k: v for k, v in options.items() if v is not None},
                                  log_requests=False if quiet else None)
-        from mock_server.app import create_app
-
-        app = create_app(settings)
+        load_catalog(settings.fixtures, settings.timezone)  # fail here, with file/key/reason, not in a worker
     except (SettingsError, FixtureError) as exc:
         click.echo(f"dpa-mock: {exc}", err=True)
         sys.exit(2)
     if not settings.admin_token and not _is_loopback(settings.host):
         click.echo(f"dpa-mock: warning: binding {settings.host} without --admin-token; the admin API still "
                    "answers loopback clients only", err=True)
+    if not _port_free(settings.host, settings.port):
+        click.echo(f"dpa-mock: cannot serve on {settings.host}:{settings.port}: address already in use", err=True)
+        sys.exit(1)
+    click.echo(f"dpa-mock serving on http://{settings.host}:{settings.port} (clock: {settings.clock}, "
+               f"server: {server})", err=True)
+    if server == "granian":
+        _serve_granian(settings)
+    else:
+        _serve_waitress(settings)
+    click.echo("dpa-mock stopped", err=True)
+
+
+def _serve_granian(settings: Settings) -> None:
+    from granian import Granian
+
+    # The worker process builds the app from mock_server.wsgi, which reads these variables.
+    os.environ.update(settings_to_env(settings))
+    Granian("mock_server.wsgi:app", address=settings.host, port=settings.port, interface="wsgi", workers=1,
+            blocking_threads=settings.threads, log_enabled=True, log_access=False).serve()
+
+
+def _serve_waitress(settings: Settings) -> None:
     import waitress
+
+    from mock_server.app import create_app
+
+    configure_logging()
+    app = create_app(settings)
 
     def _stop(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _stop)
-    click.echo(f"dpa-mock serving on http://{settings.host}:{settings.port} (clock: {settings.clock})", err=True)
     try:
         waitress.serve(app, host=settings.host, port=settings.port, threads=settings.threads,
                        ident="dpa-mock", clear_untrusted_proxy_headers=True, channel_timeout=30)
     except KeyboardInterrupt:
         pass
-    except OSError as exc:
-        click.echo(f"dpa-mock: cannot serve on {settings.host}:{settings.port}: {exc}", err=True)
-        sys.exit(1)
     finally:
         app.extensions["dpa_platform"].close()
-    click.echo("dpa-mock stopped", err=True)
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 @main.command("check-fixtures")

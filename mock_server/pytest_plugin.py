@@ -15,7 +15,6 @@ if TYPE_CHECKING:  # heavy imports wait until a test asks for a fixture, so othe
     from mock_server.testing.receiver import CallbackReceiver
 
 DEMO_CLIENT_ID = "JhYhK/XcFKuVlpVijwLCkw=="  # poc_client in the bundled fixtures/apps.yaml
-DEMO_CLIENT_SECRET = "EZOXzdyqbGt1CpxtHrt5te35zS9iE6jfcgyvpPpNmPU="
 AUTHORIZE = "/api/dp/auth/oauth/authorize"
 TOKEN = "/api/dp/auth/oauth/token"
 _SERVERS = pytest.StashKey["_ServerPool"]()
@@ -54,13 +53,22 @@ class _Served:
         self.app = create_app(Settings(clock="virtual", log_requests=False, fixtures=fixtures))
         self.server = make_server("127.0.0.1", 0, self.app, threaded=True, request_handler=QuietHandler)
         self.base_url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, name="dpa-mock-plugin", daemon=True)
+        self.credentials = _demo_credentials(self.app.extensions["dpa_platform"].catalog)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                       name="dpa-mock-plugin", daemon=True)
         self.thread.start()
 
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
         self.app.extensions["dpa_platform"].close()
+
+
+def _demo_credentials(catalog: Any) -> dict[str, str]:
+    """poc_client when the fixtures define it, else their first app that has not expired (else their first)."""
+    apps = list(catalog.apps.values())
+    app = catalog.apps.get(DEMO_CLIENT_ID) or next((a for a in apps if a.valid_until > time.time()), apps[0])
+    return {"client_id": app.client_id, "client_secret": app.client_secret}
 
 
 class _ServerPool:
@@ -104,14 +112,13 @@ def _fixtures_dir(request: pytest.FixtureRequest) -> str | None:
 class DpaPlatform:
     """A running emulator for one test: its URL, demo credentials and the /__admin API as methods."""
 
-    def __init__(self, base_url: str, fixtures: str | None) -> None:
+    def __init__(self, base_url: str, fixtures: str | None, credentials: dict[str, str]) -> None:
         import requests
 
         self.base_url = base_url
         self.fixtures = fixtures
-        self.client_id = DEMO_CLIENT_ID
-        self.client_secret = DEMO_CLIENT_SECRET
-        self.credentials = {"client_id": DEMO_CLIENT_ID, "client_secret": DEMO_CLIENT_SECRET}
+        self.credentials = dict(credentials)
+        self.client_id, self.client_secret = credentials["client_id"], credentials["client_secret"]
         self.http = requests.Session()
         self.http.trust_env = False  # loopback only: never through a proxy from the environment
 
@@ -253,7 +260,7 @@ def dpa_platform(request: pytest.FixtureRequest) -> Iterator[DpaPlatform]:
         served = request.config.stash[_SERVERS].get(fixtures)
     except FixtureError as exc:
         pytest.fail(f"dpa_platform: cannot load the fixtures: {exc}", pytrace=False)
-    handle = DpaPlatform(served.base_url, fixtures)
+    handle = DpaPlatform(served.base_url, fixtures, served.credentials)
     handle.reset()
     yield handle
     handle.close()

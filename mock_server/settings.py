@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -37,6 +38,7 @@ class Settings:
     callback_workers: int = 8
     callback_statuses: tuple[str, ...] = ALL_STATUSES
     ledger_size: int = 10_000
+    runs_keep: int = 10_000  # finished runs kept for queries; older ones are forgotten
     journal_size: int = 10_000
     http_status: str = "mirror"  # mirror: HTTP status = code where code is an HTTP status; always200
     admin: bool = True
@@ -119,3 +121,20 @@ def load_settings(config_file: str | Path | None = None, env: dict[str, str] | N
         if value is not None:
             values[name] = _coerce(name, value, f"--{name.replace('_', '-')}")
     return _check(Settings(**values))
+
+
+def settings_to_env(settings: Settings) -> dict[str, str]:
+    """The settings as DPA_MOCK_* variables, so a server's worker process rebuilds exactly these."""
+    out = {}
+    for name in _FIELDS:
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        if isinstance(value, tuple):
+            value = ",".join(str(v) for v in value)
+        out[f"DPA_MOCK_{name.upper()}"] = str(value)
+    return out
+
+
+def configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -28,7 +28,7 @@ def is_ack(http_status: int | None, body: str | None) -> bool:
     return http_status is not None and 200 <= http_status < 300 and (body or "").strip() == ACK_BODY
 
 
-@dataclass
+@dataclass(slots=True)
 class Attempt:
     n: int
     at: float
@@ -44,7 +44,7 @@ class Attempt:
                 "httpStatus": self.http_status, "body": self.body, "error": self.error, "verdict": self.verdict}
 
 
-@dataclass
+@dataclass(slots=True)
 class Delivery:
     id: int
     instance_id: str

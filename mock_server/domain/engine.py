@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from concurrent.futures import wait
-from typing import Callable
+from typing import Callable, Iterator
 
 from mock_server.domain.callbacks import Outbox
 from mock_server.domain.clock import Clock
@@ -49,6 +50,12 @@ class Engine:
                             self._on_error(exc)
                 done += 1
         return done
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Hold the runner lock: no event is processed meanwhile."""
+        with self._process:
+            yield
 
     def start(self) -> None:
         if self._thread is None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import functools
 import threading
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import jwt
 
@@ -49,6 +51,7 @@ class OAuth:
         self._secret, self._issuer = secret, issuer
         self._codes: dict[str, _Code] = {}
         self._lock = threading.Lock()
+        self._decoded = functools.lru_cache(maxsize=4096)(self._decode)
 
     def reset(self) -> None:
         with self._lock:
@@ -116,12 +119,17 @@ class OAuth:
         }
         return jwt.encode(claims, self._secret, algorithm="HS256")
 
+    def _decode(self, token: str) -> dict[str, Any]:
+        # exp is checked by verify() against the injected clock, not PyJWT's wall clock.
+        return jwt.decode(token, self._secret, algorithms=["HS256"],
+                          options={"verify_exp": False, "verify_aud": False, "verify_iat": False,
+                                   "require": ["aud", "exp", "sub", "scope"]})
+
     def verify(self, token: str) -> Principal:
         try:
-            # exp is checked below against the injected clock, not PyJWT's wall clock.
-            claims = jwt.decode(token, self._secret, algorithms=["HS256"],
-                                options={"verify_exp": False, "verify_aud": False, "verify_iat": False,
-                                         "require": ["aud", "exp", "sub", "scope"]})
+            # Signature checks dominate a request's cost; a token that verified once is remembered
+            # (expiry, issuer, audience and app validity are still checked on every call).
+            claims = self._decoded(token)
         except jwt.InvalidSignatureError:
             raise AuthError("access token signature is invalid") from None
         except jwt.MissingRequiredClaimError as exc:

@@ -38,7 +38,8 @@ class Platform:
                              workers=settings.callback_workers, ledger_size=settings.ledger_size,
                              statuses=frozenset(settings.callback_statuses))
         self.runs = RunEngine(self.scheduler.at, self._status_changed,
-                              start_delay=settings.run_start_delay, seed=settings.seed)
+                              start_delay=settings.run_start_delay, seed=settings.seed,
+                              keep_finished=settings.runs_keep)
         self.scenes: dict[str, Scene] = {}
         self.journal = Journal(settings.journal_size)
         self.faults = Faults()
@@ -54,7 +55,8 @@ class Platform:
         self.outbox.shutdown()
 
     def reset(self) -> None:
-        with self.lock:
+        # Under the engine's runner lock too, so no event popped before the reset runs after it.
+        with self.engine.paused(), self.lock:
             self.scheduler.clear()
             self.oauth.reset()
             self.runs.reset()
@@ -174,7 +176,6 @@ class Platform:
                                   scene.instance_id)
             scene.fired += 1
             scene.last_instance_id = run.instance_id
-            scene.instance_ids.append(run.instance_id)
         if scene.strategy == "single":
             scene.active, scene.next_fire = False, None
             return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import random
 import re
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.-]*)\}")
 
 
-@dataclass
+@dataclass(slots=True)
 class NodeProgress:
     workflow: Workflow
     node: Node
@@ -44,7 +45,7 @@ class NodeProgress:
         }
 
 
-@dataclass
+@dataclass(slots=True)
 class Run:
     instance_id: str
     plan: Plan
@@ -152,15 +153,20 @@ class RunEngine:
     """Creates instances and moves them on scheduled events; `on_status` hears every status an instance enters."""
 
     def __init__(self, schedule: Callable[[float, Callable[[float], Any], str], Any],
-                 on_status: Callable[[Run, str, float], None], *, start_delay: float, seed: int) -> None:
+                 on_status: Callable[[Run, str, float], None], *, start_delay: float, seed: int,
+                 keep_finished: int) -> None:
         self._schedule, self._on_status = schedule, on_status
         self._start_delay, self._seed = start_delay, seed
         self.runs: dict[str, Run] = {}
         self.latest_by_plan: dict[str, Run] = {}
+        # Finished runs, oldest first: beyond `keep_finished` the oldest are forgotten (bounded memory).
+        self._finished: collections.deque[str] = collections.deque()
+        self._keep_finished = keep_finished
 
     def reset(self) -> None:
         self.runs.clear()
         self.latest_by_plan.clear()
+        self._finished.clear()
 
     def create(self, instance_id: str, plan: Plan, user_id: str, client_id: str, callback_url: str | None,
                inputs: dict[str, dict[str, str]], at: float, scene_id: str | None = None) -> Run:
@@ -176,6 +182,10 @@ class RunEngine:
     def _move(self, run: Run, to: str, at: float) -> None:
         run.move(to, at)
         self._on_status(run, to, at)
+        if run.terminal:
+            self._finished.append(run.instance_id)
+            while len(self._finished) > self._keep_finished:
+                self.runs.pop(self._finished.popleft(), None)
 
     def _start(self, run: Run, at: float) -> None:
         self._move(run, RUNNING, at)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -55,7 +55,6 @@ class Scene:
     burst: int = 0  # firings during the current /__admin/clock/advance call
     active: bool = True
     last_instance_id: str | None = None
-    instance_ids: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
