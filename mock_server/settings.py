@@ -44,6 +44,7 @@ class Settings:
     admin: bool = True
     admin_token: str | None = None
     scene_catchup_limit: int = 1000  # firings per scene per clock advance; later ones are coalesced
+    advance_firing_budget: int = 10_000  # firings of all scenes per clock advance; later ones are coalesced
     max_body_bytes: int = 1_048_576
     threads: int = 8  # WSGI server threads
     log_requests: bool = True

@@ -41,6 +41,9 @@ class Platform:
                               start_delay=settings.run_start_delay, seed=settings.seed,
                               keep_finished=settings.runs_keep)
         self.scenes: dict[str, Scene] = {}
+        # Catch-up limits apply only within one advance call: real time passing never coalesces.
+        self._advancing = False
+        self._advance_firings = 0
         self.journal = Journal(settings.journal_size)
         self.faults = Faults()
         self.engine = Engine(clock, self.scheduler, self.outbox, self.lock,
@@ -166,10 +169,12 @@ class Platform:
     def _fire(self, scene: Scene, at: float) -> None:
         if not scene.active or self.scenes.get(scene.instance_id) is not scene:
             return
-        if scene.burst >= self.settings.scene_catchup_limit:
-            scene.coalesced += 1  # one advance spanned more firings than the catch-up limit
+        if self._advancing and (scene.burst >= self.settings.scene_catchup_limit
+                                or self._advance_firings >= self.settings.advance_firing_budget):
+            scene.coalesced += 1  # one advance spanned more firings than the catch-up limits allow
         else:
             scene.burst += 1
+            self._advance_firings += 1
             plan = self.catalog.plans[scene.plan_id]
             inputs = resolve_inputs(plan, scene.model_var_req)
             run = self._start_run(plan, scene.user_id, scene.client_id, scene.callback_url, inputs, at,
@@ -187,12 +192,17 @@ class Platform:
         with self.lock:
             for scene in self.scenes.values():
                 scene.burst = 0
+            self._advance_firings, self._advancing = 0, True
             target = self.clock.now() + seconds
             if self.clock.mode == "real":
                 self.clock.advance(seconds)
         # Virtual time walks from event to event (the engine pins it to each due time), so a retry
         # scheduled by an attempt that answers mid-advance lands at its proper time, not at the target.
-        self.engine.run_until(target, wait_callbacks=True)
+        try:
+            self.engine.run_until(target, wait_callbacks=True)
+        finally:
+            with self.lock:
+                self._advancing = False
         self.clock.set_at_least(target)
 
     def settle(self) -> None:
