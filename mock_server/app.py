@@ -10,6 +10,7 @@ from flask import Flask, Response, g, request
 
 from mock_server.domain.callbacks import Transport
 from mock_server.domain.clock import Clock, make_clock, to_ms
+from mock_server.domain.errors import DOCUMENTED_CODES
 from mock_server.domain.platform import Platform
 from mock_server.fixtures import load_catalog
 from mock_server.http import admin, oauth, plans, runs, scenes, ui
@@ -59,8 +60,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
             time.sleep(fault.latency_ms / 1000)  # real latency on the wire, whatever the emulator clock
         if fault.code is None and fault.http_status is None:
             return None
-        code = fault.code if fault.code is not None else fault.http_status
-        return envelope(int(code or 500), fault.message, status=fault.http_status)
+        code = fault.code if fault.code is not None else _code_for_status(int(fault.http_status or 500))
+        return envelope(code, fault.message, status=fault.http_status)
 
     @app.after_request
     def _after(response: Response) -> Response:
@@ -80,6 +81,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     if start_engine:
         platform.start()
     return app
+
+
+def _code_for_status(status: int) -> int:
+    """A fault given only an HTTP status still answers a documented business code."""
+    if status in DOCUMENTED_CODES:
+        return status
+    return 500 if status >= 500 else (400 if status >= 400 else 200)
 
 
 def _redacted_body() -> Any:

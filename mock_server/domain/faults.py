@@ -40,6 +40,34 @@ class Fault:
                 "message": self.message, "hits": self.hits}
 
 
+# Names a test author might reach for first, read as the documented ones.
+_ALIASES = {
+    "count": "times", "n": "times", "http_status": "httpStatus", "status": "httpStatus",
+    "latency_ms": "latencyMs", "delayMs": "latencyMs", "delay_ms": "latencyMs", "operation_id": "operationId",
+    "operation": "operationId", "businessCode": "code", "business_code": "code", "pathRegex": "path",
+}
+
+
+def _canonical(spec: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in spec.items():
+        name = _ALIASES.get(key, key)
+        if name in out and out[name] != value:
+            raise ValidationError(f"{key}: conflicts with {name}")
+        out[name] = value
+    unknown = set(out) - {"method", "path", "operationId", "code", "httpStatus", "latencyMs", "times", "message"}
+    if unknown:
+        raise ValidationError(f"{sorted(unknown)[0]}: unknown fault field (use method, path, operationId, code, "
+                              "httpStatus, latencyMs, times, message)")
+    for name in ("code", "httpStatus", "times"):
+        if out.get(name) is not None and (isinstance(out[name], bool) or not isinstance(out[name], int)):
+            raise ValidationError(f"{name}: must be an integer")
+    if out.get("latencyMs") is not None and (isinstance(out["latencyMs"], bool)
+                                             or not isinstance(out["latencyMs"], (int, float)) or out["latencyMs"] < 0):
+        raise ValidationError("latencyMs: must be a number >= 0")
+    return out
+
+
 class Faults:
     def __init__(self) -> None:
         self._faults: list[Fault] = []
@@ -47,6 +75,7 @@ class Faults:
         self._lock = threading.Lock()
 
     def add(self, spec: dict[str, Any]) -> Fault:
+        spec = _canonical(spec)
         path = spec.get("path")
         if path is not None:
             try:
