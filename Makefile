@@ -23,7 +23,7 @@ serve: $(BIN)/dpa-mock
 # Debian's chromium + chromedriver, for the dashboard's browser test only.
 browser-deps:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-noto-cjk >/dev/null; }
 
 # Step 1: the emulator's own tests, the spec lint, the contract kit in-process and its self-tests.
 unit: install browser-deps

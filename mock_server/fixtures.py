@@ -12,7 +12,8 @@ import yaml
 
 from mock_server.domain.catalog import NODE_OUTCOMES, App, Catalog, Node, ParamDef, Plan, User, Workflow
 
-DEFAULT_FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+# fixtures/ at the repository root, reached through the package so that installed wheels carry it too.
+DEFAULT_FIXTURES = Path(__file__).parent / "_data" / "fixtures"
 
 
 class FixtureError(Exception):

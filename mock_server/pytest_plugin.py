@@ -10,8 +10,6 @@ from typing import TYPE_CHECKING, Any, Iterator
 import pytest
 
 if TYPE_CHECKING:  # heavy imports wait until a test asks for a fixture, so other projects pay nothing
-    import requests
-
     from mock_server.testing.receiver import CallbackReceiver
 
 DEMO_CLIENT_ID = "JhYhK/XcFKuVlpVijwLCkw=="  # poc_client in the bundled fixtures/apps.yaml

@@ -16,7 +16,8 @@ from werkzeug.datastructures import MultiDict
 
 from mock_server.domain.errors import ValidationError
 
-SPEC_DIR = Path(__file__).resolve().parents[2] / "openapi"
+# openapi/ at the repository root, reached through the package so that installed wheels carry it too.
+SPEC_DIR = Path(__file__).resolve().parent.parent / "_data" / "openapi"
 VENDOR_SPEC = SPEC_DIR / "dpa-platform.yaml"
 ADMIN_SPEC = SPEC_DIR / "admin.yaml"
 _METHODS = ("get", "post", "put", "patch", "delete")

@@ -1,0 +1,1 @@
+"""The example service's own tests, written against dpa-mock's pytest fixtures."""
