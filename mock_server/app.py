@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import Any
 
@@ -20,6 +21,10 @@ from mock_server.transport import RequestsTransport
 
 access_log = logging.getLogger("dpa_mock.access")
 SECRET_KEYS = frozenset({"client_secret", "code", "access_token", "refresh_token", "password", "token"})
+
+
+# A secret's value inside a body that did not parse (broken JSON, text, odd forms).
+_SECRET_IN_TEXT = re.compile(r"""(["']?(?:%s)["']?\s*[:=]\s*["']?)[^"'&,;\s}]*""" % "|".join(sorted(SECRET_KEYS)))
 
 
 def redact(values: dict[str, Any]) -> dict[str, Any]:
@@ -100,5 +105,5 @@ def _redacted_body() -> Any:
     parsed = request.get_json(silent=True, cache=True)
     if isinstance(parsed, dict):
         return redact(parsed)
-    text = data[:2048].decode("utf-8", "replace")
-    return text if parsed is not None or len(text) < 2048 else text + "…"
+    text = _SECRET_IN_TEXT.sub(r"\1***", data[:2048].decode("utf-8", "replace"))
+    return text if len(data) <= 2048 else text + "…"

@@ -57,7 +57,8 @@ class VirtualClock:
     mode = "virtual"
 
     def __init__(self, start: float | None = None) -> None:
-        self._start = time.time() if start is None else float(start)
+        # Whole milliseconds, so instants computed from it survive the trip through epoch-ms fields.
+        self._start = round(time.time(), 3) if start is None else float(start)
         self._now = self._start
         self._lock = threading.Lock()
 

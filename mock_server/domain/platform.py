@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,7 +18,7 @@ from mock_server.domain.ids import IdGenerator
 from mock_server.domain.journal import Journal
 from mock_server.domain.oauth import OAuth, Principal
 from mock_server.domain.runs import STATUSES, Run, RunEngine, resolve_inputs
-from mock_server.domain.scenes import DIMENSIONS, STRATEGIES, Scene, fire_time
+from mock_server.domain.scenes import DIMENSIONS, STRATEGIES, Scene, fire_time, first_index_after
 from mock_server.domain.scheduler import Scheduler
 from mock_server.settings import Settings
 
@@ -44,6 +45,7 @@ class Platform:
         # Catch-up limits apply only within one advance call: real time passing never coalesces.
         self._advancing = False
         self._advance_firings = 0
+        self._advance_target = 0.0
         self.journal = Journal(settings.journal_size)
         self.faults = Faults()
         self.engine = Engine(clock, self.scheduler, self.outbox, self.lock,
@@ -155,15 +157,24 @@ class Platform:
         resolve_inputs(plan, form.get("modelVarReq"))  # reject bad inputs now, not at the first firing
         with self.lock:
             now = self.clock.now()
+            try:
+                first = fire_time(now, 1, dimension, intervals, self.tz)
+            except (ValueError, OverflowError):
+                raise ValidationError(f"intervals: {intervals} {dimension} from now is beyond the calendar") from None
             scene = Scene(self.ids.next(to_ms(now)), plan.id, form["sceneName"], dimension, intervals, strategy,
                           form["callbackUrl"], form.get("modelVarReq"), principal.user_id, principal.client_id,
                           principal.scope, plan.workflows[0].model_id, now)
             self.scenes[scene.instance_id] = scene
-            self._arm(scene)
+            self._arm(scene, first)
         return {"instanceId": scene.instance_id, "modelId": scene.model_id, "status": "DEFAULT"}
 
-    def _arm(self, scene: Scene) -> None:
-        scene.next_fire = fire_time(scene.created_at, scene.k, scene.dimension, scene.intervals, self.tz)
+    def _arm(self, scene: Scene, due: float | None = None) -> None:
+        try:
+            scene.next_fire = due if due is not None else fire_time(scene.created_at, scene.k, scene.dimension,
+                                                                   scene.intervals, self.tz)
+        except (ValueError, OverflowError):
+            scene.active, scene.next_fire = False, None  # the next firing would be past year 9999
+            return
         self.scheduler.at(scene.next_fire, lambda t: self._fire(scene, t), f"scene {scene.instance_id}")
 
     def _fire(self, scene: Scene, at: float) -> None:
@@ -171,7 +182,13 @@ class Platform:
             return
         if self._advancing and (scene.burst >= self.settings.scene_catchup_limit
                                 or self._advance_firings >= self.settings.advance_firing_budget):
-            scene.coalesced += 1  # one advance spanned more firings than the catch-up limits allow
+            # One advance spanned more firings than the catch-up limits allow: skip every firing
+            # due up to the advance's target at once, so a year of one-second cycles costs no more.
+            nxt = first_index_after(scene.created_at, self._advance_target, scene.dimension, scene.intervals, self.tz)
+            skipped = 1 if scene.strategy == "single" else max(nxt - scene.k, 1)
+            scene.coalesced += skipped
+            if scene.strategy == "cycle":
+                scene.k += skipped - 1
         else:
             scene.burst += 1
             self._advance_firings += 1
@@ -189,11 +206,14 @@ class Platform:
 
     # -- time and admin ---------------------------------------------------------------------------
     def advance(self, seconds: float) -> None:
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValidationError(f"seconds: must be a finite number >= 0, got {seconds!r}")
         with self.lock:
             for scene in self.scenes.values():
                 scene.burst = 0
             self._advance_firings, self._advancing = 0, True
-            target = self.clock.now() + seconds
+            target = round(self.clock.now() + seconds, 6)
+            self._advance_target = target
             if self.clock.mode == "real":
                 self.clock.advance(seconds)
         # Virtual time walks from event to event (the engine pins it to each due time), so a retry

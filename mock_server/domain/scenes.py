@@ -33,6 +33,22 @@ def fire_time(anchor: float, k: int, dimension: str, intervals: int, tz: ZoneInf
     raise ValueError(f"unknown dimension {dimension!r}")
 
 
+def first_index_after(anchor: float, t: float, dimension: str, intervals: int, tz: ZoneInfo) -> int:
+    """The smallest k >= 1 whose fire_time is after `t`."""
+    if dimension in _FIXED:
+        period = intervals * _FIXED[dimension]
+        k = max(int((t - anchor) // period) + 1, 1)
+    else:
+        # Calendar periods vary in length: estimate with the shortest, then step (a few iterations).
+        shortest = {"day": 82800, "weeks": 7 * 82800, "month": 28 * 86400}[dimension] * intervals
+        k = max(int((t - anchor) // (shortest * 1.2)), 1)
+    while k > 1 and fire_time(anchor, k - 1, dimension, intervals, tz) > t:
+        k -= 1
+    while fire_time(anchor, k, dimension, intervals, tz) <= t:
+        k += 1
+    return k
+
+
 @dataclass
 class Scene:
     instance_id: str

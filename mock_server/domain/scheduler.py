@@ -27,7 +27,8 @@ class Scheduler:
         self.changed = threading.Condition()
 
     def at(self, due: float, fn: Callable[[float], Any], label: str = "") -> Event:
-        event = Event(due, next(self._seq), fn, label)
+        # Due times are kept to the microsecond, so steps that add up to a due time (0.1 + 0.1) reach it.
+        event = Event(round(due, 6), next(self._seq), fn, label)
         with self.changed:
             heapq.heappush(self._heap, event)
             self.changed.notify_all()

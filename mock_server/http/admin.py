@@ -25,9 +25,12 @@ def guard() -> None:
             raise AuthError("admin API: missing or wrong X-Admin-Token header")
         return
     try:
-        loopback = ipaddress.ip_address((request.remote_addr or "").split("%")[0]).is_loopback
+        address = ipaddress.ip_address((request.remote_addr or "").split("%")[0])
     except ValueError:
-        loopback = False
+        address = None
+    # A dual-stack socket reports IPv4 loopback as ::ffff:127.0.0.1, which is_loopback does not cover.
+    mapped = getattr(address, "ipv4_mapped", None)
+    loopback = address is not None and (address.is_loopback or (mapped is not None and mapped.is_loopback))
     if not loopback:
         raise AuthError("admin API answers loopback clients only; start dpa-mock with --admin-token to open it")
 

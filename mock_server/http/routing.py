@@ -29,6 +29,10 @@ def bearer_principal() -> Principal:
     return platform().oauth.verify(token.strip())
 
 
+def _no_constants(name: str) -> Any:
+    raise ValidationError(f"malformed JSON body: {name} is not a JSON number")
+
+
 def read_body(op: Operation) -> Any:
     """The request body as the operation's schema sees it, or a 400 naming what is wrong."""
     raw = request.get_data(cache=True)
@@ -55,7 +59,7 @@ def read_body(op: Operation) -> Any:
         op.check_body(schema_media, body)
         return body
     try:
-        body = json.loads(raw.decode("utf-8"))
+        body = json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValidationError(f"malformed JSON body: {exc}") from None
     if isinstance(body, dict):

@@ -72,7 +72,9 @@ class CallbackReceiver:
 
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="callback-receiver", daemon=True)
+        # A short poll interval makes stop() quick (serve_forever checks for shutdown at that pace).
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="callback-receiver", daemon=True)
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> "CallbackReceiver":
