@@ -39,7 +39,7 @@ lint: install
 	npm run --silent lint:openapi
 
 bench: install
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules reports .pytest_cache .hypothesis

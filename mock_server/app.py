@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from flask import Flask, Response, g, request
+from werkzeug.exceptions import HTTPException
 
 from mock_server.domain.callbacks import Transport
 from mock_server.domain.clock import Clock, make_clock, to_ms
@@ -17,7 +18,7 @@ from mock_server.fixtures import load_catalog
 from mock_server.http import admin, oauth, plans, runs, scenes, ui
 from mock_server.http.envelope import envelope, install_error_handlers
 from mock_server.settings import Settings
-from mock_server.transport import RequestsTransport
+from mock_server.transport import HttpTransport
 
 access_log = logging.getLogger("dpa_mock.access")
 SECRET_KEYS = frozenset({"client_secret", "code", "access_token", "refresh_token", "password", "token"})
@@ -36,7 +37,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     settings = settings or Settings()
     catalog = load_catalog(settings.fixtures, settings.timezone)
     clock = clock or make_clock(settings.clock)
-    platform = Platform(settings, catalog, clock, transport or RequestsTransport())
+    platform = Platform(settings, catalog, clock, transport or HttpTransport(settings.callback_workers))
 
     app = Flask(__name__, static_folder=None)
     app.url_map.merge_slashes = False  # the document's `//` paths are served as written
@@ -97,6 +98,13 @@ def _code_for_status(status: int) -> int:
 
 
 def _redacted_body() -> Any:
+    try:
+        return _read_redacted_body()
+    except HTTPException:  # e.g. over max_body_bytes: the body was refused, so it is not kept either
+        return f"<{request.content_length or 0} bytes, not read>"
+
+
+def _read_redacted_body() -> Any:
     if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
         return redact(request.form.to_dict())
     data = request.get_data(cache=True)

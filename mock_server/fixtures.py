@@ -101,7 +101,7 @@ def load_catalog(directory: Path | str | None = None, timezone: str = "Asia/Shan
     models: dict[str, tuple[Path, str]] = {}
     for file in files:
         try:
-            doc = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+            doc = yaml.load(file.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
         except yaml.YAMLError as exc:
             raise FixtureError(file, "", f"not valid YAML: {exc}") from None
         error = jsonschema.exceptions.best_match(jsonschema.Draft7Validator(_FILE).iter_errors(doc))

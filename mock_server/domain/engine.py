@@ -30,11 +30,13 @@ class Engine:
         with self._process:
             while True:
                 nxt = self._scheduler.peek()
-                inflight = [f for f in self._outbox.inflight() if not f.done()] if wait_callbacks else []
-                # Attempts on the wire may schedule retries before `nxt`: let them land before time moves on.
-                if inflight and (nxt is None or nxt > current):
-                    wait(inflight)
-                    continue
+                # Attempts on the wire may schedule retries before `nxt`: let them land before time moves on
+                # (checked only when time is about to move, so a burst at one instant stays linear).
+                if wait_callbacks and (nxt is None or nxt > current):
+                    inflight = [f for f in self._outbox.inflight() if not f.done()]
+                    if inflight:
+                        wait(inflight)
+                        continue
                 if nxt is None or nxt > until:
                     break
                 event = self._scheduler.pop_due(until)

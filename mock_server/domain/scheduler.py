@@ -5,24 +5,25 @@ from __future__ import annotations
 import heapq
 import itertools
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 
-@dataclass(order=True, slots=True)
+@dataclass(slots=True)
 class Event:
     due: float
     seq: int
-    fn: Callable[[float], Any] = field(compare=False)
-    label: str = field(compare=False, default="")
-    cancelled: bool = field(compare=False, default=False)
+    fn: Callable[[float], Any]
+    label: str = ""
+    cancelled: bool = False
 
 
 class Scheduler:
     """Holds future work; `changed` is notified whenever the earliest due time may have moved."""
 
     def __init__(self) -> None:
-        self._heap: list[Event] = []
+        # (due, seq, event) tuples: heap comparisons stay in C instead of a dataclass __lt__.
+        self._heap: list[tuple[float, int, Event]] = []
         self._seq = itertools.count()
         self.changed = threading.Condition()
 
@@ -30,22 +31,22 @@ class Scheduler:
         # Due times are kept to the microsecond, so steps that add up to a due time (0.1 + 0.1) reach it.
         event = Event(round(due, 6), next(self._seq), fn, label)
         with self.changed:
-            heapq.heappush(self._heap, event)
+            heapq.heappush(self._heap, (event.due, event.seq, event))
             self.changed.notify_all()
         return event
 
     def peek(self) -> float | None:
         with self.changed:
-            while self._heap and self._heap[0].cancelled:
+            while self._heap and self._heap[0][2].cancelled:
                 heapq.heappop(self._heap)
-            return self._heap[0].due if self._heap else None
+            return self._heap[0][0] if self._heap else None
 
     def pop_due(self, until: float) -> Event | None:
         with self.changed:
-            while self._heap and self._heap[0].cancelled:
+            while self._heap and self._heap[0][2].cancelled:
                 heapq.heappop(self._heap)
-            if self._heap and self._heap[0].due <= until:
-                return heapq.heappop(self._heap)
+            if self._heap and self._heap[0][0] <= until:
+                return heapq.heappop(self._heap)[2]
             return None
 
     def clear(self) -> None:

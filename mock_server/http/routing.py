@@ -35,9 +35,9 @@ def _no_constants(name: str) -> Any:
 
 def read_body(op: Operation) -> Any:
     """The request body as the operation's schema sees it, or a 400 naming what is wrong."""
-    raw = request.get_data(cache=True)
     if not op.bodies:
         return None
+    raw = request.get_data(cache=True)
     media = request.mimetype or ""
     if not raw.strip() and not request.form:
         if op.body_required:
