@@ -81,6 +81,15 @@ def _key(path: Any) -> str:
     return out
 
 
+def _reason(error: jsonschema.ValidationError) -> str:
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = set(error.schema.get("properties", {}))
+        unknown = sorted(k for k in error.instance if k not in allowed and not str(k).startswith("_"))
+        if unknown:
+            return f"unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})"
+    return error.message
+
+
 def _parse_time(value: str, tz: ZoneInfo, file: Path, key: str) -> float:
     try:
         stamp = dt.datetime.strptime(value.strip(), "%Y-%m-%d %H:%M:%S")
@@ -106,7 +115,7 @@ def load_catalog(directory: Path | str | None = None, timezone: str = "Asia/Shan
             raise FixtureError(file, "", f"not valid YAML: {exc}") from None
         error = jsonschema.exceptions.best_match(jsonschema.Draft7Validator(_FILE).iter_errors(doc))
         if error is not None:
-            raise FixtureError(file, _key(error.absolute_path), error.message)
+            raise FixtureError(file, _key(error.absolute_path), _reason(error))
         for i, raw in enumerate(doc.get("apps", [])):
             key = f"apps[{i}]"
             if raw["clientId"] in catalog.apps:

@@ -9,6 +9,7 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
@@ -91,6 +92,21 @@ def _check(s: Settings) -> Settings:
         raise SettingsError(f"callback_statuses: unknown status {sorted(bad)}")
     if s.callback_retries < 0:
         raise SettingsError("callback_retries: must be >= 0")
+    if not 0 <= s.port <= 65535:
+        raise SettingsError(f"port: {s.port} is not a TCP port (0-65535)")
+    for name in ("code_ttl", "token_ttl", "callback_timeout"):
+        if not getattr(s, name) > 0:
+            raise SettingsError(f"{name}: must be > 0, got {getattr(s, name)}")
+    for name in ("threads", "callback_workers", "ledger_size", "journal_size", "runs_keep", "max_body_bytes",
+                 "scene_catchup_limit", "advance_firing_budget"):
+        if getattr(s, name) < 1:
+            raise SettingsError(f"{name}: must be >= 1, got {getattr(s, name)}")
+    if s.run_start_delay < 0 or any(b < 0 for b in s.callback_backoff):
+        raise SettingsError("run_start_delay and callback_backoff: must be >= 0")
+    try:
+        ZoneInfo(s.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(f"timezone: {s.timezone!r} is not a known IANA time zone (e.g. Asia/Shanghai)") from None
     return s
 
 

@@ -65,7 +65,7 @@ class OAuth:
         if app is None:
             raise AuthError(f"unknown client_id {client_id!r}")
         if app.valid_until <= self._clock.now():
-            raise AuthError(f"app {app.name!r} (client_id {client_id!r}) has expired")
+            raise AuthError(f"app {app.name!r} (client_id {app.client_id!r}) has expired")
         return app
 
     def authorize(self, client_id: str, response_type: str, scope: str) -> str:

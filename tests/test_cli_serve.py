@@ -1,0 +1,134 @@
+"""`dpa-mock serve` as a real process: the document's walkthrough over HTTP, Ctrl-C, a busy port, --help."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from click.testing import CliRunner
+
+from mock_server.cli import main
+from mock_server.testing.server import ServerProcess, free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC_HOST = "https://jkstack.dev.jingkunsystem.com:29041"
+# The document's curl URL (its line break removed), on the document's host; only the host is swapped.
+DOC_AUTHORIZE = (f"{DOC_HOST}/api/dp/auth/oauth/authorize?"
+                 "response_type=code&client_id=CfjisL9AeNc066tkxSiKig==&scope=default")
+
+
+def _ok(response: requests.Response, message: str = "success") -> object:
+    body = response.json()
+    assert response.status_code == 200 and body["code"] == 200 and body["message"] == message, body
+    assert response.headers["Content-Type"].startswith("application/json")
+    return body["data"]
+
+
+@pytest.mark.http
+def test_documents_walkthrough_over_real_http(tmp_path: Path) -> None:
+    with ServerProcess("--clock", "virtual", log=tmp_path / "serve.log") as srv:
+        s = requests.Session()
+        s.trust_env = False
+        code = _ok(s.get(DOC_AUTHORIZE.replace(DOC_HOST, srv.base_url),
+                         headers={"content-type": "multipart/form-data"}), message="")["code"]  # type: ignore[index]
+        assert len(code) == 48
+        # The document's token example, its code swapped for the fresh one.
+        token_body = json.dumps({"code": code, "client_id": "CfjisL9AeNc066tkxSiKig==",
+                                 "client_secret": "xB5hQnmlNnc+iab3RODs6yHlcHqFHAM2e4PawddAxtI=",
+                                 "grant_type": "authorization_code"})
+        token = _ok(s.post(srv.base_url + "/api/dp/auth/oauth/token", data=token_body,
+                           headers={"Content-Type": "application/json"}), message="")
+        assert token["token_type"] == "Bearer"  # type: ignore[index]
+        auth = {"Authorization": f"Bearer {token['access_token']}"}  # type: ignore[index]
+        plans = _ok(s.get(srv.base_url + "/api/dpa/process/processPlan/queryPlanByUserId", headers=auth))
+        assert plans[0] == {"processPlanId": "acf42dd3", "title": "测试预案", "status": "DEFAULT",  # type: ignore[index]
+                            "stepNums": 1, "version": 0, "createTime": 1626944836628, "createUser": "U100000",
+                            "updateTime": 1626944836628, "updateUser": ""}
+        models = _ok(s.post(srv.base_url + "/api/dpa/process/processPlan/queryModelByPlanId", headers=auth,
+                            json={"processPlanId": "acf42dd3"}))
+        assert models == [{"modelName": "工作流名称", "processModelId": "md1606743910508",
+                           "mapParam": [{"name": "DPA_MODEL_WORKDIR", "type": "running"}]}]
+        started = _ok(s.post(srv.base_url + "/api/dpa/process//processPlan/opExecutePlanByApi/acf42dd3",
+                             headers=auth, json={"processPlanId": "acf42dd3"}))
+        instance = started[0]["planInstanceId"]  # type: ignore[index]
+        assert started == [{"processPlanId": "acf42dd3", "planInstanceId": instance}]
+        assert instance.startswith("in") and instance[2:].isdigit() and len(instance) == 15
+        clock = _ok(s.post(srv.base_url + "/__admin/clock/advance", json={"seconds": 5}))
+        assert clock["mode"] == "virtual" and clock["offset"] >= 5  # type: ignore[index]
+        outputs = _ok(s.get(srv.base_url + "/api/dpa/process//processPlan/queryPlanRunOutParam", headers=auth,
+                            params={"processPlanId": "acf42dd3", "planInstanceId": instance}))
+        assert outputs == [{"modelName": "工作流名称", "processModelId": "md1606743910508", "mapParam": [
+            {"result": "mkdir -p /opt/dpa/work && echo ok", "nodeName": "准备工作目录"},
+            {"result": '{"status":"UP","workdir":"/opt/dpa/work"}', "nodeName": "调用健康检查"}]}]
+        listed = _ok(s.get(srv.base_url + "/api/dpa/process/processPlan/queryPlanByUserId", headers=auth))
+        assert listed[0]["status"] == "SUCCESS"  # type: ignore[index]
+        # The `//` arrived verbatim: no redirect, no collapsing on the way.
+        journal = _ok(s.get(srv.base_url + "/__admin/requests"))
+        assert any(r["path"] == "/api/dpa/process//processPlan/opExecutePlanByApi/acf42dd3"
+                   for r in journal), journal  # type: ignore[union-attr]
+
+
+def _refused(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        return probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+@pytest.mark.http
+@pytest.mark.parametrize("server,sig", [("granian", signal.SIGINT), ("waitress", signal.SIGINT),
+                                        ("granian", signal.SIGTERM)])
+def test_signal_stops_the_server_cleanly(tmp_path: Path, server: str, sig: signal.Signals) -> None:
+    log = tmp_path / "serve.log"
+    srv = ServerProcess("--server", server, log=log).start()
+    try:
+        assert srv.proc is not None
+        assert requests.get(srv.base_url + "/__admin/clock", timeout=5).json()["code"] == 200
+        srv.proc.send_signal(sig)
+        started = time.monotonic()
+        returncode = srv.proc.wait(timeout=10)
+        assert time.monotonic() - started < 5
+    finally:
+        srv.stop()
+    assert returncode == 0
+    assert "dpa-mock stopped" in log.read_text(encoding="utf-8", errors="replace")
+    assert _refused(srv.port)  # no worker left behind holding the port
+
+
+@pytest.mark.http
+@pytest.mark.parametrize("server", ["granian", "waitress"])
+def test_port_in_use_is_a_clear_error(server: str) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "mock_server", "serve", "--port", str(port), "--quiet",
+                                 "--server", server], capture_output=True, text=True, timeout=30, cwd=ROOT)
+    assert result.returncode != 0, result
+    assert f"cannot serve on 127.0.0.1:{port}" in result.stderr and "in use" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_help_shows_default_host_and_port() -> None:
+    result = CliRunner().invoke(main, ["serve", "--help"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "127.0.0.1" in text and "29041" in text
+    for option in ("--host", "--port", "--fixtures", "--config", "--clock", "--admin-token", "--http-status"):
+        assert option in text, option
+
+
+def test_top_level_help_lists_commands() -> None:
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0 and "serve" in result.output and "check-fixtures" in result.output
+
+
+def test_bad_option_value_is_a_usage_error_without_starting() -> None:
+    result = CliRunner().invoke(main, ["serve", "--clock", "sundial", "--port", str(free_port())])
+    assert result.exit_code == 2 and "sundial" in result.output
