@@ -1,0 +1,52 @@
+"""The benchmark's ceiling: a bare Flask app answering a small JSON, served exactly as `dpa-mock serve` is."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from typing import Any
+
+from flask import Flask, Response, jsonify
+
+app = Flask(__name__)
+
+
+@app.get("/json")
+def hello() -> Response:
+    return jsonify(code=200, message="success", data={"hello": "world"})
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--server", choices=("granian", "waitress"), default="granian")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=29042)
+    parser.add_argument("--threads", type=int, default=8)
+    args = parser.parse_args(argv)
+    # Same server arguments as mock_server/cli.py, so the only difference measured is the application.
+    if args.server == "granian":
+        from granian import Granian
+
+        here = os.path.dirname(os.path.abspath(__file__))
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH", "")]))
+        sys.path.insert(0, here)
+        Granian("ceiling_app:app", address=args.host, port=args.port, interface="wsgi", workers=1,
+                blocking_threads=args.threads, log_enabled=True, log_access=False).serve()
+    else:
+        import waitress
+
+        def _stop(signum: int, frame: Any) -> None:
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, _stop)
+        try:
+            waitress.serve(app, host=args.host, port=args.port, threads=args.threads, ident="dpa-mock",
+                           clear_untrusted_proxy_headers=True, channel_timeout=30)
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()
