@@ -6,6 +6,7 @@ import logging
 import re
 import time
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
@@ -73,16 +74,18 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     def _after(response: Response) -> Response:
         elapsed = (time.perf_counter() - g.get("dpa_started", time.perf_counter())) * 1000
         code = g.get("dpa_code")
+        query = redact(request.args.to_dict())
         # Admin reads (the dashboard polls them every second) would push real traffic out of the window.
         if not (request.path.startswith("/__admin") and request.method == "GET"):
             platform.journal.record({
                 "at": to_ms(platform.clock.now()), "method": request.method, "path": request.path,
-                "query": redact(request.args.to_dict()), "status": response.status_code, "code": code,
+                "query": query, "status": response.status_code, "code": code,
                 "durationMs": round(elapsed, 3), "body": _redacted_body(),
             })
         if settings.log_requests:
-            access_log.info("%s %s %s -> %s code=%s %.1fms", request.remote_addr, request.method,
-                            request.full_path.rstrip("?"), response.status_code, code, elapsed)
+            target = request.path + ("?" + urlencode(query) if query else "")  # secrets as *** here too
+            access_log.info("%s %s %s -> %s code=%s %.1fms", request.remote_addr, request.method, target,
+                            response.status_code, code, elapsed)
         return response
 
     if start_engine:
