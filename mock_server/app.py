@@ -83,7 +83,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
                 "durationMs": round(elapsed, 3), "body": _redacted_body(),
             })
         if settings.log_requests:
-            target = request.path + ("?" + urlencode(query) if query else "")  # secrets as *** here too
+            target = request.path + ("?" + urlencode(query, safe="*") if query else "")  # secrets as *** too
             access_log.info("%s %s %s -> %s code=%s %.1fms", request.remote_addr, request.method, target,
                             response.status_code, code, elapsed)
         return response
