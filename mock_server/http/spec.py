@@ -212,12 +212,12 @@ def form_to_dict(form: MultiDict[str, str], schema: dict[str, Any]) -> dict[str,
                 flat[key] = _decode_structured(key, values, kind)
             else:
                 flat[key] = values[0]
-        elif "[" in key or "." in key:
-            _assign(nested, _split_key(key), values[0])
+        elif ("[" in key or "." in key) and (parts := _split_key(key)) and isinstance(parts[0], str):
+            _assign(nested, parts, values[0])
         else:
-            flat[key] = values[0]
-    for key, value in _listify(nested).items():
-        flat.setdefault(key, value)
+            flat[key] = values[0]  # `[`, `0.a` and other keys that name no field path stay as they are
+    for key, value in nested.items():
+        flat.setdefault(key, _listify(value))
     return flat
 
 
