@@ -55,6 +55,8 @@ class CallbackReceiver:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 status, body, delay = receiver._answer()
+                # Recorded before answering: once the sender has its answer, the delivery is visible here.
+                receiver._record(Delivery(time.time(), self.path, dict(self.headers), raw, status, body))
                 if delay:
                     time.sleep(delay)
                 data = body.encode("utf-8")
@@ -66,7 +68,6 @@ class CallbackReceiver:
                     self.wfile.write(data)
                 except OSError:
                     pass  # the sender gave up (timeout) before we answered
-                receiver._record(Delivery(time.time(), self.path, dict(self.headers), raw, status, body))
 
             def log_message(self, *args: Any) -> None:
                 return None

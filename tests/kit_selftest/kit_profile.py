@@ -1,0 +1,13 @@
+"""pytest plugin for kit runs against broken servers: the kit's own profile without shrinking (faster failures)."""
+
+from __future__ import annotations
+
+from hypothesis import Phase, settings
+
+from contract_tests.support import props  # noqa: F401  # registers the kit's profiles first
+from tests.kit_selftest.harness import SELFTEST_PROFILE
+
+# Same examples and health checks as the kit's default profile, so what is generated (hence caught) is the
+# same; only the minimisation of a failing example is dropped, which is most of a failing run's time.
+settings.register_profile(SELFTEST_PROFILE, parent=settings.get_profile("dpa-contract"),
+                          phases=[p for p in Phase if p not in (Phase.shrink, Phase.explain)])
