@@ -1,0 +1,1 @@
+"""pytest plugins of the kit (registered by contract_tests/conftest.py): target, auth, clock, receiver, safety, report."""

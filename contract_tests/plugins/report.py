@@ -1,0 +1,245 @@
+"""The report: outcomes per interface, failing requests as curl lines, observations, writes; secrets redacted."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shlex
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from contract_tests.plugins.safety import WriteBlocked
+from contract_tests.support.kit import KIT
+from contract_tests.support.redact import curl_line, redact, redact_url
+
+INTERFACES = {
+    1: "1 OAuth (authorize, token)", 2: "2 listPlans", 3: "3 queryModelByPlanId", 4: "4 saveTimingParam",
+    5: "5 executePlan", 6: "6 queryPlanRunOutParam", 7: "7 callbacks", 0: "general",
+}
+_SECRET_FLAGS = {"--client-secret": "$DPA_CLIENT_SECRET", "--other-client-secret": "$DPA_OTHER_CLIENT_SECRET"}
+
+
+@dataclass
+class Outcome:
+    nodeid: str
+    interfaces: list[int]
+    outcome: str = "passed"
+    message: str = ""
+    curl: str | None = None
+    duration: float = 0.0
+
+
+@dataclass
+class Collected:
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
+
+
+_STATE = Collected()
+
+
+# Generated tests (schemathesis) are named after the operation's path: map it to the interface.
+_PATH_INTERFACES = {"oauth/authorize": 1, "oauth/token": 1, "queryPlanByUserId": 2, "queryModelByPlanId": 3,
+                    "saveTimingParam": 4, "opExecutePlanByApi": 5, "queryPlanRunOutParam": 6}
+
+
+def _interfaces(item: pytest.Item) -> list[int]:
+    found: list[int] = []
+    for mark in item.iter_markers("interface"):
+        found += [int(a) for a in mark.args]
+    found += [n for fragment, n in _PATH_INTERFACES.items() if fragment in item.nodeid]
+    return sorted(set(found)) or [0]
+
+
+def _is_kit_item(item: pytest.Item) -> bool:
+    return Path(str(item.fspath)).resolve().is_relative_to(Path(__file__).resolve().parents[1])
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    KIT.current_test = item.nodeid
+    if _is_kit_item(item):
+        _STATE.outcomes[item.nodeid] = Outcome(item.nodeid, _interfaces(item))
+    yield
+    KIT.current_test = None
+
+
+def _redact_report(report: pytest.TestReport) -> None:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        report.longrepr = (longrepr[0], longrepr[1], redact(str(longrepr[2])))
+    elif longrepr is not None:
+        text = str(longrepr)
+        clean = redact(text)
+        if clean != text:
+            report.longrepr = clean
+    report.sections = [(title, redact(content)) for title, content in report.sections]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Iterator[None]:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    if call.excinfo is not None and call.excinfo.errisinstance(WriteBlocked) and report.failed:
+        # The check needed a write the safety options forbid: nothing was sent, so it was not done.
+        report.outcome = "skipped"
+        report.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: not sent: {call.excinfo.value}")
+    _redact_report(report)  # before the terminal, JUnit XML or anyone else sees it
+    record = _STATE.outcomes.get(item.nodeid)
+    if record is None:
+        return
+    record.duration += report.duration
+    if report.failed:
+        record.outcome = "failed" if report.when == "call" else "error"
+        record.message = _first_lines(report)
+        sent = KIT.failing_request(item.nodeid)
+        if sent is not None:
+            record.curl = curl_line(sent.method, sent.url, sent.headers, sent.body)
+    elif report.skipped and record.outcome == "passed":
+        record.outcome = "skipped"
+        record.message = str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else "skipped"
+        record.message = record.message.removeprefix("Skipped: ")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_exception_interact(node: pytest.Item, call: pytest.CallInfo[Any], report: pytest.TestReport) -> None:
+    # schemathesis rewrites `longrepr` here (after makereport): redact again before the terminal prints it.
+    _redact_report(report)
+
+
+def _first_lines(report: pytest.TestReport) -> str:
+    crash = getattr(report.longrepr, "reprcrash", None)
+    text = crash.message if crash is not None else str(report.longrepr)
+    lines = [ln for ln in redact(text).splitlines() if ln.strip()]
+    return "\n".join(lines[:12])
+
+
+def _reproduce(config: pytest.Config, seed: int) -> str:
+    args = list(config.invocation_params.args)
+    out: list[str] = []
+    skip_next = False
+    for i, arg in enumerate(args):
+        if skip_next:
+            skip_next = False
+            continue
+        name = arg.split("=", 1)[0]
+        if name in _SECRET_FLAGS:
+            out += [name, _SECRET_FLAGS[name]]  # left unquoted so the shell expands it
+            skip_next = "=" not in arg
+            continue
+        if name in ("--hypothesis-seed", "--junitxml", "--junit-xml", "--report"):
+            skip_next = "=" not in arg
+            continue
+        out.append(shlex.quote(redact(arg)))
+    return " ".join(["pytest", *out, f"--hypothesis-seed={seed}"])
+
+
+def _table(rows: list[list[str]], header: list[str]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in row) + " |" for row in rows]
+    return lines
+
+
+def _callbacks(cfg: Any) -> str:
+    if not cfg.callback_listen:
+        return "no receiver (callback checks skipped)"
+    url = KIT.callback_url or cfg.callback_public_url or "(receiver not started)"
+    return f"receiver listening on {cfg.callback_listen}, targets told {redact_url(url)}"
+
+
+def render(config: pytest.Config, exitstatus: int) -> str:
+    cfg = KIT.config
+    assert cfg is not None
+    from contract_tests.plugins.target import _TARGET
+
+    outcomes = list(_STATE.outcomes.values())
+    totals = {k: sum(1 for o in outcomes if o.outcome == k) for k in ("passed", "failed", "error", "skipped")}
+    base = _TARGET.base_url if _TARGET else (cfg.base_url or "(not started)")
+    kind = "in-process emulator (dpa-mock, virtual clock)" if cfg.in_process else "live target"
+    admin = (_TARGET._admin if _TARGET else None)
+    lines = [
+        "# DPA contract-test report", "",
+        f"- **Date:** {dt.datetime.now().astimezone().isoformat(timespec='seconds')}",
+        f"- **Target:** {redact_url(base)} — {kind}",
+        f"- **Time control (/__admin):** {'yes' if admin else 'no' if admin is False else 'not probed'}"
+        f"{'' if cfg.use_admin else ' (forbidden by --no-admin)'}",
+        f"- **Application:** client_id `{cfg.client_id}`, user `{cfg.user_id or '(default)'}`, scope `{cfg.scope}`",
+        f"- **Result:** {totals['passed']} passed, {totals['failed']} failed, {totals['error']} errors, "
+        f"{totals['skipped']} skipped in {time.monotonic() - _STATE.started:.1f} s (pytest exit status {exitstatus})",
+        f"- **Seed:** {cfg.seed} — reproduce with `{_reproduce(config, cfg.seed)}`",
+        f"- **Writes:** executions {'allowed' if cfg.allow_writes else 'disabled'}"
+        f"{' on every plan' if cfg.plan_ids is None else ' on ' + (', '.join(cfg.plan_ids) or 'no plan')}; "
+        f"scenes {'allowed' if cfg.allow_scenes else 'disabled'}"
+        f"{'' if cfg.scene_strategies is None else ' (' + '/'.join(cfg.scene_strategies) + ' only)'}; "
+        f"max runs {cfg.max_runs if cfg.max_runs is not None else 'unlimited'}, "
+        f"max scenes {cfg.max_scenes if cfg.max_scenes is not None else 'unlimited'}",
+        f"- **Callbacks:** {_callbacks(cfg)}",
+        f"- **Requests sent:** {KIT.request_count}", "",
+        "## Checks per interface", "",
+    ]
+    rows = []
+    for number, name in INTERFACES.items():
+        mine = [o for o in outcomes if number in o.interfaces]
+        if not mine:
+            continue
+        count = {k: sum(1 for o in mine if o.outcome == k) for k in totals}
+        rows.append([name, str(count["passed"]), str(count["failed"] + count["error"]), str(count["skipped"])])
+    lines += _table(rows, ["Interface", "passed", "failed", "skipped"]) + [""]
+
+    failed = [o for o in outcomes if o.outcome in ("failed", "error")]
+    lines += [f"## Failures ({len(failed)})", ""]
+    for o in failed:
+        where = ", ".join(INTERFACES[i] for i in o.interfaces)
+        lines += [f"### `{o.nodeid}` ({o.outcome}; interface {where})", "", "```", o.message, "```", ""]
+        if o.curl:
+            lines += ["Failing request:", "", "```sh", o.curl, "```", ""]
+    if not failed:
+        lines += ["None.", ""]
+
+    skipped = [o for o in outcomes if o.outcome == "skipped"]
+    reasons: dict[str, int] = {}
+    for o in skipped:
+        reasons[o.message] = reasons.get(o.message, 0) + 1
+    lines += [f"## Skipped ({len(skipped)})", ""]
+    lines += _table([[r, str(n)] for r, n in sorted(reasons.items())], ["Reason", "tests"]) if reasons else ["None."]
+    lines += ["", "## Observations (ambiguous points of the document: reported, not judged)", ""]
+    obs = sorted(KIT.observations.values(), key=lambda o: (o.topic, -o.count))
+    lines += _table([[o.topic, o.detail, str(o.count), f"`{o.first_test}`"] for o in obs],
+                    ["Topic", "What the target does", "times", "first seen in"]) if obs else ["None."]
+
+    executions = [w for w in KIT.writes if w["kind"] == "execution"]
+    scenes = [w for w in KIT.writes if w["kind"] == "scene"]
+    lines += ["", "## Write operations performed", "", f"### Executions ({len(executions)})", ""]
+    lines += _table([[str(w.get("processPlanId")), str(w.get("planInstanceId")), f"`{w.get('test')}`"]
+                     for w in executions], ["processPlanId", "planInstanceId", "test"]) if executions else ["None."]
+    lines += ["", f"### Scenes created ({len(scenes)})", ""]
+    lines += _table([[str(w.get("instanceId")), str(w.get("processPlanId")), str(w.get("executeStrategy")),
+                      f"{w.get('intervals')} {w.get('dimension')}", str(w.get("sceneName")), f"`{w.get('test')}`"]
+                     for w in scenes], ["instanceId", "processPlanId", "strategy", "every/after", "sceneName", "test"]
+                    ) if scenes else ["None."]
+    blocked = KIT.blocked
+    lines += ["", f"### Requests blocked by the safety options ({len(blocked)})", ""]
+    if blocked:
+        per: dict[str, int] = {}
+        for b in blocked:
+            per[b["reason"]] = per.get(b["reason"], 0) + 1
+        lines += _table([[r, str(n)] for r, n in sorted(per.items())], ["Reason", "requests"])
+    else:
+        lines += ["None."]
+    return redact("\n".join(lines) + "\n")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if KIT.config is None or not _STATE.outcomes:
+        return
+    path = KIT.config.report_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render(session.config, int(exitstatus)), encoding="utf-8")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if KIT.config is not None and _STATE.outcomes:
+        terminalreporter.write_line(f"contract report: {KIT.config.report_path} (seed {KIT.config.seed})")

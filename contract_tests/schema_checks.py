@@ -1,0 +1,207 @@
+"""Envelope-aware schemathesis checks: business codes judged where the HTTP status cannot tell."""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+from schemathesis.specs.openapi import checks as builtin
+
+from contract_tests.plugins.safety import WriteBlocked, policy
+from contract_tests.plugins.target import target
+from contract_tests.support.envelope import DOCUMENTED_CODES
+from contract_tests.support.kit import KIT
+from contract_tests.support.tokens import is_jwt, tamper_signature
+
+SPEC = Path(__file__).resolve().parents[1] / "openapi" / "dpa-platform.yaml"
+WRITE_OPS = frozenset({"executePlan", "saveTimingParam"})
+
+
+def envelope(response: Any) -> dict[str, Any] | None:
+    try:
+        body = json.loads(response.content.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, AttributeError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _effective_status(response: Any) -> int:
+    """The status the check should judge: an HTTP-200 error envelope counts as its business code."""
+    body = envelope(response)
+    code = body.get("code") if body else None
+    if response.status_code == 200 and isinstance(code, int) and code != 200:
+        return code if code < 600 else 400  # 997/998/999 are rejections too
+    return response.status_code
+
+
+def _shadow(response: Any) -> Any:
+    status = _effective_status(response)
+    if status == response.status_code:
+        return response
+    shadow = copy.copy(response)
+    shadow.status_code = status
+    return shadow
+
+
+def envelope_conformance(ctx: Any, response: Any, case: Any) -> None:
+    """Every response is a {code, message, data} envelope with a documented code, and never a server error."""
+    if response.request.method == "HEAD":
+        return  # no body by definition
+    problem = _envelope_problem(response, envelope(response))
+    if problem:
+        raise AssertionError(problem)
+
+
+def _envelope_problem(response: Any, body: dict[str, Any] | None) -> str | None:
+    status = response.status_code
+    if body is None:
+        snippet = response.content[:120].decode("utf-8", "replace")
+        return f"HTTP {status}: the body is not a JSON envelope: {snippet!r}"
+    code, message = body.get("code"), body.get("message")
+    if not isinstance(code, int) or isinstance(code, bool):
+        return f"HTTP {status}: envelope 'code' is {code!r}, not an int"
+    if not isinstance(message, str):
+        return f"HTTP {status}: envelope 'message' is {message!r}, not a string"
+    if code not in DOCUMENTED_CODES:
+        return f"HTTP {status}: envelope code {code} is not a documented code"
+    if code == 200 and "data" not in body:
+        return f"HTTP {status}: success envelope without 'data'"
+    if (status >= 500 and status != 503) or code == 500:
+        return f"server error: HTTP {status}, code {code}, message {message!r}"
+    if code != 200 and status == 200:
+        KIT.observe("error envelopes with HTTP 200", f"code {code}")
+    return None
+
+
+def negative_data_rejection_envelope(ctx: Any, response: Any, case: Any) -> Any:
+    """The built-in check, judging an HTTP-200 error envelope by its code."""
+    if _only_nulled_optionals(case):
+        # `"field": null` for an optional field reads as "not given" to a Java-style binder: not judged.
+        KIT.observe("null for an optional JSON field", "accepted as absent"
+                    if _effective_status(response) < 300 else "rejected")
+        return None
+    return builtin.negative_data_rejection(ctx, _shadow(response), case)
+
+
+def _only_nulled_optionals(case: Any) -> bool:
+    """True when the JSON body is valid once its null-valued top-level fields are dropped."""
+    body = case.body
+    if not isinstance(body, dict) or None not in body.values() or "json" not in (case.media_type or ""):
+        return False
+    validator = _body_validator(case.operation.definition.raw.get("operationId"), case.media_type)
+    return validator is not None and validator.is_valid({k: v for k, v in body.items() if v is not None})
+
+
+def scene_would_be_created(case: Any) -> bool:
+    """Whether a saveTimingParam case, once steered by before_call (single, an allowed plan), is a valid form."""
+    if case.meta is None or case.meta.generation.mode.is_positive or not isinstance(case.body, dict):
+        return True
+    steered = {**case.body, "executeStrategy": "single"}
+    if policy().plan_ids is not None and steered.get("processPlanId") not in policy().plan_ids:
+        steered["processPlanId"] = next(iter(policy().plan_ids), "")
+    validator = _body_validator("saveTimingParam", "application/x-www-form-urlencoded")
+    return validator is None or validator.is_valid(steered)
+
+
+_VALIDATORS: dict[tuple[str, str], Any] = {}
+
+
+def _body_validator(op_id: str, media_type: str) -> Any:
+    """A JSON Schema validator for an operation's request body, read from the contract (refs inlined)."""
+    key = (op_id, media_type)
+    if key not in _VALIDATORS:
+        document = yaml.safe_load(SPEC.read_text(encoding="utf-8"))
+        body = next((op.get("requestBody") for item in document["paths"].values() for op in item.values()
+                     if isinstance(op, dict) and op.get("operationId") == op_id), None)
+        schema = ((body or {}).get("content", {}).get(media_type) or {}).get("schema")
+        _VALIDATORS[key] = None if schema is None else jsonschema.Draft7Validator(_inline(schema, document))
+    return _VALIDATORS[key]
+
+
+def _inline(node: Any, document: dict[str, Any]) -> Any:
+    if isinstance(node, dict):
+        if "$ref" in node:
+            target_node: Any = document
+            for part in node["$ref"].lstrip("#/").split("/"):
+                target_node = target_node[part]
+            return _inline(target_node, document)
+        return {k: _inline(v, document) for k, v in node.items() if k not in ("example", "examples")}
+    if isinstance(node, list):
+        return [_inline(v, document) for v in node]
+    return node
+
+
+def positive_data_acceptance_envelope(ctx: Any, response: Any, case: Any) -> Any:
+    return builtin.positive_data_acceptance(ctx, _shadow(response), case)
+
+
+def missing_required_header_envelope(ctx: Any, response: Any, case: Any) -> Any:
+    # The document's code for a failed authentication is 403 (身份验证失败), where the built-in expects 401.
+    shadow = _shadow(response)
+    if shadow.status_code == 403:
+        return None
+    return builtin.missing_required_header(ctx, shadow, case)
+
+
+_AUTH_PROBED: Counter[str] = Counter()
+_PROBE_LOCK = threading.Lock()
+
+
+def ignored_auth_envelope(ctx: Any, response: Any, case: Any) -> None:
+    """A secured operation that succeeded with the kit's token must fail without it and with a tampered one."""
+    body = envelope(response)
+    request = response.request
+    if not body or body.get("code") != 200 or "Authorization" not in request.headers:
+        return
+    if not case.operation.definition.raw.get("security", [{}]):
+        return  # the OAuth operations are public
+    label = case.operation.label
+    with _PROBE_LOCK:
+        if _AUTH_PROBED[label] >= 2:
+            return  # enforcement is a property of the operation: a couple of confirmations suffice
+        _AUTH_PROBED[label] += 1
+    token = request.headers["Authorization"].partition(" ")[2]
+    variants = {"no Authorization header": None}
+    if is_jwt(token):
+        variants["a tampered token"] = f"Bearer {tamper_signature(token, 7)}"
+    for what, header in variants.items():
+        probe = request.copy()
+        probe.headers.pop("Authorization", None)
+        if header:
+            probe.headers["Authorization"] = header
+        try:
+            answer = target().session.send(probe, timeout=30)
+        except WriteBlocked:
+            return
+        probe_body = _envelope_of_requests(answer)
+        code = probe_body.get("code") if probe_body else None
+        accepted = code == 200 or (probe_body is None and 200 <= answer.status_code < 300)
+        assert not accepted, f"{label} accepted {what} (HTTP {answer.status_code}, code {code})"
+
+
+def _envelope_of_requests(response: Any) -> dict[str, Any] | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+REPLACED = [builtin.negative_data_rejection, builtin.positive_data_acceptance, builtin.missing_required_header,
+            builtin.ignored_auth]
+KIT_CHECKS = [envelope_conformance, negative_data_rejection_envelope, positive_data_acceptance_envelope,
+              missing_required_header_envelope, ignored_auth_envelope]
+
+
+def checks_for(op_id: str) -> list[Any]:
+    # Positive data can still break cross-field rules the schema cannot express (path/body plan ids agree,
+    # modelId is one of the plan's workflows), so acceptance is not judged for the two write operations.
+    if op_id in WRITE_OPS:
+        return [c for c in KIT_CHECKS if c is not positive_data_acceptance_envelope]
+    return KIT_CHECKS

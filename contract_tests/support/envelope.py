@@ -1,0 +1,122 @@
+"""Judging responses: the `{code, message, data}` envelope, documented codes, statuses and epoch-ms fields."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import requests
+
+from contract_tests.support.kit import KIT
+
+DOCUMENTED_CODES = frozenset({200, 400, 403, 404, 500, 503, 997, 998, 999})
+ERROR_CODES = DOCUMENTED_CODES - {200}
+STATUSES = ("DEFAULT", "RUNNING", "PENDING", "SUCCESS", "FAIL")
+TERMINAL = frozenset({"SUCCESS", "FAIL"})
+# Progress rank: a run never goes back (RUNNING and PENDING may alternate), and never leaves SUCCESS/FAIL.
+_RANK = {"DEFAULT": 0, "RUNNING": 1, "PENDING": 1, "SUCCESS": 2, "FAIL": 2}
+# 2000-01-01 .. 2100-01-01 in epoch milliseconds: seconds or microseconds fall outside.
+EPOCH_MS_RANGE = (946_684_800_000, 4_102_444_800_000)
+
+
+def describe(response: requests.Response) -> str:
+    request = response.request
+    path = (request.path_url or "").split("?", 1)[0] if request is not None else "?"
+    method = request.method if request is not None else "?"
+    return f"{method} {path} -> HTTP {response.status_code}"
+
+
+def envelope_problems(response: requests.Response) -> tuple[dict[str, Any] | None, list[str]]:
+    """The parsed body and what is wrong with it as an envelope (empty list: a well-formed envelope)."""
+    try:
+        body = json.loads(response.content.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        snippet = response.content[:80].decode("utf-8", "replace")
+        return None, [f"body is not JSON (Content-Type {response.headers.get('Content-Type')!r}): {snippet!r}"]
+    if not isinstance(body, dict):
+        return None, [f"body is a JSON {type(body).__name__}, not an object"]
+    problems = []
+    code = body.get("code")
+    if "code" not in body:
+        problems.append("field 'code' is missing")
+    elif not isinstance(code, int) or isinstance(code, bool):
+        problems.append(f"'code' is {type(code).__name__} {code!r}, not an int")
+    elif code not in DOCUMENTED_CODES:
+        problems.append(f"'code' {code} is not a documented code {sorted(DOCUMENTED_CODES)}")
+    if "message" not in body:
+        problems.append("field 'message' is missing")
+    elif not isinstance(body["message"], str):
+        problems.append(f"'message' is {type(body['message']).__name__}, not a string")
+    if "data" not in body:
+        if code == 200:
+            problems.append("field 'data' is missing")
+        else:
+            # The contract (ErrorEnvelope) lets an error omit data; dpa-mock sends null.
+            KIT.observe("error envelopes", "omit 'data'")
+    return body, problems
+
+
+def check_envelope(response: requests.Response, what: str = "") -> dict[str, Any]:
+    """Assert a well-formed envelope with a documented code; return the body."""
+    KIT.blame(response)
+    body, problems = envelope_problems(response)
+    assert not problems, f"{what or describe(response)}: not a valid envelope: {'; '.join(problems)}"
+    assert body is not None
+    note_http_status(response, body)
+    return body
+
+
+def expect_success(response: requests.Response, what: str = "") -> Any:
+    """Assert the success envelope: code exactly 200 with `data` present and not null; return data."""
+    body = check_envelope(response, what)
+    label = what or describe(response)
+    assert body["code"] == 200, f"{label}: expected success code 200, got {body['code']}: {body['message']!r}"
+    assert body.get("data") is not None, f"{label}: success envelope has data null"
+    return body["data"]
+
+
+def expect_rejected(response: requests.Response, what: str, expected: int = 400) -> dict[str, Any]:
+    """Assert an error envelope (documented, non-200 code); another error code than `expected` is an observation."""
+    body = check_envelope(response, what)
+    assert body["code"] != 200, f"{what}: expected an error (code {expected}), but the target answered success"
+    if body["code"] != expected:
+        KIT.observe(f"error code for: {what.split(':')[0]}", f"code {body['code']} (expected {expected})")
+    return body
+
+
+def note_http_status(response: requests.Response, body: dict[str, Any]) -> None:
+    """Observation: does the HTTP status mirror the business code (document is silent)?"""
+    code = body.get("code")
+    if isinstance(code, int) and code != 200:
+        mirrored = "mirrors" if response.status_code == code else "does not mirror"
+        KIT.observe(f"HTTP status of code {code}", f"HTTP {response.status_code} ({mirrored} the code)")
+
+
+def is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_epoch_ms(value: Any) -> bool:
+    return is_int(value) and EPOCH_MS_RANGE[0] <= value < EPOCH_MS_RANGE[1]
+
+
+def legal_status_path(statuses: list[str]) -> str | None:
+    """Why a sequence of distinct statuses is not a legal lifecycle, or None if it is one."""
+    for s in statuses:
+        if s not in STATUSES:
+            return f"illegal status {s!r} (allowed: {', '.join(STATUSES)})"
+    for a, b in zip(statuses, statuses[1:]):
+        if a in TERMINAL:
+            return f"{a} -> {b}: a terminal status was left"
+        if _RANK[b] < _RANK[a]:
+            return f"{a} -> {b}: the run went backwards"
+    return None
+
+
+def collapse(items: list[str]) -> list[str]:
+    """Drop immediate repeats (retries of one status): A A B B A -> A B A."""
+    out: list[str] = []
+    for item in items:
+        if not out or out[-1] != item:
+            out.append(item)
+    return out

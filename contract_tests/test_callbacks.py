@@ -1,0 +1,139 @@
+"""Interface 7: payload fields, legal statuses in order per instance, retried until acknowledged, at most 3 retries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from contract_tests.plugins.receiver import Callbacks
+from contract_tests.support.api import Api
+from contract_tests.support.envelope import STATUSES, TERMINAL, collapse, legal_status_path
+from contract_tests.support.kit import KIT
+from contract_tests.support.props import kit_settings
+from mock_server.testing.receiver import Delivery
+
+pytestmark = pytest.mark.interface(7)
+MAX_ATTEMPTS = 4  # the document: 回调重试 3 次 — one attempt and three retries
+
+
+def check_payloads(deliveries: list[Delivery], instance: str, plan: str) -> list[str]:
+    """Assert every delivery is a JSON POST with the three documented string fields; return the statuses."""
+    statuses = []
+    for i, d in enumerate(deliveries):
+        body = d.json
+        assert isinstance(body, dict), f"callback #{i} for {instance}: body is not a JSON object: {d.raw[:80]!r}"
+        for name in ("planInstanceId", "processPlanId", "status"):
+            assert isinstance(body.get(name), str), f"callback #{i} for {instance}: {name} is {body.get(name)!r}"
+        assert body["processPlanId"] == plan, f"callback #{i} for {instance}: processPlanId {body['processPlanId']!r}"
+        assert body["status"] in STATUSES, \
+            f"callback #{i} for {instance}: illegal status {body['status']!r} (allowed: {', '.join(STATUSES)})"
+        ctype = d.headers.get("Content-Type") or d.headers.get("content-type") or ""
+        if "application/json" not in ctype:
+            KIT.observe("callback Content-Type", ctype or "(none)")
+        statuses.append(body["status"])
+    return statuses
+
+
+def attempts_per_status(deliveries: list[Delivery]) -> list[tuple[str, int]]:
+    """Consecutive deliveries of one status are attempts of one notification: [(status, attempts)]."""
+    runs: list[tuple[str, int]] = []
+    for d in deliveries:
+        status = d.json.get("status") if isinstance(d.json, dict) else None
+        if runs and runs[-1][0] == status:
+            runs[-1] = (status, runs[-1][1] + 1)
+        else:
+            runs.append((status, 1))
+    return runs
+
+
+def run_with_callbacks(api: Api, callbacks: Callbacks) -> tuple[str, str, list[Delivery]]:
+    plan = api.first_writable_plan()
+    instance = api.start(plan, callback_url=callbacks.url)
+    return plan, instance, callbacks.wait_for_terminal(instance)
+
+
+def test_payload_fields_statuses_and_order(kit_api: Api, kit_callbacks: Callbacks) -> None:
+    plan, instance, deliveries = run_with_callbacks(kit_api, kit_callbacks)
+    assert deliveries, f"run {instance} with callbackUrl: no callback arrived"
+    statuses = collapse(check_payloads(deliveries, instance, plan))
+    problem = legal_status_path(statuses)
+    assert problem is None, f"callbacks for {instance}: {' -> '.join(statuses)}: {problem}"
+    assert statuses[-1] in TERMINAL, f"callbacks for {instance} never reported SUCCESS or FAIL: {statuses}"
+    KIT.observe("statuses called back for one run", " -> ".join(statuses))
+    assert all(n == 1 for _, n in attempts_per_status(deliveries)), \
+        f"callbacks for {instance}: an acknowledged status was sent again: {attempts_per_status(deliveries)}"
+
+
+FAILURES = {
+    "HTTP 500": lambda r, n: r.fail(times=n, status=500),
+    "HTTP 404": lambda r, n: r.fail(times=n, status=404),
+    "200 with body FAIL": lambda r, n: r.body("FAIL", times=n),
+}
+
+
+def test_retried_until_acknowledged(kit_api: Api, kit_callbacks: Callbacks) -> None:
+    """A receiver failing N <= 3 times and then acknowledging gets exactly N + 1 deliveries of that status."""
+    plan = kit_api.first_writable_plan()
+
+    @kit_settings(max_examples=5)
+    @given(failures=st.integers(0, 3), how=st.sampled_from(sorted(FAILURES)))
+    def check(failures: int, how: str) -> None:
+        kit_callbacks.drain()
+        FAILURES[how](kit_callbacks.receiver, failures)
+        instance = kit_api.start(plan, callback_url=kit_callbacks.url)
+        deliveries = kit_callbacks.wait_for_terminal(instance)
+        check_payloads(deliveries, instance, plan)
+        runs = attempts_per_status(deliveries)
+        assert runs, f"run {instance}: no callback arrived"
+        first_status, attempts = runs[0]
+        label = f"run {instance}: receiver failed {failures}x ({how}) then acknowledged"
+        if failures == 3 and attempts == 3:
+            KIT.observe("callback attempts in total", "3 (the document's 重试 3 次 read as three attempts)")
+        else:
+            assert attempts == failures + 1, (
+                f"{label}: {first_status} delivered {attempts}x, expected {failures + 1}"
+                + (" — failed callbacks are never retried" if attempts == 1 and failures else ""))
+        others = [(s, n) for s, n in runs[1:] if n != 1]
+        assert not others, f"{label}: acknowledged statuses were delivered again: {others}"
+
+    check()
+
+
+def test_never_acknowledged_gives_up_after_three_retries(kit_api: Api, kit_callbacks: Callbacks) -> None:
+    plan = kit_api.first_writable_plan()
+    kit_callbacks.receiver.fail(status=500)  # every attempt fails
+    instance = kit_api.start(plan, callback_url=kit_callbacks.url)
+    deliveries = kit_callbacks.wait_for_terminal(instance)
+    check_payloads(deliveries, instance, plan)
+    runs = attempts_per_status(deliveries)
+    assert runs, f"run {instance}: no callback arrived"
+    status, attempts = runs[0]
+    assert attempts > 1, f"run {instance}: {status} was delivered once and never retried although never acknowledged"
+    assert attempts <= MAX_ATTEMPTS, \
+        f"run {instance}: {status} delivered {attempts}x: retried more than 3 times (at most {MAX_ATTEMPTS} attempts)"
+    if attempts == MAX_ATTEMPTS - 1:
+        KIT.observe("callback attempts in total", "3 (the document's 重试 3 次 read as three attempts)")
+    else:
+        assert attempts == MAX_ATTEMPTS, f"run {instance}: {status} delivered {attempts}x, expected {MAX_ATTEMPTS}"
+        KIT.observe("callback attempts in total", "4 (one attempt and three retries)")
+    for later_status, n in runs[1:]:
+        assert n <= MAX_ATTEMPTS, f"run {instance}: {later_status} delivered {n}x, more than {MAX_ATTEMPTS} attempts"
+    KIT.observe("after giving up on a status", "later statuses are still sent" if len(runs) > 1
+                else "no later status was sent")
+
+
+def test_order_per_instance_with_two_runs(kit_api: Api, kit_callbacks: Callbacks) -> None:
+    """Two concurrent runs: each instance's own callbacks follow its lifecycle, whatever the interleaving."""
+    plan = kit_api.first_writable_plan()
+    first = kit_api.start(plan, callback_url=kit_callbacks.url)
+    second = kit_api.start(plan, callback_url=kit_callbacks.url)
+    kit_callbacks.wait_for_terminal(second)
+    for instance in (first, second):
+        deliveries: list[Any] = kit_callbacks.settled(instance)
+        statuses = collapse(check_payloads(deliveries, instance, plan))
+        problem = legal_status_path(statuses)
+        assert problem is None, f"callbacks for {instance}: {' -> '.join(statuses)}: {problem}"
+        assert statuses and statuses[-1] in TERMINAL, f"callbacks for {instance} did not reach a terminal status"

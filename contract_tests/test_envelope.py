@@ -1,0 +1,150 @@
+"""The `{code, message, data}` envelope on every response of every operation, errors included."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from contract_tests.plugins.safety import policy
+from contract_tests.support.api import OPS, Api, Op, Req, op_params
+from contract_tests.support.envelope import check_envelope, expect_success, is_epoch_ms
+from contract_tests.support.kit import KIT
+from contract_tests.support.props import kit_settings
+
+SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**12), st.floats(allow_nan=False, allow_infinity=False),
+                    st.text(max_size=12))
+JSON_VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3)
+                           | st.dictionaries(st.text(max_size=6), inner, max_size=3), max_leaves=6)
+SCENE_FIELDS = ("callbackUrl", "dimension", "intervals", "sceneName", "modelVarReq")
+FIELDS = ["processPlanId", "planInstanceId", "callbackUrl", "modelVarReq", "code", "client_id", "client_secret",
+          "grant_type", "user_id", "response_type", "scope", "dimension", "intervals", "executeStrategy",
+          "sceneName", "x"]
+
+
+@pytest.mark.parametrize("op", op_params())
+def test_success_envelope(op: Op, kit_api: Api) -> None:
+    """A request the document says succeeds gets code exactly 200, a string message and data present."""
+    req = kit_api.valid_request(op)
+    response = kit_api.send_req(req, token=op.secured)
+    data = expect_success(response, op.id)
+    body = response.json()
+    KIT.observe(f"success message of {'OAuth' if op.interface == 1 else 'process-plan'} operations",
+                repr(body["message"]))
+    ctype = response.headers.get("Content-Type", "")
+    if "application/json" not in ctype:
+        KIT.observe("Content-Type of envelopes", ctype or "(none)")
+    assert data is not None
+
+
+def _error_variants(op: Op, api: Api) -> list[tuple[str, Req, Any]]:
+    """Requests the document says fail (each: label, request, token to send)."""
+    variants: list[tuple[str, Req, Any]] = []
+    if op.method == "GET" and op.id != "listPlans":  # listPlans takes no parameter at all
+        variants.append(("no parameters", Req("GET", op.path), True))
+        variants.append(("junk parameters", Req("GET", op.path, {"params": {"x": "1"}}), True))
+    elif op.write == "scene":
+        plan = api.first_scene_plan()
+        variants += [
+            ("no callbackUrl", Req("POST", op.path, {"data": api.scene_form(plan, callbackUrl=None)}), True),
+            ("bad dimension", Req("POST", op.path, {"data": api.scene_form(plan, dimension="fortnight")}), True),
+            ("bad intervals", Req("POST", op.path, {"data": api.scene_form(plan, intervals="zero")}), True),
+        ]
+    else:
+        path = op.path
+        if op.write == "execute":
+            path = op.url_path(api.first_writable_plan())
+        variants += [
+            ("empty JSON object", Req("POST", path, {"json": {}}), True),
+            ("malformed JSON", Req("POST", path, {"data": b'{"processPlanId": ', "headers": {
+                "Content-Type": "application/json"}}), True),
+            ("no body", Req("POST", path), True),
+            ("a JSON array", Req("POST", path, {"json": [1, 2]}), True),
+        ]
+    if op.secured:
+        valid = api.valid_request(op)
+        variants.append(("no Authorization header", valid, None))
+        variants.append(("garbage bearer token", valid, "Bearer not-a-token"))
+    return variants
+
+
+@pytest.mark.parametrize("op", op_params())
+def test_error_envelopes(op: Op, kit_api: Api) -> None:
+    """Requests the document rejects still get an envelope with a documented, non-200 code."""
+    for label, req, token in _error_variants(op, kit_api):
+        response = kit_api.send_req(req, token=token)
+        body = check_envelope(response, f"{op.id} with {label}")
+        assert body["code"] != 200, f"{op.id} with {label}: answered success (code 200)"
+        if body.get("data") is not None:
+            KIT.observe("error envelopes", f"carry non-null data ({op.id})")
+
+
+def _random_request(op: Op, api: Api) -> Any:
+    """A strategy of arbitrary requests to `op` that the safety options allow sending."""
+    if op.method == "GET":
+        return st.dictionaries(st.sampled_from(FIELDS), st.text(max_size=20), max_size=4).map(
+            lambda q: Req("GET", op.path, {"params": q}))
+    path = op.url_path(api.first_writable_plan()) if op.write == "execute" else op.path
+    if op.write == "scene":
+        plan = api.first_scene_plan()
+        # The form always names an allowed plan and the single strategy, so the safety policy lets it through.
+        forms = st.fixed_dictionaries({"processPlanId": st.just(plan), "executeStrategy": st.just("single")},
+                                      optional={f: st.text(max_size=12) for f in SCENE_FIELDS})
+        return forms.map(lambda f: Req("POST", path, {"data": f}))
+    bodies = st.dictionaries(st.sampled_from([f for f in FIELDS if f != "processPlanId"]), JSON_VALUES, max_size=4)
+    if op.write == "execute":
+        plan = path.rsplit("/", 1)[-1]
+        bodies = st.tuples(bodies, st.one_of(st.just(plan), JSON_VALUES.filter(lambda v: not isinstance(v, str)))).map(
+            lambda t: {**t[0], "processPlanId": t[1]})
+    raw = st.one_of(bodies.map(lambda b: {"json": b}),
+                    st.binary(max_size=40).map(lambda b: {"data": b, "headers": {"Content-Type": "application/json"}}),
+                    st.text(max_size=40).map(lambda t: {"data": t.encode(), "headers": {"Content-Type": "text/plain"}}))
+    return raw.map(lambda kw: Req("POST", path, kw))
+
+
+@pytest.mark.parametrize("op", op_params())
+def test_envelope_on_arbitrary_requests(op: Op, kit_api: Api) -> None:
+    """Property: whatever the query or body, the answer is an envelope with a documented code."""
+    if op.write == "scene" and not policy().in_process:
+        pytest.skip("arbitrary saveTimingParam forms could create scenes on a live target; checked in-process")
+    if op.write == "execute" and policy().can_execute() is None and not policy().in_process and policy().max_runs:
+        KIT.observe("envelope fuzzing of executePlan", "counts against --max-runs when the target accepts a body")
+    strategy = _random_request(op, kit_api)
+    token = st.sampled_from([True, None, "Bearer x.y.z"]) if op.secured else st.just(None)
+
+    @kit_settings(max_examples=15)
+    @given(req=strategy, auth=token)
+    def check(req: Req, auth: Any) -> None:
+        response = kit_api.send_req(req, token=auth)
+        check_envelope(response, f"{op.id} with an arbitrary request")
+
+    check()
+
+
+@pytest.mark.interface(0)
+def test_unknown_path_and_wrong_method(kit_api: Api) -> None:
+    """A path or method the API does not have is 请求路径异常: an envelope with code 404 (documented set)."""
+    unknown = kit_api.send("GET", "/api/dpa/process/processPlan/kitNoSuchOperation")
+    body = check_envelope(unknown, "GET of an unknown path")
+    assert body["code"] == 404, f"GET of an unknown path: expected code 404 (请求路径异常), got {body['code']}"
+    wrong = kit_api.send("POST", OPS["listPlans"].path, json={})
+    body = check_envelope(wrong, "POST to the GET-only listPlans path")
+    assert body["code"] != 200, "POST to the GET-only listPlans path answered success"
+    KIT.observe("wrong HTTP method", f"code {body['code']}, HTTP {wrong.status_code}, "
+                                     f"Allow: {wrong.headers.get('Allow', '(none)')}")
+
+
+@pytest.mark.interface(2)
+def test_epoch_ms_fields(kit_api: Api) -> None:
+    """createTime/updateTime are integers in epoch milliseconds (not seconds, strings or floats)."""
+    data = expect_success(kit_api.list_plans(), "listPlans")
+    assert isinstance(data, list), "listPlans: data is not a list"
+    for plan in data:
+        for name in ("createTime", "updateTime"):
+            value = plan.get(name) if isinstance(plan, dict) else None
+            assert is_epoch_ms(value), \
+                f"listPlans {plan.get('processPlanId')}.{name} = {json.dumps(value)} is not an epoch-ms integer"
+

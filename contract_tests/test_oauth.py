@@ -1,0 +1,108 @@
+"""Interface 1: code shape, single use, code bound to its client, wrong secret rejected, token expiry."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from contract_tests.plugins.auth import KitAuth
+from contract_tests.plugins.clock import KitClock
+from contract_tests.support.api import Api
+from contract_tests.support.envelope import expect_rejected, expect_success
+from contract_tests.support.kit import KIT
+from contract_tests.support.props import kit_settings
+from dpa_client.client import jwt_expiry
+
+pytestmark = pytest.mark.interface(1)
+CODE_PATTERN = re.compile(r"^[A-Z0-9_-]+$")  # the contract's AuthorizeData.code pattern
+
+
+def test_authorize_code_shape_and_uniqueness(kit_auth: KitAuth) -> None:
+    codes = []
+    for _ in range(5):
+        data = expect_success(kit_auth.authorize_response(), "authorize")
+        assert isinstance(data, dict) and isinstance(data.get("code"), str), f"authorize: data.code missing: {data!r}"
+        code = data["code"]
+        assert CODE_PATTERN.match(code), "authorize: the code is not uppercase base64url (A-Z, 0-9, _ and -)"
+        codes.append(code)
+    assert len(set(codes)) == len(codes), "authorize: the same code was issued twice"
+    KIT.observe("authorization code length", f"{sorted({len(c) for c in codes})} characters")
+
+
+def test_token_response(kit_auth: KitAuth) -> None:
+    data = expect_success(kit_auth.token_response(kit_auth.code()), "token")
+    assert isinstance(data, dict), f"token: data is {type(data).__name__}, not an object"
+    assert data.get("token_type") == "Bearer", f"token: token_type is {data.get('token_type')!r}, not 'Bearer'"
+    token = data.get("access_token")
+    assert isinstance(token, str) and token, "token: access_token is not a non-empty string"
+    KIT.observe("access token format", "JWT with exp" if jwt_expiry(token) else "not a JWT with an exp claim")
+
+
+def test_code_is_single_use(kit_auth: KitAuth) -> None:
+    code = kit_auth.code()
+    expect_success(kit_auth.token_response(code), "token with a fresh code")
+    expect_rejected(kit_auth.token_response(code), "token: the same code a second time", expected=403)
+
+
+def test_code_is_bound_to_its_client(kit_auth: KitAuth, kit_other_app: tuple[str, str]) -> None:
+    other_id, other_secret = kit_other_app
+    code = kit_auth.code()  # issued to the configured app
+    expect_rejected(kit_auth.token_response(code, other_id, other_secret),
+                    "token: another app's credentials with this app's code", expected=403)
+    # The other app is real: its own code works, so the rejection above was about the binding.
+    expect_success(kit_auth.token_response(kit_auth.code(client_id=other_id), other_id, other_secret),
+                   "token: the other app with its own code")
+
+
+def test_wrong_secret_rejected(kit_auth: KitAuth) -> None:
+    secret = kit_auth.cfg.client_secret
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
+
+    # Only an index and a character are drawn, so a falsifying example never prints the secret.
+    @kit_settings(max_examples=8)
+    @given(index=st.integers(0, len(secret) - 1), char=st.sampled_from(alphabet), mode=st.sampled_from(
+        ["replace", "drop", "append", "empty"]))
+    def check(index: int, char: str, mode: str) -> None:
+        if mode == "replace":
+            wrong = secret[:index] + (char if char != secret[index] else "~") + secret[index + 1:]
+        elif mode == "drop":
+            wrong = secret[:index] + secret[index + 1:]
+        elif mode == "append":
+            wrong = secret + char
+        else:
+            wrong = ""
+        expect_rejected(kit_auth.token_response(kit_auth.code(), client_secret=wrong),
+                        f"token with a wrong secret ({mode} at {index})", expected=403 if wrong else 400)
+
+    check()
+
+
+def test_unknown_client_rejected(kit_auth: KitAuth) -> None:
+    known = {kit_auth.cfg.client_id, kit_auth.cfg.other_client_id}
+
+    @kit_settings(max_examples=6)
+    @given(client_id=st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/=", min_size=4,
+                             max_size=30).filter(lambda c: c not in known))
+    def check(client_id: str) -> None:
+        expect_rejected(kit_auth.authorize_response(client_id=client_id), "authorize with an unknown client_id",
+                        expected=403)
+
+    check()
+
+
+def test_token_expires(kit_auth: KitAuth, kit_api: Api, kit_clock: KitClock) -> None:
+    token = kit_auth.new_token()
+    exp = jwt_expiry(token)
+    if exp is None:
+        pytest.skip("the access token is not a JWT with an exp claim: its lifetime is unknown")
+    now = kit_clock.now()
+    kit_clock.require("token expiry", real_seconds=exp - now)
+    expect_success(kit_api.list_plans(token=f"Bearer {token}"), "listPlans with a fresh token")
+    KIT.observe("access token lifetime", f"{round(exp - now)} s")
+    kit_clock.advance(max(exp - now, 0) + 1)
+    expect_rejected(kit_api.list_plans(token=f"Bearer {token}"), "listPlans with an expired token", expected=403)
+    # A new login works again after the expiry.
+    expect_success(kit_api.list_plans(token=f"Bearer {kit_auth.new_token()}"), "listPlans after logging in again")

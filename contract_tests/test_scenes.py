@@ -1,0 +1,111 @@
+"""Interface 4: saveTimingParam value rules, the saved scene's fields and (when allowed) a single scene firing."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from contract_tests.plugins.clock import KitClock
+from contract_tests.plugins.receiver import Callbacks
+from contract_tests.plugins.safety import policy
+from contract_tests.support.api import Api
+from contract_tests.support.envelope import STATUSES, TERMINAL, collapse, expect_rejected, expect_success
+from contract_tests.support.kit import KIT
+from contract_tests.support.props import kit_settings
+
+pytestmark = pytest.mark.interface(4)
+DIMENSIONS = ("seconds", "minutes", "hours", "day", "weeks", "month")
+BAD_INTERVALS = st.one_of(st.sampled_from(["0", "-1", "1.5", "abc", "", " ", "00", "1e3", "+"]),
+                          st.integers(-10**6, 0).map(str))
+
+
+def test_bad_values_rejected(kit_api: Api) -> None:
+    plan = kit_api.first_scene_plan()
+    bad = st.one_of(
+        st.text(min_size=1, max_size=10).filter(lambda d: d not in DIMENSIONS).map(lambda d: {"dimension": d}),
+        BAD_INTERVALS.map(lambda i: {"intervals": i}),
+        st.sampled_from(["[{", "{not json", "[1,"]).map(lambda m: {"modelVarReq": m}),
+        st.sampled_from(["", " "]).map(lambda s: {"sceneName": s}),
+        st.sampled_from(["", " "]).map(lambda s: {"callbackUrl": s}),
+    )
+    if policy().scene_strategies is None:  # a live target only ever gets single scenes
+        bad = bad | st.text(min_size=1, max_size=10).filter(lambda s: s not in ("single", "cycle")).map(
+            lambda s: {"executeStrategy": s})
+
+    @kit_settings(max_examples=10)
+    @given(change=bad)
+    def check(change: dict[str, str]) -> None:
+        form = kit_api.scene_form(plan, **change)
+        expect_rejected(kit_api.save_scene(form), f"saveTimingParam with {change}")
+
+    check()
+
+
+def test_saved_scene_fields(kit_api: Api) -> None:
+    plan = kit_api.first_scene_plan()
+    data = expect_success(kit_api.save_scene(kit_api.scene_form(plan)), "saveTimingParam")
+    assert isinstance(data, dict), f"saveTimingParam: data is {type(data).__name__}, not an object"
+    for name in ("instanceId", "modelId", "status"):
+        assert isinstance(data.get(name), str), f"saveTimingParam: data.{name} is {data.get(name)!r}, not a string"
+    assert data["status"] in STATUSES, f"saveTimingParam: status {data['status']!r} is not one of {STATUSES}"
+    models = expect_success(kit_api.models(plan), f"queryModelByPlanId {plan}")
+    ids = [m.get("processModelId") for m in models if isinstance(m, dict)]
+    KIT.observe("saveTimingParam modelId", "the plan's first workflow" if ids and data["modelId"] == ids[0]
+                else f"{data['modelId']!r} (workflows: {ids})")
+    KIT.observe("saveTimingParam status of a new scene", data["status"])
+    KIT.observe("scene instanceId format", "in + digits" if re.fullmatch(r"in\d+", data["instanceId"]) else
+                f"other (e.g. {data['instanceId'][:24]})")
+
+
+def _new_instances(callbacks: Callbacks, known: set[str]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for d in callbacks.receiver.deliveries:
+        body = d.json if isinstance(d.json, dict) else {}
+        instance = body.get("planInstanceId")
+        if isinstance(instance, str) and instance not in known:
+            found.setdefault(instance, []).append(str(body.get("status")))
+    return found
+
+
+def test_single_scene_fires_once(kit_api: Api, kit_callbacks: Callbacks, kit_clock: KitClock) -> None:
+    plan = kit_api.first_scene_plan()
+    kit_clock.require("a scene firing", real_seconds=5)
+    form = kit_api.scene_form(plan, callbackUrl=kit_callbacks.url, dimension="seconds", intervals="2")
+    expect_success(kit_api.save_scene(form), "saveTimingParam (single, after 2 seconds)")
+    if kit_clock.controlled:
+        kit_clock.advance(1)
+        kit_callbacks.wait_quiet()
+        assert not _new_instances(kit_callbacks, set()), "the single scene fired before its 2 seconds were up"
+    fired = kit_clock.poll(lambda: _new_instances(kit_callbacks, set()),
+                           lambda f: any(TERMINAL & set(s) for s in f.values()), step=1.0)[-1]
+    assert fired, "the single scene did not fire (no callback arrived)"
+    assert len(fired) == 1, f"the single scene started {len(fired)} runs at once: {sorted(fired)}"
+    (instance, statuses), = fired.items()
+    assert set(collapse(statuses)) & TERMINAL, f"the scene's run {instance} did not finish: {statuses}"
+    if kit_clock.controlled:
+        kit_clock.advance(30)
+        kit_callbacks.wait_quiet()
+        again = _new_instances(kit_callbacks, {instance})
+        assert not again, f"the single scene fired again: {sorted(again)}"
+
+
+def test_cycle_scene_fires_every_period(kit_api: Api, kit_callbacks: Callbacks, kit_clock: KitClock) -> None:
+    if policy().scene_strategies is not None:
+        pytest.skip("cycle scenes are never created on a live target (they cannot be deleted through the API)")
+    if not kit_clock.controlled:
+        pytest.skip("needs time control")
+    plan = kit_api.first_scene_plan()
+    form = kit_api.scene_form(plan, callbackUrl=kit_callbacks.url, dimension="seconds", intervals="3",
+                              executeStrategy="cycle")
+    scene = expect_success(kit_api.save_scene(form), "saveTimingParam (cycle, every 3 seconds)")
+    try:
+        kit_clock.advance(10)
+        kit_callbacks.wait_quiet()
+        fired = _new_instances(kit_callbacks, set())
+        assert len(fired) == 3, f"a 3-second cycle fired {len(fired)} times in 10 seconds (expected 3)"
+    finally:
+        # The emulator's own API stops the cycle, so later tests do not see its runs.
+        kit_clock.target.admin_call("DELETE", f"/__admin/scenes/{scene['instanceId']}")
