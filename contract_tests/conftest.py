@@ -63,14 +63,6 @@ def pytest_configure(config: pytest.Config) -> None:
         Path(DEFAULT_JUNIT).parent.mkdir(parents=True, exist_ok=True)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # pytest 9.2 builds a Function's node id from `originalname`, and schemathesis passes the bare function
-    # name there: every generated test would be `test_schema.py::test_operation`. Give each its operation back.
-    for item in items:
-        if "[" in item.name and "[" not in item.nodeid and item.parent is not None:
-            item._id = item.parent.id.child(item.name)  # type: ignore[attr-defined]
-
-
 @pytest.fixture(scope="session")
 def kit_api(kit_target: Any, kit_auth: Any) -> Api:
     """Raw requests to the seven operations, with what tests build on (plans, a run, valid requests)."""

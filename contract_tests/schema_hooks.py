@@ -8,7 +8,7 @@ import random
 import threading
 from collections import Counter, defaultdict
 from typing import Any, Mapping
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlencode
 
 import schemathesis
 from schemathesis import schemas as st_schemas
@@ -55,7 +55,9 @@ def form_serializer(ctx: Any, value: Any) -> Any:
                 pairs.append((str(key), "true" if item else "false"))
             else:
                 pairs.append((str(key), str(item)))
-        return pairs
+        # Encoded bytes, not pairs: the WSGI test transport (also used by tests/ in the same process)
+        # cannot take a list, and both transports send bytes as they are with the case's Content-Type.
+        return urlencode(pairs).encode("ascii")
     if value is None or isinstance(value, (str, bytes)):
         return value
     return json.dumps(value).encode("utf-8")
