@@ -80,9 +80,15 @@ def start(base: str, headers: dict[str, str], plan_id: str, callback_url: str) -
     return body["data"][0]["planInstanceId"]
 
 
+def text(driver: Any, selector: str) -> str | None:
+    """The element's visible text, read in one script call: the page re-renders every second, so a
+    WebElement found a moment earlier may already be stale."""
+    return driver.execute_script("const e = document.querySelector(arguments[0]); return e ? e.innerText : null;",
+                                 selector)
+
+
 def row_status(driver: Any, instance_id: str) -> str | None:
-    rows = driver.find_elements(By.CSS_SELECTOR, f'#runs tr[data-instance="{instance_id}"] td .status')
-    return rows[0].text if rows else None
+    return text(driver, f'#runs tr[data-instance="{instance_id}"] td .status')
 
 
 def test_run_started_over_the_api_reaches_success_on_the_page(server: ServerProcess, browser: Any) -> None:
@@ -91,8 +97,8 @@ def test_run_started_over_the_api_reaches_success_on_the_page(server: ServerProc
     wait = WebDriverWait(browser, 15, poll_frequency=0.1)
     browser.get(base + "/__admin/ui")
     assert browser.title == "dpa-mock 控制台"
-    wait.until(lambda d: "实时" in d.find_element(By.ID, "conn").text)
-    assert browser.find_element(By.ID, "clock-mode").text == "虚拟时钟"
+    wait.until(lambda d: "实时" in (text(d, "#conn") or ""))
+    assert text(browser, "#clock-mode") == "虚拟时钟"
     assert console_errors(browser) == []
 
     with CallbackReceiver() as receiver:
@@ -107,8 +113,7 @@ def test_run_started_over_the_api_reaches_success_on_the_page(server: ServerProc
 
         # The page picks the runs up by itself; virtual time has not moved, so they wait in DEFAULT.
         wait.until(lambda d: row_status(d, instance_id) == "DEFAULT" and row_status(d, failing) == "DEFAULT")
-        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR,
-                                             f'#scenes tr[data-scene="{scene["data"]["instanceId"]}"]'))
+        wait.until(lambda d: text(d, f'#scenes tr[data-scene="{scene["data"]["instanceId"]}"]') is not None)
 
         # Advance the clock with the page's own control.
         field = browser.find_element(By.ID, "advance-seconds")
@@ -117,16 +122,16 @@ def test_run_started_over_the_api_reaches_success_on_the_page(server: ServerProc
         browser.find_element(By.ID, "advance-submit").click()
         wait.until(lambda d: row_status(d, instance_id) == "SUCCESS")
         assert row_status(browser, failing) == "FAIL"
-        timeline = browser.find_element(By.CSS_SELECTOR, f'#runs tr[data-instance="{instance_id}"] .timeline').text
+        timeline = text(browser, f'#runs tr[data-instance="{instance_id}"] .timeline') or ""
         assert [s for s in ("DEFAULT", "RUNNING", "SUCCESS") if s in timeline] == ["DEFAULT", "RUNNING", "SUCCESS"]
-        assert "3/3 节点" in browser.find_element(By.CSS_SELECTOR, f'#runs tr[data-instance="{instance_id}"]').text
-        assert "已推进 5 秒" in browser.find_element(By.ID, "clock-offset").text
+        assert "3/3 节点" in (text(browser, f'#runs tr[data-instance="{instance_id}"]') or "")
+        assert "已推进 5 秒" in (text(browser, "#clock-offset") or "")
 
         # The ledger shows the retried DEFAULT delivery with each attempt's answer and verdict.
-        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#callbacks tbody tr")) == 6)
-        ledger = browser.find_element(By.ID, "callbacks").text
+        wait.until(lambda d: d.execute_script("return document.querySelectorAll('#callbacks tbody tr').length") == 6)
+        ledger = text(browser, "#callbacks") or ""
         assert ledger.count('HTTP 500 "FAIL"') == 2 and "已确认" in ledger
-        wait.until(lambda d: "saveTimingParam" in d.find_element(By.ID, "journal").text)
+        wait.until(lambda d: "saveTimingParam" in (text(d, "#journal") or ""))
 
     REPORTS.mkdir(exist_ok=True)
     browser.execute_script("window.scrollTo(0, 0)")
@@ -139,7 +144,7 @@ def test_admin_token_page_works_through_the_query_token(browser: Any, tmp_path: 
     with ServerProcess("--clock", "virtual", "--admin-token", "s3cret", log=tmp_path / "dpa-mock.log") as srv:
         browser.get(srv.base_url + "/__admin/ui?token=s3cret")
         WebDriverWait(browser, 15, poll_frequency=0.1).until(
-            lambda d: "实时" in d.find_element(By.ID, "conn").text)
+            lambda d: "实时" in (text(d, "#conn") or ""))
         assert console_errors(browser) == []
         browser.get(srv.base_url + "/__admin/ui")  # without the token: the admin guard's 403 envelope
         assert '"code": 403' in browser.page_source.replace('"code":403', '"code": 403')
