@@ -108,6 +108,8 @@ def _redacted_body() -> Any:
 
 
 def _read_redacted_body() -> Any:
+    if not request.content_length and "Transfer-Encoding" not in request.headers:
+        return None  # the usual GET: nothing to read, and reading costs a tenth of the request
     if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
         return redact(request.form.to_dict())
     data = request.get_data(cache=True)

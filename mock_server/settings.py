@@ -47,7 +47,7 @@ class Settings:
     scene_catchup_limit: int = 1000  # firings per scene per clock advance; later ones are coalesced
     advance_firing_budget: int = 10_000  # firings of all scenes per clock advance; later ones are coalesced
     max_body_bytes: int = 1_048_576
-    threads: int = 8  # WSGI server threads
+    threads: int = 1  # WSGI server threads: one is fastest (no GIL convoy; see docs/performance.md)
     log_requests: bool = True
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
