@@ -15,10 +15,12 @@ from mock_server.domain.callbacks import Transport
 from mock_server.domain.clock import Clock, make_clock, to_ms
 from mock_server.domain.errors import DOCUMENTED_CODES
 from mock_server.domain.platform import Platform
+from mock_server.domain.store import Store
 from mock_server.fixtures import load_catalog
 from mock_server.http import admin, oauth, plans, runs, scenes, ui
 from mock_server.http.envelope import envelope, install_error_handlers
 from mock_server.settings import Settings
+from mock_server.sqlite_store import SqliteStore
 from mock_server.transport import HttpTransport
 
 access_log = logging.getLogger("dpa_mock.access")
@@ -34,11 +36,13 @@ def redact(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
-               transport: Transport | None = None, start_engine: bool = True) -> Flask:
+               transport: Transport | None = None, store: Store | None = None, start_engine: bool = True) -> Flask:
     settings = settings or Settings()
     catalog = load_catalog(settings.fixtures, settings.timezone)
     clock = clock or make_clock(settings.clock)
-    platform = Platform(settings, catalog, clock, transport or HttpTransport(settings.callback_workers))
+    if store is None and settings.state:
+        store = SqliteStore(settings.state)
+    platform = Platform(settings, catalog, clock, transport or HttpTransport(settings.callback_workers), store)
 
     app = Flask(__name__, static_folder=None)
     app.url_map.merge_slashes = False  # the document's `//` paths are served as written

@@ -28,6 +28,8 @@ def main() -> None:
               help="Directory of YAML fixtures (default: the bundled ones).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
               help="Settings file, YAML or TOML (see README: Configuration).")
+@click.option("--state", type=click.Path(dir_okay=False), default=None,
+              help="SQLite file keeping all state across restarts (default: in memory only).")
 @click.option("--clock", type=click.Choice(["real", "virtual"]), default=None,
               help="real (default): wall time plus offsets; virtual: time moves only via /__admin/clock/advance.")
 @click.option("--threads", type=int, default=None, help="WSGI server threads (default 8).")

@@ -25,6 +25,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 29041
     fixtures: str | None = None  # directory of YAML fixtures; None = the bundled ones
+    state: str | None = None  # SQLite file keeping all state across restarts; None = in memory only
     clock: str = "real"  # real | virtual
     timezone: str = "Asia/Shanghai"  # for day/weeks/month scene arithmetic and fixture times
     code_ttl: float = 600.0  # authorization code lifetime, seconds

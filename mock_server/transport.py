@@ -25,5 +25,3 @@ class HttpTransport:
         except (urllib3.exceptions.HTTPError, ValueError, OSError) as exc:
             raise TransportError(f"{type(exc).__name__}: {exc}") from exc
         return response.status, response.data.decode("utf-8", "replace")
-
-RequestsTransport = HttpTransport  # TEMP: former name, still imported by tests/kit_selftest/broken.py

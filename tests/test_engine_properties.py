@@ -15,7 +15,8 @@ from mock_server.domain.errors import ValidationError
 from mock_server.domain.platform import Platform
 from mock_server.domain.runs import PENDING, TERMINAL, TRANSITIONS
 from mock_server.domain.scenes import fire_time
-from tests.plugins.engine import ACK, ALL_PRINCIPAL, FAIL, RAISE, START, WRONG, ScriptedTransport, domain_platform, ms
+from tests.plugins.engine import (ACK, ALL_PRINCIPAL, FAIL, RAISE, START, WRONG, ScriptedTransport, domain_platform,
+                                  make_store, ms)
 
 PLANS = ["acf42dd3", "b7e1c0a2", "c3d9f4e5", "d4a8e6f1", "e5f2b7c9", "f6c1a3d8"]
 STATUS_OFFSET = {"DEFAULT": 0, "RUNNING": 1, "PENDING": 2, "SUCCESS": 3, "FAIL": 4}
@@ -82,11 +83,14 @@ def check_deliveries(platform: Platform, transport: ScriptedTransport, run: Any,
     assert [(s, "ack" if b == ACK else "not-ack") for s, b in calls] == expected_calls
 
 
-@given(operations)
-def test_any_sequence_keeps_runs_legal_and_callbacks_bounded_and_ordered(ops: list[tuple[Any, ...]]) -> None:
+# The same property against both stores: the durable one must not change what happens.
+@pytest.mark.parametrize("store_kind", ["memory", "sqlite"])
+@given(ops=operations)
+def test_any_sequence_keeps_runs_legal_and_callbacks_bounded_and_ordered(store_kind: str,
+                                                                         ops: list[tuple[Any, ...]]) -> None:
     scripts = Scripts()
     transport = ScriptedTransport(scripts.choose)
-    platform = domain_platform(transport, VirtualClock(START), callback_workers=2)
+    platform = domain_platform(transport, VirtualClock(START), make_store(store_kind), callback_workers=2)
     instances: list[str] = []
     try:
         for op in ops:

@@ -70,8 +70,10 @@ class Outbox:
 
     def __init__(self, transport: Transport, clock: Clock, schedule: Callable[..., Any], lock: threading.RLock, *,
                  retries: int, backoff: tuple[float, ...], timeout: float, workers: int, ledger_size: int,
-                 statuses: frozenset[str]) -> None:
+                 statuses: frozenset[str], on_change: Callable[[Delivery], None] | None = None,
+                 on_forget: Callable[[int], None] | None = None) -> None:
         self._transport, self._clock, self._schedule, self._lock = transport, clock, schedule, lock
+        self._on_change, self._on_forget = on_change, on_forget  # a durable store's ears, or None
         self.retries, self._backoff, self._timeout = retries, backoff, timeout
         self.statuses = statuses
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dpa-callback")
@@ -97,11 +99,28 @@ class Outbox:
         if not url or status not in self.statuses:
             return
         delivery = Delivery(next(self._ids), instance_id, plan_id, status, url, at)
+        self._queue(delivery, at)
+        self._saved(delivery)
+
+    def _queue(self, delivery: Delivery, at: float) -> None:
         self._remember(delivery)
-        queue = self._queues.setdefault(instance_id, collections.deque())
+        queue = self._queues.setdefault(delivery.instance_id, collections.deque())
         queue.append(delivery)
         if len(queue) == 1:
             self._schedule(at, lambda t: self._attempt(delivery, t), f"callback {delivery.id}")
+
+    def restore(self, deliveries: list[Delivery], at: float) -> None:
+        """Take back deliveries from a store: finished ones into the ledger, the rest queued again in order."""
+        for delivery in sorted(deliveries, key=lambda d: d.id):
+            if delivery.state in ("acked", "gave_up"):
+                self._remember(delivery)
+            else:
+                self._queue(delivery, at)  # at-least-once: an attempt cut off by a crash is made again
+        self._ids = itertools.count(max((d.id for d in deliveries), default=0) + 1)
+
+    def _saved(self, delivery: Delivery) -> None:
+        if self._on_change is not None:
+            self._on_change(delivery)
 
     def _remember(self, delivery: Delivery) -> None:
         self._ledger[delivery.id] = delivery
@@ -110,6 +129,8 @@ class Outbox:
             if oldest.state in ("queued", "retrying"):
                 break  # never drop an unfinished delivery to keep the window
             self._ledger.popitem(last=False)
+            if self._on_forget is not None:
+                self._on_forget(oldest.id)
 
     def _attempt(self, delivery: Delivery, at: float) -> None:
         generation = self._generation
@@ -142,13 +163,13 @@ class Outbox:
                 verdict = "gave_up"
             delivery.attempts.append(Attempt(n, at, delivery.url, delivery.payload, status,
                                              None if body is None else body[:2000], error, verdict))
+            delivery.state = {"ack": "acked", "retry": "retrying", "gave_up": "gave_up"}[verdict]
+            self._saved(delivery)
             now = self._clock.now()
             if verdict == "retry":
-                delivery.state = "retrying"
                 delay = self._backoff[min(n - 1, len(self._backoff) - 1)] if self._backoff else 0.0
                 self._schedule(now + delay, lambda t: self._attempt(delivery, t), f"callback {delivery.id} retry")
                 return
-            delivery.state = "acked" if verdict == "ack" else "gave_up"
             queue = self._queues.get(delivery.instance_id)
             if queue and queue[0] is delivery:
                 queue.popleft()

@@ -22,6 +22,12 @@ class Clock(Protocol):
     def reset(self) -> None:
         """Forget any offset or advance."""
 
+    def snapshot(self) -> dict[str, float]:
+        """What a durable store keeps of the clock."""
+
+    def restore(self, snapshot: dict[str, float]) -> None:
+        """Carry on from a snapshot taken before a restart."""
+
 
 class RealClock:
     """Wall time plus an offset that /__admin/clock/advance grows."""
@@ -49,6 +55,13 @@ class RealClock:
     def reset(self) -> None:
         with self._lock:
             self._offset = 0.0
+
+    def snapshot(self) -> dict[str, float]:
+        return {"offset": self._offset}
+
+    def restore(self, snapshot: dict[str, float]) -> None:
+        with self._lock:
+            self._offset = float(snapshot.get("offset", 0.0))
 
 
 class VirtualClock:
@@ -81,6 +94,15 @@ class VirtualClock:
     def reset(self) -> None:
         with self._lock:
             self._now = self._start
+
+    def snapshot(self) -> dict[str, float]:
+        return {"start": self._start, "now": self._now}
+
+    def restore(self, snapshot: dict[str, float]) -> None:
+        # Virtual time resumes where it stood: the downtime did not happen in it.
+        with self._lock:
+            self._start = float(snapshot.get("start", self._start))
+            self._now = max(float(snapshot.get("now", self._now)), self._start)
 
 
 def make_clock(mode: str, start: float | None = None) -> Clock:

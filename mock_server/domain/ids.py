@@ -18,3 +18,8 @@ class IdGenerator:
             # Never reset, even by /__admin/reset: ids stay unique for an integrator's idempotency keys.
             self._last = max(now_ms, self._last + 1)
             return f"{self._prefix}{self._last}"
+
+    def bump(self, last_ms: int) -> None:
+        """Never hand out an id at or below one already given (ids restored from a store)."""
+        with self._lock:
+            self._last = max(self._last, last_ms)

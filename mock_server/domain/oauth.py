@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import functools
 import threading
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import jwt
 
@@ -45,7 +46,8 @@ class OAuth:
     """Issues codes and tokens for the fixture apps, and verifies bearer tokens, all on the injected clock."""
 
     def __init__(self, catalog: Catalog, clock: Clock, *, code_ttl: float, token_ttl: float,
-                 secret: str, issuer: str) -> None:
+                 secret: str, issuer: str, on_code: Callable[[str, dict[str, Any] | None], None] | None = None) -> None:
+        self._on_code = on_code  # a durable store hears of each code's changes (None: forgotten)
         self._catalog, self._clock = catalog, clock
         self._code_ttl, self._token_ttl = code_ttl, token_ttl
         self._secret, self._issuer = secret, issuer
@@ -82,13 +84,25 @@ class OAuth:
         with self._lock:
             self._prune(now)
             self._codes[code] = _Code(client_id, scope, now + self._code_ttl)
+            self._saved(code)
         return code
+
+    def _saved(self, code: str) -> None:
+        if self._on_code is not None:
+            entry = self._codes.get(code)
+            self._on_code(code, None if entry is None else dataclasses.asdict(entry))
+
+    def restore_codes(self, records: dict[str, dict[str, Any]]) -> None:
+        with self._lock:
+            for code, record in records.items():
+                self._codes[code] = _Code(**record)
 
     def _prune(self, now: float) -> None:
         # Used and expired codes are kept one extra TTL so a replay still gets "already used"/"expired".
         stale = [c for c, v in self._codes.items() if v.expires_at + self._code_ttl < now]
         for c in stale:
             del self._codes[c]
+            self._saved(c)
 
     def token(self, code: str, client_id: str, client_secret: str, grant_type: str,
               user_id: str | None = None) -> str:
@@ -113,6 +127,7 @@ class OAuth:
             if entry.expires_at <= now:
                 raise AuthError("authorization code has expired")
             entry.used = True  # checked and consumed under one lock: single use under any interleaving
+            self._saved(code)
         claims = {
             "aud": client_id, "exp": int(now + self._token_ttl), "iss": self._issuer,
             "jti": uuid.uuid4().hex, "orig_iat": int(now), "scope": entry.scope, "sub": user.id,

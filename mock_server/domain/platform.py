@@ -19,28 +19,40 @@ from mock_server.domain.journal import Journal
 from mock_server.domain.oauth import OAuth, Principal
 from mock_server.domain.runs import STATUSES, Run, RunEngine, resolve_inputs
 from mock_server.domain.scenes import DIMENSIONS, STRATEGIES, Scene, fire_time, first_index_after
+from mock_server.domain.persistence import (delivery_from, delivery_record, run_from, run_record, scene_from,
+                                             scene_record)
 from mock_server.domain.scheduler import Scheduler
+from mock_server.domain.store import MemoryStore, Records, Store
 from mock_server.settings import Settings
 
 log = logging.getLogger("dpa_mock.engine")
 
 
 class Platform:
-    def __init__(self, settings: Settings, catalog: Catalog, clock: Clock, transport: Transport) -> None:
+    def __init__(self, settings: Settings, catalog: Catalog, clock: Clock, transport: Transport,
+                 store: Store | None = None) -> None:
         self.settings, self.catalog, self.clock = settings, catalog, clock
+        self.store: Store = store or MemoryStore()
         self.tz = ZoneInfo(settings.timezone)
         self.lock = threading.RLock()
         self.scheduler = Scheduler()
         self.ids = IdGenerator("in")
+        durable = self.store.durable
+        put, forget = self.store.put, self.store.delete
         self.oauth = OAuth(catalog, clock, code_ttl=settings.code_ttl, token_ttl=settings.token_ttl,
-                           secret=settings.jwt_secret, issuer=settings.issuer)
+                           secret=settings.jwt_secret, issuer=settings.issuer,
+                           on_code=(lambda c, r: put("code", c, r) if r else forget("code", c)) if durable else None)
         self.outbox = Outbox(transport, clock, self.scheduler.at, self.lock, retries=settings.callback_retries,
                              backoff=settings.callback_backoff, timeout=settings.callback_timeout,
                              workers=settings.callback_workers, ledger_size=settings.ledger_size,
-                             statuses=frozenset(settings.callback_statuses))
+                             statuses=frozenset(settings.callback_statuses),
+                             on_change=(lambda d: put("delivery", str(d.id), delivery_record(d))) if durable else None,
+                             on_forget=(lambda i: forget("delivery", str(i))) if durable else None)
         self.runs = RunEngine(self.scheduler.at, self._status_changed,
                               start_delay=settings.run_start_delay, seed=settings.seed,
-                              keep_finished=settings.runs_keep)
+                              keep_finished=settings.runs_keep,
+                              on_change=(lambda r: put("run", r.instance_id, run_record(r))) if durable else None,
+                              on_forget=(lambda i: forget("run", i)) if durable else None)
         self.scenes: dict[str, Scene] = {}
         # Catch-up limits apply only within one advance call: real time passing never coalesces.
         self._advancing = False
@@ -50,6 +62,45 @@ class Platform:
         self.faults = Faults()
         self.engine = Engine(clock, self.scheduler, self.outbox, self.lock,
                              on_error=lambda exc: log.exception("scheduled event failed", exc_info=exc))
+        if durable:
+            self._restore(self.store.load())
+
+    def _restore(self, records: Records) -> None:
+        """Rebuild from a durable store after a restart: every accepted thing carries on where it was."""
+        clock = records.get("meta", {}).get(f"clock-{self.clock.mode}")
+        if clock:
+            self.clock.restore(clock)
+        else:
+            self._save_clock()
+        now = self.clock.now()
+        self.oauth.restore_codes(records.get("code", {}))
+        last_ms = 0
+        for record in sorted(records.get("run", {}).values(), key=lambda r: r["created_at"]):
+            run = run_from(record, self.catalog)
+            if run is not None:
+                self.runs.adopt(run)
+                last_ms = max(last_ms, int(run.instance_id[2:]))
+        self.outbox.restore([delivery_from(r) for r in records.get("delivery", {}).values()], now)
+        for record in records.get("scene", {}).values():
+            scene = scene_from(record)
+            self.scenes[scene.instance_id] = scene
+            last_ms = max(last_ms, int(scene.instance_id[2:]))
+            if scene.active:
+                # Firings missed while the server was down are coalesced into one, made at once.
+                due = first_index_after(scene.created_at, now, scene.dimension, scene.intervals, self.tz) - 1
+                if scene.strategy == "cycle" and due > scene.k:
+                    scene.coalesced += due - scene.k
+                    scene.k = due
+                self._arm(scene)
+        self.ids.bump(last_ms)
+
+    def _save_scene(self, scene: Scene) -> None:
+        if self.store.durable:
+            self.store.put("scene", scene.instance_id, scene_record(scene))
+
+    def _save_clock(self) -> None:
+        if self.store.durable:
+            self.store.put("meta", f"clock-{self.clock.mode}", self.clock.snapshot())
 
     # -- lifecycle --------------------------------------------------------------------------------
     def start(self) -> None:
@@ -58,6 +109,7 @@ class Platform:
     def close(self) -> None:
         self.engine.stop()
         self.outbox.shutdown()
+        self.store.close()
 
     def reset(self) -> None:
         # Under the engine's runner lock too, so no event popped before the reset runs after it.
@@ -70,6 +122,8 @@ class Platform:
             self.journal.clear()
             self.faults.clear()
             self.clock.reset()
+            self.store.clear()
+            self._save_clock()
 
     def _status_changed(self, run: Run, status: str, at: float) -> None:
         self.outbox.enqueue(run.instance_id, run.plan.id, run.callback_url, status, at)
@@ -166,6 +220,7 @@ class Platform:
                           principal.scope, plan.workflows[0].model_id, now)
             self.scenes[scene.instance_id] = scene
             self._arm(scene, first)
+            self._save_scene(scene)
         return {"instanceId": scene.instance_id, "modelId": scene.model_id, "status": "DEFAULT"}
 
     def _arm(self, scene: Scene, due: float | None = None) -> None:
@@ -200,9 +255,10 @@ class Platform:
             scene.last_instance_id = run.instance_id
         if scene.strategy == "single":
             scene.active, scene.next_fire = False, None
-            return
-        scene.k += 1
-        self._arm(scene)
+        else:
+            scene.k += 1
+            self._arm(scene)
+        self._save_scene(scene)
 
     # -- time and admin ---------------------------------------------------------------------------
     def advance(self, seconds: float) -> None:
@@ -224,6 +280,7 @@ class Platform:
             with self.lock:
                 self._advancing = False
         self.clock.set_at_least(target)
+        self._save_clock()
 
     def settle(self) -> None:
         """Do what is due now, waiting for callback attempts: used by tests and the admin API."""
@@ -257,4 +314,5 @@ class Platform:
             if scene is None:
                 raise NotFound(f"scene {instance_id!r} does not exist")
             scene.active, scene.next_fire = False, None
+            self.store.delete("scene", instance_id)
             return scene.to_dict()

@@ -154,8 +154,11 @@ class RunEngine:
 
     def __init__(self, schedule: Callable[[float, Callable[[float], Any], str], Any],
                  on_status: Callable[[Run, str, float], None], *, start_delay: float, seed: int,
-                 keep_finished: int) -> None:
+                 keep_finished: int, on_change: Callable[[Run], None] | None = None,
+                 on_forget: Callable[[str], None] | None = None) -> None:
         self._schedule, self._on_status = schedule, on_status
+        # A durable store hears of every change; the in-memory default passes None and pays nothing.
+        self._on_change, self._on_forget = on_change, on_forget
         self._start_delay, self._seed = start_delay, seed
         self.runs: dict[str, Run] = {}
         self.latest_by_plan: dict[str, Run] = {}
@@ -176,8 +179,33 @@ class RunEngine:
         self.runs[instance_id] = run
         self.latest_by_plan[plan.id] = run
         self._on_status(run, DEFAULT, at)
-        self._schedule(at + self._start_delay, lambda t: self._start(run, t), f"start {instance_id}")
+        self.schedule_next(run)
+        self._saved(run)
         return run
+
+    def adopt(self, run: Run) -> None:
+        """Take back a run restored from a store, and schedule what it was waiting for."""
+        self.runs[run.instance_id] = run
+        latest = self.latest_by_plan.get(run.plan.id)
+        if latest is None or latest.created_at <= run.created_at:
+            self.latest_by_plan[run.plan.id] = run
+        if run.terminal:
+            self._finished.append(run.instance_id)
+        self.schedule_next(run)
+
+    def schedule_next(self, run: Run) -> None:
+        """Schedule the event a run waits for, from its recorded times (a restart keeps them)."""
+        if run.status == DEFAULT:
+            self._schedule(run.created_at + self._start_delay, lambda t: self._start(run, t),
+                           f"start {run.instance_id}")
+        elif run.status == RUNNING:
+            progress = run.nodes[run.cursor]
+            due = (progress.started_at or run.updated_at) + progress.node.duration
+            self._schedule(due, lambda t: self._finish_node(run, t), f"node {run.instance_id}")
+
+    def _saved(self, run: Run) -> None:
+        if self._on_change is not None:
+            self._on_change(run)
 
     def _move(self, run: Run, to: str, at: float) -> None:
         run.move(to, at)
@@ -185,11 +213,15 @@ class RunEngine:
         if run.terminal:
             self._finished.append(run.instance_id)
             while len(self._finished) > self._keep_finished:
-                self.runs.pop(self._finished.popleft(), None)
+                forgotten = self._finished.popleft()
+                self.runs.pop(forgotten, None)
+                if self._on_forget is not None:
+                    self._on_forget(forgotten)
 
     def _start(self, run: Run, at: float) -> None:
         self._move(run, RUNNING, at)
         self._begin_node(run, at)
+        self._saved(run)
 
     def _begin_node(self, run: Run, at: float) -> None:
         progress = run.nodes[run.cursor]
@@ -199,7 +231,7 @@ class RunEngine:
             self._move(run, PENDING, at)
             return
         progress.state = "running"
-        self._schedule(at + progress.node.duration, lambda t: self._finish_node(run, t), f"node {run.instance_id}")
+        self.schedule_next(run)
 
     def resume(self, run: Run, at: float) -> None:
         if run.status != PENDING:
@@ -207,7 +239,8 @@ class RunEngine:
         progress = run.nodes[run.cursor]
         progress.state, progress.started_at = "running", at
         self._move(run, RUNNING, at)
-        self._schedule(at + progress.node.duration, lambda t: self._finish_node(run, t), f"node {run.instance_id}")
+        self.schedule_next(run)
+        self._saved(run)
 
     def _succeeds(self, run: Run, node: Node) -> bool:
         if node.outcome == "fail":
@@ -218,6 +251,12 @@ class RunEngine:
         return True  # succeed, or a pend node after its resume
 
     def _finish_node(self, run: Run, at: float) -> None:
+        try:
+            self._step(run, at)
+        finally:
+            self._saved(run)
+
+    def _step(self, run: Run, at: float) -> None:
         progress = run.nodes[run.cursor]
         ok = self._succeeds(run, progress.node)
         progress.state, progress.finished_at = ("success" if ok else "fail"), at

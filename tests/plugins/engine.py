@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import tempfile
 import threading
+from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import requests
@@ -17,8 +19,10 @@ from mock_server.domain.catalog import Catalog
 from mock_server.domain.clock import Clock, VirtualClock
 from mock_server.domain.oauth import Principal
 from mock_server.domain.platform import Platform
+from mock_server.domain.store import MemoryStore, Store
 from mock_server.fixtures import load_catalog
 from mock_server.settings import Settings
+from mock_server.sqlite_store import SqliteStore
 from tests.plugins.emulator import AUTHORIZE, EXECUTE, POC, TOKEN
 
 # A whole second, so fixture durations add up to exact milliseconds (2023-11-15 06:13:20 in Shanghai).
@@ -64,11 +68,19 @@ class PinnedApps:
             app.extensions["dpa_platform"].close()
 
 
-def domain_platform(transport: Transport, clock: Clock | None = None, **overrides: Any) -> Platform:
+def domain_platform(transport: Transport, clock: Clock | None = None, store: Store | None = None,
+                    **overrides: Any) -> Platform:
     """A Platform with no HTTP and no ticker (unless started); close() it after use."""
     clock = clock or VirtualClock(START)
     settings = Settings(**{"log_requests": False, **overrides, "clock": clock.mode})
-    return Platform(settings, catalog(), clock, transport)
+    return Platform(settings, catalog(), clock, transport, store)
+
+
+def make_store(kind: str) -> Store:
+    """An in-memory store, or a SQLite one in a fresh temporary file."""
+    if kind == "memory":
+        return MemoryStore()
+    return SqliteStore(Path(tempfile.mkdtemp(prefix="dpa-store-")) / "state.db")
 
 
 # -- admin API over the Flask test client -------------------------------------------------------------
