@@ -89,7 +89,9 @@ def _serve_waitress(settings: Settings) -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     try:
-        waitress.serve(app, host=settings.host, port=settings.port, threads=settings.threads,
+        # waitress serves keep-alive connections from its thread pool: one thread starves 16 clients
+        # (174 req/s measured), so it gets at least 8 whatever the granian-tuned default says.
+        waitress.serve(app, host=settings.host, port=settings.port, threads=max(settings.threads, 8),
                        ident="dpa-mock", clear_untrusted_proxy_headers=True, channel_timeout=30)
     except KeyboardInterrupt:
         pass
