@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"kit_repeat: {args.runs} runs of {' '.join(args.selection)}, clock={args.clock}, "
           f"{'fresh server per run' if args.fresh_server else 'one server'}, seed of seeds {master}, "
           f"files in {workroot}", flush=True)
-    print(f"| run | seed | verdict | passed | failed | skipped | seconds |\n|---|---|---|---|---|---|---|", flush=True)
+    print("| run | seed | verdict | passed | failed | skipped | seconds |\n|---|---|---|---|---|---|---|", flush=True)
 
     server: ServerProcess | None = None
     rows: list[tuple[int, KitRun, bool]] = []

@@ -2,43 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
-from flask import Flask
 
 from mock_server.domain.callbacks import is_ack
 from mock_server.testing.receiver import CallbackReceiver
 from mock_server.testing.server import free_port
 from tests.plugins.emulator import Api
-from tests.plugins.engine import START, PinnedApps, ScriptedTransport, ledger, ms, statuses
+from tests.plugins.engine import START, PinnedApps, ScriptedTransport, api_for, ledger, ms, statuses
 
 T0 = ms(START)
 
 
-@pytest.fixture
-def pinned() -> Iterator[PinnedApps]:
-    apps = PinnedApps()
-    yield apps
-    apps.close()
-
-
-def api_for(app: Flask) -> Api:
-    return Api(app.test_client(), app.extensions["dpa_platform"])
-
-
-@pytest.fixture(scope="module")
-def shared_receiver() -> Iterator[CallbackReceiver]:
-    with CallbackReceiver() as r:
-        yield r
-
-
-@pytest.fixture
-def receiver(shared_receiver: CallbackReceiver) -> Iterator[CallbackReceiver]:
-    """One receiver for the module, cleared per test: stopping one costs half a second of polling."""
-    shared_receiver.clear()
-    yield shared_receiver
-    shared_receiver.clear()
 
 
 @pytest.fixture

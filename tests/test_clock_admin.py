@@ -3,28 +3,18 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.plugins.emulator import SCENE, Api
-from tests.plugins.engine import (FAIL, START, PinnedApps, ScriptedTransport, admin_runs, admin_scenes, clock, data,
+from tests.plugins.emulator import SCENE
+from tests.plugins.engine import (FAIL, START, PinnedApps, api_for, ScriptedTransport, admin_runs, admin_scenes, clock, data,
                                   ledger, ms, scene_form)
 
 REMOTE = {"REMOTE_ADDR": "10.1.2.3"}
 
 
-@pytest.fixture
-def pinned() -> Iterator[PinnedApps]:
-    apps = PinnedApps()
-    yield apps
-    apps.close()
-
-
-def api_for(app: Flask) -> Api:
-    return Api(app.test_client(), app.extensions["dpa_platform"])
 
 
 def error(response: Any, code: int) -> str:

@@ -7,7 +7,7 @@ import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -20,18 +20,6 @@ from tests.plugins.engine import http_admin, http_advance, http_execute, http_lo
 pytestmark = pytest.mark.http
 
 
-@pytest.fixture(scope="module")
-def shared_receiver() -> Iterator[CallbackReceiver]:
-    with CallbackReceiver() as r:
-        yield r
-
-
-@pytest.fixture
-def receiver(shared_receiver: CallbackReceiver) -> Iterator[CallbackReceiver]:
-    """One receiver for the module, cleared per test (stopping one costs half a second of polling)."""
-    shared_receiver.clear()
-    yield shared_receiver
-    shared_receiver.clear()
 
 
 def run_of(base: str, instance_id: str) -> dict[str, Any]:

@@ -5,29 +5,19 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import jsonschema
 import pytest
 import yaml
-from flask import Flask
 
 from mock_server.domain.errors import DOCUMENTED_CODES
 from tests.plugins.emulator import EXECUTE, LIST_PLANS, POC, TOKEN, Api
-from tests.plugins.engine import PinnedApps, admin_runs, data
+from tests.plugins.engine import admin_runs, api_for, data
 
 ADMIN_SPEC = Path(__file__).resolve().parents[1] / "openapi" / "admin.yaml"
 
 
-@pytest.fixture
-def pinned() -> Iterator[PinnedApps]:
-    apps = PinnedApps()
-    yield apps
-    apps.close()
-
-
-def api_for(app: Flask) -> Api:
-    return Api(app.test_client(), app.extensions["dpa_platform"])
 
 
 def add_fault(api: Api, **spec: Any) -> dict[str, Any]:

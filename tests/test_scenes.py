@@ -4,32 +4,22 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Iterator
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from flask import Flask
 
 from mock_server.domain.clock import RealClock, VirtualClock
 from mock_server.domain.scenes import fire_time
 from mock_server.testing.receiver import CallbackReceiver
 from tests.plugins.emulator import SCENE, Api
-from tests.plugins.engine import (ALL_PRINCIPAL, START, PinnedApps, ScriptedTransport, admin_runs, admin_scenes,
+from tests.plugins.engine import (ALL_PRINCIPAL, START, PinnedApps, api_for, ScriptedTransport, admin_runs, admin_scenes,
                                   domain_platform, ms, scene_form, shanghai, statuses)
 
 TZ = ZoneInfo("Asia/Shanghai")
 T0 = ms(START)
 
 
-@pytest.fixture
-def pinned() -> Iterator[PinnedApps]:
-    apps = PinnedApps()
-    yield apps
-    apps.close()
-
-
-def api_for(app: Flask) -> Api:
-    return Api(app.test_client(), app.extensions["dpa_platform"])
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Shared helpers for the run-engine tests: pinned-clock apps, a domain-level platform, a scripted transport."""
+"""Run-engine test helpers (loaded as a plugin for `pinned`): pinned-clock apps, a domain platform, a scripted transport."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import datetime as dt
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
+
+import pytest
 
 import requests
 from flask import Flask
@@ -23,7 +25,7 @@ from mock_server.domain.store import MemoryStore, Store
 from mock_server.fixtures import load_catalog
 from mock_server.settings import Settings
 from mock_server.sqlite_store import SqliteStore
-from tests.plugins.emulator import AUTHORIZE, EXECUTE, POC, TOKEN
+from tests.plugins.emulator import AUTHORIZE, EXECUTE, POC, TOKEN, Api
 
 # A whole second, so fixture durations add up to exact milliseconds (2023-11-15 06:13:20 in Shanghai).
 START = 1_700_000_000.0
@@ -195,3 +197,16 @@ def http_admin(base_url: str, method: str, path: str, **kwargs: Any) -> Any:
 def http_advance(base_url: str, seconds: float) -> Any:
     return http_admin(base_url, "POST", "/__admin/clock/advance", json={"seconds": seconds})
 
+
+
+def api_for(app: Flask) -> Api:
+    """The emulator plugin's Api helper over an app built here."""
+    return Api(app.test_client(), app.extensions["dpa_platform"])
+
+
+@pytest.fixture
+def pinned() -> Iterator[PinnedApps]:
+    """Apps whose virtual clock starts at START, closed after the test."""
+    apps = PinnedApps()
+    yield apps
+    apps.close()
