@@ -1,14 +1,15 @@
-"""Start `dpa-mock serve` as a real subprocess on a free loopback port, for tests over real HTTP."""
+"""Start `dpa-mock serve` (or another server command) as a subprocess in its own process group."""
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import requests
 
@@ -19,16 +20,37 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _group_alive(pgid: int) -> bool:
+    """True while a process of group `pgid` still runs (zombies hold no sockets, so they do not count)."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()  # the command name may hold spaces and parentheses
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
 class ServerProcess:
-    """`with ServerProcess("--clock", "virtual") as srv: requests.get(srv.base_url + ...)`."""
+    """`with ServerProcess("--clock", "virtual") as srv: requests.get(srv.base_url + ...)`.
+
+    The server leads its own process group, so stop() and kill9() reach granian's worker too: signalling
+    only the supervisor would leave the worker holding the port.
+    """
 
     def __init__(self, *args: str, port: int | None = None, env: dict[str, str] | None = None,
-                 log: Path | None = None) -> None:
+                 log: Path | None = None, command: Sequence[str] | None = None, cwd: Path | None = None) -> None:
         self.port = port or free_port()
         self.args = list(args)
+        self.command = list(command) if command else [sys.executable, "-m", "mock_server", "serve", "--quiet"]
         self.env = {**os.environ, **(env or {})}
-        self.log = log
+        self.log, self.cwd = log, cwd
         self.proc: subprocess.Popen[bytes] | None = None
+        self.ready_at = 0.0  # wall time at which the server first answered
         self._log_file: Any = None
 
     @property
@@ -36,31 +58,56 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 20.0) -> "ServerProcess":
-        cmd = [sys.executable, "-m", "mock_server", "serve", "--port", str(self.port), "--quiet", *self.args]
-        self._log_file = open(self.log, "wb") if self.log else subprocess.DEVNULL
-        self.proc = subprocess.Popen(cmd, stdout=self._log_file, stderr=subprocess.STDOUT, env=self.env)
+        cmd = [*self.command, "--port", str(self.port), *self.args]
+        self._log_file = open(self.log, "ab") if self.log else subprocess.DEVNULL
+        self.proc = subprocess.Popen(cmd, stdout=self._log_file, stderr=subprocess.STDOUT, env=self.env,
+                                     cwd=self.cwd, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"dpa-mock exited with {self.proc.returncode} before serving ({cmd})")
+                raise RuntimeError(f"{cmd} exited with {self.proc.returncode} before serving; "
+                                   f"log: {self.log_text()[-2000:]}")
             try:
                 requests.get(self.base_url + "/__admin/clock", timeout=0.5)
+                self.ready_at = time.time()
                 return self
             except requests.RequestException:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"dpa-mock did not answer on {self.base_url} within {timeout}s")
+                time.sleep(0.02)
+        self.kill9()
+        raise RuntimeError(f"{cmd} did not answer on {self.base_url} within {timeout}s")
 
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM the group (a clean shutdown), then SIGKILL what is left after `timeout`."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
             try:
-                self.proc.wait(timeout=10)
+                self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+                pass
+        self.kill9()
+
+    def kill9(self) -> None:
+        """SIGKILL the whole process group — a crash — and wait until none of it runs (the port is free)."""
+        if self.proc is None:
+            return
+        pgid = self.proc.pid
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+        deadline = time.monotonic() + 10
+        while _group_alive(pgid):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"process group {pgid} still alive 10 s after SIGKILL")
+            time.sleep(0.01)
+        self.proc = None
         if self._log_file not in (None, subprocess.DEVNULL):
             self._log_file.close()
+        self._log_file = None
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log and self.log.exists() else ""
 
     def __enter__(self) -> "ServerProcess":
         return self.start()

@@ -9,11 +9,10 @@ import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
-import requests
 
-from mock_server.testing.server import free_port
+from mock_server.testing.server import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 SELFTEST_PROFILE = "dpa-selftest"  # registered in the kit's process by tests/kit_selftest/kit_profile.py
@@ -26,53 +25,12 @@ KIT_OPTIONS = ("--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET, "--al
                "--callback-listen", "127.0.0.1:0", "--callback-public-url", "auto")
 
 
-class BrokenServer:
+class BrokenServer(ServerProcess):
     """`with BrokenServer("code-reuse") as srv:` serves `python -m tests.kit_selftest.broken` on a free port."""
 
     def __init__(self, defect: str, log: Path | None = None) -> None:
-        self.defect, self.log = defect, log
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._log_file: Any = subprocess.DEVNULL
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 30.0) -> "BrokenServer":
-        cmd = [sys.executable, "-m", "tests.kit_selftest.broken", self.defect, "--port", str(self.port)]
-        if self.log is not None:
-            self._log_file = open(self.log, "wb")
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self._log_file, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{cmd} exited with {self.proc.returncode} before serving")
-            try:
-                requests.get(self.base_url + "/__admin/clock", timeout=0.5)
-                return self
-            except requests.RequestException:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"{cmd} did not answer on {self.base_url} within {timeout}s")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self._log_file is not subprocess.DEVNULL:
-            self._log_file.close()
-            self._log_file = subprocess.DEVNULL
-
-    def __enter__(self) -> "BrokenServer":
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
+        super().__init__(log=log, cwd=ROOT, command=[sys.executable, "-m", "tests.kit_selftest.broken", defect])
+        self.defect = defect
 
 
 @dataclass
