@@ -21,7 +21,7 @@ from mock_server.http import admin, oauth, plans, runs, scenes, ui
 from mock_server.http.envelope import envelope, install_error_handlers
 from mock_server.settings import Settings
 from mock_server.sqlite_store import SqliteStore
-from mock_server.transport import HttpTransport
+from mock_server.transport import HttpTransport, SelfCallShortcut
 
 access_log = logging.getLogger("dpa_mock.access")
 SECRET_KEYS = frozenset({"client_secret", "code", "access_token", "refresh_token", "password", "token"})
@@ -42,7 +42,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     clock = clock or make_clock(settings.clock)
     if store is None and settings.state:
         store = SqliteStore(settings.state)
-    platform = Platform(settings, catalog, clock, transport or HttpTransport(settings.callback_workers), store)
+    outbound = transport or HttpTransport(settings.callback_workers)
+    shortcut = None if transport else SelfCallShortcut(outbound, settings.host, settings.port)
+    platform = Platform(settings, catalog, clock, shortcut or outbound, store)
 
     app = Flask(__name__, static_folder=None)
     app.url_map.merge_slashes = False  # the document's `//` paths are served as written
@@ -92,6 +94,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
                             response.status_code, code, elapsed)
         return response
 
+    if shortcut is not None:
+        shortcut.bind(app)  # no callback can be due before the engine starts
     if start_engine:
         platform.start()
     return app

@@ -165,3 +165,19 @@ def test_real_clock_server_runs_acf42dd3_in_wall_time(receiver: CallbackReceiver
         assert run_of(server.base_url, instance)["status"] == "SUCCESS"
         first, last = receiver.deliveries[0].at, receiver.deliveries[-1].at
         assert last - first >= 1.2  # the fixture's 1.5 s passed in wall time, not at once
+
+
+def test_callbacks_addressed_to_the_server_itself_do_not_stall_an_advance(live: ServerProcess) -> None:
+    """With one server thread busy in the advance, a callback to the server's own address is answered
+    in-process (a 404 envelope, so retried and given up) instead of waiting out its timeouts."""
+    headers = http_login(live.base_url)
+    instance = http_execute(live.base_url, headers, callbackUrl=f"http://127.0.0.1:{live.port}/not/a/receiver")
+    started = time.monotonic()
+    advanced = requests.post(live.base_url + "/__admin/clock/advance", json={"seconds": 10}, timeout=30).json()
+    assert advanced["code"] == 200
+    assert time.monotonic() - started < 5  # three statuses × four attempts would be 24 s of timeouts
+    ledger = requests.get(live.base_url + "/__admin/callbacks", params={"planInstanceId": instance},
+                          timeout=5).json()["data"]
+    assert [d["status"] for d in ledger] == ["DEFAULT", "RUNNING", "SUCCESS"]
+    assert all(d["state"] == "gave_up" and len(d["attempts"]) == 4 for d in ledger)
+    assert all(a["httpStatus"] == 404 and a["verdict"] in ("retry", "gave_up") for d in ledger for a in d["attempts"])
