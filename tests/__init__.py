@@ -1,0 +1,1 @@
+"""The emulator's own tests (run with pytest from the repository root)."""
