@@ -18,6 +18,7 @@ class SqliteStore:
         self.path = Path(path)
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
         self._lock = threading.Lock()
+        self._closed = False
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             # NORMAL in WAL mode survives a killed process (only an OS crash may lose the last commits).
@@ -28,10 +29,14 @@ class SqliteStore:
     def put(self, kind: str, key: str, record: dict[str, Any]) -> None:
         body = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
         with self._lock:
+            if self._closed:
+                return  # a callback attempt finishing after shutdown: its next start retries it anyway
             self._db.execute("INSERT OR REPLACE INTO records (kind, key, body) VALUES (?, ?, ?)", (kind, key, body))
 
     def delete(self, kind: str, key: str) -> None:
         with self._lock:
+            if self._closed:
+                return
             self._db.execute("DELETE FROM records WHERE kind = ? AND key = ?", (kind, key))
 
     def load(self) -> Records:
@@ -48,4 +53,5 @@ class SqliteStore:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             self._db.close()
