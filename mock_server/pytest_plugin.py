@@ -51,7 +51,7 @@ class _Served:
         self.app = create_app(Settings(clock="virtual", log_requests=False, fixtures=fixtures))
         self.server = make_server("127.0.0.1", 0, self.app, threaded=True, request_handler=QuietHandler)
         self.base_url = f"http://127.0.0.1:{self.server.server_port}"
-        self.credentials = _demo_credentials(self.app.extensions["dpa_platform"].catalog)
+        self.credentials = _demo_credentials(self.app.extensions["dpa_platform"])
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
                                        name="dpa-mock-plugin", daemon=True)
         self.thread.start()
@@ -62,10 +62,11 @@ class _Served:
         self.app.extensions["dpa_platform"].close()
 
 
-def _demo_credentials(catalog: Any) -> dict[str, str]:
+def _demo_credentials(platform: Any) -> dict[str, str]:
     """poc_client when the fixtures define it, else their first app that has not expired (else their first)."""
-    apps = list(catalog.apps.values())
-    app = catalog.apps.get(DEMO_CLIENT_ID) or next((a for a in apps if a.valid_until > time.time()), apps[0])
+    apps = list(platform.catalog.apps.values())
+    now = platform.clock.now()  # expiry is judged on the emulator's clock, as OAuth judges it
+    app = platform.catalog.apps.get(DEMO_CLIENT_ID) or next((a for a in apps if a.valid_until > now), apps[0])
     return {"client_id": app.client_id, "client_secret": app.client_secret}
 
 
