@@ -66,7 +66,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
         if request.path.startswith("/__admin"):
             return None
         endpoint = request.url_rule.endpoint if request.url_rule is not None else ""
-        fault = platform.faults.take(request.method, request.path, endpoint.rpartition(".")[2] or None)
+        fault = platform.take_fault(request.method, request.path, endpoint.rpartition(".")[2] or None)
         if fault is None:
             return None
         if fault.latency_ms > 0:

@@ -32,7 +32,9 @@ def main() -> None:
               help="SQLite file keeping all state across restarts (default: in memory only).")
 @click.option("--clock", type=click.Choice(["real", "virtual"]), default=None,
               help="real (default): wall time plus offsets; virtual: time moves only via /__admin/clock/advance.")
-@click.option("--threads", type=int, default=None, help="WSGI server threads (default 8).")
+@click.option("--threads", type=int, default=None, help="WSGI server threads per worker (default 1).")
+@click.option("--workers", type=int, default=None,
+              help="Server processes (default 1). More than one needs --state FILE, which they share.")
 @click.option("--admin-token", default=None, help="Require this X-Admin-Token on /__admin (and allow non-loopback).")
 @click.option("--http-status", type=click.Choice(["mirror", "always200"]), default=None,
               help="HTTP status of error envelopes: mirror the code (default) or always 200.")
@@ -58,8 +60,12 @@ def serve(config_file: str | None, server: str, quiet: bool, assignments: tuple[
     if not _port_free(settings.host, settings.port):
         click.echo(f"dpa-mock: cannot serve on {settings.host}:{settings.port}: address already in use", err=True)
         sys.exit(1)
+    workers = f", workers: {settings.workers}" if settings.workers > 1 else ""
     click.echo(f"dpa-mock serving on http://{settings.host}:{settings.port} (clock: {settings.clock}, "
-               f"server: {server})", err=True)
+               f"server: {server}{workers})", err=True)
+    if settings.workers > 1 and server != "granian":
+        click.echo("dpa-mock: --workers needs --server granian (waitress serves from one process)", err=True)
+        sys.exit(2)
     if server == "granian":
         _serve_granian(settings)
     else:
@@ -72,8 +78,10 @@ def _serve_granian(settings: Settings) -> None:
 
     # The worker process builds the app from mock_server.wsgi, which reads these variables.
     os.environ.update(settings_to_env(settings))
-    Granian("mock_server.wsgi:app", address=settings.host, port=settings.port, interface="wsgi", workers=1,
-            blocking_threads=settings.threads, log_enabled=True, log_access=False).serve()
+    # Several workers share the state file; one that dies is replaced while another takes the lease.
+    Granian("mock_server.wsgi:app", address=settings.host, port=settings.port, interface="wsgi",
+            workers=settings.workers, blocking_threads=settings.threads, log_enabled=True, log_access=False,
+            respawn_failed_workers=settings.workers > 1).serve()
 
 
 def _serve_waitress(settings: Settings) -> None:

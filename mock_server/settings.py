@@ -49,6 +49,10 @@ class Settings:
     advance_firing_budget: int = 10_000  # firings of all scenes per clock advance; later ones are coalesced
     max_body_bytes: int = 1_048_576
     threads: int = 1  # WSGI server threads: one is fastest (no GIL convoy; see docs/performance.md)
+    workers: int = 1  # server processes; more than one needs `state` (they share it)
+    lease_ttl: float = 3.0  # seconds a dead scheduler process keeps the lease (sooner if seen to be gone)
+    shared_poll_interval: float = 0.02  # seconds between a process's catch-ups with the shared state
+    advance_timeout: float = 600.0  # seconds a clock advance may wait for the process holding the lease
     log_requests: bool = True
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
@@ -95,13 +99,16 @@ def _check(s: Settings) -> Settings:
         raise SettingsError("callback_retries: must be >= 0")
     if not 0 <= s.port <= 65535:
         raise SettingsError(f"port: {s.port} is not a TCP port (0-65535)")
-    for name in ("code_ttl", "token_ttl", "callback_timeout"):
+    for name in ("code_ttl", "token_ttl", "callback_timeout", "lease_ttl", "shared_poll_interval", "advance_timeout"):
         if not getattr(s, name) > 0:
             raise SettingsError(f"{name}: must be > 0, got {getattr(s, name)}")
-    for name in ("threads", "callback_workers", "ledger_size", "journal_size", "runs_keep", "max_body_bytes",
+    for name in ("threads", "workers", "callback_workers", "ledger_size", "journal_size", "runs_keep", "max_body_bytes",
                  "scene_catchup_limit", "advance_firing_budget"):
         if getattr(s, name) < 1:
             raise SettingsError(f"{name}: must be >= 1, got {getattr(s, name)}")
+    if s.workers > 1 and not s.state:
+        raise SettingsError(f"workers: {s.workers} processes need a shared state file (--state FILE); "
+                            "in-memory state is per process")
     if s.run_start_delay < 0 or any(b < 0 for b in s.callback_backoff):
         raise SettingsError("run_start_delay and callback_backoff: must be >= 0")
     try:

@@ -1,57 +1,330 @@
-"""A durable Store in one SQLite file (WAL): every change is written through, so `kill -9` loses nothing accepted."""
+"""A shared, durable Store in one SQLite file (WAL): the source of truth for every process serving from it.
+
+Every change gets a sequence number; each process catches up on the others' changes before it reads or
+writes (`poll`), and writes inside one `BEGIN IMMEDIATE` transaction (`begin`/`commit`), so processes
+never act on stale state. A lease row says which process runs the scheduler and the callback dispatcher.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
 import threading
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
-from mock_server.domain.store import Records
+from mock_server.domain.store import RELOAD, Changes, Records
+
+TOMBSTONE = ""  # body of a deleted record, kept so other processes learn of the deletion
+TOMBSTONES_KEPT = 100_000  # changes; a process further behind than that reloads everything
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS records (kind TEXT NOT NULL, key TEXT NOT NULL, body TEXT NOT NULL, "
+    "PRIMARY KEY (kind, key))",
+    "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS lease (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at REAL NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS journal (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL)",
+)
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+    # NORMAL in WAL mode survives a killed process (only an OS crash may lose the last commits).
+    db.execute("PRAGMA synchronous=NORMAL")
+    return db
 
 
 class SqliteStore:
     durable = True
+    shared = True
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, lease_ttl: float = 3.0) -> None:
         self.path = Path(path)
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
-        self._lock = threading.Lock()
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.lease_ttl = lease_ttl
+        self._db = _connect(self.path)
+        self._lock = threading.RLock()  # one connection, used by one thread at a time
         self._closed = False
+        self._in_tx = False
+        self._seq = 0  # the last sequence number handed out inside the open transaction
+        self._cursor = 0  # every change up to here is known to this process
+        self._epoch = -1  # bumped by clear(): a process seeing another epoch reloads everything
+        self._version: int | None = None  # PRAGMA data_version at the last poll
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
-            # NORMAL in WAL mode survives a killed process (only an OS crash may lose the last commits).
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("CREATE TABLE IF NOT EXISTS records (kind TEXT NOT NULL, key TEXT NOT NULL, "
-                             "body TEXT NOT NULL, PRIMARY KEY (kind, key))")
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _SCHEMA:
+                    self._db.execute(statement)
+                columns = {row[1] for row in self._db.execute("PRAGMA table_info(records)")}
+                if "seq" not in columns:  # a state file from before shared state: every record counts as new
+                    self._db.execute("ALTER TABLE records ADD COLUMN seq INTEGER NOT NULL DEFAULT 0")
+                    self._db.execute("ALTER TABLE records ADD COLUMN writer TEXT NOT NULL DEFAULT ''")
+                self._db.execute("CREATE INDEX IF NOT EXISTS records_seq ON records (seq)")
+                for name in ("seq", "epoch", "purged"):
+                    self._db.execute("INSERT OR IGNORE INTO counters (name, value) VALUES (?, 0)", (name,))
+            finally:
+                self._db.execute("COMMIT")
+
+    # -- transactions -----------------------------------------------------------------------------
+    def _counter(self, name: str) -> int:
+        return int(self._db.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()[0])
+
+    def begin(self) -> None:
+        """Take the database's write lock (waiting for other processes) until commit()."""
+        self._lock.acquire()
+        if self._closed:
+            return
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._in_tx = True
+            self._seq = self._counter("seq")
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def commit(self) -> None:
+        try:
+            if self._in_tx:
+                first = self._counter("seq")
+                if self._seq != first:
+                    self._db.execute("UPDATE counters SET value = ? WHERE name = 'seq'", (self._seq,))
+                    if self._seq // 1000 != first // 1000:
+                        self._purge_tombstones()
+                self._db.execute("COMMIT")
+                # poll() ran at the start of this transaction, so nothing below our own writes is unseen.
+                self._cursor = max(self._cursor, self._seq)
+        finally:
+            self._in_tx = False
+            self._lock.release()
+
+    def _purge_tombstones(self) -> None:
+        bound = self._seq - TOMBSTONES_KEPT
+        if bound > 0:
+            self._db.execute("DELETE FROM records WHERE body = ? AND seq < ?", (TOMBSTONE, bound))
+            self._db.execute("UPDATE counters SET value = MAX(value, ?) WHERE name = 'purged'", (bound,))
+
+    def _write(self, kind: str, key: str, body: str) -> None:
+        with self._lock:
+            if self._closed:
+                return  # a callback attempt finishing after shutdown: the next start retries it anyway
+            if self._in_tx:
+                self._seq += 1
+                self._db.execute("INSERT OR REPLACE INTO records (kind, key, body, seq, writer) VALUES (?, ?, ?, ?, ?)",
+                                 (kind, key, body, self._seq, self.holder))
+                return
+            # A write outside a platform transaction: its own small one (poll() will skip it as ours).
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                seq = self._counter("seq") + 1
+                self._db.execute("INSERT OR REPLACE INTO records (kind, key, body, seq, writer) VALUES (?, ?, ?, ?, ?)",
+                                 (kind, key, body, seq, self.holder))
+                self._db.execute("UPDATE counters SET value = ? WHERE name = 'seq'", (seq,))
+            finally:
+                self._db.execute("COMMIT")
 
     def put(self, kind: str, key: str, record: dict[str, Any]) -> None:
-        body = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
-        with self._lock:
-            if self._closed:
-                return  # a callback attempt finishing after shutdown: its next start retries it anyway
-            self._db.execute("INSERT OR REPLACE INTO records (kind, key, body) VALUES (?, ?, ?)", (kind, key, body))
+        self._write(kind, key, json.dumps(record, ensure_ascii=False, separators=(",", ":")))
 
     def delete(self, kind: str, key: str) -> None:
+        self._write(kind, key, TOMBSTONE)
+
+    def get(self, kind: str, key: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute("SELECT body FROM records WHERE kind = ? AND key = ?", (kind, key)).fetchone()
+        return json.loads(row[0]) if row and row[0] != TOMBSTONE else None
+
+    # -- catching up with other processes ---------------------------------------------------------
+    def poll(self) -> Changes:
+        """Other processes' changes since the last poll: None (nothing), RELOAD, or [(kind, key, record|None)]."""
         with self._lock:
             if self._closed:
-                return
-            self._db.execute("DELETE FROM records WHERE kind = ? AND key = ?", (kind, key))
+                return None
+            version = self._db.execute("PRAGMA data_version").fetchone()[0]
+            if version == self._version:
+                return None  # no other connection committed since: the common case costs one pragma
+            self._version = version
+            if not self._in_tx:
+                self._db.execute("BEGIN")  # one snapshot for the counters and the changes
+            try:
+                epoch, purged = self._counter("epoch"), self._counter("purged")
+                if epoch != self._epoch or purged > self._cursor:
+                    return RELOAD
+                rows = self._db.execute("SELECT seq, kind, key, body, writer FROM records WHERE seq > ? ORDER BY seq",
+                                        (self._cursor,)).fetchall()
+            finally:
+                if not self._in_tx:
+                    self._db.execute("COMMIT")
+        changes = []
+        for seq, kind, key, body, writer in rows:
+            self._cursor = max(self._cursor, seq)
+            if writer != self.holder:
+                changes.append((kind, key, None if body == TOMBSTONE else json.loads(body)))
+        return changes
 
     def load(self) -> Records:
+        """Everything, to (re)build a process's state; the changes it covers count as seen."""
         out: Records = {}
         with self._lock:
-            rows = self._db.execute("SELECT kind, key, body FROM records").fetchall()
+            if not self._in_tx:
+                self._db.execute("BEGIN")
+            try:
+                self._version = self._db.execute("PRAGMA data_version").fetchone()[0]
+                self._epoch, self._cursor = self._counter("epoch"), self._counter("seq")
+                rows = self._db.execute("SELECT kind, key, body FROM records WHERE body != ?", (TOMBSTONE,)).fetchall()
+            finally:
+                if not self._in_tx:
+                    self._db.execute("COMMIT")
         for kind, key, body in rows:
             out.setdefault(kind, {})[key] = json.loads(body)
         return out
 
     def clear(self) -> None:
+        """Forget every record (/__admin/reset); other processes see the new epoch and reload."""
         with self._lock:
-            self._db.execute("DELETE FROM records")
+            own = not self._in_tx
+            if own:
+                self.begin()
+            try:
+                self._db.execute("DELETE FROM records")
+                self._db.execute("DELETE FROM journal")
+                self._db.execute("UPDATE counters SET value = value + 1 WHERE name = 'epoch'")
+                self._db.execute("UPDATE counters SET value = ? WHERE name = 'purged'", (self._seq,))
+                self._epoch = self._counter("epoch")
+            finally:
+                if own:
+                    self.commit()
+
+    # -- the scheduler lease ----------------------------------------------------------------------
+    def _holder_gone(self, holder: str) -> bool:
+        """A holder on this host whose process no longer exists (killed): no need to wait for expiry."""
+        host, _, rest = holder.partition(":")
+        pid = rest.partition(":")[0]
+        if host != socket.gethostname() or not pid.isdigit():
+            return False
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except OSError:
+            return False
+        return False
+
+    def lease_available(self) -> bool:
+        """Read-only: could this process take (or must it renew) the lease now?"""
+        with self._lock:
+            if self._closed:
+                return False
+            row = self._db.execute("SELECT holder, expires_at FROM lease WHERE name = 'engine'").fetchone()
+        now = time.time()
+        if row is None:
+            return True
+        if row[0] == self.holder:
+            return row[1] - now < self.lease_ttl * 2 / 3  # renewal due
+        return row[1] <= now or self._holder_gone(row[0])
+
+    def holds_lease(self) -> bool:
+        return self.lease_holder() == self.holder
+
+    def claim_lease(self) -> bool:
+        """Inside a transaction: keep or take the lease if it is ours, free, expired or its holder died."""
+        with self._lock:
+            if self._closed or not self._in_tx:
+                return False
+            now = time.time()
+            row = self._db.execute("SELECT holder, expires_at FROM lease WHERE name = 'engine'").fetchone()
+            if row is not None and row[0] != self.holder and row[1] > now and not self._holder_gone(row[0]):
+                return False
+            if row is None or row[0] != self.holder or row[1] - now < self.lease_ttl * 2 / 3:
+                self._db.execute("INSERT OR REPLACE INTO lease (name, holder, expires_at) VALUES ('engine', ?, ?)",
+                                 (self.holder, now + self.lease_ttl))
+            return True
+
+    def lease_holder(self) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT holder, expires_at FROM lease WHERE name = 'engine'").fetchone()
+        return row[0] if row is not None and row[1] > time.time() else None
+
+    def _release_lease(self) -> None:
+        self._db.execute("DELETE FROM lease WHERE name = 'engine' AND holder = ?", (self.holder,))
+
+    # -- the shared journal -----------------------------------------------------------------------
+    def journal(self, size: int) -> "SqliteJournal":
+        return SqliteJournal(self.path, size)
 
     def close(self) -> None:
         with self._lock:
+            if self._closed:
+                return
             self._closed = True
+            try:
+                self._release_lease()  # a clean stop hands the scheduler over at once
+            except sqlite3.Error:
+                pass
+            self._db.close()
+
+
+class SqliteJournal:
+    """The request journal of every process, in the state file: buffered, written every FLUSH seconds."""
+
+    FLUSH = 0.02
+
+    def __init__(self, path: Path, size: int) -> None:
+        self._db = _connect(path)
+        self._size = max(size, 1)
+        self._buffer: list[str] = []
+        self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="dpa-journal", daemon=True)
+        self._thread.start()
+
+    def record(self, entry: dict[str, Any]) -> None:
+        body = json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
+        with self._lock:
+            self._buffer.append(body)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.FLUSH):
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            batch, self._buffer = self._buffer, []
+        if not batch:
+            return
+        # Writing outside the buffer's lock: a request recording its entry never waits for the database.
+        with self._write_lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    self._db.executemany("INSERT INTO journal (body) VALUES (?)", [(b,) for b in batch])
+                    self._db.execute("DELETE FROM journal WHERE id <= (SELECT MAX(id) FROM journal) - ?", (self._size,))
+                finally:
+                    self._db.execute("COMMIT")
+            except sqlite3.Error:
+                pass  # closed at shutdown; the journal is a diagnostic, never worth a crash
+
+    def recent(self, limit: int | None = None) -> list[dict[str, Any]]:
+        self.flush()
+        # Other processes flush every FLUSH seconds: waiting a little longer makes every request
+        # answered before this read part of it, whichever process served it.
+        time.sleep(self.FLUSH * 2.5)
+        with self._write_lock:
+            rows = self._db.execute("SELECT body FROM journal ORDER BY id DESC LIMIT ?",
+                                    (limit or self._size,)).fetchall()
+        return [json.loads(body) for (body,) in reversed(rows)]
+
+    def clear(self) -> None:
+        """Only the buffer: the rows go with the store's clear(), in the reset's transaction."""
+        with self._lock:
+            self._buffer.clear()
+
+    def close(self) -> None:
+        self._stop.set()
+        self.flush()
+        with self._write_lock:
             self._db.close()

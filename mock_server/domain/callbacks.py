@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import collections
-import itertools
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -77,7 +76,9 @@ class Outbox:
         self.retries, self._backoff, self._timeout = retries, backoff, timeout
         self.statuses = statuses
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dpa-callback")
-        self._ids = itertools.count(1)
+        self._last_id = 0
+        # Only the process holding the scheduler lease sends; the others keep deliveries for display.
+        self.dispatching = True
         self._queues: dict[str, collections.deque[Delivery]] = {}
         # The ledger keeps a window of finished deliveries; unfinished ones live in their queues.
         self._ledger: collections.OrderedDict[int, Delivery] = collections.OrderedDict()
@@ -98,12 +99,15 @@ class Outbox:
     def enqueue(self, instance_id: str, plan_id: str, url: str | None, status: str, at: float) -> None:
         if not url or status not in self.statuses:
             return
-        delivery = Delivery(next(self._ids), instance_id, plan_id, status, url, at)
+        self._last_id += 1  # under the platform lock, which a shared store makes a transaction
+        delivery = Delivery(self._last_id, instance_id, plan_id, status, url, at)
         self._queue(delivery, at)
         self._saved(delivery)
 
     def _queue(self, delivery: Delivery, at: float) -> None:
         self._remember(delivery)
+        if not self.dispatching:
+            return
         queue = self._queues.setdefault(delivery.instance_id, collections.deque())
         queue.append(delivery)
         if len(queue) == 1:
@@ -116,7 +120,21 @@ class Outbox:
                 self._remember(delivery)
             else:
                 self._queue(delivery, at)  # at-least-once: an attempt cut off by a crash is made again
-        self._ids = itertools.count(max((d.id for d in deliveries), default=0) + 1)
+            self._last_id = max(self._last_id, delivery.id)
+
+    def apply(self, delivery: Delivery, at: float) -> None:
+        """A delivery another process created or attempted: shown here, and sent if this process dispatches."""
+        self._last_id = max(self._last_id, delivery.id)
+        known = self._ledger.get(delivery.id)
+        if known is not None:
+            known.state, known.attempts = delivery.state, delivery.attempts
+        elif delivery.state in ("acked", "gave_up"):
+            self._remember(delivery)
+        else:
+            self._queue(delivery, at)
+
+    def forget(self, delivery_id: int) -> None:
+        self._ledger.pop(delivery_id, None)
 
     def _saved(self, delivery: Delivery) -> None:
         if self._on_change is not None:

@@ -16,12 +16,15 @@ class Engine:
     """Runs scheduled events under the platform lock; a ticker thread keeps up with the clock by itself."""
 
     def __init__(self, clock: Clock, scheduler: Scheduler, outbox: Outbox, lock: threading.RLock,
-                 on_error: Callable[[BaseException], None] | None = None) -> None:
+                 on_error: Callable[[BaseException], None] | None = None,
+                 heartbeat: Callable[[], None] | None = None, beat: float = 0.02) -> None:
         self._clock, self._scheduler, self._outbox, self._lock = clock, scheduler, outbox, lock
         self._process = threading.Lock()  # one runner at a time: the ticker or an advance
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._on_error = on_error
+        # With shared state the ticker also keeps in step with other processes every `beat` seconds.
+        self._heartbeat, self._beat = heartbeat, beat
 
     def run_until(self, until: float, wait_callbacks: bool) -> int:
         """Process every event due at or before `until`; with wait_callbacks, also every attempt they start."""
@@ -45,6 +48,8 @@ class Engine:
                 self._clock.set_at_least(event.due)
                 current = event.due
                 with self._lock:
+                    if self._scheduler.stale(event):
+                        continue  # the state it was scheduled on was reloaded meanwhile (another process's reset)
                     try:
                         event.fn(event.due)
                     except Exception as exc:  # one broken event must not stop the engine
@@ -75,12 +80,19 @@ class Engine:
 
     def _tick(self) -> None:
         while not self._stop.is_set():
+            if self._heartbeat is not None:
+                try:
+                    self._heartbeat()
+                except Exception as exc:  # a busy or vanished state file must not end the ticker
+                    if self._on_error:
+                        self._on_error(exc)
             with self._scheduler.changed:  # peek and wait under one lock, so no notify is missed
                 now = self._clock.now()
                 nxt = self._scheduler.peek()
                 if nxt is None or nxt > now:
                     # Virtual time only moves by an advance, which processes for itself; real time is polled.
                     far = nxt is None or self._clock.mode == "virtual"
-                    self._scheduler.changed.wait(0.5 if far else min(max(nxt - now, 0.001), 0.5))
+                    longest = self._beat if self._heartbeat is not None else 0.5
+                    self._scheduler.changed.wait(longest if far else min(max(nxt - now, 0.001), longest))
                     continue
             self.run_until(now, wait_callbacks=False)

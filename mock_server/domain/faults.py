@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import itertools
 import re
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from mock_server.domain.errors import ValidationError
 
@@ -69,10 +68,13 @@ def _canonical(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 class Faults:
-    def __init__(self) -> None:
+    def __init__(self, lock: Any = None, on_change: Callable[[Fault], None] | None = None,
+                 on_forget: Callable[[int], None] | None = None) -> None:
         self._faults: list[Fault] = []
-        self._ids = itertools.count(1)
-        self._lock = threading.Lock()
+        self._last_id = 0
+        # The platform's lock when state is shared: a fault's `times` then counts across processes.
+        self._lock = lock if lock is not None else threading.Lock()
+        self._on_change, self._on_forget = on_change, on_forget
 
     def add(self, spec: dict[str, Any]) -> Fault:
         spec = _canonical(spec)
@@ -91,14 +93,20 @@ class Faults:
         times = spec.get("times")
         if times is not None and int(times) < 1:
             raise ValidationError("times: must be >= 1 (omit it for 'until cleared')")
-        fault = Fault(next(self._ids), spec.get("method"), path, spec.get("operationId"),
-                      None if code is None else int(code),
-                      None if status is None else int(status), latency, None if times is None else int(times),
-                      None if times is None else int(times),
-                      spec.get("message") or "injected fault")
         with self._lock:
+            self._last_id += 1
+            fault = Fault(self._last_id, spec.get("method"), path, spec.get("operationId"),
+                          None if code is None else int(code),
+                          None if status is None else int(status), latency, None if times is None else int(times),
+                          None if times is None else int(times),
+                          spec.get("message") or "injected fault")
             self._faults.append(fault)
+            if self._on_change is not None:
+                self._on_change(fault)
         return fault
+
+    def active(self) -> bool:
+        return bool(self._faults)
 
     def take(self, method: str, path: str, operation_id: str | None = None) -> Fault | None:
         """The first fault matching the request, counting one use of it."""
@@ -110,6 +118,11 @@ class Faults:
                         fault.remaining -= 1
                         if fault.remaining == 0:
                             self._faults.remove(fault)
+                            if self._on_forget is not None:
+                                self._on_forget(fault.id)
+                            return fault
+                    if self._on_change is not None:
+                        self._on_change(fault)
                     return fault
         return None
 
@@ -119,4 +132,20 @@ class Faults:
 
     def clear(self) -> None:
         with self._lock:
+            for fault in self._faults:
+                if self._on_forget is not None:
+                    self._on_forget(fault.id)
             self._faults.clear()
+
+    def forget_all(self) -> None:
+        """Drop every fault from memory only (a reload from the store follows)."""
+        self._faults.clear()
+
+    def apply(self, fault_id: int, record: dict[str, Any] | None) -> None:
+        """A fault another process added, used or removed."""
+        self._last_id = max(self._last_id, fault_id)
+        kept = [f for f in self._faults if f.id != fault_id]
+        if record is not None:
+            kept.append(Fault(**record))
+            kept.sort(key=lambda f: f.id)  # the first matching fault wins, as in one process
+        self._faults = kept

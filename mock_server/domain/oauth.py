@@ -46,13 +46,15 @@ class OAuth:
     """Issues codes and tokens for the fixture apps, and verifies bearer tokens, all on the injected clock."""
 
     def __init__(self, catalog: Catalog, clock: Clock, *, code_ttl: float, token_ttl: float,
-                 secret: str, issuer: str, on_code: Callable[[str, dict[str, Any] | None], None] | None = None) -> None:
+                 secret: str, issuer: str, on_code: Callable[[str, dict[str, Any] | None], None] | None = None,
+                 lock: Any = None) -> None:
         self._on_code = on_code  # a durable store hears of each code's changes (None: forgotten)
         self._catalog, self._clock = catalog, clock
         self._code_ttl, self._token_ttl = code_ttl, token_ttl
         self._secret, self._issuer = secret, issuer
         self._codes: dict[str, _Code] = {}
-        self._lock = threading.Lock()
+        # The platform's lock when state is shared: checking and consuming a code is then one transaction.
+        self._lock = lock if lock is not None else threading.Lock()
         self._decoded = functools.lru_cache(maxsize=4096)(self._decode)
 
     def reset(self) -> None:
@@ -96,6 +98,13 @@ class OAuth:
         with self._lock:
             for code, record in records.items():
                 self._codes[code] = _Code(**record)
+
+    def apply_code(self, code: str, record: dict[str, Any] | None) -> None:
+        """A code another process issued, consumed or pruned."""
+        if record is None:
+            self._codes.pop(code, None)
+        else:
+            self._codes[code] = _Code(**record)
 
     def _prune(self, now: float) -> None:
         # Used and expired codes are kept one extra TTL so a replay still gets "already used"/"expired".

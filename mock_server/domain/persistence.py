@@ -36,6 +36,22 @@ def run_from(record: dict[str, Any], catalog: Catalog) -> Run | None:
     return run
 
 
+def update_run(run: Run, record: dict[str, Any]) -> bool:
+    """Bring a run in memory up to its record (written by another process); False if they no longer fit."""
+    if len(run.nodes) != len(record["nodes"]):
+        return False
+    run.status, run.updated_at, run.cursor = record["status"], record["updated_at"], record["cursor"]
+    run.history = [(s, t) for s, t in record["history"]]
+    for progress, (state, result, started, finished) in zip(run.nodes, record["nodes"]):
+        progress.state, progress.result, progress.started_at, progress.finished_at = state, result, started, finished
+    return True
+
+
+def update_scene(scene: Scene, record: dict[str, Any]) -> None:
+    for name, value in record.items():
+        setattr(scene, name, value)
+
+
 def scene_record(scene: Scene) -> dict[str, Any]:
     return dataclasses.asdict(scene)
 

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
 import math
 import threading
-from typing import Any
+import uuid
+from typing import Any, Iterator
 from zoneinfo import ZoneInfo
 
 from mock_server.domain.callbacks import Outbox, Transport
 from mock_server.domain.catalog import Catalog, Plan
 from mock_server.domain.clock import Clock, to_ms
 from mock_server.domain.engine import Engine
-from mock_server.domain.errors import AuthError, NotFound, ValidationError
+from mock_server.domain.errors import UNAVAILABLE, AuthError, DomainError, NotFound, ValidationError
 from mock_server.domain.faults import Faults
 from mock_server.domain.ids import IdGenerator
 from mock_server.domain.journal import Journal
@@ -22,7 +25,8 @@ from mock_server.domain.scenes import DIMENSIONS, STRATEGIES, Scene, fire_time, 
 from mock_server.domain.persistence import (delivery_from, delivery_record, run_from, run_record, scene_from,
                                              scene_record)
 from mock_server.domain.scheduler import Scheduler
-from mock_server.domain.store import MemoryStore, Records, Store
+from mock_server.domain.shared import StateLock, apply_change
+from mock_server.domain.store import RELOAD, MemoryStore, Records, Store
 from mock_server.settings import Settings
 
 log = logging.getLogger("dpa_mock.engine")
@@ -34,13 +38,20 @@ class Platform:
         self.settings, self.catalog, self.clock = settings, catalog, clock
         self.store: Store = store or MemoryStore()
         self.tz = ZoneInfo(settings.timezone)
-        self.lock = threading.RLock()
+        # With a shared store (several processes, one state) the lock is also the store's transaction,
+        # and only the process holding the lease schedules and dispatches; until it knows, none does.
+        self.shared = getattr(self.store, "shared", False)
+        self.lock = StateLock(self._begin, self.store.commit) if self.shared else StateLock()
+        self.leader = not self.shared
         self.scheduler = Scheduler()
+        self.scheduler.enabled = self.leader
         self.ids = IdGenerator("in")
+        self.advance_requests: dict[str, float] = {}  # key -> target, asked of the lease holder
+        self._advance_lock = threading.Lock()
         durable = self.store.durable
         put, forget = self.store.put, self.store.delete
         self.oauth = OAuth(catalog, clock, code_ttl=settings.code_ttl, token_ttl=settings.token_ttl,
-                           secret=settings.jwt_secret, issuer=settings.issuer,
+                           secret=settings.jwt_secret, issuer=settings.issuer, lock=self.lock,
                            on_code=(lambda c, r: put("code", c, r) if r else forget("code", c)) if durable else None)
         self.outbox = Outbox(transport, clock, self.scheduler.at, self.lock, retries=settings.callback_retries,
                              backoff=settings.callback_backoff, timeout=settings.callback_timeout,
@@ -53,17 +64,83 @@ class Platform:
                               keep_finished=settings.runs_keep,
                               on_change=(lambda r: put("run", r.instance_id, run_record(r))) if durable else None,
                               on_forget=(lambda i: forget("run", i)) if durable else None)
+        self.outbox.dispatching = self.leader
         self.scenes: dict[str, Scene] = {}
         # Catch-up limits apply only within one advance call: real time passing never coalesces.
         self._advancing = False
         self._advance_firings = 0
         self._advance_target = 0.0
-        self.journal = Journal(settings.journal_size)
-        self.faults = Faults()
+        shared_journal = getattr(self.store, "journal", None) if self.shared else None
+        self.journal = shared_journal(settings.journal_size) if shared_journal else Journal(settings.journal_size)
+        self.faults = Faults(self.lock, on_change=(lambda f: put("fault", str(f.id), dataclasses.asdict(f)))
+                             if durable else None, on_forget=(lambda i: forget("fault", str(i))) if durable else None)
         self.engine = Engine(clock, self.scheduler, self.outbox, self.lock,
-                             on_error=lambda exc: log.exception("scheduled event failed", exc_info=exc))
-        if durable:
+                             on_error=lambda exc: log.exception("scheduled event failed", exc_info=exc),
+                             heartbeat=self.heartbeat if self.shared else None, beat=settings.shared_poll_interval)
+        if self.shared:
+            with self.lock:
+                pass  # the first transaction claims the lease if it is free and loads the state
+        elif durable:
             self._restore(self.store.load())
+
+    # -- shared state -----------------------------------------------------------------------------
+    def _begin(self) -> None:
+        self.store.begin()
+        try:
+            leader = self.store.claim_lease()
+            if leader != self.leader:
+                self._set_leader(leader)
+            else:
+                self._catch_up()
+        except BaseException:
+            self.store.commit()
+            raise
+
+    def _catch_up(self) -> None:
+        changes = self.store.poll()
+        if changes == RELOAD:
+            self._reload()
+        elif changes:
+            for kind, key, record in changes:
+                apply_change(self, kind, key, record)
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        """Hold the lock for a read, having caught up with other processes first (no transaction)."""
+        with self.lock.mutex:
+            if self.shared:
+                self._catch_up()
+            yield
+
+    def _set_leader(self, leader: bool) -> None:
+        if leader:
+            log.info("this process now runs the scheduler and the callback dispatcher")
+        else:
+            log.warning("this process lost the scheduler lease to another process")
+        self.leader = self.scheduler.enabled = self.outbox.dispatching = leader
+        self._reload()
+
+    def _reload(self) -> None:
+        """Rebuild this process's objects from the store (start, lease change, another process's reset)."""
+        self.scheduler.clear()
+        self.oauth.reset()
+        self.runs.reset()
+        self.outbox.reset()
+        self.scenes.clear()
+        self.faults.forget_all()
+        self.advance_requests.clear()
+        self._restore(self.store.load())
+
+    def heartbeat(self) -> None:
+        """Called by the engine's ticker: take over the lease if it is free, renew it, pick up others' work."""
+        if self.store.lease_available() or (self.leader and not self.store.holds_lease()):  # type: ignore[attr-defined]
+            with self.lock:
+                pass
+        else:
+            with self.reading():
+                pass
+        if self.leader and self.advance_requests:
+            self._serve_advances()
 
     def _restore(self, records: Records) -> None:
         """Rebuild from a durable store after a restart: every accepted thing carries on where it was."""
@@ -74,6 +151,10 @@ class Platform:
             self._save_clock()
         now = self.clock.now()
         self.oauth.restore_codes(records.get("code", {}))
+        for key, record in records.get("fault", {}).items():
+            self.faults.apply(int(key), record)
+        for key, record in records.get("advance", {}).items():
+            self.advance_requests[key] = float(record["target"])
         last_ms = 0
         for record in sorted(records.get("run", {}).values(), key=lambda r: r["created_at"]):
             run = run_from(record, self.catalog)
@@ -85,7 +166,7 @@ class Platform:
             scene = scene_from(record)
             self.scenes[scene.instance_id] = scene
             last_ms = max(last_ms, int(scene.instance_id[2:]))
-            if scene.active:
+            if scene.active and self.leader:
                 # Firings missed while the server was down are coalesced into one, made at once.
                 due = first_index_after(scene.created_at, now, scene.dimension, scene.intervals, self.tz) - 1
                 if scene.strategy == "cycle" and due > scene.k:
@@ -109,6 +190,9 @@ class Platform:
     def close(self) -> None:
         self.engine.stop()
         self.outbox.shutdown()
+        closer = getattr(self.journal, "close", None)
+        if closer is not None:
+            closer()
         self.store.close()
 
     def reset(self) -> None:
@@ -138,8 +222,14 @@ class Platform:
                            f"with scope {principal.scope!r}")
         return plan
 
+    def take_fault(self, method: str, path: str, operation_id: str | None) -> Any:
+        with self.reading():
+            if not self.faults.active():
+                return None  # the usual request: no fault set, no transaction
+        return self.faults.take(method, path, operation_id)
+
     def list_plans(self, principal: Principal) -> list[dict[str, Any]]:
-        with self.lock:
+        with self.reading():
             return [self._plan_dict(p) for p in self.catalog.plans.values()
                     if p.visible_for(principal.user_id, principal.scope)]
 
@@ -188,7 +278,7 @@ class Platform:
         return run
 
     def out_params(self, principal: Principal, plan_id: str, instance_id: str) -> list[dict[str, Any]]:
-        with self.lock:
+        with self.reading():
             return self.run_for(principal, plan_id, instance_id).out_params()
 
     # -- interface 4 ------------------------------------------------------------------------------
@@ -230,11 +320,14 @@ class Platform:
         except (ValueError, OverflowError):
             scene.active, scene.next_fire = False, None  # the next firing would be past year 9999
             return
-        self.scheduler.at(scene.next_fire, lambda t: self._fire(scene, t), f"scene {scene.instance_id}")
+        k = scene.k
+        self.scheduler.at(scene.next_fire, lambda t: self._fire(scene, t, k), f"scene {scene.instance_id}")
 
-    def _fire(self, scene: Scene, at: float) -> None:
-        if not scene.active or self.scenes.get(scene.instance_id) is not scene:
-            return
+    arm = _arm
+
+    def _fire(self, scene: Scene, at: float, k: int) -> None:
+        if not scene.active or self.scenes.get(scene.instance_id) is not scene or scene.k != k:
+            return  # deleted, or this firing was already made (an event scheduled twice under shared state)
         if self._advancing and (scene.burst >= self.settings.scene_catchup_limit
                                 or self._advance_firings >= self.settings.advance_firing_budget):
             # One advance spanned more firings than the catch-up limits allow: skip every firing
@@ -265,13 +358,51 @@ class Platform:
         if not math.isfinite(seconds) or seconds < 0:
             raise ValidationError(f"seconds: must be a finite number >= 0, got {seconds!r}")
         with self.lock:
+            target = round(self.clock.now() + seconds, 6)
+            if self.clock.mode == "real":
+                self.clock.advance(seconds)
+                self._save_clock()
+            if not self.shared:
+                key = None
+            else:
+                # The lease holder does the work (it alone schedules); it deletes the request when done.
+                key = uuid.uuid4().hex
+                self.store.put("advance", key, {"target": target})
+                if self.leader:
+                    self.advance_requests[key] = target
+        if key is None:
+            self._advance_to(target)
+            return
+        waited = 0.0
+        pause = threading.Event()
+        while True:
+            if self.leader:
+                self._serve_advances()
+            with self.reading():
+                if self.store.get("advance", key) is None:
+                    return
+            if waited > self.settings.advance_timeout:
+                raise DomainError(f"no process finished this advance within {self.settings.advance_timeout:g} s "
+                                  "(is the scheduler lease held by a stalled process?)", UNAVAILABLE)
+            pause.wait(0.005)
+            waited += 0.005
+
+    def _serve_advances(self) -> None:
+        """The lease holder does the advances asked of it, oldest target first."""
+        with self._advance_lock:
+            while self.leader and self.advance_requests:
+                key, target = min(self.advance_requests.items(), key=lambda item: item[1])
+                self._advance_to(target)
+                with self.lock:
+                    self.advance_requests.pop(key, None)
+                    self.store.delete("advance", key)
+
+    def _advance_to(self, target: float) -> None:
+        with self.lock:
             for scene in self.scenes.values():
                 scene.burst = 0
             self._advance_firings, self._advancing = 0, True
-            target = round(self.clock.now() + seconds, 6)
             self._advance_target = target
-            if self.clock.mode == "real":
-                self.clock.advance(seconds)
         # Virtual time walks from event to event (the engine pins it to each due time), so a retry
         # scheduled by an attempt that answers mid-advance lands at its proper time, not at the target.
         try:
@@ -280,7 +411,8 @@ class Platform:
             with self.lock:
                 self._advancing = False
         self.clock.set_at_least(target)
-        self._save_clock()
+        with self.lock:
+            self._save_clock()
 
     def settle(self) -> None:
         """Do what is due now, waiting for callback attempts: used by tests and the admin API."""
@@ -297,12 +429,12 @@ class Platform:
     def list_runs(self, plan_id: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
         if status is not None and status not in STATUSES:
             raise ValidationError(f"status: {status!r} is not one of {', '.join(STATUSES)}")
-        with self.lock:
+        with self.reading():
             return [r.to_dict() for r in self.runs.runs.values()
                     if (plan_id is None or r.plan.id == plan_id) and (status is None or r.status == status)]
 
     def get_run(self, instance_id: str) -> dict[str, Any]:
-        with self.lock:
+        with self.reading():
             run = self.runs.runs.get(instance_id)
             if run is None:
                 raise NotFound(f"planInstanceId {instance_id!r} does not exist")
@@ -316,3 +448,19 @@ class Platform:
             scene.active, scene.next_fire = False, None
             self.store.delete("scene", instance_id)
             return scene.to_dict()
+
+    def list_scenes(self) -> list[dict[str, Any]]:
+        with self.reading():
+            return [s.to_dict() for s in self.scenes.values()]
+
+    def deliveries(self, instance_id: str | None = None) -> list[Any]:
+        with self.reading():
+            return self.outbox.deliveries(instance_id)
+
+    def list_faults(self) -> list[Any]:
+        with self.reading():
+            return self.faults.list()
+
+    def now(self) -> float:
+        with self.reading():
+            return self.clock.now()

@@ -201,7 +201,19 @@ class RunEngine:
         elif run.status == RUNNING:
             progress = run.nodes[run.cursor]
             due = (progress.started_at or run.updated_at) + progress.node.duration
-            self._schedule(due, lambda t: self._finish_node(run, t), f"node {run.instance_id}")
+            cursor, started = run.cursor, progress.started_at
+            self._schedule(due, lambda t: self._finish_node(run, t, cursor, started), f"node {run.instance_id}")
+
+    def forget(self, instance_id: str) -> None:
+        """Another process forgot this run (pruned or reset)."""
+        self.runs.pop(instance_id, None)
+
+    def observe(self, run: Run) -> None:
+        """A run another process created or moved: keep the per-plan latest up to date."""
+        self.runs[run.instance_id] = run
+        latest = self.latest_by_plan.get(run.plan.id)
+        if latest is None or latest.created_at <= run.created_at:
+            self.latest_by_plan[run.plan.id] = run
 
     def _saved(self, run: Run) -> None:
         if self._on_change is not None:
@@ -219,6 +231,8 @@ class RunEngine:
                     self._on_forget(forgotten)
 
     def _start(self, run: Run, at: float) -> None:
+        if run.status != DEFAULT or self.runs.get(run.instance_id) is not run:
+            return  # started already, or forgotten: an event scheduled twice (shared state) does nothing
         self._move(run, RUNNING, at)
         self._begin_node(run, at)
         self._saved(run)
@@ -250,7 +264,10 @@ class RunEngine:
             return random.Random(f"{self._seed}:{run.instance_id}:{run.cursor}").random() < node.probability
         return True  # succeed, or a pend node after its resume
 
-    def _finish_node(self, run: Run, at: float) -> None:
+    def _finish_node(self, run: Run, at: float, cursor: int, started: float | None) -> None:
+        if (run.status != RUNNING or run.cursor != cursor or run.nodes[cursor].started_at != started
+                or self.runs.get(run.instance_id) is not run):
+            return  # the node this event was for has moved on (or was resumed afresh) meanwhile
         try:
             self._step(run, at)
         finally:

@@ -16,6 +16,7 @@ class Event:
     fn: Callable[[float], Any]
     label: str = ""
     cancelled: bool = False
+    epoch: int = 0  # the scheduler's epoch when scheduled: an event from before a clear() is stale
 
 
 class Scheduler:
@@ -26,10 +27,16 @@ class Scheduler:
         self._heap: list[tuple[float, int, Event]] = []
         self._seq = itertools.count()
         self.changed = threading.Condition()
+        self.epoch = 0
+        # A process that does not hold the scheduler lease keeps no timed work: another process does it.
+        self.enabled = True
 
     def at(self, due: float, fn: Callable[[float], Any], label: str = "") -> Event:
         # Due times are kept to the microsecond, so steps that add up to a due time (0.1 + 0.1) reach it.
-        event = Event(round(due, 6), next(self._seq), fn, label)
+        event = Event(round(due, 6), next(self._seq), fn, label, epoch=self.epoch)
+        if not self.enabled:
+            event.cancelled = True
+            return event
         with self.changed:
             heapq.heappush(self._heap, (event.due, event.seq, event))
             self.changed.notify_all()
@@ -51,8 +58,12 @@ class Scheduler:
 
     def clear(self) -> None:
         with self.changed:
+            self.epoch += 1  # an event already popped but not yet run is stale too
             self._heap.clear()
             self.changed.notify_all()
+
+    def stale(self, event: Event) -> bool:
+        return event.cancelled or event.epoch != self.epoch
 
     def __len__(self) -> int:
         return len(self._heap)

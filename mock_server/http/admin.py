@@ -41,7 +41,7 @@ def _admin(op_id: str):  # type: ignore[no-untyped-def]
 
 def clock_info() -> dict[str, Any]:
     p = platform()
-    now = p.clock.now()
+    now = p.now()
     return {"mode": p.clock.mode, "now": now, "nowMs": to_ms(now), "offset": getattr(p.clock, "offset", 0.0),
             "timezone": p.settings.timezone}
 
@@ -82,9 +82,7 @@ def resume(planInstanceId: str, **_: Any) -> Response:
 
 @_admin("adminListScenes")
 def list_scenes(**_: Any) -> Response:
-    p = platform()
-    with p.lock:
-        return ok([s.to_dict() for s in p.scenes.values()])
+    return ok(platform().list_scenes())
 
 
 @_admin("adminDeleteScene")
@@ -94,7 +92,7 @@ def delete_scene(instanceId: str, **_: Any) -> Response:
 
 @_admin("adminListCallbacks")
 def list_callbacks(query: dict[str, Any], **_: Any) -> Response:
-    return ok([d.to_dict() for d in platform().outbox.deliveries(query.get("planInstanceId"))])
+    return ok([d.to_dict() for d in platform().deliveries(query.get("planInstanceId"))])
 
 
 @_admin("adminListRequests")
@@ -104,7 +102,7 @@ def list_requests(query: dict[str, Any], **_: Any) -> Response:
 
 @_admin("adminListFaults")
 def list_faults(**_: Any) -> Response:
-    return ok([f.to_dict() for f in platform().faults.list()])
+    return ok([f.to_dict() for f in platform().list_faults()])
 
 
 @_admin("adminAddFault")
