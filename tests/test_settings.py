@@ -107,7 +107,15 @@ def test_missing_config_file(tmp_path: Path) -> None:
     ({"token_ttl": -5}, "token_ttl"),  # every token would be born expired
     ({"code_ttl": 0}, "code_ttl"),
     ({"timezone": "Mars/Olympus_Mons"}, "timezone"),  # create_app dies with ZoneInfoNotFoundError
-], ids=["port-too-big", "port-negative", "token_ttl-negative", "code_ttl-zero", "timezone-unknown"])
+    ({"workers": 2}, "--state"),  # each process would have its own state: a code from one fails at another
+    ({"workers": 0, "state": "x.db"}, "workers"),
+    ({"lease_ttl": 0}, "lease_ttl"),
+], ids=["port-too-big", "port-negative", "token_ttl-negative", "code_ttl-zero", "timezone-unknown",
+        "workers-without-state", "workers-zero", "lease_ttl-zero"])
 def test_out_of_range_values_are_refused(overrides: dict[str, object], fragment: str) -> None:
     with pytest.raises(SettingsError, match=fragment):
         load_settings(env={}, **overrides)
+
+
+def test_several_workers_with_a_state_file_are_accepted() -> None:
+    assert load_settings(env={}, workers=2, state="shared.db").workers == 2

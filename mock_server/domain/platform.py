@@ -76,7 +76,10 @@ class Platform:
                              if durable else None, on_forget=(lambda i: forget("fault", str(i))) if durable else None)
         self.engine = Engine(clock, self.scheduler, self.outbox, self.lock,
                              on_error=lambda exc: log.exception("scheduled event failed", exc_info=exc),
-                             heartbeat=self.heartbeat if self.shared else None, beat=settings.shared_poll_interval)
+                             heartbeat=self._serve_pending if self.shared else None,
+                             beat=settings.shared_poll_interval)
+        self._keeper: threading.Thread | None = None
+        self._stopping = threading.Event()
         if self.shared:
             with self.lock:
                 pass  # the first transaction claims the lease if it is free and loads the state
@@ -109,7 +112,13 @@ class Platform:
         """Hold the lock for a read, having caught up with other processes first (no transaction)."""
         with self.lock.mutex:
             if self.shared:
-                self._catch_up()
+                changes = self.store.poll()
+                if changes == RELOAD:
+                    with self.lock:  # a reload writes (the clock, coalesced scenes): in a transaction
+                        self._reload()
+                elif changes:
+                    for kind, key, record in changes:
+                        apply_change(self, kind, key, record)
             yield
 
     def _set_leader(self, leader: bool) -> None:
@@ -132,13 +141,24 @@ class Platform:
         self._restore(self.store.load())
 
     def heartbeat(self) -> None:
-        """Called by the engine's ticker: take over the lease if it is free, renew it, pick up others' work."""
-        if self.store.lease_available() or (self.leader and not self.store.holds_lease()):  # type: ignore[attr-defined]
+        """Take over the lease if it is free, renew it, pick up others' work (the keeper thread, every beat)."""
+        if self.store.lease_available() or (self.leader and not self.store.holds_lease()):
             with self.lock:
                 pass
         else:
             with self.reading():
                 pass
+
+    def _keep(self) -> None:
+        # Its own thread, so a long advance or a slow callback never delays renewing the lease.
+        while not self._stopping.wait(self.settings.shared_poll_interval):
+            try:
+                self.heartbeat()
+            except Exception:  # a busy or vanished state file must not end the keeper
+                log.exception("catching up with the shared state failed")
+
+    def _serve_pending(self) -> None:
+        """The engine's ticker does the advances other processes asked of this lease holder."""
         if self.leader and self.advance_requests:
             self._serve_advances()
 
@@ -186,8 +206,14 @@ class Platform:
     # -- lifecycle --------------------------------------------------------------------------------
     def start(self) -> None:
         self.engine.start()
+        if self.shared and self._keeper is None:
+            self._keeper = threading.Thread(target=self._keep, name="dpa-lease", daemon=True)
+            self._keeper.start()
 
     def close(self) -> None:
+        self._stopping.set()
+        if self._keeper is not None:
+            self._keeper.join(timeout=5)
         self.engine.stop()
         self.outbox.shutdown()
         closer = getattr(self.journal, "close", None)
