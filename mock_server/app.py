@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     catalog = load_catalog(settings.fixtures, settings.timezone)
     clock = clock or make_clock(settings.clock)
     if store is None and settings.state:
-        store = SqliteStore(settings.state)
+        store = SqliteStore(settings.state, lease_ttl=settings.lease_ttl)
     outbound = transport or HttpTransport(settings.callback_workers)
     shortcut = None if transport else SelfCallShortcut(outbound, settings.host, settings.port)
     platform = Platform(settings, catalog, clock, shortcut or outbound, store)

@@ -146,7 +146,6 @@ class SqliteStore:
             version = self._db.execute("PRAGMA data_version").fetchone()[0]
             if version == self._version:
                 return None  # no other connection committed since: the common case costs one pragma
-            self._version = version
             if not self._in_tx:
                 self._db.execute("BEGIN")  # one snapshot for the counters and the changes
             try:
@@ -158,6 +157,8 @@ class SqliteStore:
             finally:
                 if not self._in_tx:
                     self._db.execute("COMMIT")
+            # Only now: a read that failed half-way (a busy file) is simply made again by the next poll.
+            self._version = version
         changes = []
         for seq, kind, key, body, writer in rows:
             self._cursor = max(self._cursor, seq)
@@ -205,13 +206,22 @@ class SqliteStore:
         pid = rest.partition(":")[0]
         if host != socket.gethostname() or not pid.isdigit():
             return False
+        if not Path("/proc/self/stat").exists():  # no procfs (macOS): existence is all we can see
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                return True
+            except OSError:
+                return False
+            return False
         try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except FileNotFoundError:
             return True
         except OSError:
             return False
-        return False
+        # A killed worker stays a zombie until its parent reaps it: dead all the same.
+        return stat.rsplit(")", 1)[-1].split()[:1] == ["Z"]
 
     def lease_available(self) -> bool:
         """Read-only: could this process take (or must it renew) the lease now?"""
@@ -316,7 +326,9 @@ class SqliteJournal:
         with self._write_lock:
             rows = self._db.execute("SELECT body FROM journal ORDER BY id DESC LIMIT ?",
                                     (limit or self._size,)).fetchall()
-        return [json.loads(body) for (body,) in reversed(rows)]
+        entries = [json.loads(body) for (body,) in reversed(rows)]
+        # Each process writes its own batches: put them back in the order the requests were answered.
+        return sorted(entries, key=lambda e: e.get("at", 0))
 
     def clear(self) -> None:
         """Only the buffer: the rows go with the store's clear(), in the reset's transaction."""
