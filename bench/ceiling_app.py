@@ -24,6 +24,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=29042)
     parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=1, help="granian worker processes (default 1)")
     args = parser.parse_args(argv)
     # Same server arguments as mock_server/cli.py, so the only difference measured is the application.
     if args.server == "granian":
@@ -32,9 +33,11 @@ def main(argv: list[str] | None = None) -> None:
         here = os.path.dirname(os.path.abspath(__file__))
         os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH", "")]))
         sys.path.insert(0, here)
-        Granian("ceiling_app:app", address=args.host, port=args.port, interface="wsgi", workers=1,
+        Granian("ceiling_app:app", address=args.host, port=args.port, interface="wsgi", workers=args.workers,
                 blocking_threads=args.threads, log_enabled=True, log_access=False).serve()
     else:
+        if args.workers != 1:
+            parser.error("--workers: waitress serves from one process")
         import waitress
 
         def _stop(signum: int, frame: Any) -> None:
@@ -42,7 +45,8 @@ def main(argv: list[str] | None = None) -> None:
 
         signal.signal(signal.SIGTERM, _stop)
         try:
-            waitress.serve(app, host=args.host, port=args.port, threads=args.threads, ident="dpa-mock",
+            # At least 8 threads, as `dpa-mock serve --server waitress` (mock_server/cli.py) gives waitress.
+            waitress.serve(app, host=args.host, port=args.port, threads=max(args.threads, 8), ident="dpa-mock",
                            clear_untrusted_proxy_headers=True, channel_timeout=30)
         except KeyboardInterrupt:
             pass

@@ -23,6 +23,8 @@ class HttpRow:
     requests: int | None = None
     notes: str = ""
     vs_ceiling: str = ""
+    baseline: str = ""  # the Server label of the ceiling row this one is compared with (default: its own)
+    cpu: str = ""  # cores busy during the row: server (per process if several) + wrk
 
 
 @dataclass
@@ -33,6 +35,7 @@ class Results:
     other: list[tuple[str, str, str]] = field(default_factory=list)  # measurement, result, notes
     targets: list[tuple[str, str, str]] = field(default_factory=list)  # target, measured, verdict
     warnings: list[str] = field(default_factory=list)
+    configs: list[tuple[str, str]] = field(default_factory=list)  # (Server label, its ceiling's) side by side
 
     def row(self, scenario: str, server: str) -> HttpRow | None:
         return next((r for r in self.http if r.scenario == scenario and r.server == server), None)
@@ -86,16 +89,45 @@ def _ms(value: float | None) -> str:
     return f"{value:.2f}" if value < 10 else f"{value:.1f}"
 
 
+SIDE_BY_SIDE = (("list plans (bearer)", "list plans"), ("authorize + token (pairs)", "authorize + token"),
+                ("execute (POST, no callbackUrl)", "execute"), ("output params (GET, finished run)", "out params"))
+
+
+def _configs_table(results: Results) -> list[str]:
+    """One line per store/worker configuration: req/s (share of the same-worker ceiling), p50 / p99."""
+    configs = [(label, base) for label, base in results.configs
+               if any(results.row(scenario, label) for scenario, _ in SIDE_BY_SIDE)]
+    if not configs:
+        return []
+    out = ["", "## Store and workers, side by side (same run)", "",
+           "Each cell: req/s (share of the bare-Flask ceiling with the same worker count) · p50 / p99 ms.", "",
+           "| Server | ceiling req/s | " + " | ".join(name for _, name in SIDE_BY_SIDE) + " |",
+           "|---|---:|" + "---:|" * len(SIDE_BY_SIDE)]
+    for label, base in configs:
+        c = results.row("ceiling: bare Flask GET /json", base)
+        cells = []
+        for scenario, _ in SIDE_BY_SIDE:
+            r = results.row(scenario, label)
+            if r is None or r.rps is None:
+                cells.append("—")
+                continue
+            share = f" ({r.rps / c.rps:.0%})" if c and c.rps else ""
+            cells.append(f"{_num(r.rps)}{share} · {_ms(r.p50_ms)} / {_ms(r.p99_ms)}")
+        out.append(f"| {label} | {_num(c.rps) if c else '—'} | " + " | ".join(cells) + " |")
+    return out
+
+
 def markdown(results: Results) -> str:
     out = ["# dpa-mock benchmark", "", results.machine or header(), ""]
     out += [f"Parameters: {results.params}"]
     if results.http:
         out += ["", "## HTTP (wrk on 127.0.0.1)", "",
-                "| Scenario | Server | req/s | p50 ms | p99 ms | non-2xx | vs ceiling | Notes |",
-                "|---|---|---:|---:|---:|---:|---:|---|"]
+                "| Scenario | Server | req/s | p50 ms | p99 ms | non-2xx | vs ceiling | CPU server + wrk | Notes |",
+                "|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in results.http:
         out.append(f"| {r.scenario} | {r.server} | {_num(r.rps)} | {_ms(r.p50_ms)} | {_ms(r.p99_ms)} | "
-                   f"{'—' if r.non2xx is None else r.non2xx} | {r.vs_ceiling} | {r.notes} |")
+                   f"{'—' if r.non2xx is None else r.non2xx} | {r.vs_ceiling} | {r.cpu} | {r.notes} |")
+    out += _configs_table(results)
     choice = [(server, results.row("ceiling: bare Flask GET /json", server),
                results.row("list plans (bearer)", server)) for server in ("granian", "waitress")]
     if any(c and e for _, c, e in choice):

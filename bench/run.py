@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import signal
+import sqlite3
 import statistics
 import sys
 import tempfile
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -18,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling modules, whe
 
 from report import HttpRow, Results, header, markdown  # noqa: E402
 from fast_receiver import FastReceiver  # noqa: E402
-from servers import Server, ceiling, emulator  # noqa: E402
-from wrkdrive import WrkResult, oauth_script, run_wrk, static_script  # noqa: E402
+from servers import Server, ceiling, emulator, machine_busy_s  # noqa: E402
+from wrkdrive import WrkResult, ids_script, oauth_script, run_wrk, static_script  # noqa: E402
 
 from mock_server.settings import Settings  # noqa: E402
 
@@ -35,7 +39,49 @@ OUT_PARAMS = "/api/dpa/process//processPlan/queryPlanRunOutParam"
 SCENE = "/api/dpa/process/processPlan/saveTimingParam"
 CEILING_ROW = "ceiling: bare Flask GET /json"
 LIST_ROW = "list plans (bearer)"
-PARTS = ("granian", "accesslog", "waitress", "virtual", "coldstart")
+PARTS = ("granian", "workers", "accesslog", "waitress", "virtual", "coldstart")
+DEFAULT_CONFIGS = "sqlite,sqlite-2w"
+OPEN_STATUSES = ("DEFAULT", "RUNNING", "PENDING")
+TOKEN_BODY = ('{"code":"%s","client_id":"' + CLIENT_ID + '","client_secret":"' + CLIENT_SECRET
+              + '","grant_type":"authorization_code"}')
+
+
+@dataclass(frozen=True)
+class Config:
+    """One way of serving the emulator: N granian workers, state in memory or in one shared SQLite file."""
+
+    workers: int
+    state: bool
+
+    @property
+    def key(self) -> str:
+        return ("sqlite" if self.state else "memory") + (f"-{self.workers}w" if self.workers != 1 else "")
+
+    @property
+    def label(self) -> str:
+        """The HTTP table's Server column; (a) keeps the documented default's plain "granian"."""
+        return self.baseline + (", sqlite" if self.state else "")
+
+    @property
+    def baseline(self) -> str:
+        """The Server label of the ceiling row it is compared with: the same server and worker count."""
+        return "granian" + (f" ×{self.workers}" if self.workers != 1 else "")
+
+
+DEFAULT_CONFIG = Config(1, False)  # (a): what `dpa-mock serve` does without options
+
+
+def parse_configs(text: str) -> list[Config]:
+    out = []
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        m = re.fullmatch(r"sqlite(?:-(\d+)w)?", item)
+        if not m or (m.group(1) and int(m.group(1)) < 1):
+            raise ValueError(f"{item!r} (expected sqlite or sqlite-Nw, e.g. sqlite-2w; the in-memory default "
+                             "is the granian part, and more than one worker needs the shared SQLite state)")
+        config = Config(int(m.group(1) or 1), True)
+        if config not in out:
+            out.append(config)
+    return out
 
 
 def log(message: str) -> None:
@@ -50,6 +96,9 @@ class Bench:
         self.http = requests.Session()
         self.http.trust_env = False  # loopback only, never through a proxy from the environment
         self.failed = False
+        self._pending_store_checks: dict[Config, set[str]] = {}
+        self.quiet_waited = 0.0
+        self.noisy: list[str] = []  # rows measured while other processes used a noticeable share of the CPU
 
     # -- plumbing ----------------------------------------------------------------------------------
     def start(self, server: Server) -> Server:
@@ -75,10 +124,35 @@ class Bench:
             self.results.warnings.append(f"{label} failed: {type(exc).__name__}: {exc}")
             log(f"{label} FAILED:\n{traceback.format_exc()}")
 
+    def wait_quiet(self, server: Server) -> None:
+        """On a shared machine: before a row, wait (up to --quiet-wait s) until whatever is not this server
+        uses under --quiet-cores, so rows are not measured against someone else's load. Never fails."""
+        cap = min(self.args.quiet_wait, self.args.quiet_budget - self.quiet_waited)
+        limit = self.args.quiet_cores
+        if cap <= 0:
+            return
+        started = time.monotonic()
+        while True:
+            mine, busy, t0 = sum(server.cpu().values()), machine_busy_s(), time.monotonic()
+            time.sleep(0.5)
+            window = time.monotonic() - t0
+            other = (machine_busy_s() - busy - (sum(server.cpu().values()) - mine)) / window
+            waited = time.monotonic() - started
+            if other < limit or waited >= cap:
+                break
+        self.quiet_waited += waited
+        if waited >= 1:
+            log(f"waited {waited:.0f} s for the machine to quieten (other load now {other:.2f} cores)")
+
     def wrk(self, server: Server, name: str, script: str, duration: float | None = None) -> WrkResult:
+        self.wait_quiet(server)
         log(f"wrk {name} against {server.name}")
+        before, busy = server.cpu(), machine_busy_s()
         result = run_wrk(server.base_url, script, self.work, name, duration=duration or self.args.duration,
                          connections=self.args.connections, threads=self.args.threads)
+        after = server.cpu()
+        result.machine_cpu_s = machine_busy_s() - busy
+        result.server_cpu_s = {pid: used - before.get(pid, 0.0) for pid, used in after.items()}
         if result.non2xx or result.socket_errors or result.timeouts:
             self.failed = True
             self.results.warnings.append(
@@ -86,9 +160,12 @@ class Bench:
                 f"{result.timeouts} timeouts; first bad answer: {result.first_bad or '—'}")
         return result
 
-    def add(self, scenario: str, server: str, result: WrkResult, notes: str = "") -> HttpRow:
+    def add(self, scenario: str, server: str, result: WrkResult, notes: str = "", baseline: str = "") -> HttpRow:
         row = HttpRow(scenario, server, result.rps, result.p50_ms, result.p99_ms, result.non2xx, result.requests,
-                      notes)
+                      notes, baseline=baseline or server, cpu=_cpu_note(result))
+        other = _other_cores(result)
+        if other >= 2 * self.args.quiet_cores:
+            self.noisy.append(f"{scenario} / {server} ({other:.2f})")
         self.results.http.append(row)
         return row
 
@@ -121,46 +198,153 @@ class Bench:
             time.sleep(0.1)
         raise RuntimeError(f"run {instance_id} did not finish within {timeout:g}s")
 
-    def rss_note(self, server: Server) -> tuple[str, str]:
+    def rss_note(self, server: Server, workers: int = 1) -> tuple[str, str]:
         total, largest = server.rss()
-        return f"{total / 1024:.0f} MB", f"tree total; largest process (the worker) {largest / 1024:.0f} MB"
+        if workers == 1:
+            return f"{total / 1024:.0f} MB", f"tree total; largest process (the worker) {largest / 1024:.0f} MB"
+        return f"{total / 1024:.0f} MB", (f"tree total (supervisor + {workers} workers); largest process "
+                                          f"{largest / 1024:.0f} MB")
 
     # -- scenarios ---------------------------------------------------------------------------------
-    def ceiling_run(self, server_kind: str) -> None:
-        srv = self.start(ceiling(self.work, threads=self.args.server_threads, server=server_kind))
+    def ceiling_run(self, server_kind: str, workers: int = 1) -> None:
+        srv = self.start(ceiling(self.work, threads=self.args.server_threads, server=server_kind, workers=workers))
+        label = server_kind + (f" ×{workers}" if workers != 1 else "")
         try:
-            self.add(CEILING_ROW, server_kind, self.wrk(srv, f"ceiling-{server_kind}", static_script("GET", "/json")))
+            self.add(CEILING_ROW, label, self.wrk(srv, srv.name, static_script("GET", "/json")))
         finally:
             self.stop(srv)
 
+    def http_rows(self, srv: Server, config: Config, *, list_runs: bool) -> WrkResult:
+        """The four API rows on one server (list, authorize+token, output params, execute), then the check
+        that every execution it answered became a run that finished; returns the execute row's result."""
+        base, label, slug = srv.base_url, config.label, config.key
+        token = self.login(base)
+        bearer = {"Authorization": f"Bearer {token}"}
+        instance = self.execute(base, token)  # finishes (~1.7 s) while the list and oauth rows run
+        self.add(LIST_ROW, label, self.wrk(srv, f"list-{slug}", static_script("GET", LIST, bearer)),
+                 baseline=config.baseline)
+        result = self.wrk(srv, f"oauth-{slug}", oauth_script(AUTHORIZE, TOKEN, TOKEN_BODY))
+        pairs = result.extra.get("tokens", 0)
+        self.add("authorize + token (pairs)", label, result,
+                 f"**{pairs / result.seconds:,.0f} pairs/s**; req/s and latency over both requests",
+                 baseline=config.baseline)
+        self.wait_finished(base, instance)
+        out_path = f"{OUT_PARAMS}?processPlanId={PLAN}&planInstanceId={instance}"
+        self.add("output params (GET, finished run)", label,
+                 self.wrk(srv, f"outparams-{slug}", static_script("GET", out_path, bearer)), baseline=config.baseline)
+        exec_headers = {**bearer, "Content-Type": "application/json"}
+        exec_body = '{"processPlanId":"%s"}' % PLAN
+        ids_file = self.work / f"execute-{slug}.ids"
+        result = self.wrk(srv, f"execute-{slug}", ids_script("POST", EXECUTE, exec_headers, exec_body,
+                                                                '"planInstanceId":%s*"([^"]+)"', ids_file))
+        self.add("execute (POST, no callbackUrl)", label, result, "each starts a real-clock run (~1.7 s, 3 nodes)",
+                 baseline=config.baseline)
+        self.check_runs(srv, config, result, ids_file, {instance}, list_runs=list_runs)
+        return result
+
+    def check_runs(self, srv: Server, config: Config, result: WrkResult, ids_file: Path, prior: set[str], *,
+                   list_runs: bool) -> None:
+        """After the execute row: each 2xx answer carried its own planInstanceId, and every run reached SUCCESS
+        or FAIL in /__admin/runs (asked of whichever worker answers); with list_runs, also that the full list
+        holds exactly those runs (as many as runs_keep keeps). So a fast answer that lost its run fails."""
+        ended, base = time.monotonic(), srv.base_url
+        ids = ids_file.read_text(encoding="utf-8").split()
+        unique = set(ids)
+        ok = result.requests - result.non2xx
+        problems: list[str] = []
+        if len(ids) != ok:
+            problems.append(f"{ok:,} execute answers were 2xx but {len(ids):,} carried a planInstanceId")
+        if len(unique) != len(ids):
+            problems.append(f"{len(ids) - len(unique):,} planInstanceIds were handed out twice")
+        while True:
+            still = sum(len(self.api("GET", base, f"/__admin/runs?status={s}", timeout=60)) for s in OPEN_STATUSES)
+            if not still or time.monotonic() - ended > self.args.drain_cap:
+                break
+            time.sleep(0.2)
+        drained = time.monotonic() - ended
+        if still:
+            problems.append(f"{still:,} runs still not SUCCESS/FAIL {drained:.0f} s after the load")
+        notes = [f"{ok:,} executes answered 2xx with {len(unique):,} distinct ids",
+                 f"no run unfinished {drained:.1f} s after the load" if not still else ""]
+        if list_runs:
+            listed = {r["planInstanceId"]: r["status"] for r in self.api("GET", base, "/__admin/runs", timeout=120)}
+            expected = unique | prior
+            keep = Settings().runs_keep
+            unknown = set(listed) - expected
+            unfinished = sum(1 for status in listed.values() if status not in ("SUCCESS", "FAIL"))
+            # wrk stops with up to one request per connection on the wire: those runs started, but their
+            # answers (and ids) never reached wrk. More unknown runs than that were started by nobody.
+            in_flight = self.args.connections
+            if len(unknown) > in_flight:
+                problems.append(f"/__admin/runs lists {len(unknown):,} runs whose ids no answer carried "
+                                f"(at most {in_flight} can be requests cut off when wrk stopped)")
+            if unfinished:
+                problems.append(f"/__admin/runs lists {unfinished:,} unfinished runs")
+            want = min(len(expected), keep - len(unknown))  # the newest runs are kept, the cut-off ones among them
+            if len(listed) - len(unknown) != want:
+                problems.append(f"/__admin/runs lists {len(listed) - len(unknown):,} of the runs answered for, "
+                                f"expected {want:,} (of {len(expected):,}; runs_keep {keep:,})")
+            if not problems:
+                notes.append(f"/__admin/runs lists all {len(listed) - len(unknown):,} answered for, finished"
+                             + (f", + {len(unknown)} whose answers wrk cut off at its end" if unknown else ""))
+        self._run_check(config, problems, notes)
+        self._pending_store_checks[config] = unique | prior  # for check_state_file, once the server stopped
+
+    def _run_check(self, config: Config, problems: list[str], notes: list[str]) -> None:
+        verdict = "pass" if not problems else "**FAIL**"
+        self.results.other.append((f"runs after the execute row ({config.label})", verdict,
+                                   "; ".join(filter(None, problems + notes))))
+        if problems:
+            self.failed = True
+            self.results.warnings.append(f"{config.label}: " + "; ".join(problems))
+
+    def check_state_file(self, config: Config, path: Path) -> None:
+        """After the server stopped: every run it answered for is in the state file (still there and
+        finished, or forgotten beyond runs_keep: a deletion marker), read as the store writes it."""
+        ids = self._pending_store_checks.pop(config, set())
+        try:
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            try:
+                purged = db.execute("SELECT value FROM counters WHERE name = 'purged'").fetchone()[0]
+                rows = dict(db.execute("SELECT key, body FROM records WHERE kind = 'run'").fetchall())
+            finally:
+                db.close()
+        except (sqlite3.Error, TypeError) as exc:
+            self.results.warnings.append(f"{config.label}: state file not checked ({type(exc).__name__}: {exc})")
+            return
+        missing = len(ids - rows.keys())
+        live = [json.loads(body)["status"] for key, body in rows.items() if key in ids and body]
+        unfinished = sum(1 for status in live if status not in ("SUCCESS", "FAIL"))
+        problems = []
+        if missing and not purged:
+            problems.append(f"{missing:,} runs answered for are missing from the state file")
+        if unfinished:
+            problems.append(f"{unfinished:,} runs unfinished in the state file")
+        notes = [f"{len(ids) - missing:,} of {len(ids):,} runs in the file ({len(live):,} kept, "
+                 f"{len(ids) - missing - len(live):,} forgotten beyond runs_keep)"
+                 + (f"; deletion markers purged up to change {purged:,}, so missing ones are not judged"
+                    if purged else "")]
+        verdict = "pass" if not problems else "**FAIL**"
+        self.results.other.append((f"state file after stop ({config.label})", verdict,
+                                   "; ".join(problems + notes)))
+        if problems:
+            self.failed = True
+            self.results.warnings.append(f"{config.label} state file: " + "; ".join(problems))
+
     def emulator_http(self) -> None:
-        """Rows (a)-(d) on the documented production configuration, then the 100,000-execution memory check."""
+        """(a) the documented default (1 worker, in memory): the API rows, then the 100,000-execution memory check."""
         a = self.args
         srv = self.start(emulator(self.work, threads=a.server_threads, name="emulator-granian"))
         try:
             base = srv.base_url
             self.results.other.append(("RSS idle (granian)", *self.rss_note(srv)))
-            token = self.login(base)
-            bearer = {"Authorization": f"Bearer {token}"}
-            instance = self.execute(base, token)  # finishes (~1.7 s) while (a) and (b) run
-            self.add(LIST_ROW, "granian", self.wrk(srv, "list", static_script("GET", LIST, bearer)))
-            token_body = ('{"code":"%s","client_id":"' + CLIENT_ID + '","client_secret":"' + CLIENT_SECRET
-                          + '","grant_type":"authorization_code"}')
-            result = self.wrk(srv, "oauth", oauth_script(AUTHORIZE, TOKEN, token_body))
-            pairs = result.extra.get("tokens", 0)
-            self.add("authorize + token (pairs)", "granian", result,
-                     f"**{pairs / result.seconds:,.0f} pairs/s**; req/s and latency over both requests")
-            self.wait_finished(base, instance)
-            out_path = f"{OUT_PARAMS}?processPlanId={PLAN}&planInstanceId={instance}"
-            self.add("output params (GET, finished run)", "granian",
-                     self.wrk(srv, "outparams", static_script("GET", out_path, bearer)))
-            exec_headers = {**bearer, "Content-Type": "application/json"}
-            exec_body = '{"processPlanId":"%s"}' % PLAN
-            result = self.wrk(srv, "execute", static_script("POST", EXECUTE, exec_headers, exec_body))
-            self.add("execute (POST, no callbackUrl)", "granian", result,
-                     "each starts a real-clock run (~1.7 s, 3 nodes)")
-            time.sleep(2.5)  # let the executed runs finish, so RSS is "after the load", not mid-load
+            # No full /__admin/runs list here: building 10,000 runs' JSON would weigh on the RSS read below.
+            result = self.http_rows(srv, DEFAULT_CONFIG, list_runs=False)
+            self._pending_store_checks.pop(DEFAULT_CONFIG, None)
             self.results.other.append(("RSS after the HTTP rows (granian)", *self.rss_note(srv)))
+            token = self.login(base)
+            exec_headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+            exec_body = '{"processPlanId":"%s"}' % PLAN
             executed = 1 + result.requests
             executed += self._execute_until(srv, a.executions - executed, result.rps, exec_headers, exec_body)
             total, largest = srv.rss()
@@ -173,6 +357,32 @@ class Bench:
                                              "pass" if ok else "**FAIL**"))
         finally:
             self.stop(srv)
+
+    def emulator_shared(self, config: Config) -> None:
+        """(b), (c)…: the same API rows on `--workers N --state FILE`, a fresh state file each, then its checks."""
+        a = self.args
+        state = self.work / f"state-{config.key}.sqlite"
+        srv = self.start(emulator(self.work, "--state", str(state), "--workers", str(config.workers),
+                                  threads=a.server_threads, name=f"emulator-{config.key}"))
+        stopped = False
+        try:
+            self.results.other.append((f"RSS idle ({config.label})", *self.rss_note(srv, config.workers)))
+            self.http_rows(srv, config, list_runs=True)
+            self.results.other.append((f"RSS after the HTTP rows ({config.label})",
+                                       *self.rss_note(srv, config.workers)))
+            self.stop(srv)
+            stopped = True
+            self.check_state_file(config, state)
+        finally:
+            if not stopped:
+                self.stop(srv)
+
+    def workers_part(self) -> None:
+        """The shared-store configurations, each after a ceiling with its worker count unless one was measured."""
+        for config in self.args.configs:
+            if not self.results.row(CEILING_ROW, config.baseline):
+                self.attempt(f"ceiling on granian ×{config.workers}", lambda: self.ceiling_run("granian", config.workers))
+            self.attempt(f"emulator {config.label}", lambda: self.emulator_shared(config))
 
     def _execute_until(self, srv: Server, remaining: int, rate: float, headers: dict[str, str], body: str) -> int:
         """More executions in wrk chunks sized from the measured rate, until `remaining` are done or time is up."""
@@ -308,11 +518,14 @@ class Bench:
         a = self.args
         self.results.machine = header()
         self.results.params = (f"wrk {a.threads} threads, {a.connections} connections, {a.duration:g} s per row; "
-                               f"servers: 1 worker process, {a.server_threads} threads"
+                               f"servers: 1 worker process (×N: N processes), {a.server_threads} threads each"
+                               + (f"; shared-store configurations: {','.join(c.key for c in a.configs)}"
+                                  if "workers" in a.only and a.configs else "")
                                + ("; **--quick** (short rows, smaller counts)" if a.quick else ""))
         parts: list[tuple[str, str, Callable[[], None]]] = [
             ("granian", "ceiling on granian", lambda: self.ceiling_run("granian")),
             ("granian", "emulator on granian", self.emulator_http),
+            ("workers", "shared state and workers", self.workers_part),
             ("accesslog", "emulator with access log", lambda: self.emulator_list_only("granian", quiet=False)),
             ("waitress", "ceiling on waitress", lambda: self.ceiling_run("waitress")),
             ("waitress", "emulator on waitress", lambda: self.emulator_list_only("waitress", quiet=True)),
@@ -326,23 +539,55 @@ class Bench:
         finally:
             self.stop_all()
         self._ratios()
+        if self.noisy:
+            self.results.warnings.append(
+                "measured while other processes kept the machine busy (their cores in brackets; distrust these "
+                "rows and their ratios): " + "; ".join(self.noisy))
+        configs = [DEFAULT_CONFIG] + list(a.configs if "workers" in a.only else [])
+        self.results.configs = [(c.label, c.baseline) for c in configs]
         return self.results
 
     def _ratios(self) -> None:
-        for server in ("granian", "waitress"):
-            ceiling_row = self.results.row(CEILING_ROW, server)
-            if not ceiling_row or not ceiling_row.rps:
+        """`vs ceiling` against the ceiling on the same server with the same worker count, in this run."""
+        for row in self.results.http:
+            ceiling_row = self.results.row(CEILING_ROW, row.baseline or row.server)
+            if ceiling_row and ceiling_row.rps and row is not ceiling_row and row.rps:
+                row.vs_ceiling = f"{row.rps / ceiling_row.rps:.0%}"
+        targets = []
+        configs = [DEFAULT_CONFIG] + list(self.args.configs if "workers" in self.args.only else [])
+        for config in configs:
+            ceiling_row = self.results.row(CEILING_ROW, config.baseline)
+            listed = self.results.row(LIST_ROW, config.label)
+            if not (ceiling_row and listed and ceiling_row.rps and listed.rps):
                 continue
-            for row in self.results.http:
-                if row.server == server and row is not ceiling_row and row.rps:
-                    row.vs_ceiling = f"{row.rps / ceiling_row.rps:.0%}"
-        ceiling_row, listed = self.results.row(CEILING_ROW, "granian"), self.results.row(LIST_ROW, "granian")
-        if ceiling_row and listed and ceiling_row.rps and listed.rps:
             ratio = listed.rps / ceiling_row.rps
-            self.results.targets.insert(0, ("list plans ≥ 50% of the ceiling (granian, same run)", f"{ratio:.0%}",
-                                            "pass" if ratio >= 0.5 else "**FAIL**"))
-            self.results.targets.insert(1, ("list plans p99 < 10 ms at 16 connections", f"{listed.p99_ms:.1f} ms",
-                                            "pass" if listed.p99_ms < 10 else "**FAIL**"))
+            where = "granian, same run" if config == DEFAULT_CONFIG else f"{config.label} vs ceiling {config.baseline}"
+            targets.append((f"list plans ≥ 50% of the ceiling ({where})", f"{ratio:.0%}",
+                            "pass" if ratio >= 0.5 else "**FAIL**"))
+            suffix = "" if config == DEFAULT_CONFIG else f" ({config.label})"
+            targets.append((f"list plans p99 < 10 ms at 16 connections{suffix}", f"{listed.p99_ms:.1f} ms",
+                            "pass" if listed.p99_ms < 10 else "**FAIL**"))
+        self.results.targets[:0] = targets
+
+
+def _cpu_note(result: WrkResult) -> str:
+    """Cores busy during the row: the server's (per process when several worked) + wrk's own, and in brackets
+    whatever else kept the machine busy meanwhile (other processes: the noise)."""
+    if not result.seconds:
+        return ""
+    busy = sorted((s / result.seconds for s in result.server_cpu_s.values()), reverse=True)
+    server, wrk = sum(busy), result.wrk_cpu_s / result.seconds
+    split = [b for b in busy if b >= 0.05]
+    each = f" ({'+'.join(f'{b:.2f}' for b in split)})" if len(split) > 1 else ""
+    return f"{server:.2f}{each} + {wrk:.2f} [{_other_cores(result):.2f}]"
+
+
+def _other_cores(result: WrkResult) -> float:
+    """Cores the rest of the machine (not the server, not wrk) kept busy during the row."""
+    if not result.seconds:
+        return 0.0
+    mine = sum(result.server_cpu_s.values()) + result.wrk_cpu_s
+    return max((result.machine_cpu_s - mine) / result.seconds, 0.0)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -357,14 +602,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--callback-runs", type=int, default=None, help="runs with a callbackUrl (default 500; 100 with --quick)")
     parser.add_argument("--scenes", type=int, default=None, help="one-minute cycle scenes (default 1000; 100 with --quick)")
     parser.add_argument("--day-seconds", type=float, default=None, help="virtual seconds to advance (default 86400; 600 with --quick)")
-    parser.add_argument("--quick", action="store_true", help="short rows and small counts: under a minute")
+    parser.add_argument("--quick", action="store_true", help="short rows and small counts: about a minute")
     parser.add_argument("--only", default=",".join(PARTS),
                         help=f"comma-separated parts to run (default all: {','.join(PARTS)})")
+    parser.add_argument("--configs", default=DEFAULT_CONFIGS,
+                        help="shared-state configurations for the workers part: sqlite (1 worker, --state) and "
+                             f"sqlite-Nw (--workers N --state), comma-separated (default {DEFAULT_CONFIGS}); "
+                             "the in-memory default is always the granian part")
+    parser.add_argument("--drain-cap", type=float, default=120.0,
+                        help="seconds to wait after the execute row for every run to finish (default 120)")
+    parser.add_argument("--quiet-wait", type=float, default=20.0,
+                        help="before each wrk row, wait up to this many seconds for other processes to use under "
+                             "--quiet-cores (default 20; 0: never wait)")
+    parser.add_argument("--quiet-budget", type=float, default=60.0,
+                        help="at most this many seconds of such waiting in the whole run (default 60)")
+    parser.add_argument("--quiet-cores", type=float, default=0.25,
+                        help="CPU cores other processes may use for a row to start at once (default 0.25)")
     parser.add_argument("--out", type=Path, default=None, help="also write the Markdown (with machine info) here")
     args = parser.parse_args(argv)
     args.only = {p.strip() for p in args.only.split(",") if p.strip()}
     if args.only - set(PARTS):
         parser.error(f"--only: unknown part(s) {sorted(args.only - set(PARTS))}; choose from {','.join(PARTS)}")
+    try:
+        args.configs = parse_configs(args.configs)
+    except ValueError as exc:
+        parser.error(f"--configs: {exc}")
     quick = args.quick
     defaults = {"duration": 2.0 if quick else 10.0, "executions": 10_000 if quick else 100_000,
                 "callback_runs": 100 if quick else 500, "scenes": 100 if quick else 1000,
@@ -393,6 +655,8 @@ def main(argv: list[str] | None = None) -> int:
             log("interrupted; servers stopped")
             return 130
     results.params += f"; whole run {time.perf_counter() - started:.0f} s"
+    if bench.quiet_waited:
+        results.params += f", of which {bench.quiet_waited:.0f} s waiting for other processes' load to pass"
     text = markdown(results)
     print(text)
     if args.out:

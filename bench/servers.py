@@ -89,6 +89,11 @@ class Server:
             self._log_file.close()
             self._log_file = None
 
+    def cpu(self) -> dict[int, float]:
+        """CPU seconds (user + system) so far of each live process in the tree, by pid."""
+        assert self.proc is not None
+        return {pid: _cpu_s(pid) for pid in _tree(self.proc.pid)}
+
     def rss(self) -> tuple[int, int]:
         """(sum of VmRSS over the process tree, largest single process) in kB; granian = supervisor + worker."""
         assert self.proc is not None
@@ -111,11 +116,11 @@ def emulator(log_dir: Path, *args: str, threads: int, server: str = "granian", q
     return Server(label, cmd, port, "/__admin/clock", log_dir / f"{label}.log")
 
 
-def ceiling(log_dir: Path, *, threads: int, server: str = "granian") -> Server:
+def ceiling(log_dir: Path, *, threads: int, server: str = "granian", workers: int = 1) -> Server:
     port = free_port()
     cmd = [sys.executable, str(BENCH_DIR / "ceiling_app.py"), "--server", server, "--port", str(port),
-           "--threads", str(threads)]
-    label = f"ceiling-{server}"
+           "--threads", str(threads), "--workers", str(workers)]
+    label = f"ceiling-{server}" + (f"-{workers}w" if workers != 1 else "")
     # PYTHONPATH so granian's worker process can import `ceiling_app:app` however it is spawned.
     env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(BENCH_DIR), os.environ.get("PYTHONPATH", "")]))}
     return Server(label, cmd, port, "/json", log_dir / f"{label}.log", env=env)
@@ -138,6 +143,27 @@ def _tree(root: int) -> list[int]:
         out.append(pid)
         todo.extend(children.get(pid, []))
     return out
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_s(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime (fields 14 and 15 of stat)
+
+
+def machine_busy_s() -> float:
+    """CPU seconds the whole machine has been busy (all cores, everything but idle and iowait) since boot."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0.0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / _TICK  # user..steal; guest time is already inside user
 
 
 def _vm_rss(pid: int) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import resource
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,6 +110,43 @@ end
 """
 
 
+# One fixed request, like _STATIC, that also keeps the id every 2xx answer carries (PATTERN's capture);
+# done() writes every thread's ids to IDS_FILE, one a line, so the runner can check them against the server.
+_IDS = r"""
+wrk.method = METHOD
+wrk.path = PATH
+wrk.body = BODY
+HEADERS_SETUP
+EXTRA = {"ids_n"}
+ids = {}
+ids_n = 0
+function response(status, headers, body)
+  check(status, body)
+  if status >= 200 and status < 300 then
+    local id = string.match(body, PATTERN)
+    if id then
+      ids_n = ids_n + 1
+      ids[ids_n] = id
+    end
+  end
+end
+"""
+
+_IDS_DONE = r"""
+local _done = done
+function done(summary, latency, requests)
+  local f = assert(io.open(IDS_FILE, "w"))
+  for _, t in ipairs(threads) do
+    for _, id in ipairs(t:get("ids") or {}) do
+      f:write(id, "\n")
+    end
+  end
+  f:close()
+  _done(summary, latency, requests)
+end
+"""
+
+
 def _lua(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)  # a JSON string literal is a valid Lua string literal here
 
@@ -119,6 +157,16 @@ def static_script(method: str, path: str, headers: dict[str, str] | None = None,
     text = (_STATIC.replace("METHOD", _lua(method)).replace("PATH", _lua(path))
             .replace("BODY", _lua(body) if body is not None else "nil").replace("HEADERS_SETUP", setup))
     return text + _COMMON
+
+
+def ids_script(method: str, path: str, headers: dict[str, str] | None, body: str | None, pattern: str,
+               ids_file: Path) -> str:
+    """static_script that also writes the id captured by the Lua `pattern` from each 2xx answer to ids_file."""
+    setup = "\n".join(f"wrk.headers[{_lua(k)}] = {_lua(v)}" for k, v in (headers or {}).items())
+    text = (_IDS.replace("METHOD", _lua(method)).replace("PATH", _lua(path))
+            .replace("BODY", _lua(body) if body is not None else "nil").replace("HEADERS_SETUP", setup)
+            .replace("PATTERN", _lua(pattern)))
+    return text + _COMMON + _IDS_DONE.replace("IDS_FILE", _lua(str(ids_file)))
 
 
 def oauth_script(authorize_path: str, token_path: str, token_body_format: str) -> str:
@@ -141,6 +189,9 @@ class WrkResult:
     timeouts: int
     first_bad: str = ""
     extra: dict[str, int] = field(default_factory=dict)
+    wrk_cpu_s: float = 0.0  # wrk's own CPU time (user + system) during the run
+    server_cpu_s: dict[int, float] = field(default_factory=dict)  # filled by the caller: CPU s per server pid
+    machine_cpu_s: float = 0.0  # filled by the caller: the whole machine's busy CPU seconds meanwhile
 
     @property
     def rps(self) -> float:
@@ -154,7 +205,10 @@ def run_wrk(base_url: str, script: str, script_dir: Path, name: str, *, duration
     path.write_text(script, encoding="utf-8")
     cmd = ["wrk", "--latency", "-t", str(threads), "-c", str(connections), "-d", f"{max(1, math.ceil(duration))}s",
            "--timeout", f"{timeout_s:g}s", "-s", str(path), base_url]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk is the only child reaped in between
+    wrk_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     data, bad_body = None, ""
     for line in proc.stdout.splitlines():
         if line.startswith("BENCH_JSON "):
@@ -167,4 +221,4 @@ def run_wrk(base_url: str, script: str, script_dir: Path, name: str, *, duration
     return WrkResult(requests=data["requests"], seconds=data["duration_us"] / 1e6, p50_ms=data["p50_us"] / 1000,
                      p90_ms=data["p90_us"] / 1000, p99_ms=data["p99_us"] / 1000, max_ms=data["max_us"] / 1000,
                      non2xx=data["non2xx"], socket_errors=data["socket_errors"], timeouts=data["timeouts"],
-                     first_bad=first_bad, extra=data["extra"])
+                     first_bad=first_bad, extra=data["extra"], wrk_cpu_s=wrk_cpu)
