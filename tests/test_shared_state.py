@@ -209,3 +209,20 @@ def test_both_processes_see_the_same_state_whatever_each_was_asked(ops: list[tup
         done.set()
         a.close()
         b.close()
+
+
+def test_the_shared_journal_keeps_a_window_of_the_latest_entries(tmp_path: Path) -> None:
+    a, b, _, _ = pair(tmp_path / "state.db", journal_size=25)
+    try:
+        for i in range(100):
+            (a if i % 2 else b).journal.record({"path": f"/{i}", "at": i})
+            if i % 7 == 0:
+                a.journal.flush()  # type: ignore[attr-defined]
+                b.journal.flush()  # type: ignore[attr-defined]
+        assert [e["path"] for e in a.journal.recent()] == [f"/{i}" for i in range(75, 100)]
+        assert [e["path"] for e in b.journal.recent(3)] == ["/97", "/98", "/99"]
+        a.reset()
+        assert b.journal.recent() == []
+    finally:
+        a.close()
+        b.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from concurrent.futures import wait
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 from mock_server.domain.callbacks import Outbox
 from mock_server.domain.clock import Clock
@@ -26,6 +26,10 @@ class Engine:
         # With shared state the ticker also keeps in step with other processes every `beat` seconds.
         self._heartbeat, self._beat = heartbeat, beat
 
+    # Events done under one hold of the lock: with a shared store that is one transaction for many steps,
+    # and a request waits for at most one batch.
+    BATCH = 64
+
     def run_until(self, until: float, wait_callbacks: bool) -> int:
         """Process every event due at or before `until`; with wait_callbacks, also every attempt they start."""
         done = 0
@@ -36,27 +40,34 @@ class Engine:
                 # Attempts on the wire may schedule retries before `nxt`: let them land before time moves on
                 # (checked only when time is about to move, so a burst at one instant stays linear).
                 if wait_callbacks and (nxt is None or nxt > current):
-                    inflight = [f for f in self._outbox.inflight() if not f.done()]
+                    inflight = self._on_the_wire()
                     if inflight:
                         wait(inflight)
                         continue
                 if nxt is None or nxt > until:
                     break
-                event = self._scheduler.pop_due(until)
-                if event is None:
-                    continue
-                self._clock.set_at_least(event.due)
-                current = event.due
                 with self._lock:
-                    if self._scheduler.stale(event):
-                        continue  # the state it was scheduled on was reloaded meanwhile (another process's reset)
-                    try:
-                        event.fn(event.due)
-                    except Exception as exc:  # one broken event must not stop the engine
-                        if self._on_error:
-                            self._on_error(exc)
-                done += 1
+                    for _ in range(self.BATCH):
+                        nxt = self._scheduler.peek()
+                        if nxt is None or nxt > until or (wait_callbacks and nxt > current and self._on_the_wire()):
+                            break  # nothing more due, or time would move while attempts are on the wire
+                        event = self._scheduler.pop_due(until)
+                        if event is None:
+                            break
+                        self._clock.set_at_least(event.due)
+                        current = event.due
+                        if self._scheduler.stale(event):
+                            continue  # the state it was scheduled on was reloaded meanwhile (another process's reset)
+                        try:
+                            event.fn(event.due)
+                        except Exception as exc:  # one broken event must not stop the engine
+                            if self._on_error:
+                                self._on_error(exc)
+                        done += 1
         return done
+
+    def _on_the_wire(self) -> list[Any]:
+        return [f for f in self._outbox.inflight() if not f.done()]
 
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:
