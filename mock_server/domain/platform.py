@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import math
 import threading
 import uuid
-from typing import Any, Iterator
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from mock_server.domain.callbacks import Outbox, Transport
@@ -25,14 +24,14 @@ from mock_server.domain.scenes import DIMENSIONS, STRATEGIES, Scene, fire_time, 
 from mock_server.domain.persistence import (delivery_from, delivery_record, run_from, run_record, scene_from,
                                              scene_record)
 from mock_server.domain.scheduler import Scheduler
-from mock_server.domain.shared import StateLock, apply_change
-from mock_server.domain.store import RELOAD, MemoryStore, Records, Store
+from mock_server.domain.shared import SharedState, StateLock
+from mock_server.domain.store import MemoryStore, Records, Store
 from mock_server.settings import Settings
 
 log = logging.getLogger("dpa_mock.engine")
 
 
-class Platform:
+class Platform(SharedState):
     def __init__(self, settings: Settings, catalog: Catalog, clock: Clock, transport: Transport,
                  store: Store | None = None) -> None:
         self.settings, self.catalog, self.clock = settings, catalog, clock
@@ -85,82 +84,6 @@ class Platform:
                 pass  # the first transaction claims the lease if it is free and loads the state
         elif durable:
             self._restore(self.store.load())
-
-    # -- shared state -----------------------------------------------------------------------------
-    def _begin(self) -> None:
-        self.store.begin()
-        try:
-            leader = self.store.claim_lease()
-            if leader != self.leader:
-                self._set_leader(leader)
-            else:
-                self._catch_up()
-        except BaseException:
-            self.store.commit()
-            raise
-
-    def _catch_up(self) -> None:
-        changes = self.store.poll()
-        if changes == RELOAD:
-            self._reload()
-        elif changes:
-            for kind, key, record in changes:
-                apply_change(self, kind, key, record)
-
-    @contextlib.contextmanager
-    def reading(self) -> Iterator[None]:
-        """Hold the lock for a read, having caught up with other processes first (no transaction)."""
-        with self.lock.mutex:
-            if self.shared:
-                changes = self.store.poll()
-                if changes == RELOAD:
-                    with self.lock:  # a reload writes (the clock, coalesced scenes): in a transaction
-                        self._reload()
-                elif changes:
-                    for kind, key, record in changes:
-                        apply_change(self, kind, key, record)
-            yield
-
-    def _set_leader(self, leader: bool) -> None:
-        if leader:
-            log.info("this process now runs the scheduler and the callback dispatcher")
-        else:
-            log.warning("this process lost the scheduler lease to another process")
-        self.leader = self.scheduler.enabled = self.outbox.dispatching = leader
-        self._reload()
-
-    def _reload(self) -> None:
-        """Rebuild this process's objects from the store (start, lease change, another process's reset)."""
-        self.scheduler.clear()
-        self.oauth.reset()
-        self.runs.reset()
-        self.outbox.reset()
-        self.scenes.clear()
-        self.faults.forget_all()
-        self.advance_requests.clear()
-        self._restore(self.store.load())
-
-    def heartbeat(self) -> None:
-        """Take over the lease if it is free, renew it, pick up others' work (the keeper thread, every beat)."""
-        if self.store.lease_available() or (self.leader and not self.store.holds_lease()):
-            with self.lock:
-                pass
-        else:
-            with self.reading():
-                pass
-
-    def _keep(self) -> None:
-        # Its own thread, so a long advance or a slow callback never delays renewing the lease.
-        while not self._stopping.wait(self.settings.shared_poll_interval):
-            try:
-                self.heartbeat()
-            except Exception:  # a busy or vanished state file must not end the keeper
-                log.exception("catching up with the shared state failed")
-
-    def _serve_pending(self) -> None:
-        """The engine's ticker does the advances other processes asked of this lease holder."""
-        if self.leader and self.advance_requests:
-            self._serve_advances()
 
     def _restore(self, records: Records) -> None:
         """Rebuild from a durable store after a restart: every accepted thing carries on where it was."""

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from mock_server.domain.persistence import delivery_from, run_from, scene_from, update_run, update_scene
+from mock_server.domain.store import RELOAD
 
 if TYPE_CHECKING:
     from mock_server.domain.platform import Platform
+
+log = logging.getLogger("dpa_mock.engine")
 
 
 class StateLock:
@@ -94,3 +99,92 @@ def _apply_scene(p: "Platform", key: str, record: dict[str, Any] | None) -> None
     p.ids.bump(int(key[2:]))
     if scene.active and scene.next_fire is not None:
         p.arm(scene, scene.next_fire)
+
+
+class SharedState:
+    """The part of the Platform that keeps this process in step with a shared store and its lease."""
+
+    if TYPE_CHECKING:  # provided by Platform
+        from mock_server.domain.store import Store
+        from mock_server.settings import Settings
+        store: Store
+        settings: Settings
+        lock: StateLock
+        leader: bool
+        advance_requests: dict[str, float]
+        _stopping: threading.Event
+
+    def _begin(self) -> None:
+        self.store.begin()
+        try:
+            leader = self.store.claim_lease()
+            if leader != self.leader:
+                self._set_leader(leader)
+            else:
+                self._catch_up()
+        except BaseException:
+            self.store.commit()
+            raise
+
+    def _catch_up(self) -> None:
+        changes = self.store.poll()
+        if changes == RELOAD:
+            self._reload()
+        elif changes:
+            for kind, key, record in changes:
+                apply_change(self, kind, key, record)
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        """Hold the lock for a read, having caught up with other processes first (no transaction)."""
+        with self.lock.mutex:
+            if self.shared:
+                changes = self.store.poll()
+                if changes == RELOAD:
+                    with self.lock:  # a reload writes (the clock, coalesced scenes): in a transaction
+                        self._reload()
+                elif changes:
+                    for kind, key, record in changes:
+                        apply_change(self, kind, key, record)
+            yield
+
+    def _set_leader(self, leader: bool) -> None:
+        if leader:
+            log.info("this process now runs the scheduler and the callback dispatcher")
+        else:
+            log.warning("this process lost the scheduler lease to another process")
+        self.leader = self.scheduler.enabled = self.outbox.dispatching = leader
+        self._reload()
+
+    def _reload(self) -> None:
+        """Rebuild this process's objects from the store (start, lease change, another process's reset)."""
+        self.scheduler.clear()
+        self.oauth.reset()
+        self.runs.reset()
+        self.outbox.reset()
+        self.scenes.clear()
+        self.faults.forget_all()
+        self.advance_requests.clear()
+        self._restore(self.store.load())
+
+    def heartbeat(self) -> None:
+        """Take over the lease if it is free, renew it, pick up others' work (the keeper thread, every beat)."""
+        if self.store.lease_available() or (self.leader and not self.store.holds_lease()):
+            with self.lock:
+                pass
+        else:
+            with self.reading():
+                pass
+
+    def _keep(self) -> None:
+        # Its own thread, so a long advance or a slow callback never delays renewing the lease.
+        while not self._stopping.wait(self.settings.shared_poll_interval):
+            try:
+                self.heartbeat()
+            except Exception:  # a busy or vanished state file must not end the keeper
+                log.exception("catching up with the shared state failed")
+
+    def _serve_pending(self) -> None:
+        """The engine's ticker does the advances other processes asked of this lease holder."""
+        if self.leader and self.advance_requests:
+            self._serve_advances()
