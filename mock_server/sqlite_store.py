@@ -241,6 +241,8 @@ class SqliteStore:
                     self.commit()
 
     # -- the scheduler lease ----------------------------------------------------------------------
+    # Wall time on purpose: the lease is about whether a process is alive, which the emulator's clock
+    # (virtual, or offset by advances) cannot tell; every process on the host reads the same wall clock.
     def _holder_gone(self, holder: str) -> bool:
         """A holder on this host whose process no longer exists (killed): no need to wait for expiry."""
         host, _, rest = holder.partition(":")

@@ -4,7 +4,7 @@ import os
 
 from hypothesis import HealthCheck, settings
 
-pytest_plugins = ["tests.plugins.emulator", "tests.plugins.network", "tests.plugins.engine"]
+pytest_plugins = ["tests.plugins.emulator", "tests.plugins.network", "tests.plugins.engine", "tests.plugins.durable"]
 
 settings.register_profile("dev", max_examples=25, deadline=None)
 settings.register_profile("ci", max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -18,15 +18,6 @@ pytestmark = pytest.mark.http
 
 ACF_NODE_MS = [500, 500, 300]  # fixtures/plans.yaml: acf42dd3's node durations
 START_DELAY_MS = 200  # Settings.run_start_delay
-
-
-@pytest.fixture
-def trees() -> Iterator[list[Tree]]:
-    """Every server a test starts; whatever still runs is killed at the end (logs in tmp_path)."""
-    started: list[Tree] = []
-    yield started
-    for tree in started:
-        tree.kill9()
 
 
 def launch(trees: list[Tree], tmp_path: Path, *args: str, port: int | None = None,

@@ -13,7 +13,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -35,15 +35,6 @@ LONG_PLAN, LONG_INPUTS = "b7e1c0a2", [{"modelId": "md1606743910601", "mapParam":
 
 
 # -- helpers ------------------------------------------------------------------------------------------
-@pytest.fixture
-def trees() -> Iterator[list[Tree]]:
-    """Every server a test starts; whatever still runs is killed at the end (logs in tmp_path)."""
-    started: list[Tree] = []
-    yield started
-    for tree in started:
-        tree.kill9()
-
-
 def launch(trees: list[Tree], tmp_path: Path, *args: str, name: str | None = None) -> Tree:
     tree = Tree(*args, log=tmp_path / f"{name or f'server{len(trees)}'}.log")
     trees.append(tree)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -183,7 +182,6 @@ steps = st.lists(st.tuples(st.sampled_from("ab"), st.one_of(
 def test_both_processes_see_the_same_state_whatever_each_was_asked(ops: list[tuple[str, tuple[Any, ...]]]) -> None:
     a, b, _, _ = pair(Path(tempfile.mkdtemp(prefix="dpa-shared-")) / "state.db")
     a.start()  # serves b's advances
-    done = threading.Event()
     try:
         instances: list[str] = []
         for who, op in ops:
@@ -206,7 +204,6 @@ def test_both_processes_see_the_same_state_whatever_each_was_asked(ops: list[tup
         assert seen_a == seen_b
         assert set(seen_a["runs"]) == set(instances)
     finally:
-        done.set()
         a.close()
         b.close()
 

@@ -17,14 +17,15 @@ class Engine:
 
     def __init__(self, clock: Clock, scheduler: Scheduler, outbox: Outbox, lock: threading.RLock,
                  on_error: Callable[[BaseException], None] | None = None,
-                 heartbeat: Callable[[], None] | None = None, beat: float = 0.02) -> None:
+                 heartbeat: Callable[[], None] | None = None, beat: float = 0.5, gather: float = 0.0) -> None:
         self._clock, self._scheduler, self._outbox, self._lock = clock, scheduler, outbox, lock
         self._process = threading.Lock()  # one runner at a time: the ticker or an advance
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._on_error = on_error
-        # With shared state the ticker also keeps in step with other processes every `beat` seconds.
-        self._heartbeat, self._beat = heartbeat, beat
+        # The ticker calls `heartbeat` at least every `beat` seconds; after each round it waits `gather`
+        # seconds so steps falling due meanwhile are done together (one transaction with a shared store).
+        self._heartbeat, self._beat, self._gather = heartbeat, beat, gather
 
     # Events done under one hold of the lock: with a shared store that is one transaction for many steps,
     # and a request waits for at most one batch.
@@ -103,11 +104,8 @@ class Engine:
                 if nxt is None or nxt > now:
                     # Virtual time only moves by an advance, which processes for itself; real time is polled.
                     far = nxt is None or self._clock.mode == "virtual"
-                    longest = self._beat if self._heartbeat is not None else 0.5
-                    self._scheduler.changed.wait(longest if far else min(max(nxt - now, 0.001), longest))
+                    self._scheduler.changed.wait(self._beat if far else min(max(nxt - now, 0.001), self._beat))
                     continue
             self.run_until(now, wait_callbacks=False)
-            if self._heartbeat is not None:
-                # Shared state: let steps falling due in the next few ms gather into one transaction
-                # (their recorded times stay their due times; only the work runs up to 5 ms late).
-                self._stop.wait(0.005)
+            if self._gather > 0:
+                self._stop.wait(self._gather)  # recorded times stay the due times; only the work runs late

@@ -76,7 +76,8 @@ class Platform(SharedState):
         self.engine = Engine(clock, self.scheduler, self.outbox, self.lock,
                              on_error=lambda exc: log.exception("scheduled event failed", exc_info=exc),
                              heartbeat=self._serve_pending if self.shared else None,
-                             beat=settings.shared_poll_interval)
+                             beat=settings.shared_poll_interval if self.shared else 0.5,
+                             gather=0.005 if self.shared else 0.0)
         self._keeper: threading.Thread | None = None
         self._stopping = threading.Event()
         if self.shared:

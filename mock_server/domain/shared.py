@@ -129,7 +129,8 @@ class SharedState:
     def _catch_up(self) -> None:
         changes = self.store.poll()
         if changes == RELOAD:
-            self._reload()
+            with self.lock:  # a reload writes (the clock, coalesced scenes): in a transaction (reentrant in _begin)
+                self._reload()
         elif changes:
             for kind, key, record in changes:
                 apply_change(self, kind, key, record)
@@ -139,13 +140,7 @@ class SharedState:
         """Hold the lock for a read, having caught up with other processes first (no transaction)."""
         with self.lock.mutex:
             if self.shared:
-                changes = self.store.poll()
-                if changes == RELOAD:
-                    with self.lock:  # a reload writes (the clock, coalesced scenes): in a transaction
-                        self._reload()
-                elif changes:
-                    for kind, key, record in changes:
-                        apply_change(self, kind, key, record)
+                self._catch_up()
             yield
 
     def _set_leader(self, leader: bool) -> None:

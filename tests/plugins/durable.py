@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
+import pytest
 import requests
 
 from mock_server.testing.server import ServerProcess
@@ -41,3 +42,11 @@ def wait_until(predicate: Any, timeout: float, interval: float = 0.05) -> Any:
             return None
         time.sleep(interval)
 
+
+@pytest.fixture
+def trees() -> Iterator[list[Tree]]:
+    """Every server a test starts; whatever still runs is killed at the end (logs in tmp_path)."""
+    started: list[Tree] = []
+    yield started
+    for tree in started:
+        tree.kill9()
