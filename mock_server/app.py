@@ -2,37 +2,26 @@
 
 from __future__ import annotations
 
-import logging
-import re
 import time
 from typing import Any
-from urllib.parse import urlencode
 
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from mock_server.domain.callbacks import Transport
-from mock_server.domain.clock import Clock, make_clock, to_ms
+from mock_server.domain.clock import Clock, make_clock
 from mock_server.domain.errors import DOCUMENTED_CODES
 from mock_server.domain.platform import Platform
 from mock_server.domain.store import Store
 from mock_server.fixtures import load_catalog
 from mock_server.http import admin, oauth, plans, runs, scenes, ui
 from mock_server.http.envelope import envelope, install_error_handlers
+from mock_server.http.exchange import SECRET_IN_TEXT, record_exchange, redact
+from mock_server.http.fastlane import FastLane
+from mock_server.http.spec import vendor_contract
 from mock_server.settings import Settings
 from mock_server.sqlite_store import SqliteStore
 from mock_server.transport import HttpTransport, SelfCallShortcut
-
-access_log = logging.getLogger("dpa_mock.access")
-SECRET_KEYS = frozenset({"client_secret", "code", "access_token", "refresh_token", "password", "token"})
-
-
-# A secret's value inside a body that did not parse (broken JSON, text, odd forms).
-_SECRET_IN_TEXT = re.compile(r"""(["']?(?:%s)["']?\s*[:=]\s*["']?)[^"'&,;\s}]*""" % "|".join(sorted(SECRET_KEYS)))
-
-
-def redact(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: ("***" if k in SECRET_KEYS else v) for k, v in values.items()}
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
@@ -79,21 +68,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     @app.after_request
     def _after(response: Response) -> Response:
         elapsed = (time.perf_counter() - g.get("dpa_started", time.perf_counter())) * 1000
-        code = g.get("dpa_code")
-        query = redact(request.args.to_dict())
-        # Admin reads (the dashboard polls them every second) would push real traffic out of the window.
-        if not (request.path.startswith("/__admin") and request.method == "GET"):
-            platform.journal.record({
-                "at": to_ms(platform.clock.now()), "method": request.method, "path": request.path,
-                "query": query, "status": response.status_code, "code": code,
-                "durationMs": round(elapsed, 3), "body": _redacted_body(),
-            })
-        if settings.log_requests:
-            target = request.path + ("?" + urlencode(query, safe="*") if query else "")  # secrets as *** too
-            access_log.info("%s %s %s -> %s code=%s %.1fms", request.remote_addr, request.method, target,
-                            response.status_code, code, elapsed)
+        record_exchange(platform, settings.log_requests, method=request.method, path=request.path,
+                        query=redact(request.args.to_dict()), status=response.status_code, code=g.get("dpa_code"),
+                        elapsed_ms=elapsed, body=_redacted_body(), remote_addr=request.remote_addr)
         return response
 
+    app.wsgi_app = FastLane(app.wsgi_app, platform, settings, vendor_contract())  # type: ignore[method-assign]
     if shortcut is not None:
         shortcut.bind(app)  # no callback can be due before the engine starts
     if start_engine:
@@ -126,5 +106,5 @@ def _read_redacted_body() -> Any:
     parsed = request.get_json(silent=True, cache=True)
     if isinstance(parsed, dict):
         return redact(parsed)
-    text = _SECRET_IN_TEXT.sub(r"\1***", data[:2048].decode("utf-8", "replace"))
+    text = SECRET_IN_TEXT.sub(r"\1***", data[:2048].decode("utf-8", "replace"))
     return text if len(data) <= 2048 else text + "…"

@@ -172,10 +172,13 @@ class Platform(SharedState):
                            f"with scope {principal.scope!r}")
         return plan
 
-    def take_fault(self, method: str, path: str, operation_id: str | None) -> Any:
+    def faults_pending(self) -> bool:
         with self.reading():
-            if not self.faults.active():
-                return None  # the usual request: no fault set, no transaction
+            return self.faults.active()
+
+    def take_fault(self, method: str, path: str, operation_id: str | None) -> Any:
+        if not self.faults_pending():
+            return None  # the usual request: no fault set, no transaction
         return self.faults.take(method, path, operation_id)
 
     def list_plans(self, principal: Principal) -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ from flask import Blueprint, Response, current_app, request
 from mock_server.domain.clock import to_ms
 from mock_server.domain.errors import AuthError
 from mock_server.http.envelope import ok
-from mock_server.http.routing import operation, platform
+from mock_server.http.routing import current_platform, operation
 from mock_server.http.spec import admin_contract
 
 bp = Blueprint("admin", __name__)
@@ -40,7 +40,7 @@ def _admin(op_id: str):  # type: ignore[no-untyped-def]
 
 
 def clock_info() -> dict[str, Any]:
-    p = platform()
+    p = current_platform()
     now = p.now()
     return {"mode": p.clock.mode, "now": now, "nowMs": to_ms(now), "offset": getattr(p.clock, "offset", 0.0),
             "timezone": p.settings.timezone}
@@ -48,7 +48,7 @@ def clock_info() -> dict[str, Any]:
 
 @_admin("adminReset")
 def reset(**_: Any) -> Response:
-    platform().reset()
+    current_platform().reset()
     return ok(None)
 
 
@@ -59,58 +59,58 @@ def get_clock(**_: Any) -> Response:
 
 @_admin("adminAdvanceClock")
 def advance(body: dict[str, Any], **_: Any) -> Response:
-    platform().advance(float(body["seconds"]))
+    current_platform().advance(float(body["seconds"]))
     return ok(clock_info())
 
 
 @_admin("adminListRuns")
 def list_runs(query: dict[str, Any], **_: Any) -> Response:
-    return ok(platform().list_runs(query.get("processPlanId"), query.get("status")))
+    return ok(current_platform().list_runs(query.get("processPlanId"), query.get("status")))
 
 
 @_admin("adminGetRun")
 def get_run(planInstanceId: str, **_: Any) -> Response:
-    return ok(platform().get_run(planInstanceId))
+    return ok(current_platform().get_run(planInstanceId))
 
 
 @_admin("adminResumeRun")
 def resume(planInstanceId: str, **_: Any) -> Response:
-    p = platform()
+    p = current_platform()
     p.resume(planInstanceId)
     return ok(p.get_run(planInstanceId))
 
 
 @_admin("adminListScenes")
 def list_scenes(**_: Any) -> Response:
-    return ok(platform().list_scenes())
+    return ok(current_platform().list_scenes())
 
 
 @_admin("adminDeleteScene")
 def delete_scene(instanceId: str, **_: Any) -> Response:
-    return ok(platform().delete_scene(instanceId))
+    return ok(current_platform().delete_scene(instanceId))
 
 
 @_admin("adminListCallbacks")
 def list_callbacks(query: dict[str, Any], **_: Any) -> Response:
-    return ok([d.to_dict() for d in platform().deliveries(query.get("planInstanceId"))])
+    return ok([d.to_dict() for d in current_platform().deliveries(query.get("planInstanceId"))])
 
 
 @_admin("adminListRequests")
 def list_requests(query: dict[str, Any], **_: Any) -> Response:
-    return ok(platform().journal.recent(query.get("limit")))
+    return ok(current_platform().journal.recent(query.get("limit")))
 
 
 @_admin("adminListFaults")
 def list_faults(**_: Any) -> Response:
-    return ok([f.to_dict() for f in platform().list_faults()])
+    return ok([f.to_dict() for f in current_platform().list_faults()])
 
 
 @_admin("adminAddFault")
 def add_fault(body: dict[str, Any], **_: Any) -> Response:
-    return ok(platform().faults.add(body).to_dict())
+    return ok(current_platform().faults.add(body).to_dict())
 
 
 @_admin("adminClearFaults")
 def clear_faults(**_: Any) -> Response:
-    platform().faults.clear()
+    current_platform().faults.clear()
     return ok(None)

@@ -17,18 +17,26 @@ log = logging.getLogger("dpa_mock.http")
 _HTTP_CODES = frozenset({200, 400, 403, 404, 500, 503})
 
 
-def http_status_for(code: int) -> int:
-    if current_app.config["DPA_SETTINGS"].http_status == "always200":
+def status_for(code: int, mode: str) -> int:
+    """The HTTP status a business code travels with under the `http_status` setting."""
+    if mode == "always200":
         return 200
     return code if code in _HTTP_CODES else 200
+
+
+def http_status_for(code: int) -> int:
+    return status_for(code, current_app.config["DPA_SETTINGS"].http_status)
+
+
+def envelope_json(code: int, message: str, data: Any = None) -> str:
+    # The stdlib encoder straight away (Flask's provider adds nothing for plain data); Chinese stays readable.
+    return json.dumps({"code": code, "message": message, "data": data}, ensure_ascii=False)
 
 
 def envelope(code: int, message: str, data: Any = None, *, status: int | None = None,
              headers: dict[str, str] | None = None) -> Response:
     g.dpa_code = code  # for the request journal
-    # The stdlib encoder straight away (Flask's provider adds nothing for plain data); Chinese stays readable.
-    body = json.dumps({"code": code, "message": message, "data": data}, ensure_ascii=False)
-    response = Response(body, status=http_status_for(code) if status is None else status,
+    response = Response(envelope_json(code, message, data), status=http_status_for(code) if status is None else status,
                         content_type="application/json; charset=utf-8", headers=headers)
     return response
 
@@ -54,10 +62,18 @@ def _http_error(exc: HTTPException) -> Response:
     return envelope(INTERNAL, f"{exc.name}")
 
 
+def error_code_and_message(exc: Exception, method: str, path: str) -> tuple[int, str]:
+    """A domain error's own code and message; anything else is logged and answered as a 500."""
+    if isinstance(exc, DomainError):
+        return exc.code, exc.message
+    log.error("unhandled error on %s %s", method, path, exc_info=exc)
+    return INTERNAL, f"internal error: {type(exc).__name__}"
+
+
 def install_error_handlers(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def _domain(exc: DomainError) -> Response:
-        return envelope(exc.code, exc.message)
+        return envelope(*error_code_and_message(exc, request.method, request.path))
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:
@@ -65,5 +81,4 @@ def install_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return envelope(INTERNAL, f"internal error: {type(exc).__name__}")
+        return envelope(*error_code_and_message(exc, request.method, request.path))

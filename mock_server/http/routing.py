@@ -12,21 +12,25 @@ from werkzeug.datastructures import MultiDict
 from mock_server.domain.errors import AuthError, ValidationError
 from mock_server.domain.oauth import Principal
 from mock_server.domain.platform import Platform
+from mock_server.http.envelope import ok
 from mock_server.http.spec import FORM_TYPES, Contract, Operation, form_to_dict
 
 
-def platform() -> Platform:
+def current_platform() -> Platform:
     return current_app.extensions["dpa_platform"]
 
 
 def bearer_principal() -> Principal:
-    header = request.headers.get("Authorization", "")
+    return principal_from_header(request.headers.get("Authorization", ""), current_platform())
+
+
+def principal_from_header(header: str, platform: Platform) -> Principal:
     if not header.strip():
         raise AuthError("missing Authorization header: send 'Authorization: Bearer <access_token>'")
     scheme, _, token = header.strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthError("malformed Authorization header: expected 'Bearer <access_token>'")
-    return platform().oauth.verify(token.strip())
+    return platform.oauth.verify(token.strip())
 
 
 def _no_constants(name: str) -> Any:
@@ -67,6 +71,30 @@ def read_body(op: Operation) -> Any:
         body = {k: v for k, v in body.items() if v is not None}
     op.check_body(media, body)
     return body
+
+
+# Secured bodiless GETs without path parameters, by operationId: `read(platform, principal, query) -> data`.
+# Flask serves them, and so does the fast lane (mock_server/http/fastlane.py) for plain requests.
+Read = Callable[[Platform, Principal, dict[str, Any]], Any]
+READS: dict[str, Read] = {}
+
+
+def read_operation(bp: Blueprint, contract: Contract, op_id: str) -> Callable[[Read], Read]:
+    op = contract.operations[op_id]
+    if op.method != "GET" or not op.secured or op.bodies or "{" in op.path:
+        raise ValueError(f"{op_id} is not a secured GET without body or path parameters")
+
+    def decorate(read: Read) -> Read:
+        READS[op_id] = read
+
+        def view(principal: Principal, query: dict[str, Any], **_: Any) -> Any:
+            return ok(read(current_platform(), principal, query))
+
+        view.__name__ = read.__name__
+        operation(bp, contract, op_id)(view)
+        return read
+
+    return decorate
 
 
 def operation(bp: Blueprint, contract: Contract, op_id: str,

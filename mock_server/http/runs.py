@@ -7,8 +7,9 @@ from typing import Any
 from flask import Blueprint, Response
 
 from mock_server.domain.oauth import Principal
+from mock_server.domain.platform import Platform
 from mock_server.http.envelope import ok
-from mock_server.http.routing import operation, platform
+from mock_server.http.routing import current_platform, operation, read_operation
 from mock_server.http.spec import vendor_contract
 
 bp = Blueprint("runs", __name__)
@@ -16,9 +17,9 @@ bp = Blueprint("runs", __name__)
 
 @operation(bp, vendor_contract(), "executePlan")
 def execute(principal: Principal, body: dict[str, Any], processPlanId: str, **_: Any) -> Response:
-    return ok(platform().execute(principal, processPlanId, body))
+    return ok(current_platform().execute(principal, processPlanId, body))
 
 
-@operation(bp, vendor_contract(), "queryPlanRunOutParam")
-def out_params(principal: Principal, query: dict[str, Any], **_: Any) -> Response:
-    return ok(platform().out_params(principal, query["processPlanId"], query["planInstanceId"]))
+@read_operation(bp, vendor_contract(), "queryPlanRunOutParam")
+def out_params(platform: Platform, principal: Principal, query: dict[str, Any]) -> Any:
+    return platform.out_params(principal, query["processPlanId"], query["planInstanceId"])

@@ -8,7 +8,7 @@ from flask import Blueprint, Response
 
 from mock_server.domain.oauth import Principal
 from mock_server.http.envelope import ok
-from mock_server.http.routing import operation, platform
+from mock_server.http.routing import current_platform, operation
 from mock_server.http.spec import vendor_contract
 
 bp = Blueprint("scenes", __name__)
@@ -16,4 +16,4 @@ bp = Blueprint("scenes", __name__)
 
 @operation(bp, vendor_contract(), "saveTimingParam")
 def save_timing_param(principal: Principal, body: dict[str, Any], **_: Any) -> Response:
-    return ok(platform().save_scene(principal, body))
+    return ok(current_platform().save_scene(principal, body))

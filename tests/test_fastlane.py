@@ -1,0 +1,148 @@
+"""The WSGI fast lane answers exactly as the Flask app does: same status, headers, body and journal entry."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pytest
+from flask import Flask
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from werkzeug.test import Client
+
+from mock_server.http.fastlane import FastLane
+from tests.plugins.emulator import DEFAULT_ONLY, LIST_PLANS, OUT_PARAMS, Api
+
+PATHS = [LIST_PLANS, OUT_PARAMS, OUT_PARAMS.replace("//", "/")]
+QUERY_NAMES = ["processPlanId", "planInstanceId", "code", "token", "x"]
+
+
+class Lanes:
+    """One app reached twice: through the fast lane, and through Flask alone; counts what Flask answered."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.lane: FastLane = app.wsgi_app  # type: ignore[assignment]
+        self.flask_calls = 0
+        flask_app = self.lane.flask_app
+
+        def counting(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+            self.flask_calls += 1
+            return flask_app(environ, start_response)
+
+        self.lane.flask_app = counting
+        self.fast, self.slow = Client(self.lane), Client(flask_app)
+        self.journal = app.extensions["dpa_platform"].journal
+
+    def both(self, method: str, path: str, **kw: Any) -> tuple[Any, Any]:
+        """The same request both ways: (response, journal entry) from each, comparable field by field."""
+        results = []
+        for client in (self.fast, self.slow):
+            response = client.open(path, method=method, **kw)
+            entry = dict(self.journal.recent(1)[0])
+            entry.pop("durationMs")
+            headers = sorted((k, v) for k, v in response.headers.items() if k not in ("Date", "Server"))
+            results.append(((response.status, headers, response.get_data()), entry))
+        return results[0], results[1]
+
+
+@pytest.fixture
+def lanes(app: Flask) -> Lanes:
+    return Lanes(app)
+
+
+@pytest.fixture
+def tokens(api: Api) -> list[str]:
+    instance = api.start(api.login())
+    valid = api.login()["Authorization"]
+    other_app = api.login(DEFAULT_ONLY)["Authorization"]
+    tampered = valid[:-4] + ("AAAA" if not valid.endswith("AAAA") else "BBBB")
+    return [instance, valid, other_app, tampered, "Bearer", "Bearer not-a-jwt", "Basic dXNlcjpwYXNz", "", "bearer  "]
+
+
+def test_the_fast_lane_serves_plain_reads_without_flask(lanes: Lanes, api: Api) -> None:
+    auth = api.login()
+    instance = api.start(auth)
+    calls = lanes.flask_calls
+    listed = lanes.fast.get(LIST_PLANS, headers=auth)
+    out = lanes.fast.get(OUT_PARAMS, headers=auth,
+                         query_string={"processPlanId": "acf42dd3", "planInstanceId": instance})
+    assert listed.status_code == 200 and listed.get_json()["code"] == 200 and listed.get_json()["data"]
+    assert out.status_code == 200 and out.get_json()["code"] == 200
+    assert lanes.flask_calls == calls, "plain reads should not have reached Flask"
+
+
+@pytest.mark.parametrize("query", [
+    {}, {"processPlanId": "acf42dd3"}, {"processPlanId": "nope", "planInstanceId": "1"},
+    {"processPlanId": "acf42dd3", "planInstanceId": "does-not-exist"}, {"code": "secret", "token": "t"},
+    "processPlanId=%FF%FE&planInstanceId=%E4%B8%AD", "processPlanId&planInstanceId=", "a=1&a=2",
+])
+@pytest.mark.parametrize("path", PATHS)
+def test_every_answer_matches_flask(lanes: Lanes, tokens: list[str], path: str, query: Any) -> None:
+    instance, *headers = tokens
+    if isinstance(query, dict) and query.get("planInstanceId") == "1":
+        query = {**query, "planInstanceId": instance}
+    for header in headers:
+        fast, slow = lanes.both("GET", path, headers={"Authorization": header} if header else {},
+                                query_string=query)
+        assert fast == slow, (path, query, header)
+
+
+@given(header=st.one_of(st.just(""), st.text(max_size=40)),
+       query=st.dictionaries(st.sampled_from(QUERY_NAMES), st.text(max_size=12), max_size=4),
+       path=st.sampled_from(PATHS))
+# Reads change no state, so one app serves every example.
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_any_header_and_query_match_flask(lanes: Lanes, header: str, query: dict[str, str], path: str) -> None:
+    headers = {"Authorization": header} if header and header.isprintable() and "\n" not in header else {}
+    fast, slow = lanes.both("GET", path, headers=headers, query_string=query)
+    assert fast == slow
+
+
+def test_always200_mode_matches_flask(make_app: Callable[..., Flask]) -> None:
+    lanes = Lanes(make_app(http_status="always200"))
+    fast, slow = lanes.both("GET", LIST_PLANS)
+    assert fast == slow
+    assert fast[0][0] == "200 OK" and b'"code": 403' in fast[0][2]
+
+
+def test_a_pending_fault_is_taken_once_through_flask(lanes: Lanes, api: Api) -> None:
+    auth = api.login()
+    api.client.post("/__admin/faults", json={"operationId": "listPlans", "code": 503, "times": 1})
+    calls = lanes.flask_calls
+    first = lanes.fast.get(LIST_PLANS, headers=auth)
+    assert first.get_json()["code"] == 503 and lanes.flask_calls == calls + 1
+    assert api.platform.list_faults() == []  # used up
+    second = lanes.fast.get(LIST_PLANS, headers=auth)
+    assert second.get_json()["code"] == 200 and lanes.flask_calls == calls + 1
+
+
+@pytest.mark.parametrize("method, kw", [
+    ("HEAD", {}), ("POST", {}), ("GET", {"data": b"{}", "content_type": "application/json"}),
+])
+def test_unusual_requests_go_to_flask(lanes: Lanes, api: Api, method: str, kw: dict[str, Any]) -> None:
+    auth = api.login()
+    calls = lanes.flask_calls
+    fast, slow = lanes.both(method, LIST_PLANS, headers=auth, **kw)
+    assert fast == slow
+    assert lanes.flask_calls == calls + 1
+
+
+def test_trailing_slash_goes_to_flask_and_still_answers(lanes: Lanes, api: Api) -> None:
+    auth = api.login()
+    calls = lanes.flask_calls
+    response = lanes.fast.get(LIST_PLANS + "/", headers=auth)
+    assert response.get_json()["code"] == 200 and lanes.flask_calls == calls + 1
+
+
+def test_an_unexpected_error_is_a_500_envelope_both_ways(lanes: Lanes, api: Api,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    auth = api.login()
+
+    def broken(*_: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(api.platform, "list_plans", broken)
+    fast, slow = lanes.both("GET", LIST_PLANS, headers=auth)
+    assert fast == slow
+    assert fast[0][0] == "500 INTERNAL SERVER ERROR" and b"internal error: RuntimeError" in fast[0][2]
