@@ -173,6 +173,8 @@ class Platform(SharedState):
         return plan
 
     def faults_pending(self) -> bool:
+        if not self.shared:
+            return self.faults.active()  # asked on every request; one list's truth needs no lock
         with self.reading():
             return self.faults.active()
 

@@ -6,6 +6,8 @@ import json
 import logging
 from typing import Any
 
+import orjson
+
 from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
@@ -28,15 +30,19 @@ def http_status_for(code: int) -> int:
     return status_for(code, current_app.config["DPA_SETTINGS"].http_status)
 
 
-def envelope_json(code: int, message: str, data: Any = None) -> str:
-    # The stdlib encoder straight away (Flask's provider adds nothing for plain data); Chinese stays readable.
-    return json.dumps({"code": code, "message": message, "data": data}, ensure_ascii=False)
+def envelope_bytes(code: int, message: str, data: Any = None) -> bytes:
+    """Compact UTF-8 JSON, as the vendor's Jackson writes it; Chinese stays readable."""
+    document = {"code": code, "message": message, "data": data}
+    try:
+        return orjson.dumps(document)  # a tenth of the stdlib's time: it was half of a list-plans request
+    except TypeError:  # what orjson refuses: integers beyond 64 bits, non-string keys
+        return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def envelope(code: int, message: str, data: Any = None, *, status: int | None = None,
              headers: dict[str, str] | None = None) -> Response:
     g.dpa_code = code  # for the request journal
-    response = Response(envelope_json(code, message, data), status=http_status_for(code) if status is None else status,
+    response = Response(envelope_bytes(code, message, data), status=http_status_for(code) if status is None else status,
                         content_type="application/json; charset=utf-8", headers=headers)
     return response
 

@@ -11,7 +11,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.http import HTTP_STATUS_CODES
 
 from mock_server.domain.platform import Platform
-from mock_server.http.envelope import envelope_json, error_code_and_message, status_for
+from mock_server.http.envelope import envelope_bytes, error_code_and_message, status_for
 from mock_server.http.exchange import record_exchange, redact
 from mock_server.http.routing import READS, Read, principal_from_header
 from mock_server.http.spec import Contract, Operation
@@ -56,7 +56,7 @@ class FastLane:
         except Exception as exc:  # rendered as the Flask app's one error handler renders it
             code, message = error_code_and_message(exc, "GET", path)
             data = None
-        body = envelope_json(code, message, data).encode("utf-8")
+        body = envelope_bytes(code, message, data)
         status = status_for(code, self._settings.http_status)
         start_response(f"{status} {HTTP_STATUS_CODES[status].upper()}",  # as werkzeug writes it
                        [_CONTENT_TYPE, ("Content-Length", str(len(body)))])
