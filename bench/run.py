@@ -20,6 +20,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling modules, when run as bench/run.py
 
+import peers  # noqa: E402
 from report import HttpRow, Results, header, markdown  # noqa: E402
 from fast_receiver import FastReceiver  # noqa: E402
 from servers import Server, ceiling, emulator, machine_busy_s  # noqa: E402
@@ -38,8 +39,14 @@ EXECUTE = f"/api/dpa/process//processPlan/opExecutePlanByApi/{PLAN}"
 OUT_PARAMS = "/api/dpa/process//processPlan/queryPlanRunOutParam"
 SCENE = "/api/dpa/process/processPlan/saveTimingParam"
 CEILING_ROW = "ceiling: bare Flask GET /json"
+RAW_ROW = "ceiling: raw WSGI GET /json"
 LIST_ROW = "list plans (bearer)"
-PARTS = ("granian", "workers", "accesslog", "waitress", "virtual", "coldstart")
+LOGGED_LIST_ROW = "list plans (bearer), access log on"
+PEER_ROW = "peer: canned list plans (bearer)"
+PARTS = ("granian", "workers", "accesslog", "peers", "waitress", "virtual", "coldstart")
+# Each peer against the emulator row doing the same kind of bookkeeping: WireMock's request journal and
+# Prism's per-request log line against the emulator's journal and access log.
+PEER_PAIRS = {"wiremock": LIST_ROW, "prism-silent": LIST_ROW, "prism": LOGGED_LIST_ROW}
 DEFAULT_CONFIGS = "sqlite,sqlite-2w"
 OPEN_STATUSES = ("DEFAULT", "RUNNING", "PENDING")
 TOKEN_BODY = ('{"code":"%s","client_id":"' + CLIENT_ID + '","client_secret":"' + CLIENT_SECRET
@@ -206,11 +213,12 @@ class Bench:
                                           f"{largest / 1024:.0f} MB")
 
     # -- scenarios ---------------------------------------------------------------------------------
-    def ceiling_run(self, server_kind: str, workers: int = 1) -> None:
-        srv = self.start(ceiling(self.work, threads=self.args.server_threads, server=server_kind, workers=workers))
+    def ceiling_run(self, server_kind: str, workers: int = 1, raw: bool = False) -> None:
+        srv = self.start(ceiling(self.work, threads=self.args.server_threads, server=server_kind, workers=workers,
+                                 raw=raw))
         label = server_kind + (f" ×{workers}" if workers != 1 else "")
         try:
-            self.add(CEILING_ROW, label, self.wrk(srv, srv.name, static_script("GET", "/json")))
+            self.add(RAW_ROW if raw else CEILING_ROW, label, self.wrk(srv, srv.name, static_script("GET", "/json")))
         finally:
             self.stop(srv)
 
@@ -415,12 +423,40 @@ class Bench:
         try:
             token = self.login(srv.base_url)
             result = self.wrk(srv, f"list-{name}", static_script("GET", LIST, {"Authorization": f"Bearer {token}"}))
-            label = LIST_ROW if quiet else "list plans (bearer), access log on"
+            label = LIST_ROW if quiet else LOGGED_LIST_ROW
             self.add(label, server_kind, result, "" if quiet else "log lines to a file")
             if server_kind == "waitress":
                 self.results.other.append(("RSS after list plans (waitress)", *self.rss_note(srv)))
         finally:
             self.stop(srv)
+
+    def peers_part(self) -> None:
+        """WireMock and Prism serving a canned list-plans envelope, measured with the same wrk row after a warm-up
+        (a cold JVM measures its JIT compiler); compared with the emulator in _ratios."""
+        reason = peers.install()
+        if reason:
+            self.results.warnings.append(f"peers not measured: {reason}")
+            return
+        script = static_script("GET", LIST, peers.BEARER)
+        for name, make in peers.PEERS.items():
+            srv = make(self.work, peers.DEFAULT_CACHE)
+            self.live.append(srv)
+            log(f"starting {srv.name} on :{srv.port}")
+            try:
+                srv.start(timeout=peers.START_TIMEOUT)
+                problem = peers.check(srv)
+                if problem:  # a fast 401 or 404 is no figure
+                    self.failed = True
+                    self.results.warnings.append(f"{name} not measured, wrong answer: {problem}")
+                    continue
+                warm = self.wrk(srv, f"{name}-warmup", script, duration=self.args.peer_warmup)
+                result = self.wrk(srv, name, script)
+                total, _ = srv.rss()
+                self.add(PEER_ROW, name, result, f"{peers.describe(name)}; after {self.args.peer_warmup:g} s of "
+                         f"warm-up at {warm.rps:,.0f} req/s; RSS {total / 1024:,.0f} MB; cold start "
+                         f"{srv.cold_start_s:.1f} s")
+            finally:
+                self.stop(srv)
 
     def cold_start(self) -> None:
         times = []
@@ -526,7 +562,9 @@ class Bench:
             ("granian", "ceiling on granian", lambda: self.ceiling_run("granian")),
             ("granian", "emulator on granian", self.emulator_http),
             ("workers", "shared state and workers", self.workers_part),
+            ("granian", "raw WSGI ceiling on granian", lambda: self.ceiling_run("granian", raw=True)),
             ("accesslog", "emulator with access log", lambda: self.emulator_list_only("granian", quiet=False)),
+            ("peers", "peers (WireMock, Prism)", self.peers_part),
             ("waitress", "ceiling on waitress", lambda: self.ceiling_run("waitress")),
             ("waitress", "emulator on waitress", lambda: self.emulator_list_only("waitress", quiet=True)),
             ("virtual", "virtual clock", self.virtual),
@@ -567,6 +605,16 @@ class Bench:
             suffix = "" if config == DEFAULT_CONFIG else f" ({config.label})"
             targets.append((f"list plans p99 < 10 ms at 16 connections{suffix}", f"{listed.p99_ms:.1f} ms",
                             "pass" if listed.p99_ms < 10 else "**FAIL**"))
+        raw, listed = self.results.row(RAW_ROW, "granian"), self.results.row(LIST_ROW, "granian")
+        if raw and listed and raw.rps:
+            targets.append(("(not a target) list plans / raw WSGI ceiling, same server", f"{listed.rps / raw.rps:.0%}",
+                            "for scale: no framework at all, a constant body"))
+        for peer, pair in PEER_PAIRS.items():
+            peer_row, ours = self.results.row(PEER_ROW, peer), self.results.row(pair, "granian")
+            if peer_row and ours and peer_row.rps and ours.rps:
+                targets.append((f"{pair} ahead of {peer} ({peers.describe(peer)}), same run",
+                                f"{ours.rps:,.0f} vs {peer_row.rps:,.0f} req/s ({ours.rps / peer_row.rps:.0%})",
+                                "pass" if ours.rps > peer_row.rps else "**FAIL**"))
         self.results.targets[:0] = targets
 
 
@@ -618,6 +666,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="at most this many seconds of such waiting in the whole run (default 60)")
     parser.add_argument("--quiet-cores", type=float, default=0.25,
                         help="CPU cores other processes may use for a row to start at once (default 0.25)")
+    parser.add_argument("--peer-warmup", type=float, default=None,
+                        help="seconds of wrk against each peer before its measured row (default 20; 5 with --quick)")
     parser.add_argument("--out", type=Path, default=None, help="also write the Markdown (with machine info) here")
     args = parser.parse_args(argv)
     args.only = {p.strip() for p in args.only.split(",") if p.strip()}
@@ -628,7 +678,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     except ValueError as exc:
         parser.error(f"--configs: {exc}")
     quick = args.quick
-    defaults = {"duration": 2.0 if quick else 10.0, "executions": 10_000 if quick else 100_000,
+    defaults = {"duration": 2.0 if quick else 10.0, "peer_warmup": 5.0 if quick else 20.0, "executions": 10_000 if quick else 100_000,
                 "callback_runs": 100 if quick else 500, "scenes": 100 if quick else 1000,
                 "day_seconds": 600.0 if quick else 86400.0}
     for name, value in defaults.items():

@@ -116,11 +116,11 @@ def emulator(log_dir: Path, *args: str, threads: int, server: str = "granian", q
     return Server(label, cmd, port, "/__admin/clock", log_dir / f"{label}.log")
 
 
-def ceiling(log_dir: Path, *, threads: int, server: str = "granian", workers: int = 1) -> Server:
+def ceiling(log_dir: Path, *, threads: int, server: str = "granian", workers: int = 1, raw: bool = False) -> Server:
     port = free_port()
     cmd = [sys.executable, str(BENCH_DIR / "ceiling_app.py"), "--server", server, "--port", str(port),
-           "--threads", str(threads), "--workers", str(workers)]
-    label = f"ceiling-{server}" + (f"-{workers}w" if workers != 1 else "")
+           "--threads", str(threads), "--workers", str(workers), *(["--raw"] if raw else [])]
+    label = f"ceiling-{server}" + (f"-{workers}w" if workers != 1 else "") + ("-raw" if raw else "")
     # PYTHONPATH so granian's worker process can import `ceiling_app:app` however it is spawned.
     env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(BENCH_DIR), os.environ.get("PYTHONPATH", "")]))}
     return Server(label, cmd, port, "/json", log_dir / f"{label}.log", env=env)
