@@ -18,6 +18,7 @@ from mock_server.http import admin, oauth, plans, runs, scenes, ui
 from mock_server.http.envelope import envelope, install_error_handlers
 from mock_server.http.exchange import SECRET_IN_TEXT, record_exchange, redact
 from mock_server.http.fastlane import FastLane
+from mock_server.http.routing import decode_query
 from mock_server.http.spec import vendor_contract
 from mock_server.settings import Settings
 from mock_server.sqlite_store import SqliteStore
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     @app.before_request
     def _before() -> Response | None:
         g.dpa_started = time.perf_counter()
+        decode_query(request.environ.get("QUERY_STRING", ""))  # raw bytes that are not UTF-8: a 400, not a 500
         if request.path.startswith("/__admin"):
             return None
         endpoint = request.url_rule.endpoint if request.url_rule is not None else ""
@@ -69,7 +71,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     def _after(response: Response) -> Response:
         elapsed = (time.perf_counter() - g.get("dpa_started", time.perf_counter())) * 1000
         record_exchange(platform, settings.log_requests, method=request.method, path=request.path,
-                        query=redact(request.args.to_dict()), status=response.status_code, code=g.get("dpa_code"),
+                        query=_redacted_query(), status=response.status_code, code=g.get("dpa_code"),
                         elapsed_ms=elapsed, body=_redacted_body(), remote_addr=request.remote_addr)
         return response
 
@@ -86,6 +88,13 @@ def _code_for_status(status: int) -> int:
     if status in DOCUMENTED_CODES:
         return status
     return 500 if status >= 500 else (400 if status >= 400 else 200)
+
+
+def _redacted_query() -> dict[str, Any]:
+    try:
+        return redact(request.args.to_dict())
+    except UnicodeDecodeError:  # refused with a 400 by _before; nothing readable to keep
+        return {}
 
 
 def _redacted_body() -> Any:

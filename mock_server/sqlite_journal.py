@@ -61,7 +61,7 @@ class SqliteJournal:
             batch, self._buffer = self._buffer, []
         if not batch:
             return
-        body = json.dumps(batch, ensure_ascii=False, separators=(",", ":"))
+        body = json.dumps(batch, separators=(",", ":"))  # \u-escapes: a lone surrogate cannot stop the journal
         with self._write_lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")

@@ -169,7 +169,8 @@ class SqliteStore:
                     self._db.execute("COMMIT")
 
     def put(self, kind: str, key: str, record: dict[str, Any]) -> None:
-        self._write(kind, key, json.dumps(record, ensure_ascii=False, separators=(",", ":")))
+        # \u-escapes (not ensure_ascii=False): a lone surrogate in a run's inputs cannot break the write.
+        self._write(kind, key, json.dumps(record, separators=(",", ":")))
 
     def delete(self, kind: str, key: str) -> None:
         self._write(kind, key, TOMBSTONE)

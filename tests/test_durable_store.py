@@ -98,3 +98,19 @@ def test_reset_empties_the_file(tmp_path: Path) -> None:
         assert again.runs.runs == {} and again.scenes == {}
     finally:
         again.close()
+
+
+def test_a_lone_surrogate_is_stored_and_journalled_like_any_text() -> None:
+    # json.loads accepts "\ud800" in a request body; UTF-8 cannot encode it, so the file keeps \u-escapes.
+    with tempfile.TemporaryDirectory() as tmp:
+        store = SqliteStore(Path(tmp) / "state.db")
+        journal = store.journal(10)
+        try:
+            store.put("run", "1", {"inputs": {"x": "\ud800中"}})
+            journal.record({"at": 1, "body": {"x": "\ud800中"}})
+            journal.flush()
+            assert store.get("run", "1") == {"inputs": {"x": "\ud800中"}}
+            assert [e["body"] for e in journal.recent()] == [{"x": "\ud800中"}]
+        finally:
+            journal.close()
+            store.close()

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
+
+import contextlib
+import json
+import logging
+import re
 
 import pytest
 from flask import Flask
@@ -11,7 +16,7 @@ from hypothesis import strategies as st
 from werkzeug.test import Client
 
 from mock_server.http.fastlane import FastLane
-from tests.plugins.emulator import DEFAULT_ONLY, LIST_PLANS, OUT_PARAMS, Api
+from tests.plugins.emulator import DEFAULT_ONLY, EXECUTE, LIST_PLANS, OUT_PARAMS, Api
 
 PATHS = [LIST_PLANS, OUT_PARAMS, OUT_PARAMS.replace("//", "/")]
 QUERY_NAMES = ["processPlanId", "planInstanceId", "code", "token", "x"]
@@ -35,15 +40,39 @@ class Lanes:
         self.journal = app.extensions["dpa_platform"].journal
 
     def both(self, method: str, path: str, **kw: Any) -> tuple[Any, Any]:
-        """The same request both ways: (response, journal entry) from each, comparable field by field."""
+        """The same request both ways: (response, new journal entries, access-log lines) from each, comparable
+        field by field (durations aside)."""
         results = []
         for client in (self.fast, self.slow):
-            response = client.open(path, method=method, **kw)
-            entry = dict(self.journal.recent(1)[0])
-            entry.pop("durationMs")
+            before = len(self.journal.recent())
+            with _access_lines() as lines:
+                response = client.open(path, method=method, **kw)
+            entries = [{k: v for k, v in e.items() if k != "durationMs"} for e in self.journal.recent()[before:]]
             headers = sorted((k, v) for k, v in response.headers.items() if k not in ("Date", "Server"))
-            results.append(((response.status, headers, response.get_data()), entry))
+            results.append(((response.status, headers, response.get_data()), entries,
+                            [re.sub(r" [\d.]+ms$", "", line) for line in lines]))
         return results[0], results[1]
+
+
+@contextlib.contextmanager
+def _access_lines() -> Iterator[list[str]]:
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("dpa_mock.access")
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        yield lines
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Flask:
+    return make_app(log_requests=True)  # the access log too must say the same both ways
 
 
 @pytest.fixture
@@ -94,7 +123,8 @@ def test_every_answer_matches_flask(lanes: Lanes, tokens: list[str], path: str, 
 # Reads change no state, so one app serves every example.
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_any_header_and_query_match_flask(lanes: Lanes, header: str, query: dict[str, str], path: str) -> None:
-    headers = {"Authorization": header} if header and header.isprintable() and "\n" not in header else {}
+    # Any header WSGI can carry (latin-1, one line), tabs and other controls included.
+    headers = {"Authorization": header} if header and header.isascii() and not {"\r", "\n"} & set(header) else {}
     fast, slow = lanes.both("GET", path, headers=headers, query_string=query)
     assert fast == slow
 
@@ -146,3 +176,85 @@ def test_an_unexpected_error_is_a_500_envelope_both_ways(lanes: Lanes, api: Api,
     fast, slow = lanes.both("GET", LIST_PLANS, headers=auth)
     assert fast == slow
     assert fast[0][0] == "500 INTERNAL SERVER ERROR" and b"internal error: RuntimeError" in fast[0][2]
+
+
+def test_a_fault_with_uses_left_counts_one_use_per_request(lanes: Lanes, api: Api) -> None:
+    auth = api.login()
+    api.client.post("/__admin/faults", json={"operationId": "listPlans", "code": 503, "times": 2})
+    assert lanes.fast.get(LIST_PLANS, headers=auth).get_json()["code"] == 503
+    assert [(f.remaining, f.hits) for f in api.platform.list_faults()] == [(1, 1)]
+
+
+def test_a_latency_only_fault_goes_through_flask_and_answers(lanes: Lanes, api: Api) -> None:
+    auth = api.login()
+    api.client.post("/__admin/faults", json={"operationId": "listPlans", "latencyMs": 1, "times": 1})
+    calls = lanes.flask_calls
+    assert lanes.fast.get(LIST_PLANS, headers=auth).get_json()["code"] == 200
+    assert lanes.flask_calls == calls + 1 and api.platform.list_faults() == []
+
+
+def test_the_single_slash_alias_is_served_by_the_fast_lane(lanes: Lanes, api: Api) -> None:
+    auth = api.login()
+    instance = api.start(auth)
+    calls = lanes.flask_calls
+    alias = lanes.fast.get(OUT_PARAMS.replace("//", "/"), headers=auth,
+                           query_string={"processPlanId": "acf42dd3", "planInstanceId": instance})
+    assert alias.get_json()["code"] == 200 and lanes.flask_calls == calls
+
+
+@pytest.mark.parametrize("environ", [
+    {"HTTP_TRANSFER_ENCODING": "chunked"}, {"CONTENT_LENGTH": "00"}, {"HTTP_HOST": "a..b"}, {"HTTP_HOST": "a" * 64},
+])
+def test_odd_framing_and_hosts_go_to_flask(lanes: Lanes, api: Api, environ: dict[str, str]) -> None:
+    auth = api.login()
+    calls = lanes.flask_calls
+    fast, slow = lanes.both("GET", LIST_PLANS, headers=auth, environ_overrides=environ)
+    assert fast == slow
+    assert lanes.flask_calls == calls + 1
+
+
+def test_a_bad_host_is_a_400_envelope(lanes: Lanes, api: Api) -> None:
+    response = lanes.fast.get(LIST_PLANS, headers=api.login(), environ_overrides={"HTTP_HOST": "a..b"})
+    assert response.status_code == 400 and response.get_json()["code"] == 400
+
+
+@pytest.mark.parametrize("path", [*PATHS, "/api/dp/auth/oauth/authorize", "/__admin/runs"])
+def test_a_query_string_that_is_not_utf8_is_a_400_both_ways(lanes: Lanes, path: str) -> None:
+    fast, slow = lanes.both("GET", path, environ_overrides={"QUERY_STRING": "processPlanId=\xff\xfe&code=s"})
+    assert fast == slow
+    assert fast[0][0] == "400 BAD REQUEST" and b"not valid UTF-8" in fast[0][2]
+    if not path.startswith("/__admin"):  # admin reads are not journalled
+        assert [e["query"] for e in fast[1]] == [{}]
+
+
+@given(query=st.text(alphabet="ab=&;+%2Fx中 ", max_size=16), path=st.sampled_from(PATHS))
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_any_raw_query_string_matches_flask(lanes: Lanes, query: str, path: str) -> None:
+    fast, slow = lanes.both("GET", path, query_string=query)
+    assert fast == slow
+
+
+def test_an_error_before_the_read_is_rendered_by_flask(lanes: Lanes, api: Api,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    auth = api.login()
+
+    def broken() -> bool:
+        raise RuntimeError("store gone")
+
+    monkeypatch.setattr(api.platform, "faults_pending", broken)
+    fast, slow = lanes.both("GET", LIST_PLANS, headers=auth)
+    assert fast == slow
+    assert fast[0][0] == "500 INTERNAL SERVER ERROR" and b"internal error: RuntimeError" in fast[0][2]
+
+
+def test_a_lone_surrogate_in_a_run_input_still_reads_back(lanes: Lanes, api: Api) -> None:
+    auth = api.login()
+    raw = ('{"processPlanId":"acf42dd3","modelVarReq":[{"modelId":"md1606743910508",'
+           '"mapParam":{"DPA_MODEL_WORKDIR":"\\ud800"}}]}')
+    started = api.client.post(EXECUTE.format("acf42dd3"), headers=auth, data=raw, content_type="application/json")
+    instance = started.get_json()["data"][0]["planInstanceId"]
+    api.advance(5)
+    fast, slow = lanes.both("GET", OUT_PARAMS, headers=auth,
+                            query_string={"processPlanId": "acf42dd3", "planInstanceId": instance})
+    assert fast == slow
+    assert fast[0][0] == "200 OK" and json.loads(fast[0][2])["code"] == 200

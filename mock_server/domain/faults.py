@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 from dataclasses import dataclass
@@ -61,9 +62,10 @@ def _canonical(spec: dict[str, Any]) -> dict[str, Any]:
     for name in ("code", "httpStatus", "times"):
         if out.get(name) is not None and (isinstance(out[name], bool) or not isinstance(out[name], int)):
             raise ValidationError(f"{name}: must be an integer")
-    if out.get("latencyMs") is not None and (isinstance(out["latencyMs"], bool)
-                                             or not isinstance(out["latencyMs"], (int, float)) or out["latencyMs"] < 0):
-        raise ValidationError("latencyMs: must be a number >= 0")
+    latency = out.get("latencyMs")
+    if latency is not None and (isinstance(latency, bool) or not isinstance(latency, (int, float))
+                                or not math.isfinite(latency) or latency < 0):  # 1e400 parses as inf
+        raise ValidationError("latencyMs: must be a finite number >= 0")
     return out
 
 

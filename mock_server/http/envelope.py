@@ -35,8 +35,8 @@ def envelope_bytes(code: int, message: str, data: Any = None) -> bytes:
     document = {"code": code, "message": message, "data": data}
     try:
         return orjson.dumps(document)  # a tenth of the stdlib's time: it was half of a list-plans request
-    except TypeError:  # what orjson refuses: integers beyond 64 bits, non-string keys
-        return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    except TypeError:  # what orjson refuses: integers beyond 64 bits, non-string keys, lone surrogates
+        return json.dumps(document, separators=(",", ":")).encode("ascii")  # \u-escapes cannot fail to encode
 
 
 def envelope(code: int, message: str, data: Any = None, *, status: int | None = None,

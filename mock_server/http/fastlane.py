@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import time
 from typing import Any, Callable, Iterable
-from urllib.parse import parse_qsl
 
 from werkzeug.datastructures import MultiDict
 from werkzeug.http import HTTP_STATUS_CODES
+from werkzeug.wsgi import get_host
 
+from mock_server.domain.errors import DomainError
 from mock_server.domain.platform import Platform
 from mock_server.http.envelope import envelope_bytes, error_code_and_message, status_for
 from mock_server.http.exchange import record_exchange, redact
-from mock_server.http.routing import READS, Read, principal_from_header
+from mock_server.http.routing import READS, Read, decode_query, principal_from_header
 from mock_server.http.spec import Contract, Operation
 from mock_server.settings import Settings
 
@@ -24,44 +25,66 @@ _CONTENT_TYPE = ("Content-Type", "application/json; charset=utf-8")
 
 class FastLane:
     """Answers plain requests to the READS operations; everything else (other paths, HEAD, bodies, pending
-    faults, undecodable query strings) goes to `flask_app`, which answers it exactly as before."""
+    faults, odd Host headers, unexpected errors) goes to `flask_app`, which answers
+    it exactly as before."""
 
     def __init__(self, flask_app: WSGIApp, platform: Platform, settings: Settings, contract: Contract) -> None:
         self.flask_app = flask_app
         self._platform, self._settings = platform, settings
         self._routes: dict[tuple[str, str], tuple[Operation, Read]] = {}
+        self._good_hosts: set[str] = set()
         for op_id, read in READS.items():
             op = contract.operations[op_id]
             for rule in op.rules:
                 self._routes[(op.method, rule)] = (op, read)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        route = self._routes.get((environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")))
+        route = self._routes.get((environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "")))
         if (route is None or environ.get("CONTENT_LENGTH") not in (None, "", "0")
-                or "HTTP_TRANSFER_ENCODING" in environ or self._platform.faults_pending()):
+                or "HTTP_TRANSFER_ENCODING" in environ or not self._host_ok(environ)):
             return self.flask_app(environ, start_response)
         try:
-            # As werkzeug reads `request.args`: undecodable bytes stay percent-encoded.
-            args = MultiDict(parse_qsl(environ.get("QUERY_STRING", "").encode("latin1").decode(),
-                                       keep_blank_values=True, errors="werkzeug.url_quote"))
-        except UnicodeError:
+            answer = self._answer(environ, *route)
+        except Exception:  # nothing was changed or recorded: Flask answers and renders it as it renders any error
             return self.flask_app(environ, start_response)
+        if answer is None:
+            return self.flask_app(environ, start_response)
+        status_line, body = answer
+        start_response(status_line, [_CONTENT_TYPE, ("Content-Length", str(len(body)))])
+        return [body]
+
+    def _answer(self, environ: dict[str, Any], op: Operation, read: Read) -> tuple[str, bytes] | None:
+        """The status line and body, journalled; None to let Flask answer (a fault is pending)."""
         started = time.perf_counter()
-        op, read = route
+        if self._platform.faults_pending():
+            return None
         path = environ["PATH_INFO"]
+        args: MultiDict[str, str] = MultiDict()
         try:
+            args = decode_query(environ.get("QUERY_STRING", ""))
             principal = principal_from_header(environ.get("HTTP_AUTHORIZATION", ""), self._platform)
             data = read(self._platform, principal, op.check_query(args))
             code, message = 200, "success"
-        except Exception as exc:  # rendered as the Flask app's one error handler renders it
+        except DomainError as exc:  # anything else propagates, and Flask answers the request
             code, message = error_code_and_message(exc, "GET", path)
             data = None
         body = envelope_bytes(code, message, data)
         status = status_for(code, self._settings.http_status)
-        start_response(f"{status} {HTTP_STATUS_CODES[status].upper()}",  # as werkzeug writes it
-                       [_CONTENT_TYPE, ("Content-Length", str(len(body)))])
         record_exchange(self._platform, self._settings.log_requests, method="GET", path=path,
                         query=redact(args.to_dict()), status=status, code=code,
                         elapsed_ms=(time.perf_counter() - started) * 1000, body=None,
                         remote_addr=environ.get("REMOTE_ADDR"))
-        return [body]
+        return f"{status} {HTTP_STATUS_CODES[status].upper()}", body  # the status line as werkzeug writes it
+
+    def _host_ok(self, environ: dict[str, Any]) -> bool:
+        """Whether Flask's URL adapter would accept the Host (it answers 400 to one IDNA cannot encode)."""
+        host = get_host(environ).lower()
+        if host in self._good_hosts:
+            return True
+        try:
+            host.partition(":")[0].encode("idna")
+        except UnicodeError:
+            return False
+        if len(self._good_hosts) < 256:  # a client making up hosts only costs the check again
+            self._good_hosts.add(host)
+        return True

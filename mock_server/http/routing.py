@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 from typing import Any, Callable
+from urllib.parse import parse_qsl
 
 from flask import Blueprint, current_app, request
 from werkzeug.datastructures import MultiDict
@@ -31,6 +32,16 @@ def principal_from_header(header: str, platform: Platform) -> Principal:
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthError("malformed Authorization header: expected 'Bearer <access_token>'")
     return platform.oauth.verify(token.strip())
+
+
+def decode_query(query_string: str) -> MultiDict[str, str]:
+    """The query as werkzeug's `request.args` reads it from the WSGI environ; raw bytes that are not UTF-8
+    are a 400 (werkzeug would raise, and every later look at `request.args` with it)."""
+    try:
+        text = query_string.encode("latin1").decode("utf-8")
+    except UnicodeError:
+        raise ValidationError("query string is not valid UTF-8: percent-encode its bytes") from None
+    return MultiDict(parse_qsl(text, keep_blank_values=True, errors="werkzeug.url_quote"))
 
 
 def _no_constants(name: str) -> Any:
