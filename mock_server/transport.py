@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import urllib3
 
+from mock_server import jsonbytes
 from mock_server.domain.callbacks import TransportError
 
 
@@ -18,7 +18,7 @@ class HttpTransport:
         self._pool = urllib3.PoolManager(num_pools=64, maxsize=workers, retries=False)
 
     def post_json(self, url: str, payload: dict[str, Any], timeout: float) -> tuple[int, str]:
-        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        body = jsonbytes.dumps(payload)
         try:
             response = self._pool.request("POST", url, body=body, headers={"Content-Type": "application/json"},
                                           timeout=urllib3.Timeout(total=timeout), redirect=False)
@@ -53,7 +53,8 @@ class SelfCallShortcut:
         if self._app is not None and parts.scheme == "http" and (parts.host, parts.port or 80) in self._own:
             from werkzeug.test import Client
 
-            response = Client(self._app).post(parts.request_uri, json=payload,
+            response = Client(self._app).post(parts.request_uri, data=jsonbytes.dumps(payload),  # the same bytes
+                                              content_type="application/json",
                                               environ_base={"REMOTE_ADDR": "127.0.0.1"})
             return response.status_code, response.get_data(as_text=True)
         return self._inner.post_json(url, payload, timeout)
