@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 NODE_OUTCOMES = ("succeed", "fail", "pend", "random")
 # Only these node types report output parameters (interface 6: "api,shell 节点").
@@ -83,6 +84,12 @@ class Plan:
 
     def workflow(self, model_id: str) -> Workflow | None:
         return next((w for w in self.workflows if w.model_id == model_id), None)
+
+    def to_dict(self, status: str) -> dict[str, Any]:
+        """Interface 2's item for this plan, with the status the platform says it has now."""
+        return {"processPlanId": self.id, "title": self.title, "status": status, "stepNums": len(self.workflows),
+                "version": self.version, "createTime": self.create_time, "createUser": self.create_user,
+                "updateTime": self.update_time, "updateUser": self.update_user}
 
 
 @dataclass

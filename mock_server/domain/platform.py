@@ -20,7 +20,7 @@ from mock_server.domain.ids import IdGenerator
 from mock_server.domain.journal import Journal
 from mock_server.domain.oauth import OAuth, Principal
 from mock_server.domain.runs import STATUSES, Run, RunEngine, resolve_inputs
-from mock_server.domain.scenes import DIMENSIONS, STRATEGIES, Scene, fire_time, first_index_after
+from mock_server.domain.scenes import Scene, check_scene_form, fire_time, first_index_after
 from mock_server.domain.persistence import (delivery_from, delivery_record, run_from, run_record, scene_from,
                                              scene_record)
 from mock_server.domain.scheduler import Scheduler
@@ -185,18 +185,9 @@ class Platform(SharedState):
 
     def list_plans(self, principal: Principal) -> list[dict[str, Any]]:
         with self.reading():
-            return [self._plan_dict(p) for p in self.catalog.plans.values()
-                    if p.visible_for(principal.user_id, principal.scope)]
-
-    def _plan_dict(self, plan: Plan) -> dict[str, Any]:
-        latest = self.runs.latest_by_plan.get(plan.id)
-        return {
-            "processPlanId": plan.id, "title": plan.title,
-            # The plan's status is that of its latest instance; the fixture's until it has run.
-            "status": latest.status if latest else plan.status,
-            "stepNums": len(plan.workflows), "version": plan.version, "createTime": plan.create_time,
-            "createUser": plan.create_user, "updateTime": plan.update_time, "updateUser": plan.update_user,
-        }
+            # A plan's status is that of its latest instance; the fixture's until it has run.
+            return [p.to_dict(latest.status if (latest := self.runs.latest_by_plan.get(p.id)) else p.status)
+                    for p in self.catalog.plans.values() if p.visible_for(principal.user_id, principal.scope)]
 
     def models(self, principal: Principal, plan_id: str) -> list[dict[str, Any]]:
         plan = self.plan_for(principal, plan_id)
@@ -238,20 +229,7 @@ class Platform(SharedState):
 
     # -- interface 4 ------------------------------------------------------------------------------
     def save_scene(self, principal: Principal, form: dict[str, Any]) -> dict[str, Any]:
-        for name in ("processPlanId", "callbackUrl", "dimension", "intervals", "executeStrategy", "sceneName"):
-            if str(form.get(name) or "").strip() == "":
-                raise ValidationError(f"{name}: is required")
-        dimension, strategy = form["dimension"], form["executeStrategy"]
-        if dimension not in DIMENSIONS:
-            raise ValidationError(f"dimension: {dimension!r} is not one of {', '.join(DIMENSIONS)}")
-        if strategy not in STRATEGIES:
-            raise ValidationError(f"executeStrategy: {strategy!r} is not one of {', '.join(STRATEGIES)}")
-        try:
-            intervals = int(str(form["intervals"]).strip())
-        except ValueError:
-            raise ValidationError(f"intervals: {form['intervals']!r} is not a whole number") from None
-        if intervals <= 0:
-            raise ValidationError(f"intervals: must be a positive whole number, got {intervals}")
+        dimension, intervals, strategy = check_scene_form(form)
         plan = self.plan_for(principal, form["processPlanId"])
         resolve_inputs(plan, form.get("modelVarReq"))  # reject bad inputs now, not at the first firing
         with self.lock:

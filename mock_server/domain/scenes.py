@@ -9,10 +9,30 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from mock_server.domain.clock import to_ms
+from mock_server.domain.errors import ValidationError
 
 DIMENSIONS = ("seconds", "minutes", "hours", "day", "weeks", "month")
 STRATEGIES = ("single", "cycle")
 _FIXED = {"seconds": 1, "minutes": 60, "hours": 3600}
+
+
+def check_scene_form(form: dict[str, Any]) -> tuple[str, int, str]:
+    """A saveTimingParam form's required fields and their values: (dimension, intervals, executeStrategy)."""
+    for name in ("processPlanId", "callbackUrl", "dimension", "intervals", "executeStrategy", "sceneName"):
+        if str(form.get(name) or "").strip() == "":
+            raise ValidationError(f"{name}: is required")
+    dimension, strategy = form["dimension"], form["executeStrategy"]
+    if dimension not in DIMENSIONS:
+        raise ValidationError(f"dimension: {dimension!r} is not one of {', '.join(DIMENSIONS)}")
+    if strategy not in STRATEGIES:
+        raise ValidationError(f"executeStrategy: {strategy!r} is not one of {', '.join(STRATEGIES)}")
+    try:
+        intervals = int(str(form["intervals"]).strip())
+    except ValueError:
+        raise ValidationError(f"intervals: {form['intervals']!r} is not a whole number") from None
+    if intervals <= 0:
+        raise ValidationError(f"intervals: must be a positive whole number, got {intervals}")
+    return dimension, intervals, strategy
 
 
 def fire_time(anchor: float, k: int, dimension: str, intervals: int, tz: ZoneInfo) -> float:
