@@ -6,8 +6,17 @@ import datetime as dt
 import os
 import platform
 import subprocess
+import sys
+import time
 from dataclasses import dataclass, field
 from importlib import metadata
+
+# The HTTP rows other parts look up by name.
+CEILING_ROW = "ceiling: bare Flask GET /json"
+RAW_ROW = "ceiling: raw WSGI GET /json"
+LIST_ROW = "list plans (bearer)"
+LOGGED_LIST_ROW = "list plans (bearer), access log on"
+PEER_ROW = "peer: canned list plans (bearer)"
 
 PACKAGES = ("dpa-mock", "granian", "waitress", "flask", "werkzeug", "pyjwt", "requests")
 
@@ -39,6 +48,10 @@ class Results:
 
     def row(self, scenario: str, server: str) -> HttpRow | None:
         return next((r for r in self.http if r.scenario == scenario and r.server == server), None)
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def _cpu_model() -> str:

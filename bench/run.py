@@ -1,10 +1,9 @@
-"""One-command benchmark: dpa-mock vs a bare-Flask ceiling on the same server, driven by wrk; prints Markdown."""
+"""One-command benchmark: dpa-mock vs bare-Flask and raw-WSGI ceilings and the peers, driven by wrk; prints Markdown."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import signal
 import sqlite3
 import statistics
@@ -12,7 +11,6 @@ import sys
 import tempfile
 import time
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,79 +18,20 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling modules, when run as bench/run.py
 
+import engine_part  # noqa: E402
 import peers  # noqa: E402
-from report import HttpRow, Results, header, markdown  # noqa: E402
-from fast_receiver import FastReceiver  # noqa: E402
+from options import DEFAULT_CONFIG, Config, parse_args  # noqa: E402
+from report import (CEILING_ROW, LIST_ROW, LOGGED_LIST_ROW, PEER_ROW, RAW_ROW, HttpRow, Results,  # noqa: E402
+                    header, log, markdown)
+from scenario import (AUTHORIZE, CLIENT_ID, CLIENT_SECRET, EXECUTE, LIST, OUT_PARAMS, PLAN, TOKEN,  # noqa: E402
+                      TOKEN_BODY)
 from servers import Server, ceiling, emulator, machine_busy_s  # noqa: E402
+from targets import add_ratios_and_targets  # noqa: E402
 from wrkdrive import WrkResult, ids_script, oauth_script, run_wrk, static_script  # noqa: E402
 
 from mock_server.settings import Settings  # noqa: E402
 
-CLIENT_ID = "JhYhK/XcFKuVlpVijwLCkw=="  # poc_client, fixtures/apps.yaml
-CLIENT_SECRET = "EZOXzdyqbGt1CpxtHrt5te35zS9iE6jfcgyvpPpNmPU="
-PLAN = "acf42dd3"
-AUTHORIZE = f"/api/dp/auth/oauth/authorize?client_id={requests.utils.quote(CLIENT_ID, safe='')}" \
-            "&response_type=code&scope=all"
-TOKEN = "/api/dp/auth/oauth/token"
-LIST = "/api/dpa/process/processPlan/queryPlanByUserId"
-EXECUTE = f"/api/dpa/process//processPlan/opExecutePlanByApi/{PLAN}"
-OUT_PARAMS = "/api/dpa/process//processPlan/queryPlanRunOutParam"
-SCENE = "/api/dpa/process/processPlan/saveTimingParam"
-CEILING_ROW = "ceiling: bare Flask GET /json"
-RAW_ROW = "ceiling: raw WSGI GET /json"
-LIST_ROW = "list plans (bearer)"
-LOGGED_LIST_ROW = "list plans (bearer), access log on"
-PEER_ROW = "peer: canned list plans (bearer)"
-PARTS = ("granian", "workers", "accesslog", "peers", "waitress", "virtual", "coldstart")
-# Each peer against the emulator row doing the same kind of bookkeeping: WireMock's request journal and
-# Prism's per-request log line against the emulator's journal and access log.
-PEER_PAIRS = {"wiremock": LIST_ROW, "prism-silent": LIST_ROW, "prism": LOGGED_LIST_ROW}
-DEFAULT_CONFIGS = "sqlite,sqlite-2w"
 OPEN_STATUSES = ("DEFAULT", "RUNNING", "PENDING")
-TOKEN_BODY = ('{"code":"%s","client_id":"' + CLIENT_ID + '","client_secret":"' + CLIENT_SECRET
-              + '","grant_type":"authorization_code"}')
-
-
-@dataclass(frozen=True)
-class Config:
-    """One way of serving the emulator: N granian workers, state in memory or in one shared SQLite file."""
-
-    workers: int
-    state: bool
-
-    @property
-    def key(self) -> str:
-        return ("sqlite" if self.state else "memory") + (f"-{self.workers}w" if self.workers != 1 else "")
-
-    @property
-    def label(self) -> str:
-        """The HTTP table's Server column; (a) keeps the documented default's plain "granian"."""
-        return self.baseline + (", sqlite" if self.state else "")
-
-    @property
-    def baseline(self) -> str:
-        """The Server label of the ceiling row it is compared with: the same server and worker count."""
-        return "granian" + (f" ×{self.workers}" if self.workers != 1 else "")
-
-
-DEFAULT_CONFIG = Config(1, False)  # (a): what `dpa-mock serve` does without options
-
-
-def parse_configs(text: str) -> list[Config]:
-    out = []
-    for item in filter(None, (p.strip() for p in text.split(","))):
-        m = re.fullmatch(r"sqlite(?:-(\d+)w)?", item)
-        if not m or (m.group(1) and int(m.group(1)) < 1):
-            raise ValueError(f"{item!r} (expected sqlite or sqlite-Nw, e.g. sqlite-2w; the in-memory default "
-                             "is the granian part, and more than one worker needs the shared SQLite state)")
-        config = Config(int(m.group(1) or 1), True)
-        if config not in out:
-            out.append(config)
-    return out
-
-
-def log(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 class Bench:
@@ -470,85 +409,6 @@ class Bench:
                                    "spawn of `python -m mock_server serve --quiet` (granian)"))
         self.results.targets.append(("cold start < 1 s", f"{median:.2f} s", "pass" if median < 1 else "**FAIL**"))
 
-    def virtual(self) -> None:
-        """Callbacks per second, then the virtual day of minute-scenes, on one `--clock virtual` server."""
-        a = self.args
-        srv = self.start(emulator(self.work, "--clock", "virtual", threads=a.server_threads,
-                                  name="emulator-virtual"))
-        try:
-            with FastReceiver() as receiver:
-                self.attempt("callbacks", lambda: self._callbacks(srv.base_url, receiver))
-                self.attempt("virtual day", lambda: self._virtual_day(srv.base_url, receiver))
-        finally:
-            self.stop(srv)
-
-    def _acked(self, base: str) -> tuple[int, int, int]:
-        ledger = self.api("GET", base, "/__admin/callbacks")
-        states = [d["state"] for d in ledger]
-        return states.count("acked"), states.count("gave_up"), len(states)
-
-    def _callbacks(self, base: str, receiver: FastReceiver) -> None:
-        n = self.args.callback_runs
-        token = self.login(base)
-        log(f"executing {n} runs with a callbackUrl")
-        for _ in range(n):
-            self.execute(base, token, receiver.url)
-        deadline = time.monotonic() + 60
-        while self._acked(base)[0] < n and time.monotonic() < deadline:  # the DEFAULT callbacks, sent promptly
-            time.sleep(0.1)
-        before = self._acked(base)[0]
-        expected = 3 * n  # DEFAULT, RUNNING, SUCCESS for plan acf42dd3
-        started = time.perf_counter()
-        self.api("POST", base, "/__admin/clock/advance", json={"seconds": 10}, timeout=300)
-        advanced = time.perf_counter() - started
-        acked, gave_up, total = self._acked(base)
-        while acked + gave_up < expected and time.perf_counter() - started < 120:
-            time.sleep(0.05)
-            acked, gave_up, total = self._acked(base)
-        elapsed = time.perf_counter() - started
-        rate = (acked - before) / elapsed if elapsed else 0.0
-        self.results.other.append((
-            "callbacks delivered per second", f"{rate:,.0f} /s",
-            f"{acked - before:,} RUNNING+SUCCESS deliveries acked {elapsed:.2f} s after advance of 10 s "
-            f"(advance call {advanced:.2f} s); {n} runs, {acked:,}/{expected:,} acked in all, {gave_up} gave up, "
-            f"receiver got {receiver.total:,}"))
-        if acked != expected or gave_up:
-            self.failed = True
-            self.results.warnings.append(f"callbacks: {acked} of {expected} acked, {gave_up} gave up "
-                                         f"(ledger has {total})")
-
-    def _virtual_day(self, base: str, receiver: FastReceiver) -> None:
-        a = self.args
-        self.api("POST", base, "/__admin/reset")
-        receiver.clear()
-        token = self.login(base)
-        log(f"saving {a.scenes} one-minute cycle scenes")
-        started = time.perf_counter()
-        for i in range(a.scenes):
-            self.api("POST", base, SCENE, token, data={
-                "processPlanId": PLAN, "callbackUrl": receiver.url, "dimension": "minutes", "intervals": "1",
-                "executeStrategy": "cycle", "sceneName": f"bench-{i}"})
-        saved = time.perf_counter() - started
-        log(f"advancing the virtual clock {a.day_seconds:g} s")
-        started = time.perf_counter()
-        self.api("POST", base, "/__admin/clock/advance", json={"seconds": a.day_seconds}, timeout=900)
-        elapsed = time.perf_counter() - started
-        scenes = self.api("GET", base, "/__admin/scenes")
-        fired = sum(s["firedCount"] for s in scenes)
-        coalesced = sum(s["coalescedCount"] for s in scenes)
-        due = a.scenes * int(a.day_seconds // 60)
-        span = "a virtual day" if a.day_seconds == 86400 else f"{a.day_seconds:g} virtual s"
-        self.results.other.append((
-            f"advance {span}, {a.scenes:,} one-minute cycle scenes", f"{elapsed:.1f} s",
-            f"{fired:,} firings ran (runs started), {coalesced:,} coalesced (of {due:,} due; D22 budgets); "
-            f"{receiver.total:,} callbacks delivered to the receiver; saving the scenes took "
-            f"{saved:.1f} s"))
-        if fired + coalesced != due:
-            self.results.warnings.append(f"virtual day: fired {fired} + coalesced {coalesced} != due {due}")
-        if a.day_seconds == 86400 and a.scenes == 1000:
-            self.results.targets.append(("virtual day of 1,000 minute-scenes < 30 s", f"{elapsed:.1f} s",
-                                         "pass" if elapsed < 30 else "**FAIL**"))
-
     # -- whole run ---------------------------------------------------------------------------------
     def run(self) -> Results:
         a = self.args
@@ -567,7 +427,7 @@ class Bench:
             ("peers", "peers (WireMock, Prism)", self.peers_part),
             ("waitress", "ceiling on waitress", lambda: self.ceiling_run("waitress")),
             ("waitress", "emulator on waitress", lambda: self.emulator_list_only("waitress", quiet=True)),
-            ("virtual", "virtual clock", self.virtual),
+            ("virtual", "virtual clock", lambda: engine_part.virtual(self)),
             ("coldstart", "cold start", self.cold_start),
         ]
         try:
@@ -576,7 +436,7 @@ class Bench:
                     self.attempt(label, fn)
         finally:
             self.stop_all()
-        self._ratios()
+        add_ratios_and_targets(self.results, [DEFAULT_CONFIG] + list(a.configs if "workers" in a.only else []))
         if self.noisy:
             self.results.warnings.append(
                 "measured while other processes kept the machine busy (their cores in brackets; distrust these "
@@ -585,37 +445,6 @@ class Bench:
         self.results.configs = [(c.label, c.baseline) for c in configs]
         return self.results
 
-    def _ratios(self) -> None:
-        """`vs ceiling` against the ceiling on the same server with the same worker count, in this run."""
-        for row in self.results.http:
-            ceiling_row = self.results.row(CEILING_ROW, row.baseline or row.server)
-            if ceiling_row and ceiling_row.rps and row is not ceiling_row and row.rps:
-                row.vs_ceiling = f"{row.rps / ceiling_row.rps:.0%}"
-        targets = []
-        configs = [DEFAULT_CONFIG] + list(self.args.configs if "workers" in self.args.only else [])
-        for config in configs:
-            ceiling_row = self.results.row(CEILING_ROW, config.baseline)
-            listed = self.results.row(LIST_ROW, config.label)
-            if not (ceiling_row and listed and ceiling_row.rps and listed.rps):
-                continue
-            ratio = listed.rps / ceiling_row.rps
-            where = "granian, same run" if config == DEFAULT_CONFIG else f"{config.label} vs ceiling {config.baseline}"
-            targets.append((f"list plans ≥ 50% of the ceiling ({where})", f"{ratio:.0%}",
-                            "pass" if ratio >= 0.5 else "**FAIL**"))
-            suffix = "" if config == DEFAULT_CONFIG else f" ({config.label})"
-            targets.append((f"list plans p99 < 10 ms at 16 connections{suffix}", f"{listed.p99_ms:.1f} ms",
-                            "pass" if listed.p99_ms < 10 else "**FAIL**"))
-        raw, listed = self.results.row(RAW_ROW, "granian"), self.results.row(LIST_ROW, "granian")
-        if raw and listed and raw.rps:
-            targets.append(("(not a target) list plans / raw WSGI ceiling, same server", f"{listed.rps / raw.rps:.0%}",
-                            "for scale: no framework at all, a constant body"))
-        for peer, pair in PEER_PAIRS.items():
-            peer_row, ours = self.results.row(PEER_ROW, peer), self.results.row(pair, "granian")
-            if peer_row and ours and peer_row.rps and ours.rps:
-                targets.append((f"{pair} ahead of {peer} ({peers.describe(peer)}), same run",
-                                f"{ours.rps:,.0f} vs {peer_row.rps:,.0f} req/s ({ours.rps / peer_row.rps:.0%})",
-                                "pass" if ours.rps > peer_row.rps else "**FAIL**"))
-        self.results.targets[:0] = targets
 
 
 def _cpu_note(result: WrkResult) -> str:
@@ -636,56 +465,6 @@ def _other_cores(result: WrkResult) -> float:
         return 0.0
     mine = sum(result.server_cpu_s.values()) + result.wrk_cpu_s
     return max((result.machine_cpu_s - mine) / result.seconds, 0.0)
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--duration", type=float, default=None, help="seconds per wrk row (default 10; 2 with --quick)")
-    parser.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
-    parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
-    parser.add_argument("--server-threads", type=int, default=Settings().threads,
-                        help=f"server threads, emulator and ceiling alike (default {Settings().threads})")
-    parser.add_argument("--executions", type=int, default=None,
-                        help="executions before the memory reading (default 100000; 10000 with --quick)")
-    parser.add_argument("--callback-runs", type=int, default=None, help="runs with a callbackUrl (default 500; 100 with --quick)")
-    parser.add_argument("--scenes", type=int, default=None, help="one-minute cycle scenes (default 1000; 100 with --quick)")
-    parser.add_argument("--day-seconds", type=float, default=None, help="virtual seconds to advance (default 86400; 600 with --quick)")
-    parser.add_argument("--quick", action="store_true", help="short rows and small counts: about a minute")
-    parser.add_argument("--only", default=",".join(PARTS),
-                        help=f"comma-separated parts to run (default all: {','.join(PARTS)})")
-    parser.add_argument("--configs", default=DEFAULT_CONFIGS,
-                        help="shared-state configurations for the workers part: sqlite (1 worker, --state) and "
-                             f"sqlite-Nw (--workers N --state), comma-separated (default {DEFAULT_CONFIGS}); "
-                             "the in-memory default is always the granian part")
-    parser.add_argument("--drain-cap", type=float, default=120.0,
-                        help="seconds to wait after the execute row for every run to finish (default 120)")
-    parser.add_argument("--quiet-wait", type=float, default=20.0,
-                        help="before each wrk row, wait up to this many seconds for other processes to use under "
-                             "--quiet-cores (default 20; 0: never wait)")
-    parser.add_argument("--quiet-budget", type=float, default=60.0,
-                        help="at most this many seconds of such waiting in the whole run (default 60)")
-    parser.add_argument("--quiet-cores", type=float, default=0.25,
-                        help="CPU cores other processes may use for a row to start at once (default 0.25)")
-    parser.add_argument("--peer-warmup", type=float, default=None,
-                        help="seconds of wrk against each peer before its measured row (default 20; 5 with --quick)")
-    parser.add_argument("--out", type=Path, default=None, help="also write the Markdown (with machine info) here")
-    args = parser.parse_args(argv)
-    args.only = {p.strip() for p in args.only.split(",") if p.strip()}
-    if args.only - set(PARTS):
-        parser.error(f"--only: unknown part(s) {sorted(args.only - set(PARTS))}; choose from {','.join(PARTS)}")
-    try:
-        args.configs = parse_configs(args.configs)
-    except ValueError as exc:
-        parser.error(f"--configs: {exc}")
-    quick = args.quick
-    defaults = {"duration": 2.0 if quick else 10.0, "peer_warmup": 5.0 if quick else 20.0, "executions": 10_000 if quick else 100_000,
-                "callback_runs": 100 if quick else 500, "scenes": 100 if quick else 1000,
-                "day_seconds": 600.0 if quick else 86400.0}
-    for name, value in defaults.items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
-    args.memory_cap = 20.0 if quick else 90.0  # wall seconds the memory-check wrk run may take at most
-    return args
 
 
 def _interrupt(signum: int, frame: Any) -> None:
