@@ -1,4 +1,4 @@
-"""`create_app(settings)`: the Flask app around one Platform, with the journal, faults and error handling."""
+"""`create_app(settings)`: the Flask app around one Platform, behind the fast lane, with journal, faults, errors."""
 
 from __future__ import annotations
 

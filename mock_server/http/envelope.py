@@ -35,9 +35,8 @@ def envelope_bytes(code: int, message: str, data: Any = None) -> bytes:
 def envelope(code: int, message: str, data: Any = None, *, status: int | None = None,
              headers: dict[str, str] | None = None) -> Response:
     g.dpa_code = code  # for the request journal
-    response = Response(envelope_bytes(code, message, data), status=http_status_for(code) if status is None else status,
-                        content_type="application/json; charset=utf-8", headers=headers)
-    return response
+    return Response(envelope_bytes(code, message, data), status=http_status_for(code) if status is None else status,
+                    content_type="application/json; charset=utf-8", headers=headers)
 
 
 def ok(data: Any, message: str = "success") -> Response:

@@ -25,8 +25,7 @@ _CONTENT_TYPE = ("Content-Type", "application/json; charset=utf-8")
 
 class FastLane:
     """Answers plain requests to the READS operations; everything else (other paths, HEAD, bodies, pending
-    faults, odd Host headers, unexpected errors) goes to `flask_app`, which answers
-    it exactly as before."""
+    faults, odd Host headers, unexpected errors) goes to `flask_app`, which answers it exactly as before."""
 
     def __init__(self, flask_app: WSGIApp, platform: Platform, settings: Settings, contract: Contract) -> None:
         self.flask_app = flask_app
