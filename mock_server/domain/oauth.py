@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import itertools
 import functools
 import threading
 import uuid
@@ -96,7 +97,7 @@ class OAuth:
 
     def restore_codes(self, records: dict[str, dict[str, Any]]) -> None:
         with self._lock:
-            for code, record in records.items():
+            for code, record in sorted(records.items(), key=lambda item: item[1]["expires_at"]):
                 self._codes[code] = _Code(**record)
 
     def apply_code(self, code: str, record: dict[str, Any] | None) -> None:
@@ -108,7 +109,10 @@ class OAuth:
 
     def _prune(self, now: float) -> None:
         # Used and expired codes are kept one extra TTL so a replay still gets "already used"/"expired".
-        stale = [c for c, v in self._codes.items() if v.expires_at + self._code_ttl < now]
+        # Codes are kept in the order they expire (one TTL for all, time never goes back), so the stale ones
+        # are at the front: looking further was a scan of every code on every authorize.
+        stale = [c for c, _ in itertools.takewhile(lambda item: item[1].expires_at + self._code_ttl < now,
+                                                    self._codes.items())]
         for c in stale:
             del self._codes[c]
             self._saved(c)

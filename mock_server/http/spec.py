@@ -1,4 +1,4 @@
-"""The OpenAPI contract drives routing and request validation; validators are compiled once at import."""
+"""The OpenAPI contract drives routing and request validation; schemas are compiled to Python once, at import."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import fastjsonschema
 import jsonschema
 import yaml
 from werkzeug.datastructures import MultiDict
@@ -58,6 +59,22 @@ def _message(error: jsonschema.ValidationError, prefix: str = "") -> str:
     return f"{path or 'body'}: {error.message}"
 
 
+def _compiled(schema: dict[str, Any]) -> Callable[[Any], bool]:
+    """The schema as generated Python code (fastjsonschema): is an instance valid? About 20 times faster than
+    jsonschema's interpreting validator, which is kept for the wording of an error once there is one."""
+    # As Draft7Validator without a format checker: formats are not asserted, and no defaults are filled in.
+    check = fastjsonschema.compile(schema, use_default=False, use_formats=False, detailed_exceptions=False)
+
+    def valid(instance: Any) -> bool:
+        try:
+            check(instance)
+        except fastjsonschema.JsonSchemaValueException:
+            return False
+        return True
+
+    return valid
+
+
 def _first_error(validator: jsonschema.protocols.Validator, instance: Any, prefix: str = "") -> str | None:
     error = jsonschema.exceptions.best_match(validator.iter_errors(instance))
     return None if error is None else _message(error, prefix)
@@ -70,9 +87,11 @@ class Operation:
     path: str
     secured: bool
     query: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> schema
-    query_validator: Any = None
+    query_validator: Any = None  # jsonschema's, for the message
+    query_valid: Callable[[Any], bool] | None = None  # compiled
     body_required: bool = False
-    bodies: dict[str, Any] = field(default_factory=dict)  # media type -> compiled validator
+    bodies: dict[str, Any] = field(default_factory=dict)  # media type -> jsonschema's validator, for the message
+    body_valid: dict[str, Callable[[Any], bool]] = field(default_factory=dict)  # media type -> compiled
     body_schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
@@ -87,17 +106,16 @@ class Operation:
         for name, schema in self.query.items():
             if name in args:
                 values[name] = _coerce(args.get(name, ""), schema)
-        if self.query_validator is not None:
+        if self.query_valid is not None and not self.query_valid(values):  # the search for words only if bad
             problem = _first_error(self.query_validator, values)
             if problem:
                 raise ValidationError(problem)
         return values
 
     def check_body(self, media_type: str, body: Any) -> None:
-        validator = self.bodies[media_type]
-        if validator.is_valid(body):  # the common case; best_match is only worth it for a bad body
+        if self.body_valid[media_type](body):  # the common case; best_match is only worth it for a bad body
             return
-        problem = _first_error(validator, body)
+        problem = _first_error(self.bodies[media_type], body)
         if problem:
             raise ValidationError(problem)
 
@@ -139,9 +157,10 @@ class Contract:
                 query = {p["name"]: p.get("schema", {}) for p in params if p["in"] == "query"}
                 if query:
                     operation.query = query
-                    operation.query_validator = jsonschema.Draft7Validator({
-                        "type": "object", "properties": query,
-                        "required": [p["name"] for p in params if p["in"] == "query" and p.get("required")]})
+                    query_schema = {"type": "object", "properties": query,
+                                    "required": [p["name"] for p in params if p["in"] == "query" and p.get("required")]}
+                    operation.query_validator = jsonschema.Draft7Validator(query_schema)
+                    operation.query_valid = _compiled(query_schema)
                 body = _deref(op.get("requestBody"), self.document)
                 if body:
                     operation.body_required = bool(body.get("required"))
@@ -149,6 +168,7 @@ class Contract:
                         schema = content.get("schema", {})
                         operation.body_schemas[media] = schema
                         operation.bodies[media] = jsonschema.Draft7Validator(schema)
+                        operation.body_valid[media] = _compiled(schema)
                 self.operations[operation.id] = operation
 
     def paths_and_methods(self) -> set[tuple[str, str]]:
