@@ -47,11 +47,10 @@ def instances(schema: Any, depth: int = 0) -> st.SearchStrategy[Any]:
 def checks(contract: Contract) -> list[tuple[str, Any, Any, dict[str, Any]]]:
     out = []
     for op in contract.operations.values():
-        if op.query_valid is not None:
-            schema = {"type": "object", "properties": op.query}
-            out.append((f"{op.id} query", op.query_validator, op.query_valid, schema))
-        for media, validator in op.bodies.items():
-            out.append((f"{op.id} {media}", validator, op.body_valid[media], op.body_schemas[media]))
+        if op.query_schema is not None:
+            out.append((f"{op.id} query", op.query_schema.words, op.query_schema.is_valid, op.query_schema.schema))
+        for media, schema in op.bodies.items():
+            out.append((f"{op.id} {media}", schema.words, schema.is_valid, schema.schema))
     return out
 
 

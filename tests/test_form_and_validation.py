@@ -15,7 +15,7 @@ from mock_server.http.spec import form_to_dict, vendor_contract
 from tests.plugins.emulator import EXECUTE, SCENE, Api
 from tests.plugins.foundation import ADMIN_ADVANCE, built_app, envelope_of, expect_error
 
-SCHEMA = vendor_contract().operations["saveTimingParam"].body_schemas["application/x-www-form-urlencoded"]
+SCHEMA = vendor_contract().operations["saveTimingParam"].bodies["application/x-www-form-urlencoded"].schema
 HOST_MODEL, REPORT_MODEL, ACF_MODEL = "md1606743910601", "md1606743910602", "md1606743910508"
 SCENE_FORM = {"processPlanId": "b7e1c0a2", "callbackUrl": "http://127.0.0.1:9/callback", "dimension": "seconds",
               "intervals": "1", "executeStrategy": "single", "sceneName": "表单测试"}

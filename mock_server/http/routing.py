@@ -70,7 +70,7 @@ def read_body(op: Operation) -> Any:
     if media in FORM_TYPES:
         schema_media = next(m for m in op.bodies if m in FORM_TYPES)
         form = request.form if request.form else MultiDict()
-        body = form_to_dict(form, op.body_schemas[schema_media])
+        body = form_to_dict(form, op.bodies[schema_media].schema)
         op.check_body(schema_media, body)
         return body
     try:
