@@ -1,14 +1,116 @@
-"""The `dpa-mock proxy` command."""
+"""The `dpa-mock proxy` command: serve the proxy on waitress (threads, so a callback relay never blocks the rest)."""
 
 from __future__ import annotations
 
+import ipaddress
+import logging
+import signal
 import sys
+from pathlib import Path
+from typing import Any
 
 import click
 
+from mock_server.proxy.forward import Destination, tls_context
 
-@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-def proxy() -> None:
-    """Forward to a deployment and judge every exchange (being built: issue 15)."""
-    click.echo("dpa-mock proxy: not built yet", err=True)
-    sys.exit(2)
+
+@click.command()
+@click.option("--target", required=True, envvar="DPA_PROXY_TARGET",
+              help="Base URL of the deployment to stand in front of, e.g. https://staging.example:29041.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", type=int, default=29042, show_default=True, help="Port to bind (0: any free port).")
+@click.option("--record", "record_dir", type=click.Path(file_okay=False), default=None,
+              help="Write emulator fixtures (plans, workflows, run outputs) from the target's answers into DIR.")
+@click.option("--report", "report_file", type=click.Path(dir_okay=False), default=None,
+              help="On exit, write a Markdown report there (and the same as JSON beside it).")
+@click.option("--callback-public-url", default=None,
+              help="The proxy's base URL as the target reaches it (callbacks are relayed through it); "
+                   "default http://HOST:PORT.")
+@click.option("--ca-bundle", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Verify the target's TLS certificate with this CA bundle.")
+@click.option("--insecure", is_flag=True, help="Do not verify TLS certificates (the target's and receivers').")
+@click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for the target.")
+@click.option("--callback-timeout", type=float, default=10.0, show_default=True,
+              help="Seconds to wait for your callback receiver.")
+@click.option("--threads", type=int, default=32, show_default=True, help="Server threads.")
+@click.option("--quiet", is_flag=True, help="No log line per exchange.")
+def proxy(target: str, host: str, port: int, record_dir: str | None, report_file: str | None,
+          callback_public_url: str | None, ca_bundle: str | None, insecure: bool, timeout: float,
+          callback_timeout: float, threads: int, quiet: bool) -> None:
+    """Stand between your service and a deployment: forward every exchange unchanged, callbacks included,
+    judge each one by the document, optionally record the target's plans as fixtures."""
+    import waitress.server
+
+    from mock_server.proxy.app import ProxyApp, ProxyConfig
+    from mock_server.proxy.record import Recorder
+    from mock_server.proxy.report import write_report
+
+    if ca_bundle and insecure:
+        _fail("--ca-bundle and --insecure exclude each other")
+    try:
+        Destination.parse(target)
+        if callback_public_url:
+            Destination.parse(callback_public_url)
+    except ValueError as exc:
+        _fail(str(exc))
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(asctime)s %(name)s %(message)s",
+                        stream=sys.stderr)
+    try:
+        server: Any = waitress.server.create_server(_Lazy(), host=host, port=port, threads=threads, ident="dpa-mock-proxy",
+                                                    channel_timeout=120, max_request_body_size=16 * 1024 * 1024)
+    except OSError as exc:
+        _fail(f"cannot serve on {host}:{port}: {exc.strerror or exc}", code=1)
+    bound_port = server.effective_port
+    public = callback_public_url or f"http://{_public_host(host)}:{bound_port}"
+    recorder = Recorder(record_dir) if record_dir else None
+    app = ProxyApp(ProxyConfig(target=target, public_url=public, timeout=timeout, callback_timeout=callback_timeout,
+                               tls=tls_context(ca_bundle, insecure)), recorder)
+    server.application = app
+
+    def _stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
+    click.echo(f"dpa-mock proxy on http://{host}:{bound_port} -> {app.secrets.url(target)} "
+               f"(callbacks relayed via {public}; live view /__admin/ui)", err=True)
+    if not callback_public_url and _is_wildcard(host):
+        click.echo("dpa-mock proxy: warning: callbacks are relayed via a loopback address; give "
+                   "--callback-public-url with an address the target can reach", err=True)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+        if report_file:
+            md, js = write_report(Path(report_file), app.report_data())
+            click.echo(f"dpa-mock proxy: report written to {md} and {js}", err=True)
+        if recorder is not None:
+            click.echo(f"dpa-mock proxy: recording in {recorder.path}", err=True)
+    click.echo("dpa-mock proxy stopped", err=True)
+
+
+class _Lazy:
+    """Placeholder application until the real one, which needs the bound port, is built."""
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("503 Service Unavailable", [("Content-Length", "0")])
+        return [b""]
+
+
+def _is_wildcard(host: str) -> bool:
+    return host in ("0.0.0.0", "::", "")
+
+
+def _public_host(host: str) -> str:
+    if _is_wildcard(host):
+        return "127.0.0.1"
+    try:
+        return f"[{host}]" if ipaddress.ip_address(host).version == 6 else host
+    except ValueError:
+        return host
+
+
+def _fail(message: str, code: int = 2) -> None:
+    click.echo(f"dpa-mock proxy: {message}", err=True)
+    sys.exit(code)

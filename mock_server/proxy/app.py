@@ -1,0 +1,294 @@
+"""The proxy's WSGI app: forward vendor calls and relay callbacks unchanged, judge each exchange, serve /__admin views."""
+
+from __future__ import annotations
+
+import json
+import logging
+import ssl
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+from urllib.parse import quote, urlsplit
+
+from mock_server.proxy.callbacks import RELAY_PATH, CallbackJudge, Relays
+from mock_server.proxy.forward import Answer, Destination, ForwardError, end_to_end, send
+from mock_server.proxy.judge import Route, Router, judge_request, judge_response
+from mock_server.proxy.model import Exchange, Finding, Store
+from mock_server.proxy.record import Recorder, token_subject
+from mock_server.proxy.redact import Secrets
+from mock_server.proxy import ui
+
+log = logging.getLogger("dpa_mock.proxy")
+StartResponse = Callable[..., Any]
+ADMIN_VIEWS = ("/__admin/exchanges", "/__admin/findings", "/__admin/ui", "/__admin/summary")
+
+
+@dataclass
+class ProxyConfig:
+    target: str
+    public_url: str
+    timeout: float = 60.0
+    callback_timeout: float = 10.0
+    tls: ssl.SSLContext | None = None
+    max_body: int = 16 * 1024 * 1024
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class ProxyApp:
+    """One instance per proxy process; every waitress thread calls it."""
+
+    def __init__(self, config: ProxyConfig, recorder: Recorder | None = None) -> None:
+        self.config = config
+        self.dest = Destination.parse(config.target)
+        self.store = Store()
+        self.secrets = Secrets()
+        self.relays = Relays(config.public_url)
+        self.callbacks = CallbackJudge()
+        self.recorder = recorder
+        self.router = Router()
+        self.started = time.time()
+
+    # -- WSGI -------------------------------------------------------------------------------------
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = _text(environ.get("PATH_INFO", ""))
+        method = environ.get("REQUEST_METHOD", "GET").upper()
+        try:
+            if method == "GET" and path in ADMIN_VIEWS:
+                return self._admin(path, start_response)
+            relay = RELAY_PATH.search(path)
+            if relay:
+                return self._relay_callback(relay.group(1), environ, start_response)
+            return self._forward(environ, path, method, start_response)
+        except Exception:  # never a stack trace to the client; the log has it
+            log.exception("proxy error on %s %s", method, self.secrets.text(path))
+            return _reply(start_response, 502, "application/json",
+                          json.dumps({"code": 500, "message": "dpa-mock proxy: internal error (see its log)",
+                                      "data": None}).encode())
+
+    # -- vendor calls -----------------------------------------------------------------------------
+    def _forward(self, environ: dict[str, Any], path: str, method: str, start_response: StartResponse) -> Iterable[bytes]:
+        target = _raw_target(environ)
+        headers = _request_headers(environ)
+        raw = _read_body(environ, self.config.max_body)
+        if raw is None:
+            return _reply(start_response, 413, "application/json", json.dumps(
+                {"code": 400, "message": f"dpa-mock proxy: body over {self.config.max_body} bytes", "data": None}).encode())
+        headers_map = dict(headers)
+        route = self.router.route(method, path)
+        kind = "other" if path.startswith("/__admin") else "api"
+        judged = judge_request(route, method, path, environ.get("QUERY_STRING", ""), headers_map, raw) if kind == "api" else None
+        if judged is not None:
+            self.secrets.learn_fields(judged.body)
+            _, _, token = headers_map.get("Authorization", "").partition(" ")
+            self.secrets.learn(token.strip())
+        exchange = Exchange(kind=kind, method=method, path=self.secrets.url(target),
+                            operation=route.operation.id if route.operation and kind == "api" else "",
+                            interface=route.interface if kind == "api" else "",
+                            request_headers=self.secrets.headers(headers_map),
+                            request_body=self.secrets.body(raw, headers_map.get("Content-Type", "")),
+                            destination=self.secrets.url(self.dest.url(target)),
+                            curl=self.secrets.curl(method, self.dest.url(target), headers_map, raw))
+        sent = raw
+        relay = None
+        if judged is not None and route.operation and route.operation.id in ("executePlan", "saveTimingParam") \
+                and not route.wrong_method and judged.body is not None:
+            media = headers_map.get("Content-Type", "").split(";")[0].strip().lower()
+            plan_id = route.path_params.get("processPlanId") or (judged.body or {}).get("processPlanId") or ""
+            sent, relay = self.relays.rewrite(route.operation.id, media, raw, judged.body, str(plan_id))
+            if relay is None and isinstance(judged.body, dict) and judged.body.get("callbackUrl"):
+                judged.add("observation", "client", "callback-relay",
+                           "callbackUrl left as sent (could not be rewritten unambiguously): its callbacks bypass the proxy")
+        started = time.monotonic()
+        try:
+            answer = send(self.dest, method, target, end_to_end(headers), sent, self.config.timeout, self.config.tls)
+        except ForwardError as exc:
+            exchange.error = str(exc)
+            exchange.duration_ms = round((time.monotonic() - started) * 1000, 1)
+            self.store.add_exchange(exchange)
+            self._findings(exchange, [*(judged.findings if judged else []),
+                                      Finding("observation", "server", "unreachable", f"the target did not answer: {exc}")])
+            return _reply(start_response, 502, "application/json", json.dumps(
+                {"code": 503, "message": f"dpa-mock proxy: target unreachable: {exc}", "data": None}).encode())
+        exchange.duration_ms = round((time.monotonic() - started) * 1000, 1)
+        exchange.status = answer.status
+        exchange.response_body = self.secrets.body(answer.body, answer.header("Content-Type"))
+        findings = list(judged.findings) if judged else []
+        if judged is not None:
+            server, envelope = judge_response(route, judged, answer.status, _decoded_body(answer))
+            if envelope is not None:
+                self.secrets.learn_fields(envelope.get("data"))
+                # the answer's secrets are learned now: redact its display again
+                exchange.response_body = self.secrets.body(answer.body, answer.header("Content-Type"))
+            findings += server
+            self._record(route, judged, headers_map, envelope)
+        self.store.add_exchange(exchange)
+        if relay is not None:
+            relay.exchange = exchange.id
+        self._findings(exchange, findings)
+        start_response(f"{answer.status} {answer.reason}", end_to_end(answer.headers) +
+                       [("Content-Length", str(len(answer.body)))])
+        return [answer.body]
+
+    def _record(self, route: Route, judged: Any, headers: dict[str, str], envelope: dict[str, Any] | None) -> None:
+        if self.recorder is None or envelope is None or envelope.get("code") != 200 or route.operation is None:
+            return
+        op, data = route.operation.id, envelope.get("data")
+        user = token_subject(headers.get("Authorization", ""))
+        body = judged.body if isinstance(judged.body, dict) else {}
+        try:
+            if op == "listPlans" and isinstance(data, list):
+                self.recorder.plans_listed([p for p in data if isinstance(p, dict) and "processPlanId" in p], user)
+            elif op == "queryModelByPlanId" and isinstance(data, list) and isinstance(body.get("processPlanId"), str):
+                self.recorder.models(body["processPlanId"], data, user)
+            elif op == "executePlan" and isinstance(data, list):
+                for run in data:
+                    self.recorder.executed(run["processPlanId"], run["planInstanceId"])
+            elif op == "queryPlanRunOutParam" and isinstance(data, list):
+                self.recorder.outputs(judged.query["processPlanId"], judged.query["planInstanceId"], data, user)
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("not recorded (%s answer of an unexpected shape: %s)", op, exc)
+
+    # -- callbacks --------------------------------------------------------------------------------
+    def _relay_callback(self, token: str, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "POST").upper()
+        headers = _request_headers(environ)
+        headers_map = dict(headers)
+        raw = _read_body(environ, self.config.max_body) or b""
+        relay = self.relays.get(token)
+        exchange = Exchange(kind="callback", method=method, path=f"(relay {token[:4]}…)", interface="7",
+                            request_headers=self.secrets.headers(headers_map),
+                            request_body=self.secrets.body(raw, headers_map.get("Content-Type", "")))
+        if relay is None:
+            exchange.status = 404
+            self.store.add_exchange(exchange)
+            self._findings(exchange, [Finding("observation", "server", "callback-relay",
+                                              "a callback to a relay address this proxy does not know (issued by an "
+                                              "earlier proxy process?); answered 404")])
+            return _reply(start_response, 404, "text/plain; charset=utf-8", b"dpa-mock proxy: unknown callback relay")
+        original = urlsplit(relay.url)
+        exchange.destination = self.secrets.url(relay.url)
+        exchange.curl = self.secrets.curl(method, relay.url, headers_map, raw)
+        exchange.path = self.secrets.url(relay.url)
+        findings: list[Finding] = []
+        if method != "POST":
+            findings.append(Finding("violation", "server", "callback-method", f"callback sent as {method}; the document POSTs"))
+        started = time.monotonic()
+        answer: Answer | None = None
+        error = ""
+        try:
+            dest = Destination.parse(f"{original.scheme}://{original.netloc}")
+            answer = send(dest, method, (original.path or "/") + (f"?{original.query}" if original.query else ""),
+                          end_to_end(headers), raw, self.config.callback_timeout, self.config.tls)
+        except (ForwardError, ValueError) as exc:
+            error = str(exc)
+        exchange.duration_ms = round((time.monotonic() - started) * 1000, 1)
+        exchange.error = error
+        judged, payload = self.callbacks.judge(relay, headers_map, raw, answer.status if answer else None,
+                                               answer.body if answer else b"", error)
+        findings += judged
+        if payload and self.recorder is not None and isinstance(payload.get("status"), str):
+            self.recorder.status(str(payload.get("planInstanceId")), payload["status"])
+        if answer is not None:
+            exchange.status = answer.status
+            exchange.response_body = self.secrets.body(answer.body, answer.header("Content-Type"))
+        else:
+            exchange.status = 502
+        self.store.add_exchange(exchange)
+        self._findings(exchange, findings)
+        if answer is None:
+            # The platform learns what it would have learned without the proxy: no acknowledgement.
+            return _reply(start_response, 502, "text/plain; charset=utf-8",
+                          f"dpa-mock proxy: callback receiver unreachable: {error}".encode())
+        start_response(f"{answer.status} {answer.reason}", end_to_end(answer.headers) +
+                       [("Content-Length", str(len(answer.body)))])
+        return [answer.body]
+
+    # -- bookkeeping ------------------------------------------------------------------------------
+    def _findings(self, exchange: Exchange, findings: list[Finding]) -> None:
+        for finding in findings:
+            finding.message = self.secrets.text(finding.message)
+            self.store.add_finding(finding, exchange)
+        exchange.error = self.secrets.text(exchange.error)
+        self._log(exchange, [f"{f.verdict}/{f.side}" for f in findings])
+
+    def _log(self, exchange: Exchange, verdicts: list[str]) -> None:
+        log.info("#%d %s %s %s -> %s %.1fms%s", exchange.id, exchange.kind, exchange.method, exchange.path,
+                 exchange.status or exchange.error, exchange.duration_ms, f" [{', '.join(verdicts)}]" if verdicts else "")
+
+    def _admin(self, path: str, start_response: StartResponse) -> Iterable[bytes]:
+        if path == "/__admin/ui":
+            return _reply(start_response, 200, "text/html; charset=utf-8", ui.page(self).encode("utf-8"))
+        if path == "/__admin/exchanges":
+            data: Any = self.store.exchanges()
+        elif path == "/__admin/findings":
+            data = self.store.findings()
+        else:
+            data = {**self.store.summary(), "target": self.secrets.url(self.config.target)}
+        body = json.dumps({"code": 200, "message": "success", "data": data}, ensure_ascii=False).encode("utf-8")
+        return _reply(start_response, 200, "application/json; charset=utf-8", body)
+
+    def report_data(self) -> dict[str, Any]:
+        return {"target": self.secrets.url(self.config.target), "started": self.started, "finished": time.time(),
+                "summary": self.store.summary(), "findings": self.store.findings(),
+                "exchanges": self.store.exchanges(), "callbackSequences": self.callbacks.sequences()}
+
+
+def _text(wsgi_str: str) -> str:
+    """A WSGI environ string (bytes as latin-1) as the UTF-8 text it carries."""
+    try:
+        return wsgi_str.encode("latin1").decode("utf-8")
+    except UnicodeError:
+        return wsgi_str
+
+
+def _raw_target(environ: dict[str, Any]) -> str:
+    """The request target as the client wrote it (waitress keeps it): `//` and escapes untouched."""
+    uri = environ.get("REQUEST_URI") or environ.get("RAW_URI")
+    if uri:
+        if not uri.startswith("/"):
+            parts = urlsplit(uri)  # absolute-form: keep path and query only
+            uri = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        return uri
+    query = environ.get("QUERY_STRING", "")
+    return quote(environ.get("PATH_INFO", ""), safe="/%:@!$&'()*+,;=") + (f"?{query}" if query else "")
+
+
+def _request_headers(environ: dict[str, Any]) -> list[tuple[str, str]]:
+    out = []
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            out.append((key[5:].replace("_", "-").title(), value))
+    if environ.get("CONTENT_TYPE"):
+        out.append(("Content-Type", environ["CONTENT_TYPE"]))
+    return out
+
+
+def _read_body(environ: dict[str, Any], limit: int) -> bytes | None:
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > limit:
+        return None
+    stream = environ["wsgi.input"]
+    return stream.read(length) if length > 0 else b""
+
+
+def _decoded_body(answer: Answer) -> bytes:
+    """The answer's body for judging: decompressed if the server compressed it (the client still gets it as sent)."""
+    encoding = answer.header("Content-Encoding").lower()
+    if encoding in ("gzip", "deflate"):
+        import zlib
+
+        try:
+            return zlib.decompress(answer.body, 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS)
+        except zlib.error:
+            return answer.body
+    return answer.body
+
+
+def _reply(start_response: StartResponse, status: int, content_type: str, body: bytes) -> Iterable[bytes]:
+    reasons = {200: "OK", 404: "Not Found", 413: "Payload Too Large", 502: "Bad Gateway"}
+    start_response(f"{status} {reasons.get(status, '')}".strip(), [("Content-Type", content_type),
+                                                                   ("Content-Length", str(len(body)))])
+    return [body]

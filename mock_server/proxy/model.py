@@ -1,0 +1,118 @@
+"""What the proxy keeps: exchanges it relayed and the findings judged on them, in one bounded, thread-safe store."""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Verdict = Literal["violation", "leniency", "observation"]
+Side = Literal["client", "server"]
+VERDICTS: tuple[Verdict, ...] = ("violation", "leniency", "observation")
+# violation: breaks a promise of the document; leniency: accepts what the document forbids;
+# observation: one side's choice where the document is silent or ambiguous (the contract kit's classes).
+
+
+@dataclass
+class Finding:
+    """One verdict on one exchange: who (side) broke or chose what (check, message), and how to reproduce it."""
+
+    verdict: Verdict
+    side: Side
+    check: str
+    message: str
+    exchange: int = 0
+    interface: str = ""
+    curl: str = ""
+    id: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Exchange:
+    """One request the proxy relayed (a vendor call or a platform callback) and the answer, secrets redacted."""
+
+    kind: Literal["api", "callback", "other"]
+    method: str
+    path: str
+    operation: str = ""
+    interface: str = ""
+    request_headers: dict[str, str] = field(default_factory=dict)
+    request_body: str = ""
+    status: int = 0
+    response_body: str = ""
+    duration_ms: float = 0.0
+    error: str = ""
+    curl: str = ""
+    destination: str = ""
+    at: float = field(default_factory=time.time)
+    findings: list[int] = field(default_factory=list)
+    id: int = 0
+
+    def verdict(self, findings: dict[int, Finding]) -> str:
+        """The worst verdict among this exchange's findings, or "ok"."""
+        got = {findings[i].verdict for i in self.findings if i in findings}
+        return next((v for v in VERDICTS if v in got), "ok")
+
+    def to_dict(self, findings: dict[int, Finding]) -> dict[str, Any]:
+        out = asdict(self)
+        out["verdict"] = self.verdict(findings)
+        out["findings"] = [findings[i].to_dict() for i in self.findings if i in findings]
+        return out
+
+
+class Store:
+    """The last `limit` exchanges and every finding on them (findings of forgotten exchanges are kept, bounded)."""
+
+    def __init__(self, limit: int = 5000) -> None:
+        self._lock = threading.Lock()
+        self._exchanges: collections.OrderedDict[int, Exchange] = collections.OrderedDict()
+        self._findings: collections.OrderedDict[int, Finding] = collections.OrderedDict()
+        self._ids = itertools.count(1)
+        self._finding_ids = itertools.count(1)
+        self._limit = limit
+        self.counts: collections.Counter[str] = collections.Counter()
+
+    def add_exchange(self, exchange: Exchange) -> Exchange:
+        with self._lock:
+            exchange.id = next(self._ids)
+            self._exchanges[exchange.id] = exchange
+            while len(self._exchanges) > self._limit:
+                self._exchanges.popitem(last=False)
+            self.counts[exchange.kind] += 1
+        return exchange
+
+    def add_finding(self, finding: Finding, exchange: Exchange | None) -> Finding:
+        with self._lock:
+            finding.id = next(self._finding_ids)
+            if exchange is not None:
+                finding.exchange = exchange.id
+                finding.interface = finding.interface or exchange.interface
+                finding.curl = finding.curl or exchange.curl
+                exchange.findings.append(finding.id)
+            self._findings[finding.id] = finding
+            while len(self._findings) > self._limit * 4:
+                self._findings.popitem(last=False)
+            self.counts[finding.verdict] += 1
+        return finding
+
+    def exchanges(self) -> list[dict[str, Any]]:
+        with self._lock:
+            findings = dict(self._findings)
+            return [e.to_dict(findings) for e in self._exchanges.values()]
+
+    def findings(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [f.to_dict() for f in self._findings.values()]
+
+    def summary(self) -> dict[str, Any]:
+        with self._lock:
+            return {"exchanges": self.counts["api"] + self.counts["callback"] + self.counts["other"],
+                    "api": self.counts["api"], "callbacks": self.counts["callback"], "other": self.counts["other"],
+                    "violations": self.counts["violation"], "leniencies": self.counts["leniency"],
+                    "observations": self.counts["observation"]}

@@ -1,0 +1,113 @@
+"""Secrets out of everything the proxy shows or writes: learned literals, bearer tokens, JWTs, secret fields; curl lines."""
+
+from __future__ import annotations
+
+import collections
+import json
+import re
+import shlex
+import threading
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+MASK = "***"
+SECRET_FIELDS = frozenset({"client_secret", "code", "access_token", "refresh_token", "password", "token"})
+_BEARER = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+")
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*\.?[A-Za-z0-9_-]*")
+_JSON_FIELD = re.compile(r'("(?:%s)"\s*:\s*)"(?:[^"\\]|\\.)*"' % "|".join(sorted(SECRET_FIELDS)))
+_PAIR_FIELD = re.compile(r"(?<![A-Za-z0-9_])((?:%s)=)[^&\s'\"]*" % "|".join(sorted(SECRET_FIELDS)))
+_SHOWN_HEADERS = ("content-type", "accept", "authorization")
+
+
+class Secrets:
+    """Literal secrets seen in traffic (client secrets, codes, tokens), masked wherever they appear again."""
+
+    def __init__(self, limit: int = 20000) -> None:
+        self._lock = threading.Lock()
+        # Bounded: a long session issues a code and a token per login; the oldest are forgotten first.
+        self._values: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._limit = limit
+
+    def learn(self, value: Any) -> None:
+        if isinstance(value, str) and len(value) >= 6:
+            with self._lock:
+                self._values[value] = None
+                self._values.move_to_end(value)
+                while len(self._values) > self._limit:
+                    self._values.popitem(last=False)
+
+    def learn_fields(self, data: Any) -> None:
+        """Learn the values of secret-named fields anywhere in a parsed body."""
+        if isinstance(data, dict):
+            for key, value in data.items():
+                if key in SECRET_FIELDS:
+                    self.learn(value)
+                else:
+                    self.learn_fields(value)
+        elif isinstance(data, list):
+            for item in data:
+                self.learn_fields(item)
+
+    def text(self, text: str) -> str:
+        if not text:
+            return text
+        with self._lock:
+            values = [v for v in self._values if v in text]
+        for value in sorted(values, key=len, reverse=True):
+            text = text.replace(value, MASK)
+        text = _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text)
+        text = _JWT.sub(MASK, text)
+        text = _JSON_FIELD.sub(lambda m: f'{m.group(1)}"{MASK}"', text)
+        return _PAIR_FIELD.sub(lambda m: f"{m.group(1)}{MASK}", text)
+
+    def headers(self, headers: dict[str, str]) -> dict[str, str]:
+        out = {}
+        for name, value in headers.items():
+            if name.lower() in ("authorization", "proxy-authorization", "cookie", "x-admin-token"):
+                scheme = value.split(" ", 1)[0] if " " in value.strip() else ""
+                out[name] = f"{scheme} {MASK}".strip()
+            else:
+                out[name] = self.text(value)
+        return out
+
+    def url(self, url: str) -> str:
+        parts = urlsplit(url)
+        netloc = parts.netloc.rsplit("@", 1)[-1]  # userinfo is a credential
+        return self.text(urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)))
+
+    def body(self, raw: bytes, content_type: str, limit: int = 8000) -> str:
+        """A body as text for display, secret fields masked (parsed as JSON or a form where it is one)."""
+        text = raw[:limit].decode("utf-8", "replace")
+        media = content_type.split(";")[0].strip().lower()
+        if "json" in media or text.lstrip()[:1] in ("{", "["):
+            try:
+                data = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError):
+                return self.text(text)
+            return self.text(json.dumps(_mask_fields(data), ensure_ascii=False))[:limit]
+        if media == "application/x-www-form-urlencoded":
+            pairs = parse_qsl(text, keep_blank_values=True)
+            return self.text(urlencode([(k, MASK if k in SECRET_FIELDS else v) for k, v in pairs], safe="*/:[]{},\""))
+        return self.text(text)
+
+    def curl(self, method: str, url: str, headers: dict[str, str], raw: bytes) -> str:
+        """A copy-pasteable curl line reproducing a request, every secret replaced by ***."""
+        parts = ["curl", "-sS", "-X", method, shlex.quote(self.url(url))]
+        content_type = ""
+        for name, value in headers.items():
+            if name.lower() not in _SHOWN_HEADERS:
+                continue
+            if name.lower() == "content-type":
+                content_type = value
+            parts += ["-H", shlex.quote(f"{name}: {self.headers({name: value})[name]}")]
+        if raw:
+            parts += ["--data-raw", shlex.quote(self.body(raw, content_type, limit=20000))]
+        return " ".join(parts)
+
+
+def _mask_fields(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: (MASK if k in SECRET_FIELDS and isinstance(v, str) else _mask_fields(v)) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_mask_fields(v) for v in data]
+    return data
