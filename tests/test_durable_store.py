@@ -31,7 +31,7 @@ def state_of(platform: Platform) -> dict[str, Any]:
                      for i, r in platform.runs.runs.items()},
             "deliveries": sorted((d.id, d.instance_id, d.status, d.state, len(d.attempts))
                                  for d in platform.outbox.deliveries()),
-            "scenes": {i: (s.k, s.fired, s.active, s.next_fire) for i, s in platform.scenes.items()},
+            "scenes": {i: (s.k, s.fired, s.active, s.next_fire) for i, s in platform.scenes.scenes.items()},
             "codes": {c: (e.client_id, e.used) for c, e in platform.oauth._codes.items()},
             "now": platform.clock.now(),
         }
@@ -95,7 +95,7 @@ def test_reset_empties_the_file(tmp_path: Path) -> None:
         platform.close()
     again = domain_platform(ScriptedTransport(), VirtualClock(START), SqliteStore(path))
     try:
-        assert again.runs.runs == {} and again.scenes == {}
+        assert again.runs.runs == {} and again.scenes.scenes == {}
     finally:
         again.close()
 

@@ -196,7 +196,7 @@ def test_scenes_fire_exactly_at_their_calendar_times(anchor: dt.datetime, dimens
         platform.advance((expected[2] + expected[3]) / 2000 - clock.now())
         fired = sorted(ms(r.created_at) for r in platform.runs.runs.values())
         assert fired == (expected[:3] if strategy == "cycle" else expected[:1])
-        record = platform.scenes[scene["instanceId"]]
+        record = platform.scenes.scenes[scene["instanceId"]]
         assert record.fired == len(fired) and record.coalesced == 0
         if strategy == "cycle":
             assert record.next_fire is not None and ms(record.next_fire) == expected[3]

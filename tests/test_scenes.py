@@ -215,7 +215,7 @@ def test_the_catchup_limit_does_not_throttle_a_scene_as_real_time_passes() -> No
     try:
         scene = platform.save_scene(ALL_PRINCIPAL, scene_form(dimension="seconds", intervals="1",
                                                               executeStrategy="cycle"))
-        record = platform.scenes[scene["instanceId"]]
+        record = platform.scenes.scenes[scene["instanceId"]]
         for step in range(1, 5):
             clock.advance(1.0)  # as if a second of wall time passed; the engine's ticker must notice
             with platform.scheduler.changed:
@@ -246,7 +246,7 @@ def test_month_scene_fires_on_the_last_days_of_feb_mar_apr() -> None:
     try:
         saved_scene = platform.save_scene(ALL_PRINCIPAL, scene_form(dimension="month", intervals="1",
                                                                     executeStrategy="cycle"))
-        scene = platform.scenes[saved_scene["instanceId"]]
+        scene = platform.scenes.scenes[saved_scene["instanceId"]]
         assert scene.next_fire == shanghai(2024, 2, 29, 10)
         platform.advance(shanghai(2024, 2, 29, 9, 59, 59) - clock.now())
         assert scene.fired == 0

@@ -47,8 +47,8 @@ def execute(p: Platform, plan: str = PLAN, callback: bool = True) -> str:
 def test_exactly_one_platform_holds_the_lease(two: Any) -> None:
     a, b, _, _ = two
     assert (a.leader, b.leader) == (True, False)
-    b.heartbeat()
-    a.heartbeat()
+    b.sync.beat()
+    a.sync.beat()
     assert (a.leader, b.leader) == (True, False)
     assert len(b.scheduler) == 0  # the other process keeps no timed work
 
@@ -92,6 +92,20 @@ def test_an_advance_asked_of_the_other_is_done_by_the_lease_holder(two: Any) -> 
     assert {s for i, s, _ in ta.calls if i == instance} == {"DEFAULT", "RUNNING", "SUCCESS"}
 
 
+def test_a_reset_drops_advances_asked_before_it(two: Any) -> None:
+    a, b, _, _ = two
+    with b.lock:  # another process asked the lease holder for an advance, and has not seen it done yet
+        b.store.put("advance", "asked-before-reset", {"target": START + 3600})
+    a.sync.beat()
+    assert a.advances.pending == {"asked-before-reset": START + 3600}
+    a.reset()
+    assert a.advances.pending == {}
+    a.start()  # its loop serves whatever advance requests it still holds
+    a.settle()
+    b.sync.beat()
+    assert a.now() == b.now() == START  # the request made before the reset did not move the clock after it
+
+
 def test_faults_are_counted_across_processes(two: Any) -> None:
     a, b, _, _ = two
     a.faults.add({"operationId": "listPlans", "code": 503, "times": 2})
@@ -107,7 +121,7 @@ def test_a_reset_by_one_empties_the_other(two: Any) -> None:
     b.reset()
     with pytest.raises(Exception, match="does not exist"):
         a.get_run(instance)
-    a.heartbeat()
+    a.sync.beat()
     assert len(a.scheduler) == 0
     assert execute(b) != instance
 
@@ -135,7 +149,7 @@ def test_when_the_holder_stops_the_other_takes_over_and_finishes_its_work(tmp_pa
         assert a.get_run(instance)["status"] in ("RUNNING", "SUCCESS")
         assert all(how == "fail" for _, _, how in ta_fail.calls) and ta_fail.calls
         a.close()  # a clean stop hands the lease over at once
-        b.heartbeat()
+        b.sync.beat()
         assert b.leader
         b.advance(60)
         assert b.get_run(instance)["status"] == "SUCCESS"
@@ -149,7 +163,7 @@ def test_a_stalled_holder_loses_the_lease_and_stops_scheduling(tmp_path: Path) -
     try:
         instance = execute(a)
         time.sleep(0.3)  # a renews only from its ticker, which is not running: its lease runs out
-        b.heartbeat()
+        b.sync.beat()
         assert b.leader
         with a.lock:
             pass  # a's next transaction finds the lease gone

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 from mock_server.domain.clock import Clock, to_ms
+from mock_server.domain.lock import StateLock
 
 ACK_BODY = "SUCCESS"
 
@@ -64,10 +66,28 @@ class Delivery:
                 "attempts": [a.to_dict() for a in self.attempts]}
 
 
-class Outbox:
-    """Queues one delivery per status change and sends each instance's queue head first, on a worker pool."""
+def delivery_record(delivery: Delivery) -> dict[str, Any]:
+    """A delivery as a store keeps it, attempts and all."""
+    return {"id": delivery.id, "instance_id": delivery.instance_id, "plan_id": delivery.plan_id,
+            "status": delivery.status, "url": delivery.url, "created_at": delivery.created_at,
+            "state": delivery.state, "attempts": [dataclasses.asdict(a) for a in delivery.attempts]}
 
-    def __init__(self, transport: Transport, clock: Clock, schedule: Callable[..., Any], lock: threading.RLock, *,
+
+def delivery_from(record: dict[str, Any]) -> Delivery:
+    fields = dict(record)
+    attempts = [Attempt(**a) for a in fields.pop("attempts")]
+    return Delivery(**fields, attempts=attempts)
+
+
+class Outbox:
+    """Queues one delivery per status change and sends each instance's queue head first, on a worker pool.
+
+    The component of kind `delivery`: reset, restored and caught up by the platform's registry.
+    """
+
+    kind = "delivery"
+
+    def __init__(self, transport: Transport, clock: Clock, schedule: Callable[..., Any], lock: StateLock, *,
                  retries: int, backoff: tuple[float, ...], timeout: float, workers: int, ledger_size: int,
                  statuses: frozenset[str], on_change: Callable[[Delivery], None] | None = None,
                  on_forget: Callable[[int], None] | None = None) -> None:
@@ -113,17 +133,23 @@ class Outbox:
         if len(queue) == 1:
             self._schedule(at, lambda t: self._attempt(delivery, t), f"callback {delivery.id}")
 
-    def restore(self, deliveries: list[Delivery], at: float) -> None:
+    def restore(self, records: dict[str, dict[str, Any]]) -> None:
         """Take back deliveries from a store: finished ones into the ledger, the rest queued again in order."""
-        for delivery in sorted(deliveries, key=lambda d: d.id):
+        self.reset()
+        at = self._clock.now()
+        for delivery in sorted((delivery_from(r) for r in records.values()), key=lambda d: d.id):
             if delivery.state in ("acked", "gave_up"):
                 self._remember(delivery)
             else:
                 self._queue(delivery, at)  # at-least-once: an attempt cut off by a crash is made again
             self._last_id = max(self._last_id, delivery.id)
 
-    def apply(self, delivery: Delivery, at: float) -> None:
-        """A delivery another process created or attempted: shown here, and sent if this process dispatches."""
+    def apply(self, key: str, record: dict[str, Any] | None) -> None:
+        """A delivery another process created, attempted or forgot: shown here, and sent if this one dispatches."""
+        if record is None:
+            self._ledger.pop(int(key), None)
+            return
+        delivery = delivery_from(record)
         self._last_id = max(self._last_id, delivery.id)
         known = self._ledger.get(delivery.id)
         if known is not None:
@@ -131,10 +157,7 @@ class Outbox:
         elif delivery.state in ("acked", "gave_up"):
             self._remember(delivery)
         else:
-            self._queue(delivery, at)
-
-    def forget(self, delivery_id: int) -> None:
-        self._ledger.pop(delivery_id, None)
+            self._queue(delivery, self._clock.now())
 
     def _saved(self, delivery: Delivery) -> None:
         if self._on_change is not None:

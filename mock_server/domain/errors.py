@@ -44,9 +44,5 @@ class UserNotFound(DomainError):
     code = USER_NOT_FOUND
 
 
-class BusinessError(DomainError):
-    code = BUSINESS
-
-
 class IllegalTransition(RuntimeError):
     """A programming error: the run engine tried a transition its table does not allow."""

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from mock_server.domain.errors import ValidationError
+from mock_server.domain.lock import StateLock
 
 
 @dataclass
@@ -70,12 +71,16 @@ def _canonical(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 class Faults:
-    def __init__(self, lock: Any = None, on_change: Callable[[Fault], None] | None = None,
+    """The injected faults, first match wins; the component of kind `fault`."""
+
+    kind = "fault"
+
+    def __init__(self, lock: StateLock | None = None, on_change: Callable[[Fault], None] | None = None,
                  on_forget: Callable[[int], None] | None = None) -> None:
         self._faults: list[Fault] = []
         self._last_id = 0
         # The platform's lock when state is shared: a fault's `times` then counts across processes.
-        self._lock = lock if lock is not None else threading.Lock()
+        self._lock: StateLock | threading.Lock = lock if lock is not None else threading.Lock()
         self._on_change, self._on_forget = on_change, on_forget
 
     def add(self, spec: dict[str, Any]) -> Fault:
@@ -139,12 +144,19 @@ class Faults:
                     self._on_forget(fault.id)
             self._faults.clear()
 
-    def forget_all(self) -> None:
-        """Drop every fault from memory only (a reload from the store follows)."""
-        self._faults.clear()
+    # -- the component interface ------------------------------------------------------------------
+    def reset(self) -> None:
+        """Drop every fault from memory (the store is emptied by the reset itself)."""
+        self._faults = []
 
-    def apply(self, fault_id: int, record: dict[str, Any] | None) -> None:
+    def restore(self, records: dict[str, dict[str, Any]]) -> None:
+        self._faults = []
+        for key, record in records.items():
+            self.apply(key, record)
+
+    def apply(self, key: str, record: dict[str, Any] | None) -> None:
         """A fault another process added, used or removed."""
+        fault_id = int(key)
         self._last_id = max(self._last_id, fault_id)
         kept = [f for f in self._faults if f.id != fault_id]
         if record is not None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import itertools
 import functools
+import itertools
 import threading
 import uuid
 from dataclasses import dataclass
@@ -16,6 +16,7 @@ import jwt
 from mock_server.domain.catalog import App, Catalog
 from mock_server.domain.clock import Clock
 from mock_server.domain.errors import AuthError, UserNotFound, ValidationError
+from mock_server.domain.lock import StateLock
 
 SCOPES = ("all", "default")
 
@@ -44,18 +45,23 @@ def new_code() -> str:
 
 
 class OAuth:
-    """Issues codes and tokens for the fixture apps, and verifies bearer tokens, all on the injected clock."""
+    """Issues codes and tokens for the fixture apps, and verifies bearer tokens, all on the injected clock.
+
+    The component of kind `code` (tokens are stateless: only codes are stored).
+    """
+
+    kind = "code"
 
     def __init__(self, catalog: Catalog, clock: Clock, *, code_ttl: float, token_ttl: float,
                  secret: str, issuer: str, on_code: Callable[[str, dict[str, Any] | None], None] | None = None,
-                 lock: Any = None) -> None:
+                 lock: StateLock | None = None) -> None:
         self._on_code = on_code  # a durable store hears of each code's changes (None: forgotten)
         self._catalog, self._clock = catalog, clock
         self._code_ttl, self._token_ttl = code_ttl, token_ttl
         self._secret, self._issuer = secret, issuer
         self._codes: dict[str, _Code] = {}
         # The platform's lock when state is shared: checking and consuming a code is then one transaction.
-        self._lock = lock if lock is not None else threading.Lock()
+        self._lock: StateLock | threading.Lock = lock if lock is not None else threading.Lock()
         self._decoded = functools.lru_cache(maxsize=4096)(self._decode)
 
     def reset(self) -> None:
@@ -95,12 +101,13 @@ class OAuth:
             entry = self._codes.get(code)
             self._on_code(code, None if entry is None else dataclasses.asdict(entry))
 
-    def restore_codes(self, records: dict[str, dict[str, Any]]) -> None:
+    def restore(self, records: dict[str, dict[str, Any]]) -> None:
         with self._lock:
-            for code, record in sorted(records.items(), key=lambda item: item[1]["expires_at"]):
-                self._codes[code] = _Code(**record)
+            # In expiry order, as issued: pruning reads the stale codes from the front.
+            self._codes = {code: _Code(**record)
+                           for code, record in sorted(records.items(), key=lambda item: item[1]["expires_at"])}
 
-    def apply_code(self, code: str, record: dict[str, Any] | None) -> None:
+    def apply(self, code: str, record: dict[str, Any] | None) -> None:
         """A code another process issued, consumed or pruned."""
         if record is None:
             self._codes.pop(code, None)

@@ -1,144 +1,123 @@
-"""The platform facade the HTTP layer calls: one object owning catalogue, OAuth, runs, scenes, outbox, clock."""
+"""The platform facade the HTTP layer calls: interfaces 1-7 and the admin operations over its components."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
 import threading
+import time
 import uuid
-from typing import Any
+from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
-from mock_server.domain.callbacks import Outbox, Transport
+from mock_server.domain.callbacks import Delivery, Outbox, Transport, delivery_record
 from mock_server.domain.catalog import Catalog, Plan
-from mock_server.domain.clock import Clock, to_ms
-from mock_server.domain.engine import Engine
+from mock_server.domain.clock import Clock
+from mock_server.domain.components import AdvanceRequests, Components, RequestJournal, StoredClock, StoredJournal
 from mock_server.domain.errors import UNAVAILABLE, AuthError, DomainError, NotFound, ValidationError
-from mock_server.domain.faults import Faults
+from mock_server.domain.faults import Fault, Faults
 from mock_server.domain.ids import IdGenerator
 from mock_server.domain.journal import Journal
 from mock_server.domain.oauth import OAuth, Principal
-from mock_server.domain.runs import STATUSES, Run, RunEngine, resolve_inputs
-from mock_server.domain.scenes import Scene, check_scene_form, fire_time, first_index_after
-from mock_server.domain.persistence import (delivery_from, delivery_record, run_from, run_record, scene_from,
-                                             scene_record)
-from mock_server.domain.scheduler import Scheduler
-from mock_server.domain.shared import SharedState, StateLock
-from mock_server.domain.store import MemoryStore, Records, Store
+from mock_server.domain.runs import STATUSES, Run, RunEngine, resolve_inputs, run_record
+from mock_server.domain.scenes import SceneEngine, check_scene_form, scene_record
+from mock_server.domain.scheduler import EventLoop, Scheduler
+from mock_server.domain.shared import StoreSync
+from mock_server.domain.store import MemoryStore, Store
 from mock_server.settings import Settings
 
 log = logging.getLogger("dpa_mock.engine")
 
 
-class Platform(SharedState):
+class Platform:
+    """Owns the catalogue, the clock and the stored components; every vendor and admin operation is a method."""
+
     def __init__(self, settings: Settings, catalog: Catalog, clock: Clock, transport: Transport,
                  store: Store | None = None) -> None:
         self.settings, self.catalog, self.clock = settings, catalog, clock
         self.store: Store = store or MemoryStore()
         self.tz = ZoneInfo(settings.timezone)
-        # With a shared store (several processes, one state) the lock is also the store's transaction,
-        # and only the process holding the lease schedules and dispatches; until it knows, none does.
-        self.shared = getattr(self.store, "shared", False)
-        self.lock = StateLock(self._begin, self.store.commit) if self.shared else StateLock()
-        self.leader = not self.shared
         self.scheduler = Scheduler()
-        self.scheduler.enabled = self.leader
+        self.components = Components()
+        self.sync = StoreSync(self.store, self.components, self.scheduler, on_leader=self._lead,
+                              poll_interval=settings.shared_poll_interval)
+        self.lock = self.sync.lock
+        self.shared = self.sync.shared
+        self.scheduler.enabled = self.sync.leader
         self.ids = IdGenerator("in")
-        self.advance_requests: dict[str, float] = {}  # key -> target, asked of the lease holder
-        self._advance_lock = threading.Lock()
-        durable = self.store.durable
-        put, forget = self.store.put, self.store.delete
-        self.oauth = OAuth(catalog, clock, code_ttl=settings.code_ttl, token_ttl=settings.token_ttl,
-                           secret=settings.jwt_secret, issuer=settings.issuer, lock=self.lock,
-                           on_code=(lambda c, r: put("code", c, r) if r else forget("code", c)) if durable else None)
-        self.outbox = Outbox(transport, clock, self.scheduler.at, self.lock, retries=settings.callback_retries,
-                             backoff=settings.callback_backoff, timeout=settings.callback_timeout,
-                             workers=settings.callback_workers, ledger_size=settings.ledger_size,
-                             statuses=frozenset(settings.callback_statuses),
-                             on_change=(lambda d: put("delivery", str(d.id), delivery_record(d))) if durable else None,
-                             on_forget=(lambda i: forget("delivery", str(i))) if durable else None)
-        self.runs = RunEngine(self.scheduler.at, self._status_changed,
-                              start_delay=settings.run_start_delay, seed=settings.seed,
-                              keep_finished=settings.runs_keep,
-                              on_change=(lambda r: put("run", r.instance_id, run_record(r))) if durable else None,
-                              on_forget=(lambda i: forget("run", i)) if durable else None)
-        self.outbox.dispatching = self.leader
-        self.scenes: dict[str, Scene] = {}
-        # Catch-up limits apply only within one advance call: real time passing never coalesces.
-        self._advancing = False
-        self._advance_firings = 0
-        self._advance_target = 0.0
+        self._advance_lock = threading.Lock()  # one process serves one advance at a time
+
+        # The stored kinds, in restore order: the clock first, since the others read the time.
+        register = self.components.register
+        self._stored_clock = register(StoredClock(clock, self.store))
         shared_journal = getattr(self.store, "journal", None) if self.shared else None
-        self.journal = shared_journal(settings.journal_size) if shared_journal else Journal(settings.journal_size)
-        self.faults = Faults(self.lock, on_change=(lambda f: put("fault", str(f.id), dataclasses.asdict(f)))
-                             if durable else None, on_forget=(lambda i: forget("fault", str(i))) if durable else None)
-        self.engine = Engine(clock, self.scheduler, self.outbox, self.lock,
-                             on_error=lambda exc: log.exception("scheduled event failed", exc_info=exc),
-                             heartbeat=self._serve_pending if self.shared else None,
-                             beat=settings.shared_poll_interval if self.shared else 0.5,
-                             gather=0.005 if self.shared else 0.0)
-        self._keeper: threading.Thread | None = None
-        self._stopping = threading.Event()
-        if self.shared:
-            with self.lock:
-                pass  # the first transaction claims the lease if it is free and loads the state
-        elif durable:
-            self._restore(self.store.load())
+        self.journal: RequestJournal = (shared_journal(settings.journal_size) if shared_journal
+                                        else Journal(settings.journal_size))
+        register(StoredJournal(self.journal))
+        self.oauth = register(OAuth(catalog, clock, code_ttl=settings.code_ttl, token_ttl=settings.token_ttl,
+                                    secret=settings.jwt_secret, issuer=settings.issuer, lock=self.lock,
+                                    on_code=self._code_writer()))
+        self.faults = register(Faults(self.lock, **self._writers(Faults.kind, dataclasses.asdict, lambda f: f.id)))
+        self.advances = register(AdvanceRequests())
+        self.runs = register(RunEngine(catalog, self.ids, self.scheduler.at, self._status_changed,
+                                       start_delay=settings.run_start_delay, seed=settings.seed,
+                                       keep_finished=settings.runs_keep,
+                                       **self._writers(RunEngine.kind, run_record, lambda r: r.instance_id)))
+        self.outbox = register(Outbox(transport, clock, self.scheduler.at, self.lock,
+                                      retries=settings.callback_retries, backoff=settings.callback_backoff,
+                                      timeout=settings.callback_timeout, workers=settings.callback_workers,
+                                      ledger_size=settings.ledger_size, statuses=frozenset(settings.callback_statuses),
+                                      **self._writers(Outbox.kind, delivery_record, lambda d: d.id)))
+        self.outbox.dispatching = self.sync.leader
+        self.scenes = register(SceneEngine(catalog, clock, self.scheduler, self.ids, self.tz, self.runs.new_run,
+                                           catchup_limit=settings.scene_catchup_limit,
+                                           firing_budget=settings.advance_firing_budget,
+                                           **self._writers(SceneEngine.kind, scene_record,
+                                                                 lambda s: s.instance_id)))
+        self.loop = EventLoop(clock, self.scheduler, self.outbox.inflight, self.lock,
+                              on_error=lambda exc: log.exception("scheduled event failed", exc_info=exc),
+                              each_round=self._serve_asked_advances if self.shared else None,
+                              max_wait=settings.shared_poll_interval if self.shared else 0.5,
+                              gather=0.005 if self.shared else 0.0)
+        self.sync.open()
 
-    def _restore(self, records: Records) -> None:
-        """Rebuild from a durable store after a restart: every accepted thing carries on where it was."""
-        clock = records.get("meta", {}).get(f"clock-{self.clock.mode}")
-        if clock:
-            self.clock.restore(clock)
-        else:
-            self._save_clock()
-        now = self.clock.now()
-        self.oauth.restore_codes(records.get("code", {}))
-        for key, record in records.get("fault", {}).items():
-            self.faults.apply(int(key), record)
-        for key, record in records.get("advance", {}).items():
-            self.advance_requests[key] = float(record["target"])
-        last_ms = 0
-        for record in sorted(records.get("run", {}).values(), key=lambda r: r["created_at"]):
-            run = run_from(record, self.catalog)
-            if run is not None:
-                self.runs.adopt(run)
-                last_ms = max(last_ms, int(run.instance_id[2:]))
-        self.outbox.restore([delivery_from(r) for r in records.get("delivery", {}).values()], now)
-        for record in records.get("scene", {}).values():
-            scene = scene_from(record)
-            self.scenes[scene.instance_id] = scene
-            last_ms = max(last_ms, int(scene.instance_id[2:]))
-            if scene.active and self.leader:
-                # Firings missed while the server was down are coalesced into one, made at once.
-                due = first_index_after(scene.created_at, now, scene.dimension, scene.intervals, self.tz) - 1
-                if scene.strategy == "cycle" and due > scene.k:
-                    scene.coalesced += due - scene.k
-                    scene.k = due
-                self._arm(scene)
-        self.ids.bump(last_ms)
+    # -- how components write to a durable store --------------------------------------------------
+    def _writers(self, kind: str, to_record: Callable[[Any], dict[str, Any]],
+                 key: Callable[[Any], object]) -> dict[str, Any]:
+        """A component's on_change/on_forget; None for the in-memory store, which then pays nothing."""
+        if not self.store.durable:
+            return {"on_change": None, "on_forget": None}
+        put, delete = self.store.put, self.store.delete
+        return {"on_change": lambda thing: put(kind, str(key(thing)), to_record(thing)),
+                "on_forget": lambda k: delete(kind, str(k))}
 
-    def _save_scene(self, scene: Scene) -> None:
-        if self.store.durable:
-            self.store.put("scene", scene.instance_id, scene_record(scene))
-
-    def _save_clock(self) -> None:
-        if self.store.durable:
-            self.store.put("meta", f"clock-{self.clock.mode}", self.clock.snapshot())
+    def _code_writer(self) -> Callable[[str, dict[str, Any] | None], None] | None:
+        if not self.store.durable:
+            return None
+        put, delete = self.store.put, self.store.delete
+        return lambda code, record: put(OAuth.kind, code, record) if record else delete(OAuth.kind, code)
 
     # -- lifecycle --------------------------------------------------------------------------------
+    @property
+    def leader(self) -> bool:
+        """Does this process schedule and send callbacks (always, unless another process holds the lease)?"""
+        return self.sync.leader
+
+    def _lead(self, leader: bool) -> None:
+        self.outbox.dispatching = leader
+
+    def reading(self) -> contextlib.AbstractContextManager[None]:
+        return self.sync.reading()
+
     def start(self) -> None:
-        self.engine.start()
-        if self.shared and self._keeper is None:
-            self._keeper = threading.Thread(target=self._keep, name="dpa-lease", daemon=True)
-            self._keeper.start()
+        self.loop.start()
+        self.sync.start()
 
     def close(self) -> None:
-        self._stopping.set()
-        if self._keeper is not None:
-            self._keeper.join(timeout=5)
-        self.engine.stop()
+        self.sync.stop()
+        self.loop.stop()
         self.outbox.shutdown()
         closer = getattr(self.journal, "close", None)
         if closer is not None:
@@ -146,18 +125,12 @@ class Platform(SharedState):
         self.store.close()
 
     def reset(self) -> None:
-        # Under the engine's runner lock too, so no event popped before the reset runs after it.
-        with self.engine.paused(), self.lock:
+        """Forget everything (/__admin/reset): every component, the store, and what is scheduled."""
+        # Under the loop's runner lock too, so no event popped before the reset runs after it.
+        with self.loop.paused(), self.lock:
             self.scheduler.clear()
-            self.oauth.reset()
-            self.runs.reset()
-            self.outbox.reset()
-            self.scenes.clear()
-            self.journal.clear()
-            self.faults.clear()
-            self.clock.reset()
             self.store.clear()
-            self._save_clock()
+            self.components.reset()
 
     def _status_changed(self, run: Run, status: str, at: float) -> None:
         self.outbox.enqueue(run.instance_id, run.plan.id, run.callback_url, status, at)
@@ -202,14 +175,9 @@ class Platform(SharedState):
         plan = self.plan_for(principal, path_plan_id)
         inputs = resolve_inputs(plan, body.get("modelVarReq"))
         with self.lock:
-            run = self._start_run(plan, principal.user_id, principal.client_id, body.get("callbackUrl"), inputs,
-                                  self.clock.now())
+            run = self.runs.new_run(plan, principal.user_id, principal.client_id, body.get("callbackUrl"), inputs,
+                                    self.clock.now())
         return [{"processPlanId": plan.id, "planInstanceId": run.instance_id}]
-
-    def _start_run(self, plan: Plan, user_id: str, client_id: str, callback_url: str | None,
-                   inputs: dict[str, dict[str, str]], at: float, scene_id: str | None = None) -> Run:
-        instance_id = self.ids.next(to_ms(at))
-        return self.runs.create(instance_id, plan, user_id, client_id, callback_url, inputs, at, scene_id)
 
     def run_for(self, principal: Principal, plan_id: str, instance_id: str) -> Run:
         self.plan_for(principal, plan_id)
@@ -233,123 +201,74 @@ class Platform(SharedState):
         plan = self.plan_for(principal, form["processPlanId"])
         resolve_inputs(plan, form.get("modelVarReq"))  # reject bad inputs now, not at the first firing
         with self.lock:
-            now = self.clock.now()
-            try:
-                first = fire_time(now, 1, dimension, intervals, self.tz)
-            except (ValueError, OverflowError):
-                raise ValidationError(f"intervals: {intervals} {dimension} from now is beyond the calendar") from None
-            scene = Scene(self.ids.next(to_ms(now)), plan.id, form["sceneName"], dimension, intervals, strategy,
-                          form["callbackUrl"], form.get("modelVarReq"), principal.user_id, principal.client_id,
-                          principal.scope, plan.workflows[0].model_id, now)
-            self.scenes[scene.instance_id] = scene
-            self._arm(scene, first)
-            self._save_scene(scene)
+            scene = self.scenes.save(plan, form, dimension, intervals, strategy,
+                                     principal.user_id, principal.client_id, principal.scope)
         return {"instanceId": scene.instance_id, "modelId": scene.model_id, "status": "DEFAULT"}
-
-    def _arm(self, scene: Scene, due: float | None = None) -> None:
-        try:
-            scene.next_fire = due if due is not None else fire_time(scene.created_at, scene.k, scene.dimension,
-                                                                   scene.intervals, self.tz)
-        except (ValueError, OverflowError):
-            scene.active, scene.next_fire = False, None  # the next firing would be past year 9999
-            return
-        k = scene.k
-        self.scheduler.at(scene.next_fire, lambda t: self._fire(scene, t, k), f"scene {scene.instance_id}")
-
-    arm = _arm
-
-    def _fire(self, scene: Scene, at: float, k: int) -> None:
-        if not scene.active or self.scenes.get(scene.instance_id) is not scene or scene.k != k:
-            return  # deleted, or this firing was already made (an event scheduled twice under shared state)
-        if self._advancing and (scene.burst >= self.settings.scene_catchup_limit
-                                or self._advance_firings >= self.settings.advance_firing_budget):
-            # One advance spanned more firings than the catch-up limits allow: skip every firing
-            # due up to the advance's target at once, so a year of one-second cycles costs no more.
-            nxt = first_index_after(scene.created_at, self._advance_target, scene.dimension, scene.intervals, self.tz)
-            skipped = 1 if scene.strategy == "single" else max(nxt - scene.k, 1)
-            scene.coalesced += skipped
-            if scene.strategy == "cycle":
-                scene.k += skipped - 1
-        else:
-            scene.burst += 1
-            self._advance_firings += 1
-            plan = self.catalog.plans[scene.plan_id]
-            inputs = resolve_inputs(plan, scene.model_var_req)
-            run = self._start_run(plan, scene.user_id, scene.client_id, scene.callback_url, inputs, at,
-                                  scene.instance_id)
-            scene.fired += 1
-            scene.last_instance_id = run.instance_id
-        if scene.strategy == "single":
-            scene.active, scene.next_fire = False, None
-        else:
-            scene.k += 1
-            self._arm(scene)
-        self._save_scene(scene)
 
     # -- time and admin ---------------------------------------------------------------------------
     def advance(self, seconds: float) -> None:
+        """Move the clock on by `seconds`, doing everything due meanwhile in time order (callbacks included)."""
         if not math.isfinite(seconds) or seconds < 0:
             raise ValidationError(f"seconds: must be a finite number >= 0, got {seconds!r}")
         with self.lock:
             target = round(self.clock.now() + seconds, 6)
             if self.clock.mode == "real":
                 self.clock.advance(seconds)
-                self._save_clock()
+                self._stored_clock.save()
             if not self.shared:
                 key = None
             else:
                 # The lease holder does the work (it alone schedules); it deletes the request when done.
                 key = uuid.uuid4().hex
-                self.store.put("advance", key, {"target": target})
+                self.store.put(AdvanceRequests.kind, key, {"target": target})
                 if self.leader:
-                    self.advance_requests[key] = target
+                    self.advances.apply(key, {"target": target})
         if key is None:
             self._advance_to(target)
             return
-        waited = 0.0
+        # A deadline on a monotonic clock (a wait, not an emulator time): sleeps never add up to it exactly.
+        deadline = time.monotonic() + self.settings.advance_timeout
         pause = threading.Event()
         while True:
             if self.leader:
-                self._serve_advances()
+                self._serve_asked_advances()
             with self.reading():
-                if self.store.get("advance", key) is None:
+                if self.store.get(AdvanceRequests.kind, key) is None:
                     return
-            if waited > self.settings.advance_timeout:
+            if time.monotonic() > deadline:
                 raise DomainError(f"no process finished this advance within {self.settings.advance_timeout:g} s "
                                   "(is the scheduler lease held by a stalled process?)", UNAVAILABLE)
             pause.wait(0.005)
-            waited += 0.005
 
-    def _serve_advances(self) -> None:
-        """The lease holder does the advances asked of it, oldest target first."""
+    def _serve_asked_advances(self) -> None:
+        """The lease holder does the advances asked of it, oldest target first (also each round of the loop)."""
+        if not (self.leader and self.advances.pending):
+            return
         with self._advance_lock:
-            while self.leader and self.advance_requests:
-                key, target = min(self.advance_requests.items(), key=lambda item: item[1])
+            while self.leader and (oldest := self.advances.oldest()) is not None:
+                key, target = oldest
                 self._advance_to(target)
                 with self.lock:
-                    self.advance_requests.pop(key, None)
-                    self.store.delete("advance", key)
+                    self.advances.apply(key, None)
+                    self.store.delete(AdvanceRequests.kind, key)
 
     def _advance_to(self, target: float) -> None:
         with self.lock:
-            for scene in self.scenes.values():
-                scene.burst = 0
-            self._advance_firings, self._advancing = 0, True
-            self._advance_target = target
-        # Virtual time walks from event to event (the engine pins it to each due time), so a retry
+            self.scenes.begin_advance(target)
+        # Virtual time walks from event to event (the loop pins it to each due time), so a retry
         # scheduled by an attempt that answers mid-advance lands at its proper time, not at the target.
         try:
-            self.engine.run_until(target, wait_callbacks=True)
+            self.loop.run_until(target, wait_callbacks=True)
         finally:
             with self.lock:
-                self._advancing = False
+                self.scenes.end_advance()
         self.clock.set_at_least(target)
         with self.lock:
-            self._save_clock()
+            self._stored_clock.save()
 
     def settle(self) -> None:
         """Do what is due now, waiting for callback attempts: used by tests and the admin API."""
-        self.engine.run_until(self.clock.now(), wait_callbacks=True)
+        self.loop.run_until(self.clock.now(), wait_callbacks=True)
 
     def resume(self, instance_id: str) -> Run:
         with self.lock:
@@ -375,22 +294,17 @@ class Platform(SharedState):
 
     def delete_scene(self, instance_id: str) -> dict[str, Any]:
         with self.lock:
-            scene = self.scenes.pop(instance_id, None)
-            if scene is None:
-                raise NotFound(f"scene {instance_id!r} does not exist")
-            scene.active, scene.next_fire = False, None
-            self.store.delete("scene", instance_id)
-            return scene.to_dict()
+            return self.scenes.delete(instance_id).to_dict()
 
     def list_scenes(self) -> list[dict[str, Any]]:
         with self.reading():
-            return [s.to_dict() for s in self.scenes.values()]
+            return [s.to_dict() for s in self.scenes.scenes.values()]
 
-    def deliveries(self, instance_id: str | None = None) -> list[Any]:
+    def deliveries(self, instance_id: str | None = None) -> list[Delivery]:
         with self.reading():
             return self.outbox.deliveries(instance_id)
 
-    def list_faults(self) -> list[Any]:
+    def list_faults(self) -> list[Fault]:
         with self.reading():
             return self.faults.list()
 

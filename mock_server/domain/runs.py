@@ -8,9 +8,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from mock_server.domain.catalog import Node, Plan, Workflow
+from mock_server.domain.catalog import Catalog, Node, Plan, Workflow
 from mock_server.domain.clock import to_ms
 from mock_server.domain.errors import IllegalTransition, ValidationError
+from mock_server.domain.ids import IdGenerator
 
 DEFAULT, RUNNING, PENDING, SUCCESS, FAIL = "DEFAULT", "RUNNING", "PENDING", "SUCCESS", "FAIL"
 STATUSES = (DEFAULT, RUNNING, PENDING, SUCCESS, FAIL)
@@ -95,6 +96,41 @@ class Run:
         }
 
 
+def run_record(run: Run) -> dict[str, Any]:
+    """A run as a store keeps it (a plain dict; the plan by id)."""
+    return {
+        "instance_id": run.instance_id, "plan_id": run.plan.id, "user_id": run.user_id, "client_id": run.client_id,
+        "callback_url": run.callback_url, "inputs": run.inputs, "created_at": run.created_at,
+        "scene_id": run.scene_id, "status": run.status, "updated_at": run.updated_at,
+        "history": run.history, "cursor": run.cursor,
+        "nodes": [[p.state, p.result, p.started_at, p.finished_at] for p in run.nodes],
+    }
+
+
+def run_from(record: dict[str, Any], catalog: Catalog) -> Run | None:
+    plan = catalog.plans.get(record["plan_id"])
+    if plan is None:
+        return None  # the plan left the fixtures since: its runs cannot be shown or continued
+    run = Run(record["instance_id"], plan, record["user_id"], record["client_id"], record["callback_url"],
+              record["inputs"], record["created_at"], record["scene_id"], record["status"], record["updated_at"],
+              [(s, t) for s, t in record["history"]], cursor=record["cursor"])
+    run.nodes = [NodeProgress(wf, node) for wf in plan.workflows for node in wf.nodes]
+    if not update_run(run, record):
+        return None  # the plan's nodes changed since
+    return run
+
+
+def update_run(run: Run, record: dict[str, Any]) -> bool:
+    """Bring a run in memory up to its record (written by another process); False if they no longer fit."""
+    if len(run.nodes) != len(record["nodes"]):
+        return False
+    run.status, run.updated_at, run.cursor = record["status"], record["updated_at"], record["cursor"]
+    run.history = [(s, t) for s, t in record["history"]]
+    for progress, (state, result, started, finished) in zip(run.nodes, record["nodes"]):
+        progress.state, progress.result, progress.started_at, progress.finished_at = state, result, started, finished
+    return True
+
+
 def _scalar(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -150,12 +186,18 @@ def render(template: str, variables: dict[str, str]) -> str:
 
 
 class RunEngine:
-    """Creates instances and moves them on scheduled events; `on_status` hears every status an instance enters."""
+    """Creates instances and moves them on scheduled events; `on_status` hears every status an instance enters.
 
-    def __init__(self, schedule: Callable[[float, Callable[[float], Any], str], Any],
+    The component of kind `run`: reset, restored and caught up by the platform's registry.
+    """
+
+    kind = "run"
+
+    def __init__(self, catalog: Catalog, ids: IdGenerator, schedule: Callable[[float, Callable[[float], Any], str], Any],
                  on_status: Callable[[Run, str, float], None], *, start_delay: float, seed: int,
                  keep_finished: int, on_change: Callable[[Run], None] | None = None,
                  on_forget: Callable[[str], None] | None = None) -> None:
+        self._catalog, self._ids = catalog, ids
         self._schedule, self._on_status = schedule, on_status
         # A durable store hears of every change; the in-memory default passes None and pays nothing.
         self._on_change, self._on_forget = on_change, on_forget
@@ -166,10 +208,41 @@ class RunEngine:
         self._finished: collections.deque[str] = collections.deque()
         self._keep_finished = keep_finished
 
+    # -- the component interface ------------------------------------------------------------------
     def reset(self) -> None:
         self.runs.clear()
         self.latest_by_plan.clear()
         self._finished.clear()
+
+    def restore(self, records: dict[str, dict[str, Any]]) -> None:
+        self.reset()
+        for record in sorted(records.values(), key=lambda r: r["created_at"]):
+            run = run_from(record, self._catalog)
+            if run is not None:
+                self.adopt(run)
+                self._ids.bump(int(run.instance_id[2:]))
+
+    def apply(self, key: str, record: dict[str, Any] | None) -> None:
+        """Bring one run another process changed into this process (scheduling it if this one dispatches)."""
+        if record is None:
+            self.runs.pop(key, None)  # pruned or reset over there
+            return
+        run = self.runs.get(key)
+        if run is None:
+            run = run_from(record, self._catalog)
+            if run is None:
+                return
+        elif not update_run(run, record):
+            return
+        self._observe(run)
+        self.schedule_next(run)  # a no-op unless this process holds the scheduler lease
+        self._ids.bump(int(key[2:]))
+
+    # -- runs -------------------------------------------------------------------------------------
+    def new_run(self, plan: Plan, user_id: str, client_id: str, callback_url: str | None,
+                inputs: dict[str, dict[str, str]], at: float, scene_id: str | None = None) -> Run:
+        """Start an instance of `plan` at `at`, under a fresh instance id."""
+        return self.create(self._ids.next(to_ms(at)), plan, user_id, client_id, callback_url, inputs, at, scene_id)
 
     def create(self, instance_id: str, plan: Plan, user_id: str, client_id: str, callback_url: str | None,
                inputs: dict[str, dict[str, str]], at: float, scene_id: str | None = None) -> Run:
@@ -185,10 +258,7 @@ class RunEngine:
 
     def adopt(self, run: Run) -> None:
         """Take back a run restored from a store, and schedule what it was waiting for."""
-        self.runs[run.instance_id] = run
-        latest = self.latest_by_plan.get(run.plan.id)
-        if latest is None or latest.created_at <= run.created_at:
-            self.latest_by_plan[run.plan.id] = run
+        self._observe(run)
         if run.terminal:
             self._finished.append(run.instance_id)
         self.schedule_next(run)
@@ -204,12 +274,8 @@ class RunEngine:
             cursor, started = run.cursor, progress.started_at
             self._schedule(due, lambda t: self._finish_node(run, t, cursor, started), f"node {run.instance_id}")
 
-    def forget(self, instance_id: str) -> None:
-        """Another process forgot this run (pruned or reset)."""
-        self.runs.pop(instance_id, None)
-
-    def observe(self, run: Run) -> None:
-        """A run another process created or moved: keep the per-plan latest up to date."""
+    def _observe(self, run: Run) -> None:
+        """Know a run (restored, or created or moved by another process), keeping the per-plan latest."""
         self.runs[run.instance_id] = run
         latest = self.latest_by_plan.get(run.plan.id)
         if latest is None or latest.created_at <= run.created_at:
