@@ -108,6 +108,7 @@ def load_catalog(directory: Path | str | None = None, timezone: str = "Asia/Shan
     tz = ZoneInfo(timezone)
     catalog = Catalog()
     models: dict[str, tuple[Path, str]] = {}
+    audiences: list[tuple[Path, str, str]] = []  # (file, key, user) of every visibleTo entry, checked once all apps are read
     for file in files:
         try:
             doc = yaml.load(file.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
@@ -141,6 +142,7 @@ def load_catalog(directory: Path | str | None = None, timezone: str = "Asia/Shan
                 models[w["processModelId"]] = (file, wkey)
                 workflows.append(_workflow(w, file, wkey))
             visible = raw.get("visibleTo")
+            audiences += [(file, f"{key}.visibleTo[{j}]", str(u)) for j, u in enumerate(visible or [])]
             catalog.plans[raw["processPlanId"]] = Plan(
                 id=raw["processPlanId"], title=raw["title"], status=raw.get("status", "DEFAULT"),
                 version=raw.get("version", 0), create_time=raw.get("createTime", 1626944836628),
@@ -149,7 +151,15 @@ def load_catalog(directory: Path | str | None = None, timezone: str = "Asia/Shan
                 visible_to=None if visible is None else tuple(str(v) for v in visible),
             )
     if not catalog.apps:
-        raise FixtureError(directory, "apps", "no app defined in any fixture file")
+        what = f"{len(catalog.plans)} plans but " if catalog.plans else ""
+        raise FixtureError(directory, "apps", f"no app defined in any fixture file ({what}no apps file: a "
+                                              f"recording holds plans only; copy the bundled {DEFAULT_FIXTURES / 'apps.yaml'}"
+                                              f" into {directory}, or write your own)")
+    users = {user.id for app in catalog.apps.values() for user in app.users}
+    for file, key, user in audiences:
+        if user not in users:
+            raise FixtureError(file, key, f"user {user!r} is not a user of any app (known: {', '.join(sorted(users))}); "
+                                          "add it to an app's users, or the plan is visible to nobody with scope default")
     return catalog
 
 
