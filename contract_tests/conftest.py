@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _pytest.nodeid import coerce_node_id
 
 # The plugin modules are imported below (through support.api) before pytest registers them: rewrite first.
 pytest.register_assert_rewrite("contract_tests.plugins", "contract_tests.support")
@@ -61,6 +62,19 @@ def pytest_configure(config: pytest.Config) -> None:
     if _only_kit(config) and not getattr(config.option, "xmlpath", None):
         config.option.xmlpath = DEFAULT_JUNIT
         Path(DEFAULT_JUNIT).parent.mkdir(parents=True, exist_ok=True)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Name every kit test `contract_tests/<module>::<name>`, wherever the package is (checkout or site-packages,
+    any run directory), and give schemathesis' generated tests their operation back: pytest 9.2 builds a node
+    id from `originalname`, so every one would be `test_schema.py::test_operation`."""
+    for item in items:
+        try:
+            relative = Path(str(item.path)).resolve().relative_to(KIT_DIR).as_posix()
+        except ValueError:
+            continue  # not a kit test
+        inner = item.nodeid.split("::")[1:-1]
+        item._id = coerce_node_id("::".join([f"contract_tests/{relative}", *inner, item.name]))  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="session")

@@ -1,26 +1,34 @@
-"""Envelope-aware schemathesis checks: business codes judged where the HTTP status cannot tell."""
+"""Schemathesis checks for this API: envelope-aware, each classed (violation / leniency / observation)."""
 
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import threading
 from collections import Counter
-from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import jsonschema
 import yaml
+from schemathesis.checks import CHECKS, load_all_checks
+from schemathesis.generation.meta import CoverageScenario
 from schemathesis.specs.openapi import checks as builtin
+from schemathesis.specs.openapi.checks import coverage_scenario
 
 from contract_tests.plugins.safety import WriteBlocked, policy
 from contract_tests.plugins.target import target
-from contract_tests.support.envelope import DOCUMENTED_CODES
+from contract_tests.support.envelope import DOCUMENTED_CODES, ERROR_CODES
 from contract_tests.support.kit import KIT
+from contract_tests.support.redact import curl_line
+from contract_tests.support.spec import SPEC
 from contract_tests.support.tokens import is_jwt, tamper_signature
+from contract_tests.support.verdicts import SCHEMATHESIS_CHECKS, Verdict
 
-SPEC = Path(__file__).resolve().parents[1] / "openapi" / "dpa-platform.yaml"
 WRITE_OPS = frozenset({"executePlan", "saveTimingParam"})
+# Cases steered to what the document promises to accept (the kit's client, a fresh code with the real secret,
+# a visible plan, a started run): only these may be judged by positive_data_acceptance. id(case) -> True.
+PROMISED: set[int] = set()
 
 
 def envelope(response: Any) -> dict[str, Any] | None:
@@ -32,12 +40,14 @@ def envelope(response: Any) -> dict[str, Any] | None:
 
 
 def _effective_status(response: Any) -> int:
-    """The status the check should judge: an HTTP-200 error envelope counts as its business code."""
+    """The status a check should judge: an error envelope counts as its business code, whether it travels with
+    HTTP 200, with its own code as the status (997-999 included) or any status of 600 and over."""
     body = envelope(response)
     code = body.get("code") if body else None
-    if response.status_code == 200 and isinstance(code, int) and code != 200:
+    status = response.status_code
+    if isinstance(code, int) and code in ERROR_CODES and (status in (200, code) or status >= 600):
         return code if code < 600 else 400  # 997/998/999 are rejections too
-    return response.status_code
+    return status
 
 
 def _shadow(response: Any) -> Any:
@@ -53,9 +63,23 @@ def envelope_conformance(ctx: Any, response: Any, case: Any) -> None:
     """Every response is a {code, message, data} envelope with a documented code, and never a server error."""
     if response.request.method == "HEAD":
         return  # no body by definition
-    problem = _envelope_problem(response, envelope(response))
+    body = envelope(response)
+    if wrong_method(case):
+        # A method the path does not have: any refusal will do (a plain HTTP 405, or an envelope with any
+        # code, 405 included); never success, never a server error. 405 itself is unsupported_method's business.
+        code = body.get("code") if body else None
+        assert code != 200 and not (body is None and 200 <= response.status_code < 300), \
+            f"{response.request.method} on {case.operation.path} answered success (HTTP {response.status_code})"
+        assert not 500 <= response.status_code < 600 or response.status_code == 503, \
+            f"{response.request.method} on {case.operation.path}: server error HTTP {response.status_code}"
+        return
+    problem = _envelope_problem(response, body)
     if problem:
         raise AssertionError(problem)
+
+
+def wrong_method(case: Any) -> bool:
+    return coverage_scenario(case) == CoverageScenario.UNSPECIFIED_HTTP_METHOD
 
 
 def _envelope_problem(response: Any, body: dict[str, Any] | None) -> str | None:
@@ -72,10 +96,10 @@ def _envelope_problem(response: Any, body: dict[str, Any] | None) -> str | None:
         return f"HTTP {status}: envelope code {code} is not a documented code"
     if code == 200 and "data" not in body:
         return f"HTTP {status}: success envelope without 'data'"
-    if (status >= 500 and status != 503) or code == 500:
+    if (500 <= status < 600 and status != 503) or code == 500:
         return f"server error: HTTP {status}, code {code}, message {message!r}"
-    if code != 200 and status == 200:
-        KIT.observe("error envelopes with HTTP 200", f"code {code}")
+    if code in ERROR_CODES and status != 405:  # a wrong method's answer says nothing about the code's status
+        KIT.observe(f"http-status.code-{code}", str(status))
     return None
 
 
@@ -83,8 +107,7 @@ def negative_data_rejection_envelope(ctx: Any, response: Any, case: Any) -> Any:
     """The built-in check, judging an HTTP-200 error envelope by its code."""
     if _only_nulled_optionals(case):
         # `"field": null` for an optional field reads as "not given" to a Java-style binder: not judged.
-        KIT.observe("null for an optional JSON field", "accepted as absent"
-                    if _effective_status(response) < 300 else "rejected")
+        KIT.observe("request.null-optional", "absent" if _effective_status(response) < 300 else "rejected")
         return None
     return builtin.negative_data_rejection(ctx, _shadow(response), case)
 
@@ -116,7 +139,7 @@ def _body_validator(op_id: str, media_type: str) -> Any:
     """A JSON Schema validator for an operation's request body, read from the contract (refs inlined)."""
     key = (op_id, media_type)
     if key not in _VALIDATORS:
-        document = yaml.safe_load(SPEC.read_text(encoding="utf-8"))
+        document = yaml.safe_load(SPEC.read_text(encoding="utf-8"))  # type: ignore[union-attr]
         body = next((op.get("requestBody") for item in document["paths"].values() for op in item.values()
                      if isinstance(op, dict) and op.get("operationId") == op_id), None)
         schema = ((body or {}).get("content", {}).get(media_type) or {}).get("schema")
@@ -138,7 +161,20 @@ def _inline(node: Any, document: dict[str, Any]) -> Any:
 
 
 def positive_data_acceptance_envelope(ctx: Any, response: Any, case: Any) -> Any:
-    return builtin.positive_data_acceptance(ctx, _shadow(response), case)
+    """A request the document promises to accept (steered to the kit's real client, code, plans or run) must get
+    code 200. Generated ids the target does not know prove nothing: their refusal is not judged."""
+    promised = id(case) in PROMISED
+    PROMISED.discard(id(case))
+    if not promised or case.meta is None or not case.meta.generation.mode.is_positive or wrong_method(case):
+        return None
+    if case.operation.definition.raw.get("security", [{}]) and "Authorization" not in response.request.headers:
+        return None  # a token-less probe is ignored_auth's business
+    body = envelope(response)
+    code = body.get("code") if body else None
+    assert code == 200, (f"{case.operation.label}: a request the document promises to accept (real client, plan "
+                         f"or run) was refused: HTTP {response.status_code}, code {code}, "
+                         f"message {(body or {}).get('message')!r}")
+    return None
 
 
 def missing_required_header_envelope(ctx: Any, response: Any, case: Any) -> Any:
@@ -195,13 +231,79 @@ def _envelope_of_requests(response: Any) -> dict[str, Any] | None:
 
 REPLACED = [builtin.negative_data_rejection, builtin.positive_data_acceptance, builtin.missing_required_header,
             builtin.ignored_auth]
-KIT_CHECKS = [envelope_conformance, negative_data_rejection_envelope, positive_data_acceptance_envelope,
-              missing_required_header_envelope, ignored_auth_envelope]
+
+
+def _finding_text(exc: BaseException) -> str:
+    title = getattr(exc, "title", None)
+    message = getattr(exc, "message", None) or str(exc)
+    first = next((line for line in str(message).splitlines() if line.strip()), "")
+    return f"{title}: {first}" if title and title not in first else first
+
+
+def classed(check: Callable[..., Any], name: str | None = None) -> Callable[..., Any]:
+    """`check` with its verdict class (verdicts.SCHEMATHESIS_CHECKS): a violation fails the test; a leniency is
+    recorded with the request (and fails only under --strict); an observation is swallowed."""
+    check_name = name or check.__name__
+    verdict = SCHEMATHESIS_CHECKS[check_name][0]
+
+    @functools.wraps(check)
+    def wrapper(ctx: Any, response: Any, case: Any) -> Any:
+        try:
+            return check(ctx, response, case)
+        except AssertionError as exc:  # schemathesis' Failure is an AssertionError too
+            if verdict is Verdict.VIOLATION:
+                KIT.mark(Verdict.VIOLATION)
+                raise
+            if verdict is Verdict.LENIENCY:
+                request = response.request
+                detail = f"{case.operation.label} ({request.method}): {_finding_text(exc)}"
+                sent = curl_line(request.method, request.url, dict(request.headers), request.body)
+                KIT.lenient(check_name, detail, _Sent(sent))
+            return None
+
+    wrapper.__name__ = check_name  # schemathesis names a failure after its check
+    return wrapper
+
+
+class _Sent:
+    """Carries a ready curl line where KIT.lenient expects a response with `kit_sent`."""
+
+    def __init__(self, curl: str) -> None:
+        self.kit_sent = None
+        self.curl = curl
+
+
+def _by_name(name: str) -> Callable[..., Any]:
+    load_all_checks()
+    return CHECKS.get_one(name)
+
+
+def _not_a_server_error(ctx: Any, response: Any, case: Any) -> Any:
+    # HTTP 997/998/999 carrying their own code (a faithful reading of the document) are not 5xx errors.
+    return _by_name("not_a_server_error")(ctx, _shadow(response), case)
+
+
+_not_a_server_error.__name__ = "not_a_server_error"
+_BUILTIN_KEPT = ("response_schema_conformance", "status_code_conformance", "content_type_conformance",
+                 "response_headers_conformance", "unsupported_method", "allow_header_conformance", "use_after_free",
+                 "ensure_resource_availability", "object_level_authorization")
+
+
+def _kit_checks() -> list[Callable[..., Any]]:
+    own = [classed(envelope_conformance), classed(negative_data_rejection_envelope, "negative_data_rejection"),
+           classed(positive_data_acceptance_envelope, "positive_data_acceptance"),
+           classed(missing_required_header_envelope, "missing_required_header"),
+           classed(ignored_auth_envelope, "ignored_auth"), classed(_not_a_server_error)]
+    return own + [classed(_by_name(name), name) for name in _BUILTIN_KEPT]
+
+
+KIT_CHECKS = _kit_checks()
 
 
 def checks_for(op_id: str) -> list[Any]:
-    # Positive data can still break cross-field rules the schema cannot express (path/body plan ids agree,
-    # modelId is one of the plan's workflows), so acceptance is not judged for the two write operations.
+    """Every check (schemathesis' own and the kit's), classed. Positive data can still break cross-field rules
+    the schema cannot express (path/body plan ids agree, modelId is one of the plan's workflows), so acceptance
+    is not judged for the two write operations."""
     if op_id in WRITE_OPS:
-        return [c for c in KIT_CHECKS if c is not positive_data_acceptance_envelope]
+        return [c for c in KIT_CHECKS if c.__name__ != "positive_data_acceptance"]
     return KIT_CHECKS

@@ -17,7 +17,8 @@ from schemathesis.transport.prepare import prepare_path
 from contract_tests.plugins.auth import auth
 from contract_tests.plugins.safety import WriteBlocked, policy
 from contract_tests.plugins.target import target
-from contract_tests.schema_checks import REPLACED, SPEC, checks_for, envelope, scene_would_be_created
+from contract_tests.schema_checks import PROMISED, REPLACED, checks_for, envelope, scene_would_be_created
+from contract_tests.support.spec import SPEC
 from contract_tests.support.kit import KIT
 
 __all__ = ["REPLACED", "checks_for", "scene_would_be_created", "load_schema", "record", "envelope", "SEEDING"]
@@ -155,18 +156,28 @@ def before_call(ctx: Any, case: Any, kwargs: Any) -> None:
             body.pop("modelVarReq", None)
     elif not positive:
         return
+    elif op_id == "listPlans":
+        PROMISED.add(id(case))  # no parameter at all: with the kit's token it must succeed
     elif op_id == "authorize" and SEEDING.chance():
-        case.query = {**(case.query or {}), "client_id": cfg.client_id}
+        case.query = {**(case.query or {}), "client_id": cfg.client_id, "scope": cfg.scope}
+        PROMISED.add(id(case))
     elif op_id == "getToken" and body is not None and SEEDING.chance():
         body.update(code=auth().code(), client_id=cfg.client_id, client_secret=cfg.client_secret,
                     grant_type="authorization_code")
         body.pop("user_id", None)
+        if cfg.user_id is not None:
+            body["user_id"] = cfg.user_id
+        PROMISED.add(id(case))
     elif op_id == "queryModelByPlanId" and body is not None and SEEDING.chance():
-        body["processPlanId"] = SEEDING.pick(SEEDING.visible_plans()) or body.get("processPlanId")
+        plan = SEEDING.pick(SEEDING.visible_plans())
+        if plan is not None:
+            body["processPlanId"] = plan
+            PROMISED.add(id(case))
     elif op_id == "queryPlanRunOutParam" and SEEDING.chance():
         run = SEEDING.instance()
         if run is not None:
             case.query = {**(case.query or {}), "processPlanId": run[0], "planInstanceId": run[1]}
+            PROMISED.add(id(case))
 
 
 # -- 5. the schema, configured before any operation is touched -------------------------------------------
@@ -191,7 +202,8 @@ def record(op_id: str, response: Any) -> None:
 
 
 def load_schema() -> Any:
-    schema = schemathesis.openapi.from_path(str(SPEC))
+    # An explicit config: a schemathesis.toml in the run's directory must not change the kit.
+    schema = schemathesis.openapi.from_path(str(SPEC), config=schemathesis.Config())
     schema.config.update(base_url=target().base_url)  # before touching any operation
     schema.auth(refresh_interval=None).skip_for(path_regex=r"/oauth/")(KitTokenProvider)
     _KIT_SCHEMAS.add(id(schema.raw_schema))

@@ -23,7 +23,7 @@ MALFORMED = st.one_of(
 def _judge(api: Api, op: Op, authorization: str | None, what: str) -> None:
     req = api.valid_request(op)
     response = api.send_req(req, token=authorization)
-    expect_rejected(response, f"{op.id} with {what}", expected=403)
+    expect_rejected(response, f"{op.id} with {what}", expected=403, topic="oauth.bad-token.code", exact=True)
 
 
 @pytest.mark.parametrize("op", op_params(PROTECTED))

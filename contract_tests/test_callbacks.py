@@ -32,7 +32,7 @@ def check_payloads(deliveries: list[Delivery], instance: str, plan: str) -> list
             f"callback #{i} for {instance}: illegal status {body['status']!r} (allowed: {', '.join(STATUSES)})"
         ctype = d.headers.get("Content-Type") or d.headers.get("content-type") or ""
         if "application/json" not in ctype:
-            KIT.observe("callback Content-Type", ctype or "(none)")
+            KIT.observe("callback.content-type", ctype or "(none)")
         statuses.append(body["status"])
     return statuses
 
@@ -62,7 +62,8 @@ def test_payload_fields_statuses_and_order(kit_api: Api, kit_callbacks: Callback
     problem = legal_status_path(statuses)
     assert problem is None, f"callbacks for {instance}: {' -> '.join(statuses)}: {problem}"
     assert statuses[-1] in TERMINAL, f"callbacks for {instance} never reported SUCCESS or FAIL: {statuses}"
-    KIT.observe("statuses called back for one run", " -> ".join(statuses))
+    KIT.observe("callback.statuses", " -> ".join(statuses))
+    KIT.observe("callback.default-sent", "yes" if "DEFAULT" in statuses else "no")
     assert all(n == 1 for _, n in attempts_per_status(deliveries)), \
         f"callbacks for {instance}: an acknowledged status was sent again: {attempts_per_status(deliveries)}"
 
@@ -91,7 +92,7 @@ def test_retried_until_acknowledged(kit_api: Api, kit_callbacks: Callbacks) -> N
         first_status, attempts = runs[0]
         label = f"run {instance}: receiver failed {failures}x ({how}) then acknowledged"
         if failures == 3 and attempts == 3:
-            KIT.observe("callback attempts in total", "3 (the document's 重试 3 次 read as three attempts)")
+            KIT.observe("callback.attempts", "3")
         else:
             assert attempts == failures + 1, (
                 f"{label}: {first_status} delivered {attempts}x, expected {failures + 1}"
@@ -115,14 +116,33 @@ def test_never_acknowledged_gives_up_after_three_retries(kit_api: Api, kit_callb
     assert attempts <= MAX_ATTEMPTS, \
         f"run {instance}: {status} delivered {attempts}x: retried more than 3 times (at most {MAX_ATTEMPTS} attempts)"
     if attempts == MAX_ATTEMPTS - 1:
-        KIT.observe("callback attempts in total", "3 (the document's 重试 3 次 read as three attempts)")
+        KIT.observe("callback.attempts", "3")
     else:
         assert attempts == MAX_ATTEMPTS, f"run {instance}: {status} delivered {attempts}x, expected {MAX_ATTEMPTS}"
-        KIT.observe("callback attempts in total", "4 (one attempt and three retries)")
+        KIT.observe("callback.attempts", "4")
+    backoff = _backoff(kit_callbacks, instance, status)
+    if backoff:
+        KIT.observe("callback.backoff", backoff)
     for later_status, n in runs[1:]:
         assert n <= MAX_ATTEMPTS, f"run {instance}: {later_status} delivered {n}x, more than {MAX_ATTEMPTS} attempts"
-    KIT.observe("after giving up on a status", "later statuses are still sent" if len(runs) > 1
-                else "no later status was sent")
+    KIT.observe("callback.after-give-up", "later statuses sent" if len(runs) > 1 else "nothing more sent")
+
+
+def _backoff(callbacks: Callbacks, instance: str, status: str) -> str | None:
+    """Target-clock seconds between the attempts of one status, from dpa-mock's callback ledger (None elsewhere:
+    real-time arrival gaps would measure the network and the kit's polling as much as the target)."""
+    if not callbacks.clock.controlled:
+        return None
+    try:
+        ledger = callbacks.clock.target.admin_call("GET", "/__admin/callbacks", params={"planInstanceId": instance})
+    except Exception:  # the ledger is a courtesy of dpa-mock
+        return None
+    for delivery in ledger if isinstance(ledger, list) else []:
+        if isinstance(delivery, dict) and delivery.get("status") == status:
+            times = [a.get("at") for a in delivery.get("attempts") or [] if isinstance(a, dict)]
+            if len(times) > 1 and all(isinstance(t, (int, float)) for t in times):
+                return ", ".join(f"{(b - a) / 1000:g}" for a, b in zip(times, times[1:])) + " s"
+    return None
 
 
 def test_order_per_instance_with_two_runs(kit_api: Api, kit_callbacks: Callbacks) -> None:

@@ -14,10 +14,11 @@ from contract_tests.support.api import Api
 from contract_tests.support.envelope import expect_rejected, expect_success
 from contract_tests.support.kit import KIT
 from contract_tests.support.props import kit_settings
+from contract_tests.support.tokens import jwt_claims
 from dpa_client.client import jwt_expiry
 
 pytestmark = pytest.mark.interface(1)
-CODE_PATTERN = re.compile(r"^[A-Z0-9_-]+$")  # the contract's AuthorizeData.code pattern
+CODE_PATTERN = re.compile(r"^[A-Z0-9_-]+$")  # uppercase base64url, as the document's example (observed only)
 
 
 def test_authorize_code_shape_and_uniqueness(kit_auth: KitAuth) -> None:
@@ -26,10 +27,12 @@ def test_authorize_code_shape_and_uniqueness(kit_auth: KitAuth) -> None:
         data = expect_success(kit_auth.authorize_response(), "authorize")
         assert isinstance(data, dict) and isinstance(data.get("code"), str), f"authorize: data.code missing: {data!r}"
         code = data["code"]
-        assert CODE_PATTERN.match(code), "authorize: the code is not uppercase base64url (A-Z, 0-9, _ and -)"
         codes.append(code)
     assert len(set(codes)) == len(codes), "authorize: the same code was issued twice"
-    KIT.observe("authorization code length", f"{sorted({len(c) for c in codes})} characters")
+    for code in codes:
+        KIT.observe("oauth.code-length", str(len(code)))
+        KIT.observe("oauth.code-alphabet", "A-Z0-9" if re.fullmatch(r"[A-Z0-9]+", code)
+                    else "A-Z0-9_-" if CODE_PATTERN.match(code) else "other")
 
 
 def test_token_response(kit_auth: KitAuth) -> None:
@@ -38,13 +41,17 @@ def test_token_response(kit_auth: KitAuth) -> None:
     assert data.get("token_type") == "Bearer", f"token: token_type is {data.get('token_type')!r}, not 'Bearer'"
     token = data.get("access_token")
     assert isinstance(token, str) and token, "token: access_token is not a non-empty string"
-    KIT.observe("access token format", "JWT with exp" if jwt_expiry(token) else "not a JWT with an exp claim")
+    KIT.observe("oauth.token-format", "JWT with exp" if jwt_expiry(token) else "opaque")
+    claims = jwt_claims(token)
+    if claims is not None:
+        KIT.observe("oauth.token-claims", ", ".join(sorted(claims)))
 
 
 def test_code_is_single_use(kit_auth: KitAuth) -> None:
     code = kit_auth.code()
     expect_success(kit_auth.token_response(code), "token with a fresh code")
-    expect_rejected(kit_auth.token_response(code), "token: the same code a second time", expected=403)
+    expect_rejected(kit_auth.token_response(code), "token: the same code a second time", expected=403,
+                    topic="oauth.code-reuse.code")
 
 
 def test_code_is_bound_to_its_client(kit_auth: KitAuth, kit_other_app: tuple[str, str]) -> None:
@@ -101,8 +108,9 @@ def test_token_expires(kit_auth: KitAuth, kit_api: Api, kit_clock: KitClock) -> 
     now = kit_clock.now()
     kit_clock.require("token expiry", real_seconds=exp - now)
     expect_success(kit_api.list_plans(token=f"Bearer {token}"), "listPlans with a fresh token")
-    KIT.observe("access token lifetime", f"{round(exp - now)} s")
+    KIT.observe("oauth.token-lifetime", str(round(exp - now)))
     kit_clock.advance(max(exp - now, 0) + 1)
-    expect_rejected(kit_api.list_plans(token=f"Bearer {token}"), "listPlans with an expired token", expected=403)
+    expect_rejected(kit_api.list_plans(token=f"Bearer {token}"), "listPlans with an expired token", expected=403,
+                    topic="oauth.bad-token.code", exact=True)
     # A new login works again after the expiry.
     expect_success(kit_api.list_plans(token=f"Bearer {kit_auth.new_token()}"), "listPlans after logging in again")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pytest
@@ -18,6 +17,7 @@ from contract_tests.support.envelope import (
     collapse,
     expect_rejected,
     expect_success,
+    id_shape,
     legal_status_path,
 )
 from contract_tests.support.kit import KIT
@@ -58,8 +58,8 @@ def test_execute_returns_distinct_instances(kit_api: Api) -> None:
     plan = kit_api.first_writable_plan()
     first, second = kit_api.start(plan), kit_api.start(plan)
     assert first != second, f"executePlan {plan}: two executions got the same planInstanceId"
-    shapes = {"in + digits" if re.fullmatch(r"in\d+", i) else "other" for i in (first, second)}
-    KIT.observe("planInstanceId format", ", ".join(sorted(shapes)) + f" (e.g. {first})")
+    for instance in (first, second):
+        KIT.observe("execute.plan-instance-id-format", id_shape(instance))
 
 
 @pytest.mark.interface(5)
@@ -160,7 +160,7 @@ def test_out_params_of_unknown_instance_rejected(kit_api: Api) -> None:
     @given(instance=st.from_regex(r"\Ain9[0-9]{12}\Z") | st.text("abcdefXYZ0123456789-", min_size=1, max_size=20))
     def check(instance: str) -> None:
         expect_rejected(kit_api.out_params(plans[0], instance), f"queryPlanRunOutParam of unknown instance {instance!r}",
-                        expected=404)
+                        expected=404, topic="unknown-instance.code", lenient="unknown id accepted")
 
     check()
 
@@ -174,6 +174,7 @@ def test_execute_unknown_plan_rejected(kit_api: Api) -> None:
     @kit_settings(max_examples=4)
     @given(plan=st.text("abcdef0123456789", min_size=8, max_size=8).filter(lambda p: p not in known))
     def check(plan: str) -> None:
-        expect_rejected(kit_api.execute(plan), f"executePlan of unknown plan {plan!r}", expected=404)
+        expect_rejected(kit_api.execute(plan), f"executePlan of unknown plan {plan!r}", expected=404,
+                        topic="unknown-plan.code", lenient="unknown id accepted")
 
     check()

@@ -38,14 +38,14 @@ def test_operation(case: Any) -> None:
         pytest.skip(reason)
     if op_id == "saveTimingParam" and not policy().in_process and schema_hooks.scene_would_be_created(case):
         # Each would be a permanent scene on a live target; the hand-written scene tests cover valid forms.
-        KIT.observe("schemathesis cases not sent (safety options)", "saveTimingParam: valid forms (live target)")
+        KIT.observe("fuzzing.not-sent", "saveTimingParam: valid forms (live target)")
         UNSENT_VALID.add(op_id)
         return
     try:
-        response = case.call_and_validate(session=target().session, excluded_checks=schema_hooks.REPLACED,
-                                          additional_checks=schema_hooks.checks_for(op_id), timeout=30)
+        response = case.call_and_validate(session=target().session, checks=schema_hooks.checks_for(op_id),
+                                          timeout=30)
     except WriteBlocked as exc:
-        KIT.observe("schemathesis cases not sent (safety options)", f"{op_id}: {exc}")
+        KIT.observe("fuzzing.not-sent", f"{op_id}: {exc}")
         return
     schema_hooks.record(op_id, response)
 
@@ -58,7 +58,7 @@ def test_every_operation_was_accepted_at_least_once() -> None:
         UNSENT_VALID.add("queryPlanRunOutParam")  # without an execution there is no run to query
     never = sorted(op for op, codes in schema_hooks.CODES.items() if codes.get(200, 0) == 0 and op not in UNSENT_VALID)
     for op, codes in sorted(schema_hooks.CODES.items()):
-        KIT.observe("schemathesis envelope codes", f"{op}: {dict(sorted(codes.items(), key=str))}")
+        KIT.observe("fuzzing.codes", f"{op}: {dict(sorted(codes.items(), key=str))}")
     assert not never, f"no generated request to {never} was ever accepted (code 200): codes {dict(schema_hooks.CODES)}"
 
 

@@ -1,8 +1,11 @@
-"""The report: outcomes per interface, failing requests as curl lines, observations, writes; secrets redacted."""
+"""The report: verdicts (violations, leniencies, observations), failing requests as curl lines, writes; secrets
+redacted, control characters escaped; Markdown, JUnit properties and (--report-json) JSON."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 import shlex
 import time
 from dataclasses import dataclass, field
@@ -14,6 +17,7 @@ import pytest
 from contract_tests.plugins.safety import WriteBlocked
 from contract_tests.support.kit import KIT
 from contract_tests.support.redact import curl_line, redact, redact_url
+from contract_tests.support.verdicts import LeniencyFailure, Verdict
 
 INTERFACES = {
     1: "1 OAuth (authorize, token)", 2: "2 listPlans", 3: "3 queryModelByPlanId", 4: "4 saveTimingParam",
@@ -30,12 +34,14 @@ class Outcome:
     message: str = ""
     curl: str | None = None
     duration: float = 0.0
+    verdict: str | None = None  # violation | leniency (under --strict), for failures
 
 
 @dataclass
 class Collected:
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
+    errors: list[str] = field(default_factory=list)  # collection and internal errors: each fails the run
 
 
 _STATE = Collected()
@@ -92,8 +98,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
     if record is None:
         return
     record.duration += report.duration
+    if report.when == "call":
+        for finding in KIT.by_test.get(item.nodeid, []):
+            item.user_properties.append(("leniency", finding))
     if report.failed:
         record.outcome = "failed" if report.when == "call" else "error"
+        record.verdict = _verdict(item.nodeid, call).value
+        item.user_properties.append(("verdict", record.verdict))
         record.message = _first_lines(report)
         sent = KIT.failing_request(item.nodeid)
         if sent is not None:
@@ -108,6 +119,25 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
 def pytest_exception_interact(node: pytest.Item, call: pytest.CallInfo[Any], report: pytest.TestReport) -> None:
     # schemathesis rewrites `longrepr` here (after makereport): redact again before the terminal prints it.
     _redact_report(report)
+
+
+def _verdict(nodeid: str, call: pytest.CallInfo[Any]) -> Verdict:
+    """A failure is a leniency only when every finding it raised was one (--strict); anything else is a violation."""
+    raised = KIT.raised.get(nodeid, set())
+    if call.excinfo is not None and call.excinfo.errisinstance(LeniencyFailure):
+        return Verdict.LENIENCY
+    if call.excinfo is not None and isinstance(call.excinfo.value, BaseExceptionGroup) and raised == {Verdict.LENIENCY}:
+        return Verdict.LENIENCY
+    return Verdict.VIOLATION
+
+
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069\ufeff]")
+
+
+def printable(text: str) -> str:
+    """Control characters, lone surrogates and bidi overrides as `\\uXXXX`: fuzzed values must not turn the
+    report into a "binary" file or reorder what a reader sees. Newlines and tabs stay."""
+    return _UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def _first_lines(report: pytest.TestReport) -> str:
@@ -167,6 +197,9 @@ def render(config: pytest.Config, exitstatus: int) -> str:
         f"- **Time control (/__admin):** {'yes' if admin else 'no' if admin is False else 'not probed'}"
         f"{'' if cfg.use_admin else ' (forbidden by --no-admin)'}",
         f"- **Application:** client_id `{cfg.client_id}`, user `{cfg.user_id or '(default)'}`, scope `{cfg.scope}`",
+        f"- **Verdict:** {'FAIL' if exitstatus else 'PASS'} — {summary(exitstatus)['violations']} violation(s), "
+        f"{len(KIT.leniencies)} leniency(ies){' (--strict: they fail the run)' if cfg.strict else ''}, "
+        f"{len(KIT.observations)} observation(s)",
         f"- **Result:** {totals['passed']} passed, {totals['failed']} failed, {totals['error']} errors, "
         f"{totals['skipped']} skipped in {time.monotonic() - _STATE.started:.1f} s (pytest exit status {exitstatus})",
         f"- **Seed:** {cfg.seed} — reproduce with `{_reproduce(config, cfg.seed)}`",
@@ -188,15 +221,33 @@ def render(config: pytest.Config, exitstatus: int) -> str:
         count = {k: sum(1 for o in mine if o.outcome == k) for k in totals}
         rows.append([name, str(count["passed"]), str(count["failed"] + count["error"]), str(count["skipped"])])
     lines += _table(rows, ["Interface", "passed", "failed", "skipped"]) + [""]
+    if _STATE.errors:
+        lines += [f"## Errors of the run ({len(_STATE.errors)}): modules that never ran count as failures", ""]
+        for error in _STATE.errors:
+            lines += ["```", error, "```", ""]
 
     failed = [o for o in outcomes if o.outcome in ("failed", "error")]
-    lines += [f"## Failures ({len(failed)})", ""]
+    violations = [o for o in failed if o.verdict != Verdict.LENIENCY.value]
+    lines += [f"## Violations ({len(violations)}): broken promises of the document — they fail the run", ""]
     for o in failed:
         where = ", ".join(INTERFACES[i] for i in o.interfaces)
-        lines += [f"### `{o.nodeid}` ({o.outcome}; interface {where})", "", "```", o.message, "```", ""]
+        lines += [f"### `{o.nodeid}` ({o.verdict or 'violation'}; {o.outcome}; interface {where})", "",
+                  "```", o.message, "```", ""]
         if o.curl:
             lines += ["Failing request:", "", "```sh", o.curl, "```", ""]
     if not failed:
+        lines += ["None.", ""]
+    lenient = sorted(KIT.leniencies.values(), key=lambda f: (f.check, f.detail))
+    lines += [f"## Leniencies ({len(lenient)}): the target accepts what the document forbids, or lacks an HTTP "
+              f"nicety — {'they fail the run (--strict)' if cfg.strict else 'reported; --strict makes them fail'}",
+              ""]
+    if lenient:
+        for n, f in enumerate(lenient, 1):
+            lines += [f"{n}. **{f.check}** — {f.detail} ({f.count}×, first in `{f.test}`)"]
+            if f.curl:
+                lines += ["", "   ```sh", "   " + f.curl, "   ```"]
+        lines += [""]
+    else:
         lines += ["None.", ""]
 
     skipped = [o for o in outcomes if o.outcome == "skipped"]
@@ -205,9 +256,9 @@ def render(config: pytest.Config, exitstatus: int) -> str:
         reasons[o.message] = reasons.get(o.message, 0) + 1
     lines += [f"## Skipped ({len(skipped)})", ""]
     lines += _table([[r, str(n)] for r, n in sorted(reasons.items())], ["Reason", "tests"]) if reasons else ["None."]
-    lines += ["", "## Observations (ambiguous points of the document: reported, not judged)", ""]
+    lines += ["", "## Observations (the target's side of the document's ambiguities: reported, not judged)", ""]
     obs = sorted(KIT.observations.values(), key=lambda o: (o.topic, -o.count))
-    lines += _table([[o.topic, o.detail, str(o.count), f"`{o.first_test}`"] for o in obs],
+    lines += _table([[f"`{o.topic}`", o.detail, str(o.count), f"`{o.first_test}`"] for o in obs],
                     ["Topic", "What the target does", "times", "first seen in"]) if obs else ["None."]
 
     executions = [w for w in KIT.writes if w["kind"] == "execution"]
@@ -229,17 +280,72 @@ def render(config: pytest.Config, exitstatus: int) -> str:
         lines += _table([[r, str(n)] for r, n in sorted(per.items())], ["Reason", "requests"])
     else:
         lines += ["None."]
-    return redact("\n".join(lines) + "\n")
+    return printable(redact("\n".join(lines) + "\n"))
+
+
+def summary(exitstatus: int) -> dict[str, Any]:
+    """Counts of the run; `violations` counts failed tests and collection/internal errors alike."""
+    outcomes = list(_STATE.outcomes.values())
+    failed = [o for o in outcomes if o.outcome in ("failed", "error")]
+    return {
+        "passed": sum(1 for o in outcomes if o.outcome == "passed"),
+        "failed": len(failed), "skipped": sum(1 for o in outcomes if o.outcome == "skipped"),
+        "violations": sum(1 for o in failed if o.verdict != Verdict.LENIENCY.value) + len(_STATE.errors),
+        "leniencies": len(KIT.leniencies), "observations": len(KIT.observations),
+        "errors": list(_STATE.errors), "strict": bool(KIT.config and KIT.config.strict),
+        "seed": KIT.config.seed if KIT.config else None, "exit_status": exitstatus,
+        "seconds": round(time.monotonic() - _STATE.started, 1),
+        "target": redact_url(KIT.config.base_url or "in-process emulator") if KIT.config else None,
+    }
+
+
+def render_json(exitstatus: int) -> str:
+    failed = [o for o in _STATE.outcomes.values() if o.outcome in ("failed", "error")]
+    result = {
+        "summary": summary(exitstatus),
+        "violations": [{"test": o.nodeid, "outcome": o.outcome, "verdict": o.verdict or "violation",
+                        "interfaces": o.interfaces, "message": o.message, "request": o.curl}
+                       for o in failed if o.verdict != Verdict.LENIENCY.value]
+        + [{"test": "(collection)", "outcome": "error", "verdict": "violation", "interfaces": [0],
+            "message": e, "request": None} for e in _STATE.errors],
+        "leniencies": [{"check": f.check, "detail": f.detail, "count": f.count, "test": f.test, "request": f.curl,
+                        "failed_run": bool(KIT.config and KIT.config.strict)}
+                       for f in sorted(KIT.leniencies.values(), key=lambda f: (f.check, f.detail))],
+        "observations": [{"topic": o.topic, "value": o.detail, "count": o.count, "test": o.first_test}
+                         for o in sorted(KIT.observations.values(), key=lambda o: (o.topic, o.detail))],
+    }
+    # ensure_ascii: every control character and lone surrogate is an escape, never a raw byte.
+    return redact(json.dumps(result, ensure_ascii=True, indent=2)) + "\n"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_collectreport(report: pytest.CollectReport) -> Iterator[None]:
+    yield
+    if report.failed and KIT.config is not None:
+        # A module that cannot be collected never ran: that is a failure of the run, never "0 errors".
+        _STATE.errors.append(printable(redact(f"{report.nodeid or 'collection'}: {str(report.longrepr)[-1500:]}")))
+
+
+def pytest_internalerror(excrepr: Any) -> None:
+    _STATE.errors.append(printable(redact(f"internal error of the kit: {str(excrepr)[-1500:]}")))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if KIT.config is None or not _STATE.outcomes:
+    if KIT.config is None or not (_STATE.outcomes or _STATE.errors):
         return
+    if _STATE.errors and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED  # e.g. --continue-on-collection-errors
     path = KIT.config.report_path
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(session.config, int(exitstatus)), encoding="utf-8")
+    path.write_text(render(session.config, int(session.exitstatus)), encoding="utf-8")
+    if KIT.config.report_json is not None:
+        KIT.config.report_json.parent.mkdir(parents=True, exist_ok=True)
+        KIT.config.report_json.write_text(render_json(int(session.exitstatus)), encoding="utf-8")
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if KIT.config is not None and _STATE.outcomes:
-        terminalreporter.write_line(f"contract report: {KIT.config.report_path} (seed {KIT.config.seed})")
+    if KIT.config is not None and (_STATE.outcomes or _STATE.errors):
+        s = summary(0)
+        terminalreporter.write_line(
+            f"contract verdict: {s['violations']} violation(s), {s['leniencies']} leniency(ies), "
+            f"{s['observations']} observation(s); report {KIT.config.report_path} (seed {KIT.config.seed})")

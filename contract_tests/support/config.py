@@ -49,14 +49,24 @@ OPTIONS: list[tuple[str, str, str, str, str]] = [
     ("dpa_wait_seconds", "--wait-seconds", "DPA_WAIT_SECONDS", "float",
      "Longest real-time wait for a run or a callback when time cannot be advanced (default 30)."),
     ("dpa_report", "--report", "DPA_REPORT", "str", f"Markdown report path (default {DEFAULT_REPORT})."),
+    ("dpa_report_json", "--report-json", "DPA_REPORT_JSON", "str",
+     "Also write the result as JSON: summary, violations, leniencies, observations (topics: docs/contract-kit.md)."),
+    # pytest owns --strict; `dpa-mock verify --strict` passes this one.
+    ("dpa_strict", "--dpa-strict", "DPA_STRICT", "bool",
+     "Leniencies (the target accepts what the document forbids, or lacks an HTTP nicety) fail the run too."),
 ]
 
 _TRUE = {"1", "true", "yes", "on"}
 
 
 def add_options(parser: pytest.Parser) -> None:
+    """The kit's options; idempotent, since both the `contract_tests.plugin` entry point and the checkout's
+    conftest register them."""
     group = parser.getgroup("dpa-contract", "DPA contract-test kit (every option also reads its DPA_* variable)")
+    known = {name for option in group.options for name in option.names()}
     for dest, flag, env, kind, text in OPTIONS:
+        if flag in known:
+            continue
         help_text = f"{text} [env {env}]"
         if kind == "bool":
             group.addoption(flag, dest=dest, action="store_true", default=None, help=help_text)
@@ -103,6 +113,8 @@ class KitConfig:
     wait_seconds: float
     report_path: Path
     seed: int
+    strict: bool = False
+    report_json: Path | None = None
 
     @property
     def in_process(self) -> bool:
@@ -157,5 +169,6 @@ def build_config(config: pytest.Config, seed: int) -> KitConfig:
         scene_strategies=None if in_process else ("single",),
         max_runs=max_runs, max_scenes=max_scenes, callback_listen=listen, callback_public_url=public,
         slow=bool(v["dpa_slow"]), wait_seconds=wait,
-        report_path=Path(v["dpa_report"] or DEFAULT_REPORT), seed=seed,
+        report_path=Path(v["dpa_report"] or DEFAULT_REPORT), seed=seed, strict=bool(v["dpa_strict"]),
+        report_json=Path(v["dpa_report_json"]) if v["dpa_report_json"] else None,
     )

@@ -6,7 +6,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, TYPE_CHECKING
 
-from contract_tests.support.redact import redact
+from contract_tests.support.redact import curl_line, redact
+from contract_tests.support.verdicts import TOPICS, Finding, LeniencyFailure, Verdict
 
 if TYPE_CHECKING:
     from contract_tests.support.config import KitConfig
@@ -14,8 +15,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class Observation:
-    topic: str
-    detail: str
+    topic: str  # one of verdicts.TOPICS: stable, machine-read
+    detail: str  # the value the target chose
     first_test: str
     count: int = 1
 
@@ -39,6 +40,10 @@ class Kit:
     current_test: str | None = None
     callback_url: str | None = None  # what targets are told, once the receiver listens
     observations: dict[tuple[str, str], Observation] = field(default_factory=dict)
+    leniencies: dict[tuple[str, str], Finding] = field(default_factory=dict)
+    # Verdicts of the findings raised in each test: a failed test is a leniency only if all of them were.
+    raised: dict[str, set[Verdict]] = field(default_factory=dict)
+    by_test: dict[str, list[str]] = field(default_factory=dict)  # leniencies each test found (JUnit properties)
     writes: list[dict[str, Any]] = field(default_factory=list)
     blocked: list[dict[str, Any]] = field(default_factory=list)
     requests_by_test: dict[str, list[SentRequest]] = field(default_factory=dict)
@@ -48,13 +53,39 @@ class Kit:
 
     def observe(self, topic: str, detail: str) -> None:
         """Record what the target does on a point the document leaves open; the report lists it."""
-        detail = redact(detail)
+        if topic not in TOPICS:
+            raise KeyError(f"observation topic {topic!r} is not in contract_tests.support.verdicts.TOPICS")
+        detail = redact(str(detail))
         with self.lock:
             key = (topic, detail)
             if key in self.observations:
                 self.observations[key].count += 1
             else:
                 self.observations[key] = Observation(topic, detail, self.current_test or "(session)")
+
+    def lenient(self, check: str, detail: str, response: Any = None) -> None:
+        """The target accepts what the document forbids (or skips an HTTP nicety): record it with the request;
+        under --strict the calling test fails with LeniencyFailure."""
+        detail = redact(detail)
+        sent = getattr(response, "kit_sent", None)
+        curl = curl_line(sent.method, sent.url, sent.headers, sent.body) if sent is not None \
+            else getattr(response, "curl", None)
+        test = self.current_test or "(session)"
+        with self.lock:
+            key = (check, detail)
+            if key in self.leniencies:
+                self.leniencies[key].count += 1
+            else:
+                self.leniencies[key] = Finding(Verdict.LENIENCY, check, detail, test, curl)
+            self.by_test.setdefault(test, []).append(f"{check}: {detail}")
+        if self.config is not None and self.config.strict:
+            self.mark(Verdict.LENIENCY)
+            raise LeniencyFailure(f"[leniency] {check}: {detail}")
+
+    def mark(self, verdict: Verdict) -> None:
+        """Note that the current test raised a finding of this class (the report classes its failure)."""
+        with self.lock:
+            self.raised.setdefault(self.current_test or "(session)", set()).add(verdict)
 
     def record_request(self, sent: SentRequest) -> None:
         with self.lock:

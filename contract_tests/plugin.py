@@ -1,0 +1,12 @@
+"""The kit's command-line options as a pytest plugin loaded at start-up (`-p contract_tests.plugin`, or the
+`pytest11` entry point): an installed kit is run with `--pyargs`, whose conftest pytest only finds after parsing."""
+
+from __future__ import annotations
+
+import pytest
+
+from contract_tests.support.config import add_options
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
