@@ -1,0 +1,124 @@
+"""Both directions judged: a client breaking the document gets client findings, a broken target server findings."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+import pytest
+import requests
+
+from mock_server.testing.receiver import CallbackReceiver
+from mock_server.testing.server import ServerProcess
+from tests.plugins.emulator import AUTHORIZE, EXECUTE, LIST_PLANS, MODELS, OUT_PARAMS, POC, SCENE, TOKEN
+from tests.plugins.engine import http_advance, http_login
+from tests.plugins.proxy import admin, broken_process, findings, proxied, proxy_process  # noqa: F401 - fixture
+
+pytestmark = pytest.mark.http
+
+
+def _kinds(found: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
+    return {(f["verdict"], f["side"], f["check"]) for f in found}
+
+
+def test_a_client_breaking_the_document_gets_client_findings(live: ServerProcess, proxied: ServerProcess,
+                                                              receiver: CallbackReceiver) -> None:
+    base = proxied.base_url
+    headers = http_login(base)
+    code = requests.get(base + AUTHORIZE, params={"client_id": POC["client_id"], "response_type": "code",
+                                                  "scope": "default"}, timeout=10).json()["data"]["code"]
+    no_grant = requests.post(base + TOKEN, json={"code": code, **POC}, timeout=10).json()
+    assert no_grant["code"] == 400  # the emulator refuses it: no leniency on the server's side
+    collapsed = requests.post(base + "/api/dpa/process/processPlan/opExecutePlanByApi/acf42dd3", headers=headers,
+                              json={"processPlanId": "acf42dd3"}, timeout=10).json()
+    assert collapsed["code"] == 200  # served (D2): the client's mistake, the server's observation
+    requests.post(base + SCENE, headers=headers, timeout=10, data={
+        "processPlanId": "acf42dd3", "callbackUrl": receiver.url, "dimension": "hours", "intervals": "1",
+        "executeStrategy": "single", "sceneName": "x", "modelVarReq": json.dumps({"mapParam": "not an object"})})
+    requests.post(base + EXECUTE.format("acf42dd3"), headers=headers, timeout=10,
+                  json={"processPlanId": "acf42dd3", "modelVarReq": {"modelId": "md1606743910508"}})
+    requests.get(base + LIST_PLANS, timeout=10)  # no token
+    receiver.body("success", times=1)  # the first callback is answered in the wrong case
+    requests.post(base + EXECUTE.format("acf42dd3"), headers=headers, timeout=10,
+                  json={"processPlanId": "acf42dd3", "callbackUrl": receiver.url})
+    http_advance(live.base_url, 10)
+    assert receiver.wait_for(lambda d: len(d) >= 4, timeout=10)  # DEFAULT twice (refused once), RUNNING, SUCCESS
+
+    client = findings(proxied, side="client", verdict="violation")
+    messages = {f["check"]: f["message"] for f in client}
+    assert _kinds(client) >= {("violation", "client", c) for c in
+                              ("body", "double-slash", "auth", "callback-ack")}
+    bodies = [f["message"] for f in client if f["check"] == "body"]
+    assert any("grant_type" in m for m in bodies)
+    assert any("modelVarReq" in m and f["interface"] == "4" for m, f in zip(bodies, [x for x in client if x["check"] == "body"]))
+    assert any("modelVarReq" in m and f["interface"] == "5" for m, f in zip(bodies, [x for x in client if x["check"] == "body"]))
+    assert "'success'" in messages["callback-ack"]
+    server = findings(proxied, side="server")
+    assert _kinds(server) == {("observation", "server", "double-slash")}, server
+    # Each finding names its exchange and reproduces it with a curl line, secrets redacted.
+    exchanges = {e["id"]: e for e in admin(proxied, "exchanges")}
+    token = headers["Authorization"].split()[1]
+    for finding in client:
+        assert finding["exchange"] in exchanges and finding["curl"].startswith("curl ")
+        assert POC["client_secret"] not in finding["curl"] and token not in finding["curl"] and code not in finding["curl"]
+    grant = next(f for f in client if "grant_type" in f["message"])
+    assert '"client_secret": "***"' in grant["curl"] and '"code": "***"' in grant["curl"]
+
+
+def _login(base: str) -> dict[str, str]:
+    """Logs in without judging the answers (a broken server may garble them)."""
+    code = requests.get(base + AUTHORIZE, params={"client_id": POC["client_id"], "response_type": "code",
+                                                  "scope": "default"}, timeout=10).json()["data"]["code"]
+    token = requests.post(base + TOKEN, json={"code": code, "grant_type": "authorization_code", **POC}, timeout=10)
+    return {"Authorization": f"Bearer {token.json()['data']['access_token']}"}
+
+
+def _run(base: str, target: str, receiver: CallbackReceiver, plan: str = "acf42dd3") -> str:
+    headers = _login(base)
+    reply = requests.post(base + EXECUTE.format(plan), headers=headers, timeout=10,
+                          json={"processPlanId": plan, "callbackUrl": receiver.url}).json()
+    instance = reply["data"][0]["planInstanceId"]
+    http_advance(target, 10)
+    requests.get(base + OUT_PARAMS, headers=headers, timeout=10, params={"processPlanId": plan, "planInstanceId": instance})
+    return str(instance)
+
+
+Scenario = Callable[[str, str, CallbackReceiver], Any]
+SCENARIOS: dict[str, tuple[Scenario, set[tuple[str, str, str]]]] = {
+    "missing-envelope-field": (lambda b, t, r: _login(b), {("violation", "server", "envelope")}),
+    "success-code-not-200": (lambda b, t, r: requests.get(b + AUTHORIZE, timeout=10, params={
+        "client_id": POC["client_id"], "response_type": "code", "scope": "default"}), {("violation", "server", "envelope")}),
+    "wrong-field-type": (lambda b, t, r: requests.get(b + LIST_PLANS, headers=_login(b), timeout=10),
+                         {("violation", "server", "fields")}),
+    "out-params-missing-nodename": (_run, {("violation", "server", "fields")}),
+    "illegal-callback-status": (_run, {("violation", "server", "callback-payload")}),
+    "callbacks-never-retried": (lambda b, t, r: (r.fail(times=1), _run(b, t, r)), {("violation", "server", "callback-retries")}),
+    "callbacks-retried-too-much": (lambda b, t, r: (r.fail(), _run(b, t, r)), {("violation", "server", "callback-retries")}),
+    "500-on-input": (lambda b, t, r: requests.post(b + MODELS, headers=_login(b), json={"processPlanId": "a-b"}, timeout=10),
+                     {("violation", "server", "envelope")}),
+    "validation-as-success": (lambda b, t, r: requests.get(b + AUTHORIZE, timeout=10, params={
+        "client_id": POC["client_id"], "response_type": "code"}),
+        {("violation", "client", "parameters"), ("leniency", "server", "accepted")}),
+    "ignores-token": (lambda b, t, r: requests.get(b + LIST_PLANS, timeout=10),
+                      {("violation", "client", "auth"), ("leniency", "server", "accepted")}),
+}
+
+
+@pytest.mark.parametrize("defect", sorted(SCENARIOS))
+def test_a_broken_target_gets_server_findings(defect: str, receiver: CallbackReceiver) -> None:
+    scenario, expected = SCENARIOS[defect]
+    with broken_process(defect) as target, proxy_process(target.base_url, "--quiet") as proxy:
+        scenario(proxy.base_url, target.base_url, receiver)
+        found = admin(proxy, "findings")
+    assert _kinds(found) >= expected, found
+    for finding in found:
+        if (finding["verdict"], finding["side"], finding["check"]) in expected:
+            assert finding["exchange"] > 0 and finding["message"]
+
+
+def test_a_healthy_target_gets_no_server_finding_in_the_same_scenarios(receiver: CallbackReceiver) -> None:
+    with broken_process("healthy") as target, proxy_process(target.base_url, "--quiet") as proxy:
+        for name in ("wrong-field-type", "out-params-missing-nodename", "500-on-input"):
+            SCENARIOS[name][0](proxy.base_url, target.base_url, receiver)
+        found = admin(proxy, "findings")
+    assert [f for f in found if f["side"] == "server"] == []
