@@ -29,7 +29,8 @@ class ProxyConfig:
     public_url: str
     timeout: float = 60.0
     callback_timeout: float = 10.0
-    tls: ssl.SSLContext | None = None
+    tls: ssl.SSLContext | None = None  # trust for the target (--ca-bundle / --insecure)
+    callback_tls: ssl.SSLContext | None = None  # trust for callback receivers (system CAs unless --insecure)
     max_body: int = 16 * 1024 * 1024
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -178,7 +179,7 @@ class ProxyApp:
         try:
             dest = Destination.parse(f"{original.scheme}://{original.netloc}")
             answer = send(dest, method, (original.path or "/") + (f"?{original.query}" if original.query else ""),
-                          end_to_end(headers), raw, self.config.callback_timeout, self.config.tls)
+                          end_to_end(headers), raw, self.config.callback_timeout, self.config.callback_tls)
         except (ForwardError, ValueError) as exc:
             error = str(exc)
         exchange.duration_ms = round((time.monotonic() - started) * 1000, 1)

@@ -64,7 +64,7 @@ def proxy(target: str, host: str, port: int, record_dir: str | None, report_file
     public = callback_public_url or f"http://{_public_host(host)}:{bound_port}"
     recorder = Recorder(record_dir) if record_dir else None
     app = ProxyApp(ProxyConfig(target=target, public_url=public, timeout=timeout, callback_timeout=callback_timeout,
-                               tls=tls_context(ca_bundle, insecure)), recorder)
+                               tls=tls_context(ca_bundle, insecure), callback_tls=tls_context(None, insecure)), recorder)
     server.application = app
 
     def _stop(signum: int, frame: Any) -> None:
