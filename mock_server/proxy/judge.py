@@ -265,7 +265,7 @@ def judge_response(route: Route, request: Judged, status: int, raw: bytes) -> tu
         if status not in (200, code):
             add("violation", "http-status", f"code {code} travels with HTTP {status} (the document's codes are "
                                             f"HTTP 200 or the status equal to the code)")
-        if code == 500 or status >= 500:
+        if code == 500:
             add("observation", "server-error", f"code {code} (HTTP {status}): {body.get('message')!r}")
     return out, body
 

@@ -1,0 +1,183 @@
+"""The proxy's judges, relay rewriting and redaction, without sockets."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from mock_server.proxy.callbacks import CallbackJudge, Relay, Relays
+from mock_server.proxy.judge import Router, judge_request, judge_response
+from mock_server.proxy.redact import Secrets
+
+JSON = {"Content-Type": "application/json"}
+AUTH = {"Authorization": "Bearer a.b.c"}
+
+
+def _kinds(findings: list[Any]) -> set[tuple[str, str, str]]:
+    return {(f.verdict, f.side, f.check) for f in findings}
+
+
+def _callback(judge: CallbackJudge, status: str, answer: tuple[int, bytes] = (200, b"SUCCESS"), instance: str = "in1",
+              relay: Relay | None = None, headers: dict[str, str] = JSON) -> set[tuple[str, str, str]]:
+    raw = json.dumps({"planInstanceId": instance, "processPlanId": "p1", "status": status}).encode()
+    found, _ = judge.judge(relay, headers, raw, answer[0], answer[1], "")
+    return _kinds(found)
+
+
+# -- callbacks ---------------------------------------------------------------------------------------------
+def test_a_clean_lifecycle_with_pending_and_retries_is_clean() -> None:
+    judge = CallbackJudge()
+    for status in ("DEFAULT", "RUNNING", "PENDING", "RUNNING", "SUCCESS"):
+        assert _callback(judge, status) == set()
+    assert _callback(judge, "DEFAULT", (500, b"no"), instance="in2") == {("observation", "client", "callback-ack")}
+    assert _callback(judge, "DEFAULT", instance="in2") == set()  # the retry, acknowledged
+    assert _callback(judge, "RUNNING", instance="in2") == set()
+    assert judge.sequences() == {"in1": ["DEFAULT", "RUNNING", "PENDING", "RUNNING", "SUCCESS"],
+                                 "in2": ["DEFAULT", "RUNNING"]}
+
+
+@pytest.mark.parametrize("failed_attempts, verdict", [(1, "violation"), (2, "violation"), (3, "observation"), (4, None)])
+def test_attempts_before_moving_on(failed_attempts: int, verdict: str | None) -> None:
+    judge = CallbackJudge()
+    for _ in range(failed_attempts):
+        _callback(judge, "DEFAULT", (500, b"FAIL"))
+    found = _callback(judge, "RUNNING")
+    assert found == (set() if verdict is None else {(verdict, "server", "callback-retries")})
+
+
+def test_a_fifth_attempt_is_a_violation() -> None:
+    judge = CallbackJudge()
+    kinds = [_callback(judge, "DEFAULT", (500, b"FAIL")) for _ in range(5)]
+    assert all(("violation", "server", "callback-retries") not in k for k in kinds[:4])
+    assert ("violation", "server", "callback-retries") in kinds[4]
+
+
+def test_order_violations_and_redelivery() -> None:
+    judge = CallbackJudge()
+    _callback(judge, "RUNNING")
+    assert _callback(judge, "DEFAULT") == {("violation", "server", "callback-order")}
+    _callback(judge, "SUCCESS", instance="in9")
+    assert _callback(judge, "SUCCESS", instance="in9") == {("observation", "server", "callback-retries")}
+    assert _callback(judge, "RUNNING", instance="in9") == {("violation", "server", "callback-order")}
+
+
+@pytest.mark.parametrize("answer, expected", [
+    ((200, b"success"), {("violation", "client", "callback-ack")}),
+    ((200, b"SUCESS"), {("violation", "client", "callback-ack")}),
+    ((200, b" SUCCESS\n"), set()),
+    ((500, b"SUCCESS"), {("observation", "client", "callback-ack")}),
+])
+def test_the_receivers_answer(answer: tuple[int, bytes], expected: set[Any]) -> None:
+    assert _callback(CallbackJudge(), "DEFAULT", answer) == expected
+
+
+@pytest.mark.parametrize("raw, problem", [
+    (b"not json", "not a JSON object"),
+    (b'{"planInstanceId": "i", "processPlanId": "p1"}', "status is missing"),
+    (b'{"planInstanceId": 5, "processPlanId": "p1", "status": "RUNNING"}', "planInstanceId is int"),
+    (b'{"planInstanceId": "i", "processPlanId": "p1", "status": "STARTED"}', "'STARTED' is not one of"),
+])
+def test_bad_payloads(raw: bytes, problem: str) -> None:
+    found, _ = CallbackJudge().judge(None, JSON, raw, 200, b"SUCCESS", "")
+    assert [f.check for f in found] == ["callback-payload"] and problem in found[0].message
+
+
+def test_payload_plan_must_be_the_relayed_ones_and_json() -> None:
+    relay = Relay("http://me/cb", "other", "executePlan")
+    assert _callback(CallbackJudge(), "DEFAULT", relay=relay) == {("violation", "server", "callback-payload")}
+    assert _callback(CallbackJudge(), "DEFAULT", headers={"Content-Type": "text/plain"}) == {
+        ("violation", "server", "callback-content-type")}
+
+
+# -- relay rewriting ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("media, raw", [
+    ("application/json", b'{"callbackUrl": "http://a/cb", "x": {"callbackUrl": "http://a/cb"}}'),
+    ("application/x-www-form-urlencoded", b"callbackUrl=http%3A%2F%2Fa%2Fcb&callbackUrl=http%3A%2F%2Fb"),
+])
+def test_an_ambiguous_callback_url_is_left_alone(media: str, raw: bytes) -> None:
+    sent, relay = Relays("http://proxy:1").rewrite("executePlan", media, raw, {"callbackUrl": "http://a/cb"}, "p")
+    assert (sent, relay) == (raw, None)
+
+
+# -- vendor exchanges --------------------------------------------------------------------------------------
+def test_routes() -> None:
+    router = Router()
+    assert router.route("POST", "/api/dpa/process//processPlan/opExecutePlanByApi/p1").path_params == {"processPlanId": "p1"}
+    collapsed = router.route("GET", "/api/dpa/process/processPlan/queryPlanRunOutParam")
+    assert collapsed.operation.id == "queryPlanRunOutParam" and collapsed.collapsed
+    assert router.route("DELETE", "/api/dpa/process/processPlan/queryPlanByUserId").wrong_method
+    assert router.route("GET", "/api/dpa/process///processPlan/queryPlanRunOutParam").operation is None
+
+
+def _exchange(method: str, path: str, status: int, answer: Any, query: str = "", headers: dict[str, str] | None = None,
+              body: bytes = b"") -> set[tuple[str, str, str]]:
+    route = Router().route(method, path)
+    request = judge_request(route, method, path, query, {**JSON, **AUTH, **(headers or {})}, body)
+    raw = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
+    server, _ = judge_response(route, request, status, raw)
+    return _kinds(request.findings + server)
+
+
+PLAN = {"processPlanId": "p", "title": "t", "status": "DEFAULT", "stepNums": 1, "version": 0, "createTime": 1626944836628,
+        "createUser": "u", "updateTime": 1626944836628, "updateUser": "", "extra": [1]}
+LIST = "/api/dpa/process/processPlan/queryPlanByUserId"
+
+
+@pytest.mark.parametrize("status, answer, expected", [
+    (200, {"code": 200, "message": "success", "data": [PLAN], "traceId": "x"}, set()),
+    (200, {"code": 403, "message": "身份验证失败"}, set()),
+    (403, {"code": 403, "message": "forbidden", "data": None}, set()),
+    (500, {"code": 403, "message": "x", "data": None}, {("violation", "server", "http-status")}),
+    (200, {"code": 200, "message": "success", "data": None}, {("violation", "server", "envelope")}),
+    (200, {"code": 0, "message": "ok", "data": []}, {("violation", "server", "envelope")}),
+    (200, {"code": 200, "data": []}, {("violation", "server", "envelope")}),
+    (200, {"code": 200, "message": "success", "data": [{**PLAN, "createTime": "1626944836628"}]},
+     {("violation", "server", "fields")}),
+    (200, {"code": 200, "message": "success", "data": [{**PLAN, "createTime": 1626944836}]},
+     {("violation", "server", "fields")}),
+    (500, b"<html>Whitelabel Error Page</html>", {("violation", "server", "envelope")}),
+])
+def test_list_plans_answers(status: int, answer: Any, expected: set[Any]) -> None:
+    assert _exchange("GET", LIST, status, answer) == expected
+
+
+def test_unknown_paths_and_methods() -> None:
+    assert _exchange("GET", "/api/other", 404, b"Not Found") == {("observation", "client", "unknown-path")}
+    assert _exchange("DELETE", LIST, 405, {"code": 404, "message": "no", "data": None}) == {("violation", "client", "method")}
+    assert _exchange("DELETE", LIST, 200, {"code": 200, "message": "", "data": []}) == {
+        ("violation", "client", "method"), ("leniency", "server", "method")}
+
+
+def test_requests_breaking_the_document() -> None:
+    token = "/api/dp/auth/oauth/token"
+    ok = {"code": 200, "message": "", "data": {"token_type": "Bearer", "access_token": "a.b.c"}}
+    body = json.dumps({"code": "C", "client_id": "i", "client_secret": "s"}).encode()
+    assert _exchange("POST", token, 200, ok, body=body) == {("violation", "client", "body"),
+                                                             ("leniency", "server", "accepted")}
+    execute = "/api/dpa/process//processPlan/opExecutePlanByApi/p1"
+    started = {"code": 200, "message": "success", "data": [{"processPlanId": "p1", "planInstanceId": "i"}]}
+    assert _exchange("POST", execute, 200, started, body=b'{"processPlanId": "p2"}') >= {("violation", "client", "body")}
+    assert _exchange("POST", execute, 200, started, body=b'{"processPlanId": "p1"}', headers={
+        "Content-Type": "text/plain"}) >= {("violation", "client", "content-type")}
+    assert _exchange("POST", execute, 400, {"code": 400, "message": "x"}, body=b'{"processPlanId": "p1",') == {
+        ("violation", "client", "body")}
+    out = "/api/dpa/process//processPlan/queryPlanRunOutParam"
+    assert _exchange("GET", out, 400, {"code": 400, "message": "x"}, query="processPlanId=p1") == {
+        ("violation", "client", "parameters")}
+
+
+# -- secrets -----------------------------------------------------------------------------------------------
+def test_secrets_are_masked_everywhere() -> None:
+    secrets = Secrets()
+    secrets.learn_fields({"data": {"code": "ABCDEFGHIJ", "access_token": "eyJhbGciOi.eyJzdWIi.sig"}})
+    assert secrets.text("code ABCDEFGHIJ was reused") == "code *** was reused"
+    body = b'{"code": "XYZXYZXYZ", "client_secret": "s3cr3t!", "grant_type": "authorization_code"}'
+    shown = secrets.body(body, "application/json")
+    assert "XYZXYZXYZ" not in shown and "s3cr3t!" not in shown and "authorization_code" in shown
+    curl = secrets.curl("POST", "http://user:pw@h/x", {"Authorization": "Bearer eyJhbGciOi.eyJzdWIi.sig",
+                                                       "Content-Type": "application/x-www-form-urlencoded"},
+                        b"client_secret=abc%2Bdef&code=Q&grant_type=authorization_code")
+    assert "pw@" not in curl and "eyJ" not in curl and "abc" not in curl and "Bearer ***" in curl
+    assert "grant_type=authorization_code" in curl
