@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from flask import Flask, Response, jsonify
 
@@ -55,12 +57,10 @@ def main(argv: list[str] | None = None) -> None:
             raise KeyboardInterrupt
 
         signal.signal(signal.SIGTERM, _stop)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):  # SIGTERM, raised by _stop: a clean exit
             # At least 8 threads, as `dpa-mock serve --server waitress` (mock_server/cli.py) gives waitress.
-            waitress.serve(raw_app if args.raw else app, host=args.host, port=args.port, threads=max(args.threads, 8), ident="dpa-mock",
-                           clear_untrusted_proxy_headers=True, channel_timeout=30)
-        except KeyboardInterrupt:
-            pass
+            waitress.serve(raw_app if args.raw else app, host=args.host, port=args.port, threads=max(args.threads, 8),
+                           ident="dpa-mock", clear_untrusted_proxy_headers=True, channel_timeout=30)
 
 
 if __name__ == "__main__":

@@ -13,13 +13,14 @@ _ACK = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 7\r\n\r\
 class _Ack(asyncio.Protocol):
     """Keep-alive HTTP/1.1 with Content-Length bodies (what the emulator's requests transport sends)."""
 
-    def __init__(self, receiver: "FastReceiver") -> None:
+    def __init__(self, receiver: FastReceiver) -> None:
         self._receiver = receiver
         self._buffer = b""
         self._transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport  # type: ignore[assignment]  # asyncio sets TCP_NODELAY on TCP itself
+        assert isinstance(transport, asyncio.Transport)  # a TCP server's; asyncio sets TCP_NODELAY on it itself
+        self._transport = transport
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
@@ -78,7 +79,7 @@ class FastReceiver:
         with self._lock:
             self.by_status[status] += 1
 
-    def __enter__(self) -> "FastReceiver":
+    def __enter__(self) -> FastReceiver:
         self._thread.start()
         return self
 

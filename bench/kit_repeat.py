@@ -12,8 +12,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as `python bench/kit_repeat.py` from anywhere
 
-from mock_server.testing.server import ServerProcess  # noqa: E402
-from tests.kit_selftest.harness import KitRun, leaked_secrets, run_kit  # noqa: E402
+from mock_server.testing.server import ServerProcess
+from tests.kit_selftest.harness import KitRun, leaked_secrets, run_kit
 
 
 def main(argv: list[str] | None = None) -> int:

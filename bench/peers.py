@@ -11,13 +11,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling modules, when run as bench/peers.py
 
-from servers import Server, free_port  # noqa: E402
-from wrkdrive import WrkResult, run_wrk, static_script  # noqa: E402
+from servers import Server, free_port
+from wrkdrive import WrkResult, run_wrk, static_script
 
 PINS = {"wiremock": "3.13.2", "@stoplight/prism-cli": "5.16.0"}
 # Outside the repo so a 90 MB node_modules never lands in git; DPA_MOCK_PEERS_CACHE moves it.
@@ -197,7 +197,7 @@ def main() -> int:
                 raise RuntimeError(f"wrong answer, not measured: {problem}")
             script = static_script("GET", LIST, BEARER)  # the same driver as run.py's "list plans (bearer)" row
 
-            def drive(label: str, seconds: float) -> WrkResult:
+            def drive(label: str, seconds: float, server: Server = server, script: Path = script) -> WrkResult:
                 return run_wrk(server.base_url, script, log_dir, label, duration=seconds,
                                connections=args.connections, threads=args.threads)
 
@@ -207,7 +207,7 @@ def main() -> int:
                   f"{result.rps:,.0f} | {result.p50_ms:.2f} | {result.p99_ms:.2f} | "
                   f"{result.non2xx + result.socket_errors} | {server.rss()[0] / 1024:.0f} |", flush=True)
             failed += bool(result.non2xx or result.socket_errors)
-        except Exception as exc:  # one broken peer must not hide the others' figures
+        except Exception as exc:  # noqa: BLE001 - one broken peer must not hide the others' figures
             print(f"| {name} | failed: {exc} |", flush=True)
             failed += 1
         finally:

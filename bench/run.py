@@ -11,25 +11,24 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling modules, when run as bench/run.py
 
-import engine_part  # noqa: E402
-import peers  # noqa: E402
-from options import DEFAULT_CONFIG, Config, parse_args  # noqa: E402
-from report import (CEILING_ROW, LIST_ROW, LOGGED_LIST_ROW, PEER_ROW, RAW_ROW, HttpRow, Results,  # noqa: E402
-                    header, log, markdown)
-from scenario import (AUTHORIZE, CLIENT_ID, CLIENT_SECRET, EXECUTE, LIST, OUT_PARAMS, PLAN, TOKEN,  # noqa: E402
-                      TOKEN_BODY)
-from servers import Server, ceiling, emulator, machine_busy_s  # noqa: E402
-from targets import add_ratios_and_targets  # noqa: E402
-from wrkdrive import WrkResult, ids_script, oauth_script, run_wrk, static_script  # noqa: E402
+import engine_part
+import peers
+from options import DEFAULT_CONFIG, Config, parse_args
+from report import CEILING_ROW, LIST_ROW, LOGGED_LIST_ROW, PEER_ROW, RAW_ROW, HttpRow, Results, header, log, markdown
+from scenario import AUTHORIZE, CLIENT_ID, CLIENT_SECRET, EXECUTE, LIST, OUT_PARAMS, PLAN, TOKEN, TOKEN_BODY
+from servers import Server, ceiling, emulator, machine_busy_s
+from targets import add_ratios_and_targets
+from wrkdrive import WrkResult, ids_script, oauth_script, run_wrk, static_script
 
-from mock_server.settings import Settings  # noqa: E402
+from mock_server.settings import Settings
 
 OPEN_STATUSES = ("DEFAULT", "RUNNING", "PENDING")
 
@@ -182,7 +181,7 @@ class Bench:
         self.add("output params (GET, finished run)", label,
                  self.wrk(srv, f"outparams-{slug}", static_script("GET", out_path, bearer)), baseline=config.baseline)
         exec_headers = {**bearer, "Content-Type": "application/json"}
-        exec_body = '{"processPlanId":"%s"}' % PLAN
+        exec_body = f'{{"processPlanId":"{PLAN}"}}'
         ids_file = self.work / f"execute-{slug}.ids"
         result = self.wrk(srv, f"execute-{slug}", ids_script("POST", EXECUTE, exec_headers, exec_body,
                                                                 '"planInstanceId":%s*"([^"]+)"', ids_file))
@@ -293,7 +292,7 @@ class Bench:
             self.results.other.append(("RSS after the HTTP rows (granian)", *self.rss_note(srv)))
             token = self.login(base)
             exec_headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-            exec_body = '{"processPlanId":"%s"}' % PLAN
+            exec_body = f'{{"processPlanId":"{PLAN}"}}'
             executed = 1 + result.requests
             executed += self._execute_until(srv, a.executions - executed, result.rps, exec_headers, exec_body)
             total, largest = srv.rss()
@@ -330,8 +329,9 @@ class Bench:
         """The shared-store configurations, each after a ceiling with its worker count unless one was measured."""
         for config in self.args.configs:
             if not self.results.row(CEILING_ROW, config.baseline):
-                self.attempt(f"ceiling on granian ×{config.workers}", lambda: self.ceiling_run("granian", config.workers))
-            self.attempt(f"emulator {config.label}", lambda: self.emulator_shared(config))
+                self.attempt(f"ceiling on granian ×{config.workers}",
+                             lambda config=config: self.ceiling_run("granian", config.workers))
+            self.attempt(f"emulator {config.label}", lambda config=config: self.emulator_shared(config))
 
     def _execute_until(self, srv: Server, remaining: int, rate: float, headers: dict[str, str], body: str) -> int:
         """More executions in wrk chunks sized from the measured rate, until `remaining` are done or time is up."""

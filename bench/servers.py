@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import signal
@@ -51,8 +52,8 @@ class Server:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30.0) -> "Server":
-        self._log_file = open(self.log, "ab")
+    def start(self, timeout: float = 30.0) -> Server:
+        self._log_file = open(self.log, "ab")  # noqa: SIM115 - open for the server's life, closed by stop()
         started = time.perf_counter()
         self.proc = subprocess.Popen(self.cmd, stdout=self._log_file, stderr=subprocess.STDOUT, env=self.env,
                                      cwd=ROOT, start_new_session=True)
@@ -81,10 +82,8 @@ class Server:
                     continue
         if self.proc is not None:
             # The granian worker may outlive its supervisor for a moment; the group kill reaches it too.
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
@@ -100,7 +99,7 @@ class Server:
         sizes = [_vm_rss(pid) for pid in _tree(self.proc.pid)]
         return sum(sizes), max(sizes, default=0)
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from mock_server.testing.server import ServerProcess  # noqa: E402
+from mock_server.testing.server import ServerProcess
 
 POC = {"client_id": "JhYhK/XcFKuVlpVijwLCkw==", "client_secret": "EZOXzdyqbGt1CpxtHrt5te35zS9iE6jfcgyvpPpNmPU="}
 PLANS = ["acf42dd3", "c3d9f4e5", "e5f2b7c9"]  # succeed, fail at node 2, random: every run ends by itself
@@ -46,7 +46,7 @@ class FlakyReceiver:
             protocol_version = "HTTP/1.1"
             disable_nagle_algorithm = True
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 payload = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
                 with outer._lock:
                     outer.received += 1
@@ -95,7 +95,7 @@ def client(base: str, callback: str, deadline: float, seed: int, stats: dict[str
     i = 0
     while time.monotonic() < deadline:
         if i % 50 == 0:  # a fresh OAuth dance now and then
-            code = session.get(base + "/api/dp/auth/oauth/authorize", params={**{"client_id": POC["client_id"]},
+            code = session.get(base + "/api/dp/auth/oauth/authorize", params={"client_id": POC["client_id"],
                                "response_type": "code", "scope": "default"}, timeout=30)
             token = session.post(base + "/api/dp/auth/oauth/token", timeout=30, json={
                 "code": code.json()["data"]["code"], **POC, "grant_type": "authorization_code"})
@@ -160,7 +160,8 @@ def main() -> int:
     receiver = FlakyReceiver()
     stats: dict[str, Any] = {"lock": threading.Lock(), "statuses": collections.Counter(), "instances": []}
     with ServerProcess() as server:
-        base, pid = server.base_url, server.proc.pid  # type: ignore[union-attr]
+        assert server.proc is not None  # started by the with statement
+        base, pid = server.base_url, server.proc.pid
         started = time.monotonic()
         deadline = started + args.minutes * 60
         threads = [threading.Thread(target=client, args=(base, receiver.url, deadline, n, stats), daemon=True)

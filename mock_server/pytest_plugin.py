@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -146,37 +147,37 @@ class DpaPlatform:
         self._envelope("POST", "/__admin/reset")
 
     def clock(self) -> dict[str, Any]:
-        return self._envelope("GET", "/__admin/clock")
+        return self._object("GET", "/__admin/clock")
 
     def advance(self, seconds: float) -> dict[str, Any]:
         """Move the virtual clock; returns once everything due by then (callback attempts too) has happened."""
-        return self._envelope("POST", "/__admin/clock/advance", json={"seconds": seconds})
+        return self._object("POST", "/__admin/clock/advance", json={"seconds": seconds})
 
     def runs(self, plan_id: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
         params = {k: v for k, v in (("processPlanId", plan_id), ("status", status)) if v is not None}
-        return self._envelope("GET", "/__admin/runs", params=params)
+        return self._list("GET", "/__admin/runs", params=params)
 
     def run(self, instance_id: str) -> dict[str, Any]:
-        return self._envelope("GET", f"/__admin/runs/{instance_id}")
+        return self._object("GET", f"/__admin/runs/{instance_id}")
 
     def resume(self, instance_id: str) -> dict[str, Any]:
         """Resume a run waiting in PENDING; returns the run."""
-        return self._envelope("POST", f"/__admin/runs/{instance_id}/resume")
+        return self._object("POST", f"/__admin/runs/{instance_id}/resume")
 
     def scenes(self) -> list[dict[str, Any]]:
-        return self._envelope("GET", "/__admin/scenes")
+        return self._list("GET", "/__admin/scenes")
 
     def delete_scene(self, instance_id: str) -> dict[str, Any]:
-        return self._envelope("DELETE", f"/__admin/scenes/{instance_id}")
+        return self._object("DELETE", f"/__admin/scenes/{instance_id}")
 
     def callbacks(self, instance_id: str | None = None) -> list[dict[str, Any]]:
         """The callback ledger: one delivery per status change, each with its attempts and verdicts."""
         params = {"planInstanceId": instance_id} if instance_id else {}
-        return self._envelope("GET", "/__admin/callbacks", params=params)
+        return self._list("GET", "/__admin/callbacks", params=params)
 
     def journal(self, limit: int | None = None) -> list[dict[str, Any]]:
         """Requests the emulator received, oldest first (secrets shown as ***)."""
-        return self._envelope("GET", "/__admin/requests", params={"limit": limit} if limit else {})
+        return self._list("GET", "/__admin/requests", params={"limit": limit} if limit else {})
 
     def fault(self, method: str | None = None, path: str | None = None, code: int | None = None,
               http_status: int | None = None, latency_ms: float | None = None, times: int | None = None,
@@ -184,10 +185,10 @@ class DpaPlatform:
         """Make matching vendor-API requests answer `code`/`http_status` or be slow; `path` is a regex."""
         spec = {"method": method, "path": path, "code": code, "httpStatus": http_status, "latencyMs": latency_ms,
                 "times": times, "message": message}
-        return self._envelope("POST", "/__admin/faults", json={k: v for k, v in spec.items() if v is not None})
+        return self._object("POST", "/__admin/faults", json={k: v for k, v in spec.items() if v is not None})
 
     def faults(self) -> list[dict[str, Any]]:
-        return self._envelope("GET", "/__admin/faults")
+        return self._list("GET", "/__admin/faults")
 
     def clear_faults(self) -> None:
         self._envelope("DELETE", "/__admin/faults")
@@ -244,6 +245,18 @@ class DpaPlatform:
             raise AssertionError(f"dpa-mock {method} {path} answered HTTP {response.status_code}: "
                                  f"{response.text[:500]}")
         return body.get("data")
+
+    def _object(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        data = self._envelope(method, path, **kwargs)
+        if not isinstance(data, dict):
+            raise AssertionError(f"dpa-mock {method} {path}: expected an object in data, got {data!r:.200}")
+        return data
+
+    def _list(self, method: str, path: str, **kwargs: Any) -> list[dict[str, Any]]:
+        data = self._envelope(method, path, **kwargs)
+        if not isinstance(data, list):
+            raise AssertionError(f"dpa-mock {method} {path}: expected a list in data, got {data!r:.200}")
+        return data
 
     def close(self) -> None:
         self.http.close()

@@ -7,7 +7,7 @@ from typing import Any
 import urllib3
 
 from mock_server import jsonbytes
-from mock_server.domain.callbacks import TransportError
+from mock_server.domain.callbacks import Transport, TransportError
 
 
 class HttpTransport:
@@ -35,8 +35,8 @@ class SelfCallShortcut:
     at once, exactly as over HTTP.
     """
 
-    def __init__(self, inner: Any, host: str, port: int) -> None:
-        self._inner: Any = inner
+    def __init__(self, inner: Transport, host: str, port: int) -> None:
+        self._inner = inner
         self._app: Any = None
         loopback = {"127.0.0.1", "localhost", "::1", "[::1]"}
         self._own = {(h, port) for h in (loopback if host in loopback | {"0.0.0.0", "::"} else {host})}

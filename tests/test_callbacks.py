@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -32,7 +33,7 @@ def verdicts(delivery: dict[str, Any]) -> list[str]:
 
 def gaps(delivery: dict[str, Any]) -> list[int]:
     times = [a["at"] for a in delivery["attempts"]]
-    return [b - a for a, b in zip(times, times[1:])]
+    return [b - a for a, b in itertools.pairwise(times)]
 
 
 def test_success_run_delivers_default_running_success_in_order(capi: Api, receiver: CallbackReceiver) -> None:
@@ -43,7 +44,7 @@ def test_success_run_delivers_default_running_success_in_order(capi: Api, receiv
     assert receiver.wait_for(count(3), timeout=5)
     got = receiver.deliveries
     assert statuses(got) == ["DEFAULT", "RUNNING", "SUCCESS"]
-    for delivery, status in zip(got, ["DEFAULT", "RUNNING", "SUCCESS"]):
+    for delivery, status in zip(got, ["DEFAULT", "RUNNING", "SUCCESS"], strict=True):
         assert delivery.json == {"planInstanceId": instance, "processPlanId": "acf42dd3", "status": status}
         assert delivery.headers.get("Content-Type", "").split(";")[0].strip() == "application/json"
         assert delivery.path == "/callback"
@@ -253,4 +254,4 @@ def test_real_clock_retries_follow_wall_time(make_app: Any, receiver: CallbackRe
     assert statuses(receiver.deliveries) == ["DEFAULT"] * 3 + ["RUNNING", "SUCCESS"]
     default = ledger(api.client, instance)[0]
     assert verdicts(default) == ["retry", "retry", "ack"]
-    assert [g >= b for g, b in zip(gaps(default), (100, 200))] == [True, True]  # never early
+    assert [g >= b for g, b in zip(gaps(default), (100, 200), strict=True)] == [True, True]  # never early

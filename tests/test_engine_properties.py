@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -15,8 +16,18 @@ from mock_server.domain.errors import ValidationError
 from mock_server.domain.platform import Platform
 from mock_server.domain.runs import PENDING, TERMINAL, TRANSITIONS
 from mock_server.domain.scenes import fire_time
-from tests.plugins.engine import (ACK, ALL_PRINCIPAL, FAIL, RAISE, START, WRONG, ScriptedTransport, domain_platform,
-                                  make_store, ms)
+from tests.plugins.engine import (
+    ACK,
+    ALL_PRINCIPAL,
+    FAIL,
+    RAISE,
+    START,
+    WRONG,
+    ScriptedTransport,
+    domain_platform,
+    make_store,
+    ms,
+)
 
 PLANS = ["acf42dd3", "b7e1c0a2", "c3d9f4e5", "d4a8e6f1", "e5f2b7c9", "f6c1a3d8"]
 STATUS_OFFSET = {"DEFAULT": 0, "RUNNING": 1, "PENDING": 2, "SUCCESS": 3, "FAIL": 4}
@@ -46,7 +57,7 @@ class Scripts:
 def check_history(run: Any, now: float) -> None:
     history = run.history
     assert history[0][0] == "DEFAULT"
-    for (a, ta), (b, tb) in zip(history, history[1:]):
+    for (a, ta), (b, tb) in itertools.pairwise(history):
         assert b in TRANSITIONS[a], f"{run.instance_id}: {a} -> {b}"
         assert ta <= tb
         assert a not in TERMINAL
@@ -75,7 +86,7 @@ def check_deliveries(platform: Platform, transport: ScriptedTransport, run: Any,
         else:
             assert last.verdict == "gave_up" and len(attempts) == MAX_ATTEMPTS and d.state == "gave_up"
         assert attempts[0].at >= d.created_at and attempts[0].at >= previous_end
-        for i, (a, b) in enumerate(zip(attempts, attempts[1:])):
+        for i, (a, b) in enumerate(itertools.pairwise(attempts)):
             assert b.at - a.at == pytest.approx(BACKOFF[i], abs=1e-6)
         previous_end = last.at
         expected_calls += [(d.status, "ack" if a.verdict == "ack" else "not-ack") for a in attempts]

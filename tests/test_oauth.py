@@ -6,7 +6,8 @@ import base64
 import datetime as dt
 import json
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jwt
 import pytest
@@ -16,8 +17,7 @@ from flask.testing import FlaskClient
 from mock_server.domain.clock import VirtualClock
 from mock_server.settings import Settings
 from tests.plugins.emulator import AUTHORIZE, DEFAULT_ONLY, DOC_CLIENT, EXPIRED, LIST_PLANS, POC, TOKEN, Api
-from tests.plugins.foundation import (ADMIN_ADVANCE, FOREIGN_KEY, built_app, decode, envelope_of, expect_error,
-                                      sign)
+from tests.plugins.foundation import ADMIN_ADVANCE, FOREIGN_KEY, built_app, decode, envelope_of, expect_error, sign
 
 CODE_RE = re.compile(r"^[A-Z0-9_-]{48}$")
 PLUS_APP = {"client_id": "Ufd0+qgBk7AkPNGZb3jXWg==", "client_secret": "Lq320DGmqy7SEzAnRE4o4Izk3NW+6CIYcTArIScerNQ="}
@@ -267,7 +267,9 @@ def _tamper(token: str) -> str:
 
 
 def _none_alg(claims: dict[str, Any]) -> str:
-    enc = lambda obj: base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")  # noqa: E731
+    def enc(obj: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
+
     return f"{enc({'alg': 'none', 'typ': 'JWT'})}.{enc(claims)}."
 
 
@@ -294,7 +296,7 @@ def test_bearer_failures_are_403_with_distinct_messages(client: FlaskClient, pla
         "past exp": (f"Bearer {sign(_claims(platform, exp=int(platform.clock.now()) - 1))}", "has expired"),
     }
     by_kind: dict[str, str] = {}
-    for name, (header, fragment) in cases.items():
+    for header, fragment in cases.values():
         headers = {} if header is None else {"Authorization": header}
         by_kind.setdefault(fragment, expect_error(client.get(LIST_PLANS, headers=headers), 403, fragment))
     # Each kind of failure says which: no two kinds share a message.

@@ -162,7 +162,7 @@ def _race(redeem: Any, n: int) -> list[Any]:
         barrier.wait()
         try:
             results[i] = redeem()
-        except Exception as exc:  # collected and judged by the caller
+        except Exception as exc:  # noqa: BLE001 - collected and judged by the caller
             results[i] = exc
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
@@ -191,7 +191,7 @@ def test_concurrent_redemption_through_the_http_layer_yields_one_token() -> None
             code = api.code()
             body = {"code": code, **POC, "grant_type": "authorization_code"}
             # One test client per thread: each has its own cookie jar and environ builder.
-            results = _race(lambda: envelope_of(app.test_client().post(TOKEN, json=body)), 8)
+            results = _race(lambda body=body: envelope_of(app.test_client().post(TOKEN, json=body)), 8)
             codes = sorted(r["code"] for r in results)
             assert codes == [200] + [403] * 7, results
             assert sum("already been used" in r["message"] for r in results) == 7

@@ -13,8 +13,20 @@ from mock_server.domain.clock import RealClock, VirtualClock
 from mock_server.domain.scenes import fire_time
 from mock_server.testing.receiver import CallbackReceiver
 from tests.plugins.emulator import SCENE, Api
-from tests.plugins.engine import (ALL_PRINCIPAL, START, PinnedApps, api_for, ScriptedTransport, admin_runs, admin_scenes,
-                                  domain_platform, ms, scene_form, shanghai, statuses)
+from tests.plugins.engine import (
+    ALL_PRINCIPAL,
+    START,
+    PinnedApps,
+    ScriptedTransport,
+    admin_runs,
+    admin_scenes,
+    api_for,
+    domain_platform,
+    ms,
+    scene_form,
+    shanghai,
+    statuses,
+)
 
 TZ = ZoneInfo("Asia/Shanghai")
 T0 = ms(START)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 from mock_server.domain.clock import VirtualClock
 from mock_server.domain.errors import AuthError
 from mock_server.domain.platform import Platform
+from mock_server.sqlite_journal import SqliteJournal
 from mock_server.sqlite_store import SqliteStore
 from tests.plugins.engine import ALL_PRINCIPAL, POC, START, ScriptedTransport, domain_platform
 from tests.test_durable_store import PLANS, state_of
@@ -24,9 +26,10 @@ PLAN = "acf42dd3"  # three nodes that succeed; see fixtures/plans.yaml
 def pair(path: Path, **overrides: Any) -> tuple[Platform, Platform, ScriptedTransport, ScriptedTransport]:
     ta, tb = ScriptedTransport(), ScriptedTransport()
     overrides.setdefault("advance_timeout", 10.0)  # a lost advance request fails the test instead of hanging it
-    a = domain_platform(ta, VirtualClock(START), SqliteStore(path, lease_ttl=overrides.pop("lease_ttl", 3.0)),
+    lease_ttl = overrides.pop("lease_ttl", 3.0)
+    a = domain_platform(ta, VirtualClock(START), SqliteStore(path, lease_ttl=lease_ttl),
                         callback_workers=1, **overrides)
-    b = domain_platform(tb, VirtualClock(START), SqliteStore(path, lease_ttl=a.store.lease_ttl),  # type: ignore[attr-defined]
+    b = domain_platform(tb, VirtualClock(START), SqliteStore(path, lease_ttl=lease_ttl),
                         callback_workers=1, **overrides)
     return a, b, ta, tb
 
@@ -140,7 +143,7 @@ def test_scenes_saved_and_deleted_by_the_other_fire_and_stop_at_the_lease_holder
 
 
 def test_when_the_holder_stops_the_other_takes_over_and_finishes_its_work(tmp_path: Path) -> None:
-    a, b, ta, tb = pair(tmp_path / "state.db")
+    a, b, _, tb = pair(tmp_path / "state.db")
     try:
         ta_fail = ScriptedTransport(lambda instance, status, n: "fail")
         a.outbox._transport = ta_fail  # every attempt of the holder fails: retries stay pending
@@ -228,8 +231,9 @@ def test_the_shared_journal_keeps_a_window_of_the_latest_entries(tmp_path: Path)
         for i in range(100):
             (a if i % 2 else b).journal.record({"path": f"/{i}", "at": i})
             if i % 7 == 0:
-                a.journal.flush()  # type: ignore[attr-defined]
-                b.journal.flush()  # type: ignore[attr-defined]
+                for journal in (a.journal, b.journal):
+                    assert isinstance(journal, SqliteJournal)  # a shared store's journal, written behind
+                    journal.flush()
         assert [e["path"] for e in a.journal.recent()] == [f"/{i}" for i in range(75, 100)]
         assert [e["path"] for e in b.journal.recent(3)] == ["/97", "/98", "/99"]
         a.reset()

@@ -5,9 +5,10 @@ from __future__ import annotations
 import collections
 import dataclasses
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from mock_server.domain.clock import Clock, to_ms
 from mock_server.domain.lock import StateLock
@@ -190,7 +191,7 @@ class Outbox:
         error: str | None = None
         try:
             status, body = self._transport.post_json(delivery.url, delivery.payload, self._timeout)
-        except Exception as exc:  # any failure to get an answer is a failed attempt, never a crash
+        except Exception as exc:  # noqa: BLE001 - any failure to get an answer is a failed attempt, never a crash
             error = f"{type(exc).__name__}: {exc}"[:500]
         with self._lock:
             if generation != self._generation:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from mock_server.domain.errors import ValidationError
 from mock_server.domain.lock import StateLock
@@ -50,7 +51,7 @@ _ALIASES = {
 
 
 def _canonical(spec: dict[str, Any]) -> dict[str, Any]:
-    out = {}
+    out: dict[str, Any] = {}
     for key, value in spec.items():
         name = _ALIASES.get(key, key)
         if name in out and out[name] != value:

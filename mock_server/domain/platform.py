@@ -9,7 +9,8 @@ import math
 import threading
 import time
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from mock_server.domain.callbacks import Delivery, Outbox, Transport, delivery_record
@@ -242,8 +243,8 @@ class Platform:
 
     def _serve_asked_advances(self) -> None:
         """The lease holder does the advances asked of it, oldest target first (also each round of the loop)."""
-        if not (self.leader and self.advances.pending):
-            return
+        if not self.advances.pending:
+            return  # the usual round: nothing asked
         with self._advance_lock:
             while self.leader and (oldest := self.advances.oldest()) is not None:
                 key, target = oldest

@@ -5,8 +5,9 @@ from __future__ import annotations
 import collections
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from mock_server.domain.catalog import Catalog, Node, Plan, Workflow
 from mock_server.domain.clock import to_ms
@@ -126,7 +127,7 @@ def update_run(run: Run, record: dict[str, Any]) -> bool:
         return False
     run.status, run.updated_at, run.cursor = record["status"], record["updated_at"], record["cursor"]
     run.history = [(s, t) for s, t in record["history"]]
-    for progress, (state, result, started, finished) in zip(run.nodes, record["nodes"]):
+    for progress, (state, result, started, finished) in zip(run.nodes, record["nodes"], strict=True):
         progress.state, progress.result, progress.started_at, progress.finished_at = state, result, started, finished
     return True
 

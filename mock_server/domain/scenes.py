@@ -5,8 +5,9 @@ from __future__ import annotations
 import calendar
 import dataclasses
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from mock_server.domain.catalog import Catalog, Plan

@@ -6,9 +6,10 @@ import contextlib
 import heapq
 import itertools
 import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, wait
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from mock_server.domain.clock import Clock
 from mock_server.domain.lock import StateLock
@@ -126,7 +127,7 @@ class EventLoop:
                             continue  # the state it was scheduled on was reloaded meanwhile (another process's reset)
                         try:
                             event.fn(event.due)
-                        except Exception as exc:  # one broken event must not stop the loop
+                        except Exception as exc:  # noqa: BLE001 - one broken event must not stop the loop (it is logged)
                             if self._on_error:
                                 self._on_error(exc)
                         done += 1
@@ -160,7 +161,7 @@ class EventLoop:
             if self._each_round is not None:
                 try:
                     self._each_round()
-                except Exception as exc:  # a busy or vanished state file must not end the ticker
+                except Exception as exc:  # noqa: BLE001 - a busy or vanished state file must not end the ticker
                     if self._on_error:
                         self._on_error(exc)
             with self._scheduler.changed:  # peek and wait under one lock, so no notify is missed
@@ -168,9 +169,10 @@ class EventLoop:
                 nxt = self._scheduler.peek()
                 if nxt is None or nxt > now:
                     # Virtual time only moves by an advance, which processes for itself; real time is polled.
-                    far = nxt is None or self._clock.mode == "virtual"
-                    wait_s = self._max_wait if far else min(max(nxt - now, 0.001), self._max_wait)
-                    self._scheduler.changed.wait(wait_s)
+                    if nxt is None or self._clock.mode == "virtual":
+                        self._scheduler.changed.wait(self._max_wait)
+                    else:
+                        self._scheduler.changed.wait(min(max(nxt - now, 0.001), self._max_wait))
                     continue
             self.run_until(now, wait_callbacks=False)
             if self._gather > 0:

@@ -7,11 +7,11 @@ holds the lease that lets it run the scheduler and the callback dispatcher.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Protocol, Union
+from typing import Any, Literal, Protocol
 
 Records = dict[str, dict[str, dict[str, Any]]]  # kind -> key -> record
 RELOAD: Literal["reload"] = "reload"  # poll(): too much changed (a reset, a long absence): rebuild from load()
-Changes = Union[None, Literal["reload"], list[tuple[str, str, Union[dict[str, Any], None]]]]
+Changes = None | Literal["reload"] | list[tuple[str, str, dict[str, Any] | None]]
 
 
 class Store(Protocol):

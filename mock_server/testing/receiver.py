@@ -51,7 +51,7 @@ class CallbackReceiver:
             protocol_version = "HTTP/1.1"
             disable_nagle_algorithm = True  # headers and body go out at once, not after a delayed ACK
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 status, body, delay = receiver._answer()
@@ -79,7 +79,7 @@ class CallbackReceiver:
                                         name="callback-receiver", daemon=True)
 
     # -- lifecycle ---------------------------------------------------------------------------------
-    def start(self) -> "CallbackReceiver":
+    def start(self) -> CallbackReceiver:
         self._thread.start()
         return self
 
@@ -87,7 +87,7 @@ class CallbackReceiver:
         self._server.shutdown()
         self._server.server_close()
 
-    def __enter__(self) -> "CallbackReceiver":
+    def __enter__(self) -> CallbackReceiver:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -96,28 +96,28 @@ class CallbackReceiver:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/callback"
+        return f"http://{host.decode() if isinstance(host, bytes) else host}:{port}/callback"
 
     # -- scripting ---------------------------------------------------------------------------------
-    def ack(self) -> "CallbackReceiver":
+    def ack(self) -> CallbackReceiver:
         """From now on answer 200 SUCCESS (after any queued one-off answers)."""
         with self._lock:
             self._script.default = ("ack", None)
         return self
 
-    def fail(self, times: int | None = None, status: int = 500) -> "CallbackReceiver":
+    def fail(self, times: int | None = None, status: int = 500) -> CallbackReceiver:
         """Answer HTTP `status` (body FAIL) `times` times, then the default; `times=None`: always."""
         return self._push(("status", status), times)
 
-    def body(self, text: str, times: int | None = None) -> "CallbackReceiver":
+    def body(self, text: str, times: int | None = None) -> CallbackReceiver:
         """Answer 200 with `text` instead of SUCCESS."""
         return self._push(("body", text), times)
 
-    def timeout(self, seconds: float = 5.0, times: int | None = None) -> "CallbackReceiver":
+    def timeout(self, seconds: float = 5.0, times: int | None = None) -> CallbackReceiver:
         """Wait `seconds` before answering SUCCESS (longer than the sender's timeout: a failed attempt)."""
         return self._push(("sleep", seconds), times)
 
-    def _push(self, behaviour: tuple[str, Any], times: int | None) -> "CallbackReceiver":
+    def _push(self, behaviour: tuple[str, Any], times: int | None) -> CallbackReceiver:
         with self._lock:
             if times is None:
                 self._script.default = behaviour

@@ -6,11 +6,11 @@ import collections
 import datetime as dt
 import tempfile
 import threading
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import pytest
-
 import requests
 from flask import Flask
 from flask.testing import FlaskClient
@@ -45,7 +45,7 @@ def catalog() -> Catalog:
 
 
 def ms(seconds: float) -> int:
-    return int(round(seconds * 1000))
+    return round(seconds * 1000)
 
 
 def shanghai(*args: int) -> float:
