@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -12,9 +14,15 @@ from mock_server.testing.receiver import CallbackReceiver
 from mock_server.testing.server import ServerProcess
 from tests.plugins.emulator import AUTHORIZE, EXECUTE, LIST_PLANS, MODELS, OUT_PARAMS, POC, SCENE, TOKEN
 from tests.plugins.engine import http_advance, http_login
-from tests.plugins.proxy import admin, broken_process, findings, proxied, proxy_process  # noqa: F401 - fixture
+from tests.plugins.proxy import admin, broken_process, findings, proxy_for, proxy_process
 
 pytestmark = pytest.mark.http
+
+
+@pytest.fixture
+def proxied(live: ServerProcess, tmp_path: Path) -> Iterator[ServerProcess]:
+    with proxy_for(live, tmp_path) as proxy:
+        yield proxy
 
 
 def _kinds(found: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
@@ -48,10 +56,10 @@ def test_a_client_breaking_the_document_gets_client_findings(live: ServerProcess
     messages = {f["check"]: f["message"] for f in client}
     assert _kinds(client) >= {("violation", "client", c) for c in
                               ("body", "double-slash", "auth", "callback-ack")}
-    bodies = [f["message"] for f in client if f["check"] == "body"]
-    assert any("grant_type" in m for m in bodies)
-    assert any("modelVarReq" in m and f["interface"] == "4" for m, f in zip(bodies, [x for x in client if x["check"] == "body"]))
-    assert any("modelVarReq" in m and f["interface"] == "5" for m, f in zip(bodies, [x for x in client if x["check"] == "body"]))
+    bodies = [(f["interface"], f["message"]) for f in client if f["check"] == "body"]
+    assert any(i == "1.2" and "grant_type" in m for i, m in bodies)
+    assert any(i == "4" and "modelVarReq" in m for i, m in bodies)
+    assert any(i == "5" and "modelVarReq" in m for i, m in bodies)
     assert "'success'" in messages["callback-ack"]
     server = findings(proxied, side="server")
     assert _kinds(server) == {("observation", "server", "double-slash")}, server

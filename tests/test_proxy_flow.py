@@ -5,9 +5,10 @@ from __future__ import annotations
 import http.client
 import json
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -18,9 +19,15 @@ from mock_server.testing.receiver import CallbackReceiver
 from mock_server.testing.server import ServerProcess
 from tests.plugins.emulator import DOC_CLIENT, EXECUTE, LIST_PLANS, MODELS, OUT_PARAMS, SCENE
 from tests.plugins.engine import http_admin, http_advance, http_login
-from tests.plugins.proxy import admin, proxied, proxy_process  # noqa: F401 - fixture
+from tests.plugins.proxy import admin, proxy_for, proxy_process
 
 pytestmark = pytest.mark.http
+
+
+@pytest.fixture
+def proxied(live: ServerProcess, tmp_path: Path) -> Iterator[ServerProcess]:
+    with proxy_for(live, tmp_path) as proxy:
+        yield proxy
 
 
 def _same_answer(proxy: ServerProcess, live: ServerProcess, method: str, path: str, **kwargs: Any) -> requests.Response:

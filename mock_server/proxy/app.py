@@ -6,17 +6,18 @@ import json
 import logging
 import ssl
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
+from mock_server.proxy import ui
 from mock_server.proxy.callbacks import RELAY_PATH, CallbackJudge, Relays
 from mock_server.proxy.forward import Answer, Destination, ForwardError, end_to_end, send
 from mock_server.proxy.judge import Route, Router, judge_request, judge_response
 from mock_server.proxy.model import Exchange, Finding, Store
 from mock_server.proxy.record import Recorder, token_subject
 from mock_server.proxy.redact import Secrets
-from mock_server.proxy import ui
 
 log = logging.getLogger("dpa_mock.proxy")
 StartResponse = Callable[..., Any]
@@ -76,7 +77,7 @@ class ProxyApp:
                 {"code": 400, "message": f"dpa-mock proxy: body over {self.config.max_body} bytes", "data": None}).encode())
         headers_map = dict(headers)
         route = self.router.route(method, path)
-        kind = "other" if path.startswith("/__admin") else "api"
+        kind: Literal["api", "other"] = "other" if path.startswith("/__admin") else "api"
         judged = judge_request(route, method, path, environ.get("QUERY_STRING", ""), headers_map, raw) if kind == "api" else None
         if judged is not None:
             self.secrets.learn_fields(judged.body)

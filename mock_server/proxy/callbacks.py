@@ -62,10 +62,10 @@ class Relays:
         relay = Relay(url, plan_id, op_id)
         if media == "application/x-www-form-urlencoded":
             pairs = raw.split(b"&")
-            hits = [i for i, p in enumerate(pairs) if unquote_plus(p.split(b"=", 1)[0].decode("latin1")) == "callbackUrl"]
-            if len(hits) != 1:
+            indexes = [i for i, p in enumerate(pairs) if unquote_plus(p.split(b"=", 1)[0].decode("latin1")) == "callbackUrl"]
+            if len(indexes) != 1:
                 return raw, None
-            pairs[hits[0]] = b"callbackUrl=" + quote(self.register(relay), safe="").encode()
+            pairs[indexes[0]] = b"callbackUrl=" + quote(self.register(relay), safe="").encode()
             return b"&".join(pairs), relay
         if "json" in media or media == "":
             hits = [m for m in _JSON_URL.finditer(raw) if _decoded(m.group(2)) == url]

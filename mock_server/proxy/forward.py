@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import http.client
-import socket
 import ssl
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -39,7 +38,7 @@ class Destination:
     netloc: str
 
     @classmethod
-    def parse(cls, url: str) -> "Destination":
+    def parse(cls, url: str) -> Destination:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"{url!r} is not an http(s) URL")
@@ -77,7 +76,7 @@ def send(dest: Destination, method: str, target: str, headers: list[tuple[str, s
         response = conn.getresponse()
         data = response.read()  # de-chunked, never decompressed: the client gets the encoding the server chose
         return Answer(response.status, response.reason, response.getheaders(), data)
-    except (OSError, http.client.HTTPException, socket.timeout, ValueError) as exc:
+    except (TimeoutError, OSError, http.client.HTTPException, ValueError) as exc:
         raise ForwardError(f"{type(exc).__name__}: {exc}") from exc
     finally:
         conn.close()

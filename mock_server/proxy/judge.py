@@ -124,7 +124,7 @@ def judge_request(route: Route, method: str, path: str, query_string: str, heade
         text = query_string.encode("latin1").decode("utf-8", "replace")
         out.add("violation", "client", "query", "query string is not UTF-8")
     pairs = parse_qsl(text, keep_blank_values=True)
-    out.query = {k: v for k, v in reversed(pairs)}  # first value wins, as a servlet's getParameter
+    out.query = dict(reversed(pairs))  # first value wins, as a servlet's getParameter
     if op.query_schema is not None:
         problem = _query_problem(op, out.query)
         if problem:

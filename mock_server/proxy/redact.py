@@ -14,8 +14,9 @@ MASK = "***"
 SECRET_FIELDS = frozenset({"client_secret", "code", "access_token", "refresh_token", "password", "token"})
 _BEARER = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+")
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*\.?[A-Za-z0-9_-]*")
-_JSON_FIELD = re.compile(r'("(?:%s)"\s*:\s*)"(?:[^"\\]|\\.)*"' % "|".join(sorted(SECRET_FIELDS)))
-_PAIR_FIELD = re.compile(r"(?<![A-Za-z0-9_])((?:%s)=)[^&\s'\"]*" % "|".join(sorted(SECRET_FIELDS)))
+_NAMES = "|".join(sorted(SECRET_FIELDS))
+_JSON_FIELD = re.compile(rf'("(?:{_NAMES})"\s*:\s*)"(?:[^"\\]|\\.)*"')
+_PAIR_FIELD = re.compile(rf"(?<![A-Za-z0-9_])((?:{_NAMES})=)[^&\s'\"]*")
 _SHOWN_HEADERS = ("content-type", "accept", "authorization")
 
 

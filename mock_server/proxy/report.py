@@ -33,7 +33,7 @@ def _cell(text: Any) -> str:
 def markdown(data: dict[str, Any]) -> str:
     summary = data["summary"]
     when = dt.datetime.fromtimestamp(data["finished"]).isoformat(timespec="seconds")
-    lines = [f"# dpa-mock proxy report", "", f"- target: `{_cell(data['target'])}`", f"- written: {when}",
+    lines = ["# dpa-mock proxy report", "", f"- target: `{_cell(data['target'])}`", f"- written: {when}",
              f"- exchanges: {summary['api']} vendor calls, {summary['callbacks']} callbacks, {summary['other']} other",
              f"- findings: {summary['violations']} violations, {summary['leniencies']} leniencies, "
              f"{summary['observations']} observations", ""]

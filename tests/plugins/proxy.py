@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-import pytest
 import requests
 
 from mock_server.testing.server import ServerProcess
@@ -35,8 +34,6 @@ def findings(proxy: ServerProcess, **match: str) -> list[dict[str, Any]]:
     return [f for f in admin(proxy, "findings") if all(f.get(k) == v for k, v in match.items())]
 
 
-@pytest.fixture
-def proxied(live: ServerProcess, tmp_path: Path) -> Iterator[ServerProcess]:
-    """A proxy in front of the session's (reset) emulator, with a report written on exit."""
-    with proxy_process(live.base_url, "--report", str(tmp_path / "report.md"), log=tmp_path / "proxy.log") as proxy:
-        yield proxy
+def proxy_for(live: ServerProcess, tmp_path: Path) -> ServerProcess:
+    """A proxy in front of the session's (reset) emulator, with a report and a log in `tmp_path`."""
+    return proxy_process(live.base_url, "--report", str(tmp_path / "report.md"), log=tmp_path / "proxy.log")
