@@ -91,6 +91,13 @@ def _run(base: str, target: str, receiver: CallbackReceiver, plan: str = "acf42d
     return str(instance)
 
 
+def _login_twice_with_one_code(base: str) -> None:
+    code = requests.get(base + AUTHORIZE, params={"client_id": POC["client_id"], "response_type": "code",
+                                                  "scope": "default"}, timeout=10).json()["data"]["code"]
+    for _ in range(2):
+        requests.post(base + TOKEN, json={"code": code, "grant_type": "authorization_code", **POC}, timeout=10)
+
+
 Scenario = Callable[[str, str, CallbackReceiver], Any]
 SCENARIOS: dict[str, tuple[Scenario, set[tuple[str, str, str]]]] = {
     "missing-envelope-field": (lambda b, t, r: _login(b), {("violation", "server", "envelope")}),
@@ -107,6 +114,7 @@ SCENARIOS: dict[str, tuple[Scenario, set[tuple[str, str, str]]]] = {
     "validation-as-success": (lambda b, t, r: requests.get(b + AUTHORIZE, timeout=10, params={
         "client_id": POC["client_id"], "response_type": "code"}),
         {("violation", "client", "parameters"), ("leniency", "server", "accepted")}),
+    "code-reuse": (lambda b, t, r: _login_twice_with_one_code(b), {("violation", "server", "oauth-code-reuse")}),
     "ignores-token": (lambda b, t, r: requests.get(b + LIST_PLANS, timeout=10),
                       {("violation", "client", "auth"), ("leniency", "server", "accepted")}),
 }
@@ -126,7 +134,7 @@ def test_a_broken_target_gets_server_findings(defect: str, receiver: CallbackRec
 
 def test_a_healthy_target_gets_no_server_finding_in_the_same_scenarios(receiver: CallbackReceiver) -> None:
     with broken_process("healthy") as target, proxy_process(target.base_url, "--quiet") as proxy:
-        for name in ("wrong-field-type", "out-params-missing-nodename", "500-on-input"):
+        for name in ("wrong-field-type", "out-params-missing-nodename", "500-on-input", "code-reuse"):
             SCENARIOS[name][0](proxy.base_url, target.base_url, receiver)
         found = admin(proxy, "findings")
     assert [f for f in found if f["side"] == "server"] == []

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import collections
+import hashlib
 import json
 import logging
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -48,6 +51,9 @@ class ProxyApp:
         self.callbacks = CallbackJudge()
         self.recorder = recorder
         self.router = Router()
+        # Digests of codes a token call already redeemed: a second success for one is a broken promise.
+        self._redeemed: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._redeemed_lock = threading.Lock()
         self.started = time.time()
 
     # -- WSGI -------------------------------------------------------------------------------------
@@ -122,6 +128,7 @@ class ProxyApp:
                 # the answer's secrets are learned now: redact its display again
                 exchange.response_body = self.secrets.body(answer.body, answer.header("Content-Type"))
             findings += server
+            findings += self._code_reuse(route, judged, envelope)
             self._record(route, judged, headers_map, envelope)
         self.store.add_exchange(exchange)
         if relay is not None:
@@ -130,6 +137,21 @@ class ProxyApp:
         start_response(f"{answer.status} {answer.reason}", end_to_end(answer.headers) +
                        [("Content-Length", str(len(answer.body)))])
         return [answer.body]
+
+    def _code_reuse(self, route: Route, judged: Any, envelope: dict[str, Any] | None) -> list[Finding]:
+        code = judged.body.get("code") if isinstance(judged.body, dict) else None
+        if route.operation is None or route.operation.id != "getToken" or not isinstance(code, str) \
+                or envelope is None or envelope.get("code") != 200:
+            return []
+        digest = hashlib.sha256(code.encode()).hexdigest()
+        with self._redeemed_lock:
+            if digest in self._redeemed:
+                return [Finding("violation", "server", "oauth-code-reuse",
+                                "an authorization code already exchanged for a token was accepted again")]
+            self._redeemed[digest] = None
+            while len(self._redeemed) > 100_000:
+                self._redeemed.popitem(last=False)
+        return []
 
     def _record(self, route: Route, judged: Any, headers: dict[str, str], envelope: dict[str, Any] | None) -> None:
         if self.recorder is None or envelope is None or envelope.get("code") != 200 or route.operation is None:

@@ -27,6 +27,7 @@ class Finding:
     exchange: int = 0
     interface: str = ""
     curl: str = ""
+    request: str = ""  # the exchange's method and path (redacted), so a finding reads on its own
     id: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -94,6 +95,7 @@ class Store:
                 finding.exchange = exchange.id
                 finding.interface = finding.interface or exchange.interface
                 finding.curl = finding.curl or exchange.curl
+                finding.request = f"{exchange.method} {exchange.path}"
                 exchange.findings.append(finding.id)
             self._findings[finding.id] = finding
             while len(self._findings) > self._limit * 4:

@@ -48,8 +48,8 @@ def markdown(data: dict[str, Any]) -> str:
             if not mine:
                 continue
             lines += [f"### {side} side", "", "| exchange | interface | check | finding |", "|---|---|---|---|"]
-            lines += [f"| #{f['exchange']} | {_cell(f['interface'])} | {_cell(f['check'])} | {_cell(f['message'])} |"
-                      for f in mine]
+            lines += [f"| #{f['exchange']} `{_cell(f['request'])}` | {_cell(f['interface'])} | {_cell(f['check'])} | "
+                      f"{_cell(f['message'])} |" for f in mine]
             lines.append("")
             for f in mine:
                 if f["curl"]:
