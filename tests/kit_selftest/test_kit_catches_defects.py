@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,6 +27,8 @@ CATCHERS: dict[str, str] = {
     "out-params-missing-nodename": "test_runs.py",
     "double-slash-not-served": "test_paths.py",
 }
+# Defects that are leniencies (the server accepts what the document forbids): reported, and fatal under --strict.
+LENIENCIES: dict[str, str] = {"validation-as-success": "documented-required field missing"}
 KIT = Path("contract_tests")
 # A fixed seed keeps the verdicts reproducible; KIT_SELFTEST_SEED=random lets the kit draw one per run.
 SEED = os.environ.get("KIT_SELFTEST_SEED", "20240601")
@@ -32,12 +36,18 @@ SEED = os.environ.get("KIT_SELFTEST_SEED", "20240601")
 pytestmark = pytest.mark.slow
 
 
-def _run(defect: str, modules: list[str], workdir: Path) -> KitRun:
+def _run(defect: str, modules: list[str], workdir: Path, *extra: str) -> KitRun:
     with BrokenServer(defect, log=workdir.with_suffix(".server.log")) as server:
         # The kit's default profile (as CI runs it) minus shrinking: same examples, so the same catches.
         seed = [] if SEED == "random" else [f"--hypothesis-seed={SEED}"]
-        return run_kit(server.base_url, [str(KIT / m) for m in modules], workdir, *seed,
+        return run_kit(server.base_url, [str(KIT / m) for m in modules], workdir, *seed, *extra,
+                       "--report-json", str(workdir / "report.json"),
                        "-p", "tests.kit_selftest.kit_profile", env={"DPA_HYPOTHESIS_PROFILE": SELFTEST_PROFILE})
+
+
+def _json(workdir: Path) -> dict[str, Any]:
+    path = workdir / "report.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
 @pytest.fixture(scope="module")
@@ -65,9 +75,23 @@ def test_kit_catches_defect(defect: str, healthy_run: KitRun, tmp_path: Path) ->
     assert not healthy_failures and healthy_run.in_module(module), \
         f"control: {module} does not pass against the healthy server\n{healthy_run.summary()}"
 
-    run = _run(defect, [module], tmp_path / defect)
+    if defect in LENIENCIES:
+        # Without --strict the run passes, but the report names the leniency with its request.
+        lenient = _run(defect, [module], tmp_path / f"{defect}-lenient")
+        assert lenient.returncode == 0, lenient.summary()
+        found = [f for f in _json(tmp_path / f"{defect}-lenient").get("leniencies", [])
+                 if f["check"] == LENIENCIES[defect]]
+        assert found and found[0]["request"], f"{defect}: no {LENIENCIES[defect]!r} leniency reported"
+        run = _run(defect, [module], tmp_path / defect, "--dpa-strict")
+    else:
+        run = _run(defect, [module], tmp_path / defect)
 
     assert run.returncode != 0, f"the kit passed against {defect!r}\n{run.summary()}"
+    verdicts = {v["verdict"] for v in _json(tmp_path / defect).get("violations", [])}
+    if defect in LENIENCIES:
+        assert "verdict" in run.junit and "leniency" in run.junit, "JUnit does not class the failure"
+    else:
+        assert verdicts == {"violation"}, f"{defect}: violations classed {verdicts}\n{run.summary()}"
     caught_by = run.failed(module)
     assert caught_by, f"no test of {module} failed against {defect!r}\n{run.summary()}"
     print(f"{defect}: caught by " + ", ".join(f"{c.module}::{c.name}" for c in caught_by))  # shown with -rP
