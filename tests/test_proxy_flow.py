@@ -188,3 +188,12 @@ def test_the_proxy_answers_while_a_callback_relay_waits(live: ServerProcess, pro
     reply = requests.get(proxied.base_url + LIST_PLANS, headers=headers, timeout=10)
     assert reply.json()["code"] == 200
     assert [e for e in admin(proxied, "exchanges") if e["kind"] == "callback"] == []  # not answered yet
+
+
+def test_an_oversized_body_is_refused_and_not_forwarded(echo: str) -> None:
+    with proxy_process(echo, "--quiet") as proxy:
+        reply = requests.post(proxy.base_url + "/api/dp/auth/oauth/token", data=b"x" * (16 * 1024 * 1024 + 1),
+                              headers={"Content-Type": "application/json"}, timeout=30)
+        exchanges = admin(proxy, "exchanges")
+    assert reply.status_code == 413 and reply.json()["code"] == 400
+    assert [e for e in exchanges if e["kind"] == "api"] == []  # nothing was sent on

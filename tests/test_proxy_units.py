@@ -145,6 +145,9 @@ def test_list_plans_answers(status: int, answer: Any, expected: set[Any]) -> Non
 
 def test_unknown_paths_and_methods() -> None:
     assert _exchange("GET", "/api/other", 404, b"Not Found") == {("observation", "client", "unknown-path")}
+    assert _exchange("GET", "/api/other", 200, b"a file") == {("observation", "client", "unknown-path")}
+    assert _exchange("GET", "/api/other", 500, b"<html>") == {("observation", "client", "unknown-path"),
+                                                             ("violation", "server", "envelope")}
     assert _exchange("DELETE", LIST, 405, {"code": 404, "message": "no", "data": None}) == {("violation", "client", "method")}
     assert _exchange("DELETE", LIST, 200, {"code": 200, "message": "", "data": []}) == {
         ("violation", "client", "method"), ("leniency", "server", "method")}

@@ -57,7 +57,7 @@ def proxy(target: str, host: str, port: int, record_dir: str | None, report_file
                         stream=sys.stderr)
     try:
         server: Any = waitress.server.create_server(_Lazy(), host=host, port=port, threads=threads, ident="dpa-mock-proxy",
-                                                    channel_timeout=120, max_request_body_size=16 * 1024 * 1024)
+                                                    channel_timeout=120, max_request_body_size=64 * 1024 * 1024)
     except OSError as exc:
         _fail(f"cannot serve on {host}:{port}: {exc.strerror or exc}", code=1)
     bound_port = server.effective_port
