@@ -184,3 +184,13 @@ def test_secrets_are_masked_everywhere() -> None:
                         b"client_secret=abc%2Bdef&code=Q&grant_type=authorization_code")
     assert "pw@" not in curl and "eyJ" not in curl and "abc" not in curl and "Bearer ***" in curl
     assert "grant_type=authorization_code" in curl
+
+
+def test_deeply_nested_bodies_are_judged_and_shown_without_failing() -> None:
+    deep = b"[" * 900 + b"]" * 900
+    found = _exchange("POST", "/api/dp/auth/oauth/token", 400, {"code": 400, "message": "x"}, body=deep)
+    assert found == {("violation", "client", "body")}
+    secrets = Secrets()
+    secrets.learn_fields(json.loads(deep))
+    assert secrets.body(deep, "application/json").startswith("[[[")
+    assert secrets.body(b"[" * 100000 + b"]" * 100000, "application/json").startswith("[[[")

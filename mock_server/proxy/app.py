@@ -17,7 +17,7 @@ from urllib.parse import quote, urlsplit
 from mock_server.proxy import ui
 from mock_server.proxy.callbacks import RELAY_PATH, CallbackJudge, Relays
 from mock_server.proxy.forward import Answer, Destination, ForwardError, end_to_end, send
-from mock_server.proxy.judge import Route, Router, judge_request, judge_response
+from mock_server.proxy.judge import Judged, Route, Router, judge_request, judge_response
 from mock_server.proxy.model import Exchange, Finding, Store
 from mock_server.proxy.record import Recorder, token_subject
 from mock_server.proxy.redact import Secrets
@@ -84,7 +84,14 @@ class ProxyApp:
         headers_map = dict(headers)
         route = self.router.route(method, path)
         kind: Literal["api", "other"] = "other" if path.startswith("/__admin") else "api"
-        judged = judge_request(route, method, path, environ.get("QUERY_STRING", ""), headers_map, raw) if kind == "api" else None
+        judged = None
+        if kind == "api":
+            try:
+                judged = judge_request(route, method, path, environ.get("QUERY_STRING", ""), headers_map, raw)
+            except Exception as exc:  # judging must never stop the forwarding
+                judged = Judged()
+                judged.add("observation", "client", "unjudged", f"the proxy could not judge this request: {exc!r}")
+                log.exception("judging a request failed")
         if judged is not None:
             self.secrets.learn_fields(judged.body)
             _, _, token = headers_map.get("Authorization", "").partition(" ")
@@ -122,7 +129,12 @@ class ProxyApp:
         exchange.response_body = self.secrets.body(answer.body, answer.header("Content-Type"))
         findings = list(judged.findings) if judged else []
         if judged is not None:
-            server, envelope = judge_response(route, judged, answer.status, _decoded_body(answer))
+            try:
+                server, envelope = judge_response(route, judged, answer.status, _decoded_body(answer))
+            except Exception as exc:  # judging must never stop the answer
+                log.exception("judging an answer failed")
+                server, envelope = [Finding("observation", "server", "unjudged",
+                                            f"the proxy could not judge this answer: {exc!r}")], None
             if envelope is not None:
                 self.secrets.learn_fields(envelope.get("data"))
                 # the answer's secrets are learned now: redact its display again
@@ -169,7 +181,7 @@ class ProxyApp:
                     self.recorder.executed(run["processPlanId"], run["planInstanceId"])
             elif op == "queryPlanRunOutParam" and isinstance(data, list):
                 self.recorder.outputs(judged.query["processPlanId"], judged.query["planInstanceId"], data, user)
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, OSError) as exc:
             log.warning("not recorded (%s answer of an unexpected shape: %s)", op, exc)
 
     # -- callbacks --------------------------------------------------------------------------------
@@ -207,8 +219,12 @@ class ProxyApp:
             error = str(exc)
         exchange.duration_ms = round((time.monotonic() - started) * 1000, 1)
         exchange.error = error
-        judged, payload = self.callbacks.judge(relay, headers_map, raw, answer.status if answer else None,
-                                               answer.body if answer else b"", error)
+        try:
+            judged, payload = self.callbacks.judge(relay, headers_map, raw, answer.status if answer else None,
+                                                   answer.body if answer else b"", error)
+        except Exception as exc:  # judging must never stop the relay
+            log.exception("judging a callback failed")
+            judged, payload = [Finding("observation", "server", "unjudged", f"the proxy could not judge: {exc!r}")], None
         findings += judged
         if payload and self.recorder is not None and isinstance(payload.get("status"), str):
             self.recorder.status(str(payload.get("planInstanceId")), payload["status"])

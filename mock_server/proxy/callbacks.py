@@ -80,7 +80,7 @@ class Relays:
 def _decoded(token: bytes) -> Any:
     try:
         return json.loads(token.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return None
 
 

@@ -182,12 +182,18 @@ def _judge_body(op: Operation, route: Route, headers: dict[str, str], raw: bytes
         except ValidationError as exc:
             out.add("violation", "client", "body", str(exc))
             return None
+        except RecursionError:
+            out.add("violation", "client", "body", "a form field holds JSON nested too deeply to read")
+            return None
         schema = op.bodies[schema_media]
     else:
         try:
             body = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
             out.add("violation", "client", "body", f"malformed JSON body: {exc}")
+            return None
+        except RecursionError:
+            out.add("violation", "client", "body", "JSON body nested too deeply to read")
             return None
         schema = op.bodies.get("application/json") or next(iter(op.bodies.values()))
     problem = schema.problem(body)
@@ -204,7 +210,7 @@ def parse_envelope(raw: bytes) -> tuple[dict[str, Any] | None, list[str]]:
     """The body as an envelope, and what is wrong with it (empty: a well-formed envelope with a documented code)."""
     try:
         body = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return None, [f"body is not JSON: {raw[:80].decode('utf-8', 'replace')!r}"]
     if not isinstance(body, dict):
         return None, [f"body is a JSON {type(body).__name__}, not the {{code, message, data}} envelope"]

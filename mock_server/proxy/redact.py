@@ -38,16 +38,18 @@ class Secrets:
                     self._values.popitem(last=False)
 
     def learn_fields(self, data: Any) -> None:
-        """Learn the values of secret-named fields anywhere in a parsed body."""
-        if isinstance(data, dict):
-            for key, value in data.items():
-                if key in SECRET_FIELDS:
-                    self.learn(value)
-                else:
-                    self.learn_fields(value)
-        elif isinstance(data, list):
-            for item in data:
-                self.learn_fields(item)
+        """Learn the values of secret-named fields anywhere in a parsed body (iteratively: bodies may nest deep)."""
+        stack = [data]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, dict):
+                for key, value in node.items():
+                    if key in SECRET_FIELDS:
+                        self.learn(value)
+                    else:
+                        stack.append(value)
+            elif isinstance(node, list):
+                stack.extend(node)
 
     def text(self, text: str) -> str:
         if not text:
@@ -82,10 +84,10 @@ class Secrets:
         media = content_type.split(";")[0].strip().lower()
         if "json" in media or text.lstrip()[:1] in ("{", "["):
             try:
-                data = json.loads(raw.decode("utf-8"))
-            except (UnicodeDecodeError, ValueError):
+                shown = json.dumps(_mask_fields(json.loads(raw.decode("utf-8"))), ensure_ascii=False)
+            except (UnicodeDecodeError, ValueError, RecursionError):
                 return self.text(text)
-            return self.text(json.dumps(_mask_fields(data), ensure_ascii=False))[:limit]
+            return self.text(shown)[:limit]
         if media == "application/x-www-form-urlencoded":
             pairs = parse_qsl(text, keep_blank_values=True)
             return self.text(urlencode([(k, MASK if k in SECRET_FIELDS else v) for k, v in pairs], safe="*/:[]{},\""))
