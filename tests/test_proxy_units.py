@@ -112,12 +112,13 @@ def test_routes() -> None:
 
 
 def _exchange(method: str, path: str, status: int, answer: Any, query: str = "", headers: dict[str, str] | None = None,
-              body: bytes = b"") -> set[tuple[str, str, str]]:
+              body: bytes = b"", policy: bool = True) -> set[tuple[str, str, str]]:
+    """The kinds of finding on one exchange (`policy=False`: without the HTTP-status-policy observations)."""
     route = Router().route(method, path)
     request = judge_request(route, method, path, query, {**JSON, **AUTH, **(headers or {})}, body)
     raw = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
     server, _ = judge_response(route, request, status, raw)
-    return _kinds(request.findings + server)
+    return {k for k in _kinds(request.findings + server) if policy or k[2] not in ("http-status-policy", "error-data")}
 
 
 PLAN = {"processPlanId": "p", "title": "t", "status": "DEFAULT", "stepNums": 1, "version": 0, "createTime": 1626944836628,
@@ -127,8 +128,10 @@ LIST = "/api/dpa/process/processPlan/queryPlanByUserId"
 
 @pytest.mark.parametrize("status, answer, expected", [
     (200, {"code": 200, "message": "success", "data": [PLAN], "traceId": "x"}, set()),
-    (200, {"code": 403, "message": "身份验证失败"}, set()),
-    (403, {"code": 403, "message": "forbidden", "data": None}, set()),
+    (200, {"code": 403, "message": "身份验证失败"}, {("observation", "server", "http-status-policy"),
+                                                 ("observation", "server", "error-data")}),
+    (403, {"code": 403, "message": "forbidden", "data": None}, {("observation", "server", "http-status-policy")}),
+    (200, {"code": 200, "message": "OK", "data": []}, {("observation", "server", "success-message")}),
     (500, {"code": 403, "message": "x", "data": None}, {("violation", "server", "http-status")}),
     (200, {"code": 200, "message": "success", "data": None}, {("violation", "server", "envelope")}),
     (200, {"code": 0, "message": "ok", "data": []}, {("violation", "server", "envelope")}),
@@ -149,6 +152,8 @@ def test_unknown_paths_and_methods() -> None:
     assert _exchange("GET", "/api/other", 500, b"<html>") == {("observation", "client", "unknown-path"),
                                                              ("violation", "server", "envelope")}
     assert _exchange("DELETE", LIST, 405, {"code": 404, "message": "no", "data": None}) == {("violation", "client", "method")}
+    assert _exchange("DELETE", LIST, 500, {"code": 404, "message": "no", "data": None}) == {
+        ("violation", "client", "method")}  # a wrong method is judged only for success
     assert _exchange("DELETE", LIST, 200, {"code": 200, "message": "", "data": []}) == {
         ("violation", "client", "method"), ("leniency", "server", "method")}
 
@@ -164,10 +169,10 @@ def test_requests_breaking_the_document() -> None:
     assert _exchange("POST", execute, 200, started, body=b'{"processPlanId": "p2"}') >= {("violation", "client", "body")}
     assert _exchange("POST", execute, 200, started, body=b'{"processPlanId": "p1"}', headers={
         "Content-Type": "text/plain"}) >= {("violation", "client", "content-type")}
-    assert _exchange("POST", execute, 400, {"code": 400, "message": "x"}, body=b'{"processPlanId": "p1",') == {
+    assert _exchange("POST", execute, 400, {"code": 400, "message": "x"}, body=b'{"processPlanId": "p1",', policy=False) == {
         ("violation", "client", "body")}
     out = "/api/dpa/process//processPlan/queryPlanRunOutParam"
-    assert _exchange("GET", out, 400, {"code": 400, "message": "x"}, query="processPlanId=p1") == {
+    assert _exchange("GET", out, 400, {"code": 400, "message": "x"}, query="processPlanId=p1", policy=False) == {
         ("violation", "client", "parameters")}
 
 
@@ -188,7 +193,7 @@ def test_secrets_are_masked_everywhere() -> None:
 
 def test_deeply_nested_bodies_are_judged_and_shown_without_failing() -> None:
     deep = b"[" * 900 + b"]" * 900
-    found = _exchange("POST", "/api/dp/auth/oauth/token", 400, {"code": 400, "message": "x"}, body=deep)
+    found = _exchange("POST", "/api/dp/auth/oauth/token", 400, {"code": 400, "message": "x"}, body=deep, policy=False)
     assert found == {("violation", "client", "body")}
     secrets = Secrets()
     secrets.learn_fields(json.loads(deep))

@@ -24,6 +24,8 @@ from mock_server.proxy.redact import Secrets
 
 log = logging.getLogger("dpa_mock.proxy")
 StartResponse = Callable[..., Any]
+# Server observations of a documented ambiguity: one finding per distinct choice.
+ONCE_CHECKS = frozenset({"http-status-policy", "success-message", "error-data", "double-slash", "code-format"})
 ADMIN_VIEWS = ("/__admin/exchanges", "/__admin/findings", "/__admin/ui", "/__admin/summary")
 
 
@@ -54,6 +56,7 @@ class ProxyApp:
         # Digests of codes a token call already redeemed: a second success for one is a broken promise.
         self._redeemed: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._redeemed_lock = threading.Lock()
+        self._choices: set[tuple[str, str]] = set()
         self.started = time.time()
 
     # -- WSGI -------------------------------------------------------------------------------------
@@ -150,6 +153,17 @@ class ProxyApp:
                        [("Content-Length", str(len(answer.body)))])
         return [answer.body]
 
+    def _first_time(self, finding: Finding) -> bool:
+        """A server's choice where the document is silent is reported once per choice, not once per exchange."""
+        if finding.side != "server" or finding.verdict != "observation" or finding.check not in ONCE_CHECKS:
+            return True
+        key = (finding.check, finding.message)
+        with self._redeemed_lock:
+            if key in self._choices:
+                return False
+            self._choices.add(key)
+        return True
+
     def _code_reuse(self, route: Route, judged: Any, envelope: dict[str, Any] | None) -> list[Finding]:
         code = judged.body.get("code") if isinstance(judged.body, dict) else None
         if route.operation is None or route.operation.id != "getToken" or not isinstance(code, str) \
@@ -245,6 +259,7 @@ class ProxyApp:
 
     # -- bookkeeping ------------------------------------------------------------------------------
     def _findings(self, exchange: Exchange, findings: list[Finding]) -> None:
+        findings = [f for f in findings if self._first_time(f)]
         for finding in findings:
             finding.message = self.secrets.text(finding.message)
             self.store.add_finding(finding, exchange)

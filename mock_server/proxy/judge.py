@@ -247,9 +247,8 @@ def judge_response(route: Route, request: Judged, status: int, raw: bytes) -> tu
             return out, body
         if problems and status not in (404, 405):
             add("violation", "envelope", f"HTTP {status}: not an envelope: {'; '.join(problems)}")
-        elif body is not None and body.get("code") == 200 and route.wrong_method:
-            add("leniency", "method", f"answered success to {route.operation.method if route.operation else ''}"
-                                      f" path with another method")
+        elif body is not None and body.get("code") == 200 and route.wrong_method and op is not None:
+            add("leniency", "method", f"answered success on a path of the document with a method other than {op.method}")
         return out, body
     if problems:
         add("violation", "envelope", f"HTTP {status}: {'; '.join(problems)}")
@@ -257,6 +256,10 @@ def judge_response(route: Route, request: Judged, status: int, raw: bytes) -> tu
     assert body is not None
     code = body["code"]
     if code == 200:
+        expected = "" if op.id in ("authorize", "getToken") else "success"
+        if body["message"] != expected:
+            add("observation", "success-message", f"{op.id} success message {body['message']!r} (the document's "
+                                                  f"example: {expected!r})")
         if not 200 <= status < 300:
             add("violation", "http-status", f"code 200 (success) travels with HTTP {status}")
         problem = SUCCESS_DATA[op.id].problem(body["data"])
@@ -274,6 +277,10 @@ def judge_response(route: Route, request: Judged, status: int, raw: bytes) -> tu
         if status not in (200, code):
             add("violation", "http-status", f"code {code} travels with HTTP {status} (the document's codes are "
                                             f"HTTP 200 or the status equal to the code)")
+        else:
+            add("observation", "http-status-policy", f"code {code} travels with HTTP {status}")
+        if "data" not in body:
+            add("observation", "error-data", "error envelopes omit 'data'")
         if code == 500:
             add("observation", "server-error", f"code {code} (HTTP {status}): {body.get('message')!r}")
     return out, body
