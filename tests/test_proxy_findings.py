@@ -142,3 +142,19 @@ def test_a_healthy_target_gets_no_server_finding_in_the_same_scenarios(receiver:
             SCENARIOS[name][0](proxy.base_url, target.base_url, receiver)
         found = admin(proxy, "findings")
     assert [f for f in found if f["side"] == "server" and f["verdict"] != "observation"] == []
+
+
+def test_a_server_that_chose_otherwise_where_the_document_is_silent_gets_no_violation(
+        receiver: CallbackReceiver) -> None:
+    """`--http-status always200`: every error as HTTP 200 — an observation, never a violation."""
+    with ServerProcess("--clock", "virtual", "--http-status", "always200") as target, \
+            proxy_process(target.base_url, "--quiet") as proxy:
+        base = proxy.base_url
+        headers = http_login(base)
+        requests.post(base + MODELS, headers=headers, json={"processPlanId": "nope"}, timeout=10)
+        requests.get(base + OUT_PARAMS, headers=headers, params={"processPlanId": "acf42dd3", "planInstanceId": "x"},
+                     timeout=10)
+        _run(base, target.base_url, receiver)
+        found = admin(proxy, "findings")
+    assert [f for f in found if f["verdict"] != "observation"] == [], found
+    assert {f["message"] for f in found if f["check"] == "http-status-policy"} == {"code 404 travels with HTTP 200"}
