@@ -1,15 +1,117 @@
-"""`dpa-mock verify`: the contract kit as a command (needs the `[kit]` extra)."""
+"""`dpa-mock verify`: the contract kit as a command, from any directory (needs the `[kit]` extra)."""
 
 from __future__ import annotations
 
+import json
+import os
 import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
 
 import click
 
+from contract_tests.options import DEFAULT_JUNIT, DEFAULT_REPORT, OPTIONS
 
-@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+# Options of the kit that the command spells differently (pytest owns --strict).
+_RENAMED = {"--dpa-strict": "--strict"}
+_KINDS: dict[str, Any] = {"int": int, "float": float, "str": str}
+
+
+def _kit_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """One click option per kit option (the same flags, help and DPA_* variables as `pytest contract_tests`)."""
+    for dest, flag, env, kind, text in reversed(OPTIONS):
+        name = _RENAMED.get(flag, flag)
+        help_text = f"{text} [env {env}]"
+        if kind == "bool":
+            command = click.option(name, dest, is_flag=True, default=None, help=help_text)(command)
+        elif kind == "list":
+            command = click.option(name, dest, multiple=True, help=help_text)(command)
+        else:
+            command = click.option(name, dest, type=_KINDS[kind], default=None, help=help_text)(command)
+    return command
+
+
+def pytest_args(values: dict[str, Any], extra: list[str], ini: Path) -> list[str]:
+    """The pytest command line for these option values: the installed package, the kit's plugin first."""
+    args = ["--pyargs", "contract_tests", "-p", "contract_tests.plugin", "-p", "no:cacheprovider",
+            "-c", str(ini), "--rootdir", os.getcwd(), "-q"]
+    for dest, flag, _env, kind, _text in OPTIONS:
+        value = values.get(dest)
+        if value is None or value == () or value is False:
+            continue
+        if kind == "bool":
+            args.append(flag)
+        elif kind == "list":
+            for item in value:
+                args += [flag, str(item)]
+        else:
+            args += [flag, str(value)]
+    if values.get("seed") is not None:
+        args.append(f"--hypothesis-seed={values['seed']}")
+    args += ["--junitxml", values.get("junitxml") or DEFAULT_JUNIT]
+    return args + list(extra)
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
+                                 "help_option_names": ["-h", "--help"]})
+@_kit_options
+@click.option("--seed", type=int, default=None, help="Seed of every property test (printed in the report).")
+@click.option("--junitxml", type=click.Path(dir_okay=False), default=None,
+              help=f"JUnit XML path (default {DEFAULT_JUNIT}).")
+@click.option("--thorough", is_flag=True, help="About 7x more examples per property, with shrinking.")
 @click.pass_context
-def verify(ctx: click.Context) -> None:
-    """Run the contract kit against a deployment (being built: issue 11)."""
-    click.echo("dpa-mock verify: not built yet", err=True)
-    sys.exit(2)
+def verify(ctx: click.Context, **values: Any) -> None:
+    """Run the contract kit against a deployment: exit 0 without violations, 1 with any, 2 on a usage error.
+
+    Without --base-url it checks the bundled emulator in-process. Arguments after `--` go to pytest
+    (e.g. `-- -k oauth`). Every option also reads its DPA_* variable (keep the secret in DPA_CLIENT_SECRET).
+    """
+    try:
+        import pytest
+    except ImportError:
+        click.echo("dpa-mock verify needs the kit's dependencies: pip install 'dpa-mock[kit]'", err=True)
+        sys.exit(2)
+    base_url = values.get("dpa_base_url") or os.environ.get("DPA_BASE_URL")
+    if base_url and not ((values.get("dpa_client_id") or os.environ.get("DPA_CLIENT_ID"))
+                         and (values.get("dpa_client_secret") or os.environ.get("DPA_CLIENT_SECRET"))):
+        raise click.UsageError("a live target (--base-url) needs --client-id and the secret "
+                               "(DPA_CLIENT_SECRET, or --client-secret)")
+    report = Path(values.get("dpa_report") or os.environ.get("DPA_REPORT") or DEFAULT_REPORT)
+    if not values.get("dpa_report_json") and not os.environ.get("DPA_REPORT_JSON"):
+        values["dpa_report_json"] = str(report.with_suffix(".json"))
+    report_json = Path(values.get("dpa_report_json") or os.environ["DPA_REPORT_JSON"])
+    if values.pop("thorough", False):
+        os.environ["DPA_HYPOTHESIS_PROFILE"] = "dpa-contract-thorough"
+    for stale in (report, report_json):
+        stale.unlink(missing_ok=True)  # a report left from an earlier run must not be read as this one's
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="dpa-verify-") as tmp:
+        ini = Path(tmp) / "pytest.ini"
+        ini.write_text("[pytest]\naddopts =\n", encoding="utf-8")  # the run directory's pytest config stays out
+        code = int(pytest.main(pytest_args(values, list(ctx.args), ini)))
+    seconds = time.monotonic() - started
+    if code == pytest.ExitCode.USAGE_ERROR:
+        sys.exit(2)
+    summary = _summary(report_json)
+    violations = summary.get("violations") if summary else None
+    verdict = "PASS" if code == 0 and violations == 0 else "FAIL"
+    if summary:
+        click.echo(f"dpa-mock verify: {verdict} — {violations} violation(s), {summary['leniencies']} leniency(ies)"
+                   f"{' (--strict: fatal)' if summary.get('strict') else ''}, {summary['observations']} "
+                   f"observation(s); {summary['passed']} passed, {summary['failed']} failed, {summary['skipped']} "
+                   f"skipped in {seconds:.1f} s (seed {summary.get('seed')})")
+    else:
+        click.echo(f"dpa-mock verify: FAIL — the kit did not finish (pytest exit status {code}), no result written")
+    click.echo(f"report: {report}  (JSON: {report_json}; JUnit: {values.get('junitxml') or DEFAULT_JUNIT})")
+    sys.exit(0 if verdict == "PASS" else 1)
+
+
+def _summary(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    summary = data.get("summary") if isinstance(data, dict) else None
+    return summary if isinstance(summary, dict) else None

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from contract_tests.support.config import add_options
+# Loaded before the conftest: the kit's helper modules are imported from here first, so rewrite them now.
+pytest.register_assert_rewrite("contract_tests.plugins", "contract_tests.support")
+
+from contract_tests.support.config import add_options  # noqa: E402
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -1,0 +1,108 @@
+"""`dpa-mock verify`: the kit as a command, run from a directory outside the checkout against served targets."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from contract_tests.cli import pytest_args
+from contract_tests.plugins.report import printable
+from mock_server.testing.server import ServerProcess
+from tests.kit_selftest.harness import CLIENT_ID, CLIENT_SECRET, ROOT, kit_env
+
+pytestmark = pytest.mark.slow
+WRITES = ["--allow-writes", "--plan-id", "acf42dd3", "--callback-listen", "127.0.0.1:0"]
+# A module that cannot be imported: pytest must report the run as failed, never as "0 errors".
+BROKEN_MODULE_PLUGIN = '''
+import pytest
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makemodule(module_path, parent):
+    if module_path.name == "test_paths.py":
+        class Unimportable(pytest.Module):
+            def _getobj(self):
+                raise ImportError("simulated: a kit module that cannot be imported")
+        return Unimportable.from_parent(parent, path=module_path)
+'''
+
+
+def verify(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "mock_server", "verify", *args]
+    return subprocess.run(cmd, cwd=cwd, env=kit_env({"DPA_CLIENT_SECRET": CLIENT_SECRET, **(env or {})}),
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_help_lists_every_kit_option(tmp_path: Path) -> None:
+    result = verify(tmp_path, "--help")
+    assert result.returncode == 0, result.stderr
+    for flag in ("--base-url", "--client-id", "--allow-writes", "--plan-id", "--strict", "--report-json",
+                 "--no-admin", "--callback-listen", "--seed", "--junitxml", "DPA_CLIENT_SECRET"):
+        assert flag in result.stdout, flag
+
+
+def test_command_line_is_the_installed_package_with_the_plugin_first(tmp_path: Path) -> None:
+    args = pytest_args({"dpa_base_url": "http://x", "dpa_plan_ids": ("a", "b"), "dpa_strict": True, "seed": 5},
+                       ["-k", "oauth"], tmp_path / "pytest.ini")
+    assert args[:4] == ["--pyargs", "contract_tests", "-p", "contract_tests.plugin"]
+    assert args[args.index("--base-url") + 1] == "http://x"
+    assert [args[i + 1] for i, a in enumerate(args) if a == "--plan-id"] == ["a", "b"]
+    assert "--dpa-strict" in args and "--hypothesis-seed=5" in args and args[-2:] == ["-k", "oauth"]
+
+
+@pytest.mark.parametrize("mode", ["mirror", "always200"])
+def test_passes_against_the_served_emulator_from_any_directory(mode: str, tmp_path: Path) -> None:
+    with ServerProcess("--clock", "virtual", "--http-status", mode, log=tmp_path / "server.log") as server:
+        result = verify(tmp_path, "--base-url", server.base_url, "--client-id", CLIENT_ID, *WRITES,
+                        "--seed", "7", "--", "-k", "test_paths or test_plans or test_unknown_path or test_oauth")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    last = result.stdout.strip().splitlines()
+    assert last[-2].startswith("dpa-mock verify: PASS — 0 violation(s)"), last[-2:]
+    assert last[-1].startswith("report: reports/contract-report.md"), last[-1]
+    data = json.loads((tmp_path / "reports" / "contract-report.json").read_text(encoding="utf-8"))
+    assert set(data) == {"summary", "violations", "leniencies", "observations"}
+    assert data["summary"]["violations"] == 0 and data["summary"]["passed"] > 10
+    topics = {o["topic"]: o["value"] for o in data["observations"]}
+    assert topics["http-status.code-403"] == ("403" if mode == "mirror" else "200")
+    junit = (tmp_path / "reports" / "contract-junit.xml").read_text(encoding="utf-8")
+    assert 'classname="contract_tests.test_paths"' in junit and "site-packages" not in junit
+    report = (tmp_path / "reports" / "contract-report.md").read_text(encoding="utf-8")
+    assert "`contract_tests/test_paths.py::" in report and str(ROOT / "contract_tests") not in report
+    assert CLIENT_SECRET not in result.stdout + report + junit
+
+
+def test_fails_with_exit_1_against_a_broken_server(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "tests.kit_selftest.broken", "success-code-not-200"]
+    with ServerProcess(command=command, cwd=ROOT, log=tmp_path / "server.log") as server:
+        result = verify(tmp_path, "--base-url", server.base_url, "--client-id", CLIENT_ID,
+                        "--", "-k", "test_success_envelope", env={"PYTHONPATH": str(ROOT)})
+    assert result.returncode == 1, result.stdout[-3000:]
+    assert "dpa-mock verify: FAIL" in result.stdout
+    data = json.loads((tmp_path / "reports" / "contract-report.json").read_text(encoding="utf-8"))
+    assert data["violations"] and {v["verdict"] for v in data["violations"]} == {"violation"}
+
+
+def test_a_module_that_cannot_be_imported_fails_the_run(tmp_path: Path) -> None:
+    (tmp_path / "unimportable_kit_module.py").write_text(BROKEN_MODULE_PLUGIN, encoding="utf-8")
+    result = verify(tmp_path, "--", "-p", "unimportable_kit_module", "--continue-on-collection-errors",
+                    "-k", "test_paths or test_epoch", env={"PYTHONPATH": str(tmp_path)})
+    assert result.returncode == 1, result.stdout[-3000:]
+    data = json.loads((tmp_path / "reports" / "contract-report.json").read_text(encoding="utf-8"))
+    assert data["summary"]["errors"] and data["summary"]["violations"] >= 1, data["summary"]
+    assert "simulated: a kit module that cannot be imported" in json.dumps(data)
+    assert "Errors of the run" in (tmp_path / "reports" / "contract-report.md").read_text(encoding="utf-8")
+
+
+def test_usage_error_exits_2(tmp_path: Path) -> None:
+    result = verify(tmp_path, "--base-url", "http://127.0.0.1:9", env={"DPA_CLIENT_SECRET": ""})
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+
+
+def test_report_text_escapes_control_characters() -> None:
+    text = printable("scene \x00name\x1b[31m\u202e\ud800 ok\n\tnext")
+    assert text == "scene \\u0000name\\u001b[31m\\u202e\\ud800 ok\n\tnext"
+    assert all(ch in "\n\t" or ord(ch) >= 32 for ch in text)
