@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,7 +18,7 @@ import requests
 
 from mock_server import jsonbytes
 from mock_server.testing.receiver import CallbackReceiver
-from mock_server.testing.server import ServerProcess
+from mock_server.testing.server import ServerProcess, free_port
 from tests.plugins.emulator import DOC_CLIENT, EXECUTE, LIST_PLANS, MODELS, OUT_PARAMS, SCENE
 from tests.plugins.engine import http_admin, http_advance, http_login
 from tests.plugins.proxy import admin, proxy_for, proxy_process
@@ -197,3 +199,23 @@ def test_an_oversized_body_is_refused_and_not_forwarded(echo: str) -> None:
         exchanges = admin(proxy, "exchanges")
     assert reply.status_code == 413 and reply.json()["code"] == 400
     assert [e for e in exchanges if e["kind"] == "api"] == []  # nothing was sent on
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["--target", "ftp://staging"], 2, "'ftp://staging' is not an http(s) URL"),
+    (["--target", "http://h", "--callback-public-url", "qa-runner:29042"], 2, "is not an http(s) URL"),
+    (["--target", "http://h", "--ca-bundle", __file__, "--insecure"], 2, "--ca-bundle and --insecure exclude each other"),
+])
+def test_bad_options_are_refused_with_a_message(args: list[str], code: int, message: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "mock_server", "proxy", *args], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == code and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_target_that_does_not_answer_gets_a_502_envelope(tmp_path: Path) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    with proxy_process(dead, "--quiet") as proxy:  # its readiness probe is answered by the proxy itself: 502
+        reply = requests.get(proxy.base_url + LIST_PLANS, headers={"Authorization": "Bearer x"}, timeout=10)
+        found = admin(proxy, "findings")
+    assert reply.status_code == 502 and reply.json()["code"] == 503 and "unreachable" in reply.json()["message"]
+    assert ("observation", "server", "unreachable") in {(f["verdict"], f["side"], f["check"]) for f in found}
