@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from mock_server.proxy.callbacks import CallbackJudge, Relay, Relays
 from mock_server.proxy.judge import Router, judge_request, judge_response
+from mock_server.proxy.record import Recorder, RecordingError, token_subject
 from mock_server.proxy.redact import Secrets
 
 JSON = {"Content-Type": "application/json"}
@@ -199,3 +203,42 @@ def test_deeply_nested_bodies_are_judged_and_shown_without_failing() -> None:
     secrets.learn_fields(json.loads(deep))
     assert secrets.body(deep, "application/json").startswith("[[[")
     assert secrets.body(b"[" * 100000 + b"]" * 100000, "application/json").startswith("[[[")
+
+
+# -- the recorder ------------------------------------------------------------------------------------------
+def _plan(plan_id: str, steps: int = 1) -> dict[str, Any]:
+    return {**PLAN, "processPlanId": plan_id, "stepNums": steps}
+
+
+def test_the_recorder_merges_users_and_marks_the_failed_node(tmp_path: Path) -> None:
+    recorder = Recorder(tmp_path)
+    recorder.plans_listed([_plan("p1"), _plan("p2", steps=2)], "U1")
+    recorder.plans_listed([_plan("p1")], "U2")
+    recorder.models("p1", [{"modelName": "w", "processModelId": "m1", "mapParam": [{"name": "A", "type": "running"}]}], "U1")
+    recorder.executed("p1", "in42")
+    recorder.outputs("p1", "in42", [{"modelName": "w", "processModelId": "m1", "mapParam": [
+        {"nodeName": "n1", "result": "ok in42"}, {"nodeName": "n2", "result": "boom"}]}], "U1")
+    recorder.status("in42", "FAIL")
+    recorder.outputs("p1", "in43", [{"modelName": "w", "processModelId": "m1", "mapParam": []}], "U1")  # fewer: ignored
+    plans = {p["processPlanId"]: p for p in yaml.safe_load((tmp_path / "recorded-plans.yaml").read_text())["plans"]}
+    assert plans["p1"]["visibleTo"] == ["U1", "U2"] and plans["p2"]["visibleTo"] == ["U1"]
+    assert [w["processModelId"] for w in plans["p2"]["workflows"]] == ["p2~step1", "p2~step2"]
+    nodes = plans["p1"]["workflows"][0]["nodes"]
+    assert [(n["nodeName"], n["result"], n.get("outcome", "succeed")) for n in nodes] == [
+        ("n1", "ok ${planInstanceId}", "succeed"), ("n2", "boom", "fail")]
+    again = Recorder(tmp_path)  # a second session reads the first one's file
+    again.plans_listed([_plan("p1")], None)  # traffic without a readable user: visible to everyone
+    plans = {p["processPlanId"]: p for p in yaml.safe_load((tmp_path / "recorded-plans.yaml").read_text())["plans"]}
+    assert len(plans) == 2 and "visibleTo" not in plans["p1"] and plans["p1"]["workflows"][0]["nodes"] == nodes
+
+
+def test_a_recording_that_cannot_be_merged_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "recorded-plans.yaml").write_text("plans: [{title: no id}]\n")
+    with pytest.raises(RecordingError, match="cannot merge"):
+        Recorder(tmp_path)
+
+
+def test_token_subject() -> None:
+    claims = base64.urlsafe_b64encode(json.dumps({"sub": "U7"}).encode()).decode().rstrip("=")
+    assert token_subject(f"Bearer eyJhbGciOiJIUzI1NiJ9.{claims}.sig") == "U7"
+    assert token_subject("Bearer opaque") is None and token_subject("") is None

@@ -42,7 +42,7 @@ def proxy(target: str, host: str, port: int, record_dir: str | None, report_file
     import waitress.server
 
     from mock_server.proxy.app import ProxyApp, ProxyConfig
-    from mock_server.proxy.record import Recorder
+    from mock_server.proxy.record import Recorder, RecordingError
     from mock_server.proxy.report import write_report
 
     if ca_bundle and insecure:
@@ -62,7 +62,11 @@ def proxy(target: str, host: str, port: int, record_dir: str | None, report_file
         _fail(f"cannot serve on {host}:{port}: {exc.strerror or exc}", code=1)
     bound_port = server.effective_port
     public = callback_public_url or f"http://{_public_host(host)}:{bound_port}"
-    recorder = Recorder(record_dir) if record_dir else None
+    try:
+        recorder = Recorder(record_dir) if record_dir else None
+    except (RecordingError, OSError) as exc:
+        server.close()
+        _fail(str(exc))
     app = ProxyApp(ProxyConfig(target=target, public_url=public, timeout=timeout, callback_timeout=callback_timeout,
                                tls=tls_context(ca_bundle, insecure), callback_tls=tls_context(None, insecure)), recorder)
     server.application = app

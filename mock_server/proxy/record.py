@@ -31,6 +31,10 @@ _HEADER = """\
 """
 
 
+class RecordingError(Exception):
+    """The recording directory holds a file the recorder cannot merge with."""
+
+
 def token_subject(authorization: str) -> str | None:
     """The `sub` claim of a bearer JWT, read without verifying it (the deployment verified it)."""
     scheme, _, token = authorization.strip().partition(" ")
@@ -56,6 +60,7 @@ class Recorder:
         self._plans: dict[str, dict[str, Any]] = {}
         self._meta: dict[str, dict[str, Any]] = {}
         self._runs: dict[str, dict[str, Any]] = {}  # planInstanceId -> {"plan": id, "status": s}
+        self._written = ""
         self._load()
 
     # -- what the proxy tells it ------------------------------------------------------------------
@@ -175,6 +180,9 @@ class Recorder:
 
     def _write(self) -> None:
         text = _HEADER + yaml.safe_dump(self._document(), allow_unicode=True, sort_keys=False, width=120)
+        if text == self._written:
+            return  # the same answer again (a service polling its plan list): nothing to write
+        self._written = text
         tmp = self.path.with_name(f".{FILE_NAME}.tmp")
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, self.path)
@@ -182,7 +190,13 @@ class Recorder:
     def _load(self) -> None:
         if not self.path.exists():
             return
-        doc = yaml.safe_load(self.path.read_text(encoding="utf-8")) or {}
+        try:
+            self._read(yaml.safe_load(self.path.read_text(encoding="utf-8")) or {})
+        except (yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise RecordingError(f"{self.path}: cannot merge with this recording ({type(exc).__name__}: {exc}); "
+                                 "move it away or record into another directory") from None
+
+    def _read(self, doc: dict[str, Any]) -> None:
         recording = doc.get("_recording") or {}
         for plan in doc.get("plans") or []:
             plan_id = plan["processPlanId"]
