@@ -9,7 +9,7 @@ from pathlib import Path
 
 from mock_server.settings import Settings
 
-PARTS = ("granian", "workers", "accesslog", "peers", "waitress", "virtual", "coldstart")
+PARTS = ("granian", "workers", "accesslog", "peers", "waitress", "virtual", "integrator", "coldstart")
 DEFAULT_CONFIGS = "sqlite,sqlite-2w"
 
 

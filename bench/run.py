@@ -20,6 +20,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling modules, when run as bench/run.py
 
 import engine_part
+import integrator_flow
 import peers
 from options import DEFAULT_CONFIG, Config, parse_args
 from report import CEILING_ROW, LIST_ROW, LOGGED_LIST_ROW, PEER_ROW, RAW_ROW, HttpRow, Results, header, log, markdown
@@ -411,6 +412,17 @@ class Bench:
                                    "spawn of `python -m mock_server serve --quiet` (granian)"))
         self.results.targets.append(("cold start < 1 s", f"{median:.2f} s", "pass" if median < 1 else "**FAIL**"))
 
+    def integrator_flow(self) -> None:
+        """An integrator's test with both plugin fixtures (token, execute, advance, callbacks asserted), per test."""
+        cost = integrator_flow.measure(30 if self.args.quick else 200)
+        self.results.other.append(("integrator's full-flow test (dpa_platform + callback_receiver)",
+                                   f"{cost.median_ms:.1f} ms", cost.describe()))
+        self.results.targets.append(("integrator's full-flow test < 20 ms per test", f"{cost.median_ms:.1f} ms",
+                                     "pass" if cost.median_ms < 20 and cost.passed else "**FAIL**"))
+        if not cost.passed:
+            self.failed = True
+            self.results.warnings.append("integrator flow: the generated tests failed")
+
     # -- whole run ---------------------------------------------------------------------------------
     def run(self) -> Results:
         a = self.args
@@ -430,6 +442,7 @@ class Bench:
             ("waitress", "ceiling on waitress", lambda: self.ceiling_run("waitress")),
             ("waitress", "emulator on waitress", lambda: self.emulator_list_only("waitress", quiet=True)),
             ("virtual", "virtual clock", lambda: engine_part.virtual(self)),
+            ("integrator", "integrator's full-flow test", self.integrator_flow),
             ("coldstart", "cold start", self.cold_start),
         ]
         try:

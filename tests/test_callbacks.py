@@ -6,6 +6,7 @@ import itertools
 from typing import Any
 
 import pytest
+import requests
 
 from mock_server.domain.callbacks import is_ack
 from mock_server.testing.receiver import CallbackReceiver
@@ -255,3 +256,17 @@ def test_real_clock_retries_follow_wall_time(make_app: Any, receiver: CallbackRe
     default = ledger(api.client, instance)[0]
     assert verdicts(default) == ["retry", "retry", "ack"]
     assert [g >= b for g, b in zip(gaps(default), (100, 200), strict=True)] == [True, True]  # never early
+
+
+def test_a_stopped_receiver_has_answered_everything_and_frees_its_port() -> None:
+    receiver = CallbackReceiver().start()
+    url = receiver.url
+    for n in range(3):  # one connection each, as the emulator's pool would open them
+        answer = requests.post(url, json={"n": n}, timeout=5)
+        assert (answer.status_code, answer.text) == (200, "SUCCESS")
+    receiver.stop()
+    assert [p["n"] for p in receiver.payloads()] == [0, 1, 2]
+    with pytest.raises(requests.ConnectionError):
+        requests.post(url, json={}, timeout=2)
+    receiver.stop()  # a second stop is harmless
+    CallbackReceiver().stop()  # so is stopping one never started
