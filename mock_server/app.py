@@ -16,9 +16,10 @@ from mock_server.domain.store import Store
 from mock_server.fixtures import load_catalog
 from mock_server.http import admin, oauth, plans, runs, scenes, ui
 from mock_server.http.envelope import envelope, install_error_handlers
-from mock_server.http.exchange import SECRET_IN_TEXT, record_exchange, redact
+from mock_server.http.exchange import opaque, record_exchange, redact
+from mock_server.http.limits import loads
 from mock_server.http.fastlane import FastLane
-from mock_server.http.routing import decode_query
+from mock_server.http.routing import check_form_keys, decode_query, json_limits
 from mock_server.http.spec import vendor_contract
 from mock_server.settings import Settings
 from mock_server.sqlite_store import SqliteStore
@@ -98,22 +99,25 @@ def _redacted_query() -> dict[str, Any]:
 
 
 def _redacted_body() -> Any:
-    try:
-        return _read_redacted_body()
-    except HTTPException:  # e.g. over max_body_bytes: the body was refused, so it is not kept either
-        return f"<{request.content_length or 0} bytes, not read>"
-
-
-def _read_redacted_body() -> Any:
+    """The body, parsed once by the view within the limits, with secrets masked; anything the view did not
+    parse is parsed here within the same limits, or kept only as its size and hash."""
+    if "dpa_body" in g and isinstance(g.dpa_body, (dict, list)):
+        return redact(g.dpa_body)
     if not request.content_length and "Transfer-Encoding" not in request.headers:
         return None  # the usual GET: nothing to read, and reading costs a tenth of the request
-    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        return redact(request.form.to_dict())
-    data = request.get_data(cache=True)
+    try:
+        data = request.get_data(cache=True)
+    except HTTPException:  # e.g. over max_body_bytes: the body was refused, so it is not kept either
+        return f"<{request.content_length or 0} bytes, not read>"
     if not data:
         return None
-    parsed = request.get_json(silent=True, cache=True)
-    if isinstance(parsed, dict):
-        return redact(parsed)
-    text = SECRET_IN_TEXT.sub(r"\1***", data[:2048].decode("utf-8", "replace"))
-    return text if len(data) <= 2048 else text + "…"
+    try:
+        if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            form = request.form
+            check_form_keys(form, json_limits())
+            return redact(form.to_dict())
+        parsed = loads(data.decode("utf-8"), json_limits())
+    except Exception:  # not JSON, too deep, too big...: a secret could be anywhere in it
+        return opaque(data)
+    # A bare string or number has no field names to tell a secret by.
+    return redact(parsed) if isinstance(parsed, (dict, list)) else opaque(data)

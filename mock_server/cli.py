@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
 import signal
 import socket
 import sys
+import time
 from typing import Any
 
 import click
@@ -47,9 +49,11 @@ def main() -> None:
 def serve(config_file: str | None, server: str, quiet: bool, assignments: tuple[str, ...], **options: Any) -> None:
     """Serve the emulator (Ctrl-C stops it)."""
     try:
-        settings = load_settings(config_file, **_assignments(assignments),
-                                 **{k: v for k, v in options.items() if v is not None},
-                                 log_requests=False if quiet else None)
+        # A dedicated flag names its setting as explicitly as --set does, and more specifically: it wins.
+        flags = {k: v for k, v in options.items() if v is not None}
+        if quiet:
+            flags["log_requests"] = False
+        settings = load_settings(config_file, **{**_assignments(assignments), **flags})
         load_catalog(settings.fixtures, settings.timezone)  # fail here, with file/key/reason, not in a worker
     except (SettingsError, FixtureError) as exc:
         click.echo(f"dpa-mock: {exc}", err=True)
@@ -57,8 +61,9 @@ def serve(config_file: str | None, server: str, quiet: bool, assignments: tuple[
     if not settings.admin_token and not _is_loopback(settings.host):
         click.echo(f"dpa-mock: warning: binding {settings.host} without --admin-token; the admin API still "
                    "answers loopback clients only", err=True)
-    if not _port_free(settings.host, settings.port):
-        click.echo(f"dpa-mock: cannot serve on {settings.host}:{settings.port}: address already in use", err=True)
+    problem = _port_problem(settings.host, settings.port)
+    if problem:
+        click.echo(f"dpa-mock: cannot serve on {settings.host}:{settings.port}: {problem}", err=True)
         sys.exit(1)
     workers = f", workers: {settings.workers}" if settings.workers > 1 else ""
     click.echo(f"dpa-mock serving on http://{settings.host}:{settings.port} (clock: {settings.clock}, "
@@ -74,14 +79,44 @@ def serve(config_file: str | None, server: str, quiet: bool, assignments: tuple[
 
 
 def _serve_granian(settings: Settings) -> None:
-    from granian import Granian
+    from granian.http import HTTP1Settings
 
     # The worker process builds the app from mock_server.wsgi, which reads these variables.
     os.environ.update(settings_to_env(settings))
-    # Several workers share the state file; one that dies is replaced while another takes the lease.
-    Granian("mock_server.wsgi:app", address=settings.host, port=settings.port, interface="wsgi",
-            workers=settings.workers, blocking_threads=settings.threads, log_enabled=True, log_access=False,
-            respawn_failed_workers=settings.workers > 1).serve()
+    # RSGI, not WSGI: granian's WSGI interface streams a body into the app's thread, where a stalled client
+    # holds it (and with one thread, every other client) for as long as it likes; the gate awaits bodies first.
+    # A worker that dies is replaced, however often (granian's own loop exits after two deaths within 5.5 s,
+    # taking the healthy workers down too); with several, the state file they share keeps everything.
+    server = _respawning_granian()(
+        "mock_server.wsgi:gate", address=settings.host, port=settings.port, interface="rsgi",
+        workers=settings.workers, log_enabled=True, log_access=False, respawn_failed_workers=True,
+        http1_settings=HTTP1Settings(header_read_timeout=max(1, int(settings.read_timeout * 1000))))
+    server.serve()
+
+
+def _respawning_granian() -> type:
+    from granian import Granian
+
+    class RespawningGranian(Granian):  # type: ignore[misc, valid-type]
+        """Granian whose crash-loop detector never fires: a dead worker is replaced after a growing pause."""
+
+        _deaths: dict[int, tuple[float, int]] = {}
+
+        def _respawn_workers(self, workers: list[int], spawn_target: Any, target_loader: Any,
+                             delay: float = 0) -> None:
+            now = time.monotonic()
+            pause = 0.0
+            for idx in workers:
+                last, streak = self._deaths.get(idx, (0.0, 0))
+                streak = streak + 1 if now - last < 10 else 0
+                self._deaths[idx] = (now, streak)
+                pause = max(pause, min(0.25 * 2 ** streak, 5.0) if streak else 0.0)
+            if pause:
+                time.sleep(pause)  # a worker that cannot start must not spin the supervisor
+            super()._respawn_workers(workers, spawn_target, target_loader, delay)
+            self.respawned_wrks.clear()  # what granian's crash-loop check reads
+
+    return RespawningGranian
 
 
 def _serve_waitress(settings: Settings) -> None:
@@ -107,13 +142,27 @@ def _serve_waitress(settings: Settings) -> None:
         app.extensions["dpa_platform"].close()
 
 
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+def _port_problem(host: str, port: int) -> str | None:
+    """Why the server could not listen there, or None. SO_REUSEADDR as the server sets it: connections of a
+    stopped or crashed server lingering in TIME_WAIT do not count, only another listener does."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return f"cannot resolve {host!r} ({exc.strerror}); pass --host with an address of this machine"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
+            probe.bind(address)
+            probe.listen(1)
+        except PermissionError:
+            return f"permission denied for port {port}; choose a port above 1023 with --port"
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return (f"port {port} is in use by another process; stop it (e.g. `ss -ltnp 'sport = :{port}'` "
+                        "shows which) or choose another port with --port")
+            return f"{exc.strerror}; check --host"
+    return None
 
 
 @main.command("check-fixtures")

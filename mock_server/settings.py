@@ -48,6 +48,11 @@ class Settings:
     scene_catchup_limit: int = 1000  # firings per scene per clock advance; later ones are coalesced
     advance_firing_budget: int = 10_000  # firings of all scenes per clock advance; later ones are coalesced
     max_body_bytes: int = 1_048_576
+    read_timeout: float = 5.0  # seconds a request's headers or body may take to arrive; then the connection closes
+    json_max_depth: int = 32  # nesting of arrays and objects in a JSON body (or a form's bracketed keys)
+    json_max_number_digits: int = 100  # characters of one JSON number (Python refuses ints past 4,300 digits)
+    json_max_string_chars: int = 65_536  # characters of one JSON string
+    json_max_values: int = 10_000  # values (fields, items, scalars) in one JSON body
     threads: int = 1  # WSGI server threads: one is fastest (no GIL convoy; see docs/performance.md)
     workers: int = 1  # server processes; more than one needs `state` (they share it)
     lease_ttl: float = 3.0  # seconds a dead scheduler process keeps the lease (sooner if seen to be gone)
@@ -99,11 +104,13 @@ def _check(s: Settings) -> Settings:
         raise SettingsError("callback_retries: must be >= 0")
     if not 0 <= s.port <= 65535:
         raise SettingsError(f"port: {s.port} is not a TCP port (0-65535)")
-    for name in ("code_ttl", "token_ttl", "callback_timeout", "lease_ttl", "shared_poll_interval", "advance_timeout"):
+    for name in ("code_ttl", "token_ttl", "callback_timeout", "lease_ttl", "shared_poll_interval", "advance_timeout",
+                 "read_timeout"):
         if not getattr(s, name) > 0:
             raise SettingsError(f"{name}: must be > 0, got {getattr(s, name)}")
     for name in ("threads", "workers", "callback_workers", "ledger_size", "journal_size", "runs_keep", "max_body_bytes",
-                 "scene_catchup_limit", "advance_firing_budget"):
+                 "scene_catchup_limit", "advance_firing_budget", "json_max_depth", "json_max_number_digits",
+                 "json_max_string_chars", "json_max_values"):
         if getattr(s, name) < 1:
             raise SettingsError(f"{name}: must be >= 1, got {getattr(s, name)}")
     if s.workers > 1 and not s.state:

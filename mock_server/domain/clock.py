@@ -2,9 +2,34 @@
 
 from __future__ import annotations
 
+import logging
+import math
 import threading
 import time
 from typing import Protocol
+
+from mock_server.domain.errors import ValidationError
+
+log = logging.getLogger("dpa_mock.clock")
+
+# The latest instant the emulator represents: dates (scene arithmetic, ISO strings) stop at the year 9999, and
+# schedules are computed ahead of now, so the clock stops well before: 9000-01-01T00:00:00Z.
+MAX_INSTANT = 221_845_392_000.0
+MAX_INSTANT_TEXT = "9000-01-01T00:00:00Z"
+
+
+def check_advance(now: float, seconds: float) -> None:
+    """A ValidationError (a 400) unless moving the clock from `now` by `seconds` stays representable."""
+    if not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds < 0:
+        raise ValidationError(f"seconds: must be a finite number >= 0, got {seconds!r}")
+    if now + seconds > MAX_INSTANT:
+        room = max(0, int(MAX_INSTANT - now))
+        raise ValidationError(f"seconds: {seconds:g} would move the clock past {MAX_INSTANT_TEXT}, the latest "
+                              f"instant the emulator represents; at most {room} seconds from now")
+
+
+def _representable(t: object) -> bool:
+    return isinstance(t, (int, float)) and math.isfinite(t) and 0 <= t <= MAX_INSTANT
 
 
 class Clock(Protocol):
@@ -47,6 +72,7 @@ class RealClock:
 
     def advance(self, seconds: float) -> None:
         with self._lock:
+            check_advance(self.now(), seconds)
             self._offset += seconds
 
     def set_at_least(self, t: float) -> None:
@@ -60,8 +86,14 @@ class RealClock:
         return {"offset": self._offset}
 
     def restore(self, snapshot: dict[str, float]) -> None:
+        offset = snapshot.get("offset", 0.0)
+        if not (isinstance(offset, (int, float)) and _representable(time.time() + offset)):
+            # Written by an older version that let an advance overflow: every request would fail with it.
+            log.warning("state: the saved real-clock offset %r s is beyond what the clock represents (up to %s); "
+                        "starting with no offset instead", offset, MAX_INSTANT_TEXT)
+            offset = 0.0
         with self._lock:
-            self._offset = float(snapshot.get("offset", 0.0))
+            self._offset = float(offset)
 
 
 class VirtualClock:
@@ -84,11 +116,12 @@ class VirtualClock:
 
     def advance(self, seconds: float) -> None:
         with self._lock:
+            check_advance(self._now, seconds)
             self._now += seconds
 
     def set_at_least(self, t: float) -> None:
         with self._lock:
-            if t > self._now:
+            if self._now < t <= MAX_INSTANT:
                 self._now = t
 
     def reset(self) -> None:
@@ -100,9 +133,14 @@ class VirtualClock:
 
     def restore(self, snapshot: dict[str, float]) -> None:
         # Virtual time resumes where it stood: the downtime did not happen in it.
+        start, now = snapshot.get("start", self._start), snapshot.get("now", self._now)
+        if not (_representable(start) and _representable(now)):
+            log.warning("state: the saved virtual clock (start %r, now %r) is beyond what the clock represents "
+                        "(0 to %s); starting it afresh at the current wall time", start, now, MAX_INSTANT_TEXT)
+            start = now = round(time.time(), 3)
         with self._lock:
-            self._start = float(snapshot.get("start", self._start))
-            self._now = max(float(snapshot.get("now", self._now)), self._start)
+            self._start = float(start)
+            self._now = max(float(now), self._start)
 
 
 def make_clock(mode: str, start: float | None = None) -> Clock:

@@ -8,22 +8,29 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 
-from mock_server.domain.clock import to_ms
-from mock_server.domain.errors import AuthError
+from mock_server.domain.clock import check_advance, to_ms
+from mock_server.domain.errors import AuthError, ValidationError
 from mock_server.http.envelope import ok
 from mock_server.http.routing import current_platform, operation
 from mock_server.http.spec import admin_contract
 
 bp = Blueprint("admin", __name__)
+_PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Real-IP")
+MAX_FAULT_LATENCY_MS = 60_000  # a fault's delay holds a server thread: a minute at most
 
 
 def guard() -> None:
     """Loopback clients only, unless an admin token is configured, which is then always required."""
     token = current_app.config["DPA_SETTINGS"].admin_token
     if token:
-        if not hmac.compare_digest(request.headers.get("X-Admin-Token", ""), token):
+        if not hmac.compare_digest(request.headers.get("X-Admin-Token", "").encode(), token.encode()):
             raise AuthError("admin API: missing or wrong X-Admin-Token header")
         return
+    forwarded = [name for name in _PROXY_HEADERS if name in request.headers]
+    if forwarded:
+        # A reverse proxy on this host makes every remote client look like loopback: only a token can tell.
+        raise AuthError(f"admin API: request came through a proxy ({', '.join(forwarded)} header); "
+                        "start dpa-mock with --admin-token and send X-Admin-Token to use it through one")
     try:
         address = ipaddress.ip_address((request.remote_addr or "").split("%")[0])
     except ValueError:
@@ -59,7 +66,10 @@ def get_clock(**_: Any) -> Response:
 
 @_admin("adminAdvanceClock")
 def advance(body: dict[str, Any], **_: Any) -> Response:
-    current_platform().advance(float(body["seconds"]))
+    p = current_platform()
+    seconds = float(body["seconds"])
+    check_advance(p.now(), seconds)  # before any schedule is computed for the target
+    p.advance(seconds)
     return ok(clock_info())
 
 
@@ -107,6 +117,11 @@ def list_faults(**_: Any) -> Response:
 
 @_admin("adminAddFault")
 def add_fault(body: dict[str, Any], **_: Any) -> Response:
+    for name in ("latencyMs", "latency_ms", "delayMs"):  # the field and its aliases
+        latency = body.get(name)
+        if isinstance(latency, (int, float)) and not isinstance(latency, bool) and not 0 <= latency <= MAX_FAULT_LATENCY_MS:
+            raise ValidationError(f"{name}: must be between 0 and {MAX_FAULT_LATENCY_MS} (a delay holds a server "
+                                  f"thread), got {latency:g}")
     return ok(current_platform().faults.add(body).to_dict())
 
 

@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, Reque
 
 from mock_server import jsonbytes
 from mock_server.domain.errors import BAD_REQUEST, INTERNAL, NOT_FOUND, DomainError
+from mock_server.http.exchange import MASK, secret_values
 
 log = logging.getLogger("dpa_mock.http")
 
@@ -68,10 +69,28 @@ def error_code_and_message(exc: Exception, method: str, path: str) -> tuple[int,
     return INTERNAL, f"internal error: {type(exc).__name__}"
 
 
+def without_request_secrets(message: str) -> str:
+    """The message with any secret this request carried (body or query field, bearer token) masked: a last
+    guard, as every message is meant to name a field and its problem, never a secret's value."""
+    values = set(secret_values(g.get("dpa_body")))
+    try:
+        values |= secret_values(request.args.to_dict())
+    except UnicodeDecodeError:
+        pass
+    token = request.headers.get("Authorization", "").strip().partition(" ")[2].strip()
+    if token:
+        values.add(token)
+    for value in sorted(values, key=len, reverse=True):
+        if len(value) >= 4 and value in message:  # shorter ones would mask ordinary words and numbers
+            message = message.replace(value, MASK)
+    return message
+
+
 def install_error_handlers(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def _domain(exc: DomainError) -> Response:
-        return envelope(*error_code_and_message(exc, request.method, request.path))
+        code, message = error_code_and_message(exc, request.method, request.path)
+        return envelope(code, without_request_secrets(message))
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:

@@ -7,13 +7,14 @@ import json
 from typing import Any, Callable
 from urllib.parse import parse_qsl
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, current_app, g, request
 from werkzeug.datastructures import MultiDict
 
 from mock_server.domain.errors import AuthError, ValidationError
 from mock_server.domain.oauth import Principal
 from mock_server.domain.platform import Platform
 from mock_server.http.envelope import ok
+from mock_server.http.limits import JsonLimits, LimitExceeded, check, loads
 from mock_server.http.spec import FORM_TYPES, Contract, Operation, form_to_dict
 
 
@@ -44,8 +45,24 @@ def decode_query(query_string: str) -> MultiDict[str, str]:
     return MultiDict(parse_qsl(text, keep_blank_values=True, errors="werkzeug.url_quote"))
 
 
-def _no_constants(name: str) -> Any:
-    raise ValidationError(f"malformed JSON body: {name} is not a JSON number")
+def json_limits() -> JsonLimits:
+    limits = current_app.extensions.get("dpa_json_limits")
+    if limits is None:
+        limits = current_app.extensions["dpa_json_limits"] = JsonLimits.of(current_app.config["DPA_SETTINGS"])
+    return limits
+
+
+def check_form_keys(form: MultiDict[str, str], limits: JsonLimits) -> None:
+    """A form's field count and its bracketed keys' depth (`a[0][b]...`), within the JSON limits."""
+    count = 0
+    for key, values in form.lists():
+        count += len(values)
+        if count > limits.values:
+            raise LimitExceeded(f"form body: more than the limit of {limits.values} fields "
+                                "(setting json_max_values)")
+        if key.count("[") + key.count(".") >= limits.depth:
+            raise LimitExceeded(f"form body: the key {key[:40]!r}... nests deeper than the limit of {limits.depth} "
+                                "levels (setting json_max_depth)")
 
 
 def read_body(op: Operation) -> Any:
@@ -67,16 +84,25 @@ def read_body(op: Operation) -> Any:
     if media not in accepted:
         raise ValidationError(f"Content-Type {media or '(none)'!r} is not supported here; "
                               f"use {' or '.join(op.bodies)}")
+    limits = json_limits()
     if media in FORM_TYPES:
         schema_media = next(m for m in op.bodies if m in FORM_TYPES)
         form = request.form if request.form else MultiDict()
-        body = form_to_dict(form, op.bodies[schema_media].schema)
+        check_form_keys(form, limits)
+        body = form_to_dict(form, op.bodies[schema_media].schema, lambda text: loads(text, limits))
+        check(body, limits, "form body")
+        g.dpa_body = body  # what the journal keeps (redacted): parsed once, within the limits
         op.check_body(schema_media, body)
         return body
     try:
-        body = json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValidationError(f"malformed JSON body: not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    try:
+        body = loads(text, limits)
+    except json.JSONDecodeError as exc:
         raise ValidationError(f"malformed JSON body: {exc}") from None
+    g.dpa_body = body
     if isinstance(body, dict):
         # `"callbackUrl": null` means "not given", as a Java binder reads it.
         body = {k: v for k, v in body.items() if v is not None}

@@ -15,6 +15,7 @@ import yaml
 from werkzeug.datastructures import MultiDict
 
 from mock_server.domain.errors import ValidationError
+from mock_server.http.exchange import is_secret_key
 
 # openapi/ at the repository root, reached through the package so that installed wheels carry it too.
 SPEC_DIR = Path(__file__).resolve().parent.parent / "_data" / "openapi"
@@ -52,11 +53,27 @@ def _message(error: jsonschema.ValidationError, prefix: str = "") -> str:
         missing = [r for r in error.validator_value if isinstance(error.instance, dict) and r not in error.instance]
         name = missing[0] if missing else error.validator_value[0]
         return f"{path + '.' if path else ''}{name}: is required"
+    if isinstance(error.instance, (dict, list)) or any(is_secret_key(p) for p in error.absolute_path):
+        # Never the value itself: it may be or hold a secret (client_secret, code, a token), and a whole
+        # object quoted back is no help either. The field and the problem are enough.
+        return f"{path or 'body'}: {_problem_without_value(error)}"
     if error.validator == "enum":
         return f"{path}: {error.instance!r} is not one of {', '.join(map(str, error.validator_value))}"
     if error.validator == "type" and error.instance is None:
         return f"{path}: is required"
     return f"{path or 'body'}: {error.message}"
+
+
+def _problem_without_value(error: jsonschema.ValidationError) -> str:
+    rule, expected = error.validator, error.validator_value
+    if rule == "type":
+        return f"must be of type {expected if isinstance(expected, str) else ' or '.join(expected)}"
+    if rule in ("minLength", "maxLength", "minItems", "maxItems", "minimum", "maximum", "pattern", "format",
+                "minProperties", "maxProperties"):
+        return f"does not meet {rule} {expected!r}"
+    if rule == "additionalProperties":
+        return error.message  # names the unexpected field names, never values
+    return f"does not match the schema ({rule})"
 
 
 class RequestSchema:
@@ -214,7 +231,8 @@ def _listify(node: Any) -> Any:
     return node
 
 
-def form_to_dict(form: MultiDict[str, str], schema: dict[str, Any]) -> dict[str, Any]:
+def form_to_dict(form: MultiDict[str, str], schema: dict[str, Any],
+                 parse_json: Callable[[str], Any] = json.loads) -> dict[str, Any]:
     """Read a form body per its schema: JSON-string fields, repeated keys and `a[0].b` keys all accepted."""
     props = schema.get("properties", {})
     flat: dict[str, Any] = {}
@@ -224,7 +242,7 @@ def form_to_dict(form: MultiDict[str, str], schema: dict[str, Any]) -> dict[str,
         if key in props:
             kind = props[key].get("type")
             if kind in ("array", "object"):
-                flat[key] = _decode_structured(key, values, kind)
+                flat[key] = _decode_structured(key, values, kind, parse_json)
             else:
                 flat[key] = values[0]
         elif ("[" in key or "." in key) and (parts := _split_key(key)) and isinstance(parts[0], str):
@@ -236,15 +254,17 @@ def form_to_dict(form: MultiDict[str, str], schema: dict[str, Any]) -> dict[str,
     return flat
 
 
-def _decode_structured(key: str, values: list[str], kind: str) -> Any:
+def _decode_structured(key: str, values: list[str], kind: str, parse_json: Callable[[str], Any]) -> Any:
     decoded: list[Any] = []
     for raw in values:
         text = raw.strip()
         if text[:1] in ("[", "{"):
             try:
-                decoded.append(json.loads(text))
+                decoded.append(parse_json(text))
             except json.JSONDecodeError as exc:
                 raise ValidationError(f"{key}: not valid JSON ({exc.msg} at position {exc.pos})") from None
+            except ValidationError as exc:
+                raise type(exc)(f"{key}: {exc.message}") from None
         else:
             decoded.append(raw)
     if kind == "array":

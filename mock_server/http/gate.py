@@ -1,0 +1,159 @@
+"""The server-side gate in front of the WSGI app: granian's RSGI interface receives every body in full, under a
+read timeout, on the event loop, before the app sees the request, so a stalled or short body never holds the app."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Iterable
+
+from mock_server.http.envelope import envelope_bytes, status_for
+from mock_server.settings import Settings
+
+log = logging.getLogger("dpa_mock.server")
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+_JSON = ("content-type", "application/json; charset=utf-8")
+
+
+class BodyRefused(Exception):
+    """A request whose body did not arrive as announced; answered here, never passed to the app."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class Gate:
+    """An RSGI application serving a WSGI app: the body is awaited (at most `read_timeout` seconds, at most
+    `max_body_bytes`), then the app runs on one thread of its own pool (`threads`), or inline when one."""
+
+    def __init__(self, app: WSGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+        self._pool = ThreadPoolExecutor(settings.threads, "dpa-app") if settings.threads > 1 else None
+
+    async def __rsgi__(self, scope: Any, protocol: Any) -> None:
+        if scope.proto != "http":
+            return  # websockets: nothing here speaks them; granian closes the connection
+        headers = scope.headers
+        try:
+            body = await self._receive(scope, headers, protocol)
+        except BodyRefused as exc:
+            self._refuse(scope, protocol, exc.message)
+            return
+        environ = _environ(scope, headers, body)
+        try:
+            if self._pool is None:
+                status, out_headers, chunks = _call(self.app, environ)
+            else:
+                loop = asyncio.get_running_loop()
+                status, out_headers, chunks = await loop.run_in_executor(self._pool, _call, self.app, environ)
+        except Exception:  # Flask renders its own errors; this is a failure outside it
+            log.exception("unhandled error serving %s %s", scope.method, scope.path)
+            status, out_headers = status_for(500, self.settings.http_status), [_JSON]
+            chunks = envelope_bytes(500, "internal error")
+        protocol.response_bytes(status, out_headers, chunks)
+
+    def __rsgi_del__(self, loop: Any) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+
+    async def _receive(self, scope: Any, headers: Any, protocol: Any) -> bytes:
+        length_text = headers.get("content-length")
+        chunked = "transfer-encoding" in headers
+        if not chunked and length_text in (None, "0"):
+            return b""
+        if length_text is not None and not chunked:
+            try:
+                announced = int(length_text)
+            except ValueError:
+                raise BodyRefused(f"Content-Length {length_text!r} is not a number") from None
+            if announced > self.settings.max_body_bytes:
+                # Never read: a client announcing megabytes is answered before it sends them.
+                raise BodyRefused(f"request body is larger than the {self.settings.max_body_bytes}-byte limit "
+                                  f"(max_body_bytes); Content-Length was {announced}")
+        try:
+            body = await asyncio.wait_for(protocol(), self.settings.read_timeout)
+        except asyncio.TimeoutError:
+            log.warning("closed %s: %s %s body not received within read_timeout=%gs", scope.client, scope.method,
+                        scope.path, self.settings.read_timeout)
+            raise BodyRefused(f"request body not received within {self.settings.read_timeout:g} s "
+                              "(read_timeout); the connection is closed") from None
+        except Exception as exc:  # the client closed before the body was complete
+            log.warning("closed %s: %s %s body incomplete (%s)", scope.client, scope.method, scope.path,
+                        type(exc).__name__)
+            raise BodyRefused("request body ended before its Content-Length; nothing was processed") from None
+        if len(body) > self.settings.max_body_bytes:
+            raise BodyRefused(f"request body is larger than the {self.settings.max_body_bytes}-byte limit "
+                              "(max_body_bytes)")
+        if length_text is not None and not chunked and len(body) != int(length_text):
+            raise BodyRefused("request body ended before its Content-Length; nothing was processed")
+        return body
+
+    def _refuse(self, scope: Any, protocol: Any, message: str) -> None:
+        status = status_for(400, self.settings.http_status)
+        try:
+            protocol.response_bytes(status, [_JSON, ("connection", "close")], envelope_bytes(400, message))
+        except Exception:  # the client is gone: there is no one to answer
+            pass
+
+
+_BASE: dict[str, Any] = {"SCRIPT_NAME": "", "wsgi.version": (1, 0), "wsgi.errors": sys.stderr,
+                         "wsgi.multithread": True, "wsgi.multiprocess": False, "wsgi.run_once": False}
+_KEYS: dict[str, str] = {"content-type": "CONTENT_TYPE", "content-length": "CONTENT_LENGTH"}
+_SERVERS: dict[str, tuple[str, str]] = {}
+
+
+def _latin1(text: str) -> str:
+    """WSGI carries bytes as latin-1 characters; RSGI hands over decoded text."""
+    return text if text.isascii() else text.encode("utf-8", "surrogateescape").decode("latin-1")
+
+
+def _environ(scope: Any, headers: Any, body: bytes) -> dict[str, Any]:
+    server = _SERVERS.get(scope.server)
+    if server is None:
+        host, _, port = scope.server.rpartition(":")
+        server = _SERVERS.setdefault(scope.server, (host.strip("[]"), port))
+    client_host, _, client_port = scope.client.rpartition(":")
+    environ = _BASE.copy()
+    environ.update({
+        "REQUEST_METHOD": scope.method, "PATH_INFO": _latin1(scope.path), "QUERY_STRING": _latin1(scope.query_string),
+        "SERVER_NAME": server[0], "SERVER_PORT": server[1], "SERVER_PROTOCOL": "HTTP/" + scope.http_version,
+        "REMOTE_ADDR": client_host.strip("[]"), "REMOTE_PORT": client_port, "wsgi.url_scheme": scope.scheme,
+        "wsgi.input": io.BytesIO(body),
+    })
+    for name, value in headers.items():
+        key = _KEYS.get(name)
+        if key is None:
+            key = "HTTP_" + name.upper().replace("-", "_")
+            if len(_KEYS) < 1024:  # made-up header names only cost the computation again
+                _KEYS[name] = key
+        if not value.isascii():
+            value = _latin1(value)
+        if key in environ:
+            environ[key] += ("; " if key == "HTTP_COOKIE" else ",") + value
+        else:
+            environ[key] = value
+    if body and "CONTENT_LENGTH" not in environ:
+        environ["CONTENT_LENGTH"] = str(len(body))  # a chunked body, now whole
+    return environ
+
+
+def _call(app: WSGIApp, environ: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
+    captured: list[Any] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
+        captured[:] = [status, headers]
+        return lambda data: None
+
+    result = app(environ, start_response)
+    try:
+        body = b"".join(result)
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+    return int(captured[0][:3]), list(captured[1]), body
