@@ -219,3 +219,12 @@ def test_a_target_that_does_not_answer_gets_a_502_envelope(tmp_path: Path) -> No
         found = admin(proxy, "findings")
     assert reply.status_code == 502 and reply.json()["code"] == 503 and "unreachable" in reply.json()["message"]
     assert ("observation", "server", "unreachable") in {(f["verdict"], f["side"], f["check"]) for f in found}
+
+
+def test_head_keeps_the_length_the_target_announced(live: ServerProcess, proxied: ServerProcess) -> None:
+    via = requests.head(proxied.base_url + LIST_PLANS, timeout=10)
+    direct = requests.head(live.base_url + LIST_PLANS, timeout=10)
+    assert via.status_code == direct.status_code
+    assert via.headers["Content-Length"] == direct.headers["Content-Length"] != "0"
+    assert [(f["verdict"], f["check"]) for f in admin(proxied, "findings") if f["side"] == "client"] == [
+        ("observation", "method")]

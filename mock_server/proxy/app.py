@@ -149,9 +149,7 @@ class ProxyApp:
         if relay is not None:
             relay.exchange = exchange.id
         self._findings(exchange, findings)
-        start_response(f"{answer.status} {answer.reason}", end_to_end(answer.headers) +
-                       [("Content-Length", str(len(answer.body)))])
-        return [answer.body]
+        return _pass_on(answer, method, start_response)
 
     def _first_time(self, finding: Finding) -> bool:
         """A server's choice where the document is silent is reported once per choice, not once per exchange."""
@@ -253,9 +251,7 @@ class ProxyApp:
             # The platform learns what it would have learned without the proxy: no acknowledgement.
             return _reply(start_response, 502, "text/plain; charset=utf-8",
                           f"dpa-mock proxy: callback receiver unreachable: {error}".encode())
-        start_response(f"{answer.status} {answer.reason}", end_to_end(answer.headers) +
-                       [("Content-Length", str(len(answer.body)))])
-        return [answer.body]
+        return _pass_on(answer, method, start_response)
 
     # -- bookkeeping ------------------------------------------------------------------------------
     def _findings(self, exchange: Exchange, findings: list[Finding]) -> None:
@@ -340,6 +336,14 @@ def _decoded_body(answer: Answer) -> bytes:
         except zlib.error:
             return answer.body
     return answer.body
+
+
+def _pass_on(answer: Answer, method: str, start_response: StartResponse) -> Iterable[bytes]:
+    """The answer as it came: status line, end-to-end headers, body (a HEAD keeps the length it announced)."""
+    length = answer.header("Content-Length") if method == "HEAD" else ""
+    start_response(f"{answer.status} {answer.reason}",
+                   [*end_to_end(answer.headers), ("Content-Length", length or str(len(answer.body)))])
+    return [answer.body]
 
 
 def _reply(start_response: StartResponse, status: int, content_type: str, body: bytes) -> Iterable[bytes]:

@@ -113,7 +113,9 @@ def judge_request(route: Route, method: str, path: str, query_string: str, heade
                 f"{method} {path} is not an interface of the document; forwarded without judging")
         return out
     if route.wrong_method:
-        out.add("violation", "client", "method", f"{method} {path}: the document's method here is {op.method}")
+        # HEAD is GET without the body (RFC 9110): not what the document shows, but no broken request either.
+        verdict = "observation" if (method.upper(), op.method) == ("HEAD", "GET") else "violation"
+        out.add(verdict, "client", "method", f"{method} {path}: the document's method here is {op.method}")
         return out
     if route.collapsed:
         out.add("violation", "client", "double-slash",
