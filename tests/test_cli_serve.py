@@ -132,3 +132,80 @@ def test_top_level_help_lists_commands() -> None:
 def test_bad_option_value_is_a_usage_error_without_starting() -> None:
     result = CliRunner().invoke(main, ["serve", "--clock", "sundial", "--port", str(free_port())])
     assert result.exit_code == 2 and "sundial" in result.output
+
+
+# A value for every setting, unlike its default, as --set would write it; and the setting it becomes.
+_FIXTURES_DIR = str(ROOT / "fixtures")
+_SET_VALUES: dict[str, tuple[str, object]] = {
+    "bool": ("false", False), "port": ("12345", 12345), "host": ("127.0.0.2", "127.0.0.2"),
+    "fixtures": (_FIXTURES_DIR, _FIXTURES_DIR), "clock": ("virtual", "virtual"), "timezone": ("UTC", "UTC"),
+    "http_status": ("always200", "always200"), "callback_backoff": ("1,2.5", (1.0, 2.5)),
+    "callback_statuses": ("SUCCESS,FAIL", ("SUCCESS", "FAIL")), "admin_token": ("tok", "tok"),
+    "jwt_secret": ("another-secret-of-at-least-32-bytes!", "another-secret-of-at-least-32-bytes!"),
+    "issuer": ("someone", "someone"),
+}
+
+
+def _set_value(name: str, tmp_path: Path) -> tuple[str, object]:
+    from mock_server.settings import Settings
+
+    default = getattr(Settings(), name)
+    if name == "state":
+        return str(tmp_path / "s.db"), str(tmp_path / "s.db")
+    if isinstance(default, bool):
+        return _SET_VALUES["bool"] if default else ("true", True)
+    if name in _SET_VALUES:
+        return _SET_VALUES[name]
+    if isinstance(default, int):
+        return str(default + 2), default + 2
+    if isinstance(default, float):
+        return str(default * 2 + 0.5), default * 2 + 0.5
+    raise AssertionError(f"no sample value for setting {name}")
+
+
+def _served_settings(monkeypatch: pytest.MonkeyPatch, args: list[str]) -> object:
+    """The Settings `dpa-mock serve ARGS` would serve with (the server itself is not started)."""
+    from mock_server import cli
+
+    captured: list[object] = []
+    monkeypatch.setattr(cli, "_serve_granian", captured.append)
+    monkeypatch.setattr(cli, "_port_problem", lambda host, port: None)
+    result = CliRunner().invoke(main, ["serve", *args])
+    assert result.exit_code == 0 and len(captured) == 1, (args, result.output, result.exception)
+    return captured[0]
+
+
+def test_set_reaches_every_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from dataclasses import fields
+
+    from mock_server.settings import Settings
+
+    names = [f.name for f in fields(Settings) if f.name != "extra"]
+    for name in names:
+        text, value = _set_value(name, tmp_path)
+        extra = ["--set", f"state={tmp_path / 'w.db'}"] if name == "workers" else []
+        settings = _served_settings(monkeypatch, ["--set", f"{name}={text}", *extra])
+        assert getattr(settings, name) == value, name
+
+
+@pytest.mark.parametrize(("flag", "flag_value", "name", "expected"), [
+    ("--host", "127.0.0.3", "host", "127.0.0.3"), ("--port", "23456", "port", 23456),
+    ("--fixtures", _FIXTURES_DIR, "fixtures", _FIXTURES_DIR), ("--clock", "virtual", "clock", "virtual"),
+    ("--threads", "3", "threads", 3), ("--workers", "1", "workers", 1), ("--admin-token", "flag", "admin_token", "flag"),
+    ("--http-status", "always200", "http_status", "always200"), ("--seed", "7", "seed", 7),
+    ("--quiet", None, "log_requests", False), ("--state", "FLAGSTATE", "state", "FLAGSTATE"),
+])
+def test_set_combines_with_every_flag(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, flag: str,
+                                      flag_value: str | None, name: str, expected: object) -> None:
+    """The flag and --set of the same setting (the flag wins: it is the more specific), and of another one."""
+    if flag_value == "FLAGSTATE":
+        flag_value = expected = str(tmp_path / "flag.db")
+    text, _ = _set_value(name, tmp_path)
+    if name == "log_requests":
+        text = "true"
+    flag_args = [flag] if flag_value is None else [flag, flag_value]
+    settings = _served_settings(monkeypatch, [*flag_args, "--set", f"{name}={text}", "--set", "journal_size=77"])
+    assert getattr(settings, name) == expected
+    assert getattr(settings, "journal_size") == 77
+    settings = _served_settings(monkeypatch, ["--set", f"{name}={text}", *flag_args])
+    assert getattr(settings, name) == expected
