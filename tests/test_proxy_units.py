@@ -242,3 +242,15 @@ def test_token_subject() -> None:
     claims = base64.urlsafe_b64encode(json.dumps({"sub": "U7"}).encode()).decode().rstrip("=")
     assert token_subject(f"Bearer eyJhbGciOiJIUzI1NiJ9.{claims}.sig") == "U7"
     assert token_subject("Bearer opaque") is None and token_subject("") is None
+
+
+def test_a_retry_overtaking_a_slow_attempt_is_judged_by_arrival() -> None:
+    """The platform timed out on attempt 1 and retried while the receiver was still answering attempt 1."""
+    judge = CallbackJudge()
+    raw = json.dumps({"planInstanceId": "in1", "processPlanId": "p1", "status": "DEFAULT"}).encode()
+    first, payload = judge.arrive(None, JSON, raw)
+    second, _ = judge.arrive(None, JSON, raw)
+    assert first == second == []
+    assert judge.answered(payload, 200, b"SUCCESS", "") == []  # the retry, acknowledged at once
+    assert judge.answered(payload, 200, b"SUCCESS", "") == []  # the slow first attempt, answered late
+    assert _callback(judge, "RUNNING") == set()  # neither "never retried" nor "sent again after the ack"

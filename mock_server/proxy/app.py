@@ -220,6 +220,12 @@ class ProxyApp:
         findings: list[Finding] = []
         if method != "POST":
             findings.append(Finding("violation", "server", "callback-method", f"callback sent as {method}; the document POSTs"))
+        try:
+            arrival, payload = self.callbacks.arrive(relay, headers_map, raw)
+        except Exception as exc:  # judging must never stop the relay
+            log.exception("judging a callback failed")
+            arrival, payload = [Finding("observation", "server", "unjudged", f"the proxy could not judge: {exc!r}")], None
+        findings += arrival
         started = time.monotonic()
         answer: Answer | None = None
         error = ""
@@ -231,13 +237,8 @@ class ProxyApp:
             error = str(exc)
         exchange.duration_ms = round((time.monotonic() - started) * 1000, 1)
         exchange.error = error
-        try:
-            judged, payload = self.callbacks.judge(relay, headers_map, raw, answer.status if answer else None,
-                                                   answer.body if answer else b"", error)
-        except Exception as exc:  # judging must never stop the relay
-            log.exception("judging a callback failed")
-            judged, payload = [Finding("observation", "server", "unjudged", f"the proxy could not judge: {exc!r}")], None
-        findings += judged
+        findings += self.callbacks.answered(payload, answer.status if answer else None,
+                                            answer.body if answer else b"", error)
         if payload and self.recorder is not None and isinstance(payload.get("status"), str):
             self.recorder.status(str(payload.get("planInstanceId")), payload["status"])
         if answer is not None:

@@ -105,6 +105,13 @@ class CallbackJudge:
 
     def judge(self, relay: Relay | None, headers: dict[str, str], raw: bytes, answer_status: int | None,
               answer_body: bytes, error: str) -> tuple[list[Finding], dict[str, Any] | None]:
+        """A whole callback exchange: `arrive` then `answered`."""
+        found, payload = self.arrive(relay, headers, raw)
+        return found + self.answered(payload, answer_status, answer_body, error), payload
+
+    def arrive(self, relay: Relay | None, headers: dict[str, str], raw: bytes) -> tuple[list[Finding], dict[str, Any] | None]:
+        """The platform's side, judged when the callback arrives (before the receiver answers: a platform that
+        timed out may retry while an earlier attempt is still waiting). The payload, if it is a valid one."""
         out: list[Finding] = []
 
         def add(verdict: str, side: str, check: str, message: str) -> None:
@@ -126,16 +133,28 @@ class CallbackJudge:
                     problems.append(f"{key} is {type(payload[key]).__name__}, not a string")
             if isinstance(payload.get("status"), str) and payload["status"] not in STATUSES:
                 problems.append(f"status {payload['status']!r} is not one of {', '.join(STATUSES)}")
-        if problems:
-            add("violation", "server", "callback-payload", "; ".join(problems))
-        acked = self._judge_ack(answer_status, answer_body, error, add)
         if problems or not isinstance(payload, dict):
-            return out, payload if isinstance(payload, dict) else None
+            add("violation", "server", "callback-payload", "; ".join(problems))
+            return out, None
         if relay is not None and payload["processPlanId"] != relay.plan_id:
             add("violation", "server", "callback-payload",
                 f"processPlanId {payload['processPlanId']!r}, but the callback URL was given for plan {relay.plan_id!r}")
-        self._judge_sequence(payload["planInstanceId"], payload["status"], acked, add)
+        self._judge_sequence(payload["planInstanceId"], payload["status"], add)
         return out, payload
+
+    def answered(self, payload: dict[str, Any] | None, status: int | None, body: bytes, error: str) -> list[Finding]:
+        """The receiver's side, and whether the status is now acknowledged."""
+        out: list[Finding] = []
+
+        def add(verdict: str, side: str, check: str, message: str) -> None:
+            out.append(Finding(verdict, side, check, message, interface="7"))  # type: ignore[arg-type]
+
+        if self._judge_ack(status, body, error, add) and payload is not None:
+            with self._lock:
+                state = self._instances.get(payload["planInstanceId"])
+                if state is not None and state.statuses and state.statuses[-1] == payload["status"]:
+                    state.acked = True
+        return out
 
     @staticmethod
     def _judge_ack(status: int | None, body: bytes, error: str, add: Any) -> bool:
@@ -156,7 +175,7 @@ class CallbackJudge:
                 f"not acknowledged (HTTP {status}, body {text[:60]!r}): the platform should retry")
         return False
 
-    def _judge_sequence(self, instance_id: str, status: str, acked: bool, add: Any) -> None:
+    def _judge_sequence(self, instance_id: str, status: str, add: Any) -> None:
         with self._lock:
             state = self._instances.get(instance_id)
             if state is None:
@@ -171,7 +190,6 @@ class CallbackJudge:
                 elif state.attempts > MAX_ATTEMPTS:
                     add("violation", "server", "callback-retries",
                         f"{instance_id} {status}: attempt {state.attempts}; the document allows 1 + 3 retries")
-                state.acked = state.acked or acked
                 return
             if state.statuses and not state.acked:
                 previous, n = state.statuses[-1], state.attempts
@@ -194,7 +212,7 @@ class CallbackJudge:
                     add("violation", "server", "callback-order", f"{instance_id}: {previous} -> {status}: the run "
                                                                  "went backwards")
             state.statuses.append(status)
-            state.attempts, state.acked = 1, acked
+            state.attempts, state.acked = 1, False
 
     def sequences(self) -> dict[str, list[str]]:
         with self._lock:
