@@ -11,7 +11,7 @@ from scenario import PLAN, SCENE
 from servers import emulator
 
 if TYPE_CHECKING:
-    from run import Bench
+    from harness import Bench
 
 
 def virtual(bench: Bench) -> None:

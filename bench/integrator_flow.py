@@ -16,6 +16,10 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from harness import Bench
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -88,6 +92,19 @@ def measure(tests: int = 100) -> FlowCost:
 
     return FlowCost(len(phases), statistics.median(totals), totals[int(len(totals) * 0.9) - 1], median("setup"),
                     median("call"), median("teardown"), done.returncode == 0)
+
+
+def part(bench: Bench) -> None:
+    """The `integrator` part of make bench: the row, and the target of issue 14 (< 20 ms per test)."""
+    bench.wait_quiet()  # pytest and the emulator share the machine with whatever else runs
+    cost = measure(30 if bench.args.quick else 200)
+    bench.results.other.append(("integrator's full-flow test (dpa_platform + callback_receiver)",
+                                f"{cost.median_ms:.1f} ms", cost.describe()))
+    bench.results.targets.append(("integrator's full-flow test < 20 ms per test", f"{cost.median_ms:.1f} ms",
+                                  "pass" if cost.median_ms < 20 and cost.passed else "**FAIL**"))
+    if not cost.passed:
+        bench.failed = True
+        bench.results.warnings.append("integrator flow: the generated tests failed")
 
 
 def _env() -> dict[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import sys
 import tempfile
@@ -34,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"kit_repeat: {args.runs} runs of {' '.join(args.selection)}, clock={args.clock}, "
           f"{'fresh server per run' if args.fresh_server else 'one server'}, seed of seeds {master}, "
           f"files in {workroot}", flush=True)
-    print("| run | seed | verdict | passed | failed | skipped | seconds |\n|---|---|---|---|---|---|---|", flush=True)
+    print("| run | seed | verdict | passed | failed | skipped | violations | leniencies | seconds |\n"
+          "|---|---|---|---|---|---|---|---|---|", flush=True)
 
     server: ServerProcess | None = None
     rows: list[tuple[int, KitRun, bool]] = []
@@ -45,8 +47,13 @@ def main(argv: list[str] | None = None) -> int:
                 if server is not None:
                     server.stop()
                 server = ServerProcess("--clock", args.clock, log=workroot / f"dpa-mock-{i}.log").start()
-            run = run_kit(server.base_url, args.selection, workroot / f"run-{i:02d}-{seed}",
-                          f"--hypothesis-seed={seed}")
+            workdir = workroot / f"run-{i:02d}-{seed}"
+            run = run_kit(server.base_url, args.selection, workdir, f"--hypothesis-seed={seed}",
+                          "--report-json", str(workdir / "report.json"))
+            try:
+                verdicts = json.loads((workdir / "report.json").read_text(encoding="utf-8"))["summary"]
+            except (OSError, ValueError, KeyError):
+                verdicts = {"violations": "?", "leniencies": "?"}
             outcomes = [c.outcome for c in run.cases]
             leaks = leaked_secrets(run.stdout, run.stderr, run.report, run.junit)
             ok = run.returncode == 0 and not run.failed() and bool(run.cases) and not leaks
@@ -54,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             verdict = "pass" if ok else ("FAIL (secret leaked)" if leaks else f"FAIL (exit {run.returncode})")
             print(f"| {i} | {seed} | {verdict} | {outcomes.count('passed')} | "
                   f"{outcomes.count('failed') + outcomes.count('error')} | {outcomes.count('skipped')} | "
-                  f"{run.seconds:.1f} |", flush=True)
+                  f"{verdicts['violations']} | {verdicts['leniencies']} | {run.seconds:.1f} |", flush=True)
             for case in run.failed():
                 first = (case.message.strip().splitlines() or [""])[0][:150]
                 print(f"|   | | {case.classname}::{case.name}: {first} | | | | |", flush=True)
