@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from contract_tests.plugins.auth import KitAuth
 from contract_tests.plugins.clock import KitClock
 from contract_tests.support.api import Api
-from contract_tests.support.envelope import expect_rejected, expect_success
+from contract_tests.support.envelope import check_envelope, expect_rejected, expect_success
 from contract_tests.support.kit import KIT
 from contract_tests.support.props import kit_settings
 from contract_tests.support.tokens import jwt_claims
@@ -114,3 +114,22 @@ def test_token_expires(kit_auth: KitAuth, kit_api: Api, kit_clock: KitClock) -> 
                     topic="oauth.bad-token.code", exact=True)
     # A new login works again after the expiry.
     expect_success(kit_api.list_plans(token=f"Bearer {kit_auth.new_token()}"), "listPlans after logging in again")
+
+
+CODE_AGES = (30, 120, 590, 610, 1800, 3600)  # seconds an unused code is kept before its exchange
+
+
+def test_code_lifetime_observed(kit_auth: KitAuth, kit_clock: KitClock) -> None:
+    """How long an unused authorization code stays valid (the document is silent): observed, never judged."""
+    if not kit_clock.controlled:
+        pytest.skip("observing a code's lifetime needs the target's clock (/__admin); in real time it costs an hour")
+    valid_at = 0
+    for age in CODE_AGES:
+        code = kit_auth.code()
+        kit_clock.advance(age)
+        body = check_envelope(kit_auth.token_response(code), f"token with a code {age} s old")
+        if body["code"] != 200:
+            KIT.observe("oauth.code-lifetime", f"between {valid_at} and {age} s")
+            return
+        valid_at = age
+    KIT.observe("oauth.code-lifetime", f"over {valid_at} s")
