@@ -212,6 +212,13 @@ def test_bad_options_are_refused_with_a_message(args: list[str], code: int, mess
     assert result.returncode == code and message in result.stderr and "Traceback" not in result.stderr
 
 
+def test_a_proxy_never_targets_itself() -> None:
+    port = free_port()
+    result = subprocess.run([sys.executable, "-m", "mock_server", "proxy", "--target", f"http://localhost:{port}",
+                             "--port", str(port)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "is this proxy itself" in result.stderr
+
+
 def test_a_target_that_does_not_answer_gets_a_502_envelope(tmp_path: Path) -> None:
     dead = f"http://127.0.0.1:{free_port()}"
     with proxy_process(dead, "--quiet") as proxy:  # its readiness probe is answered by the proxy itself: 502

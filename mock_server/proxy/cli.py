@@ -61,6 +61,11 @@ def proxy(target: str, host: str, port: int, record_dir: str | None, report_file
     except OSError as exc:
         _fail(f"cannot serve on {host}:{port}: {exc.strerror or exc}", code=1)
     bound_port = server.effective_port
+    dest = Destination.parse(target)
+    loopback = {"127.0.0.1", "localhost", "::1", "0.0.0.0", "::"}
+    if dest.port == bound_port and (dest.host == host or {dest.host, host} <= loopback):
+        server.close()
+        _fail(f"--target {target} is this proxy itself (it would forward every request to itself)")
     public = callback_public_url or f"http://{_public_host(host)}:{bound_port}"
     try:
         recorder = Recorder(record_dir) if record_dir else None
