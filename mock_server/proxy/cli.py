@@ -60,7 +60,7 @@ def proxy(target: str, host: str, port: int, record_dir: str | None, report_file
                                                     channel_timeout=120, max_request_body_size=64 * 1024 * 1024)
     except OSError as exc:
         _fail(f"cannot serve on {host}:{port}: {exc.strerror or exc}", code=1)
-    bound_port = server.effective_port
+    bound_port = int(server.effective_port)
     dest = Destination.parse(target)
     loopback = {"127.0.0.1", "localhost", "::1", "0.0.0.0", "::"}
     if dest.port == bound_port and (dest.host == host or {dest.host, host} <= loopback):
