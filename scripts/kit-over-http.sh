@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run the contract kit over real HTTP against `dpa-mock serve --clock virtual` on a free loopback port.
+# Run the contract kit (`dpa-mock verify`) over real HTTP against `dpa-mock serve --clock virtual` on a free loopback port.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 port=$(python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -12,9 +12,10 @@ for _ in $(seq 100); do
   kill -0 "$server" 2>/dev/null || { cat reports/kit-http-server.log; exit 1; }
   sleep 0.1
 done
-python -m pytest contract_tests -p no:cacheprovider \
-  --base-url "http://127.0.0.1:$port" \
-  --client-id 'JhYhK/XcFKuVlpVijwLCkw==' --client-secret 'EZOXzdyqbGt1CpxtHrt5te35zS9iE6jfcgyvpPpNmPU=' \
+# The installed command, as QA runs it (exit 0: no violation); extra arguments go to it (`-- -k oauth` to pytest).
+export DPA_CLIENT_SECRET='EZOXzdyqbGt1CpxtHrt5te35zS9iE6jfcgyvpPpNmPU='
+dpa-mock verify --base-url "http://127.0.0.1:$port" --client-id 'JhYhK/XcFKuVlpVijwLCkw==' \
   --allow-writes --plan-id acf42dd3 --plan-id d4a8e6f1 --plan-id c3d9f4e5 --allow-scenes \
   --callback-listen 127.0.0.1:0 --callback-public-url auto \
-  --junitxml reports/contract-http-junit.xml --report reports/contract-http-report.md "$@"
+  --junitxml reports/contract-http-junit.xml --report reports/contract-http-report.md \
+  --report-json reports/contract-http-report.json "$@"

@@ -75,6 +75,20 @@ def test_passes_against_the_served_emulator_from_any_directory(mode: str, tmp_pa
     assert CLIENT_SECRET not in result.stdout + report + junit
 
 
+def test_strict_makes_leniencies_fail(tmp_path: Path) -> None:
+    """always200 answers a wrong method with HTTP 200: a leniency (unsupported_method), fatal under --strict."""
+    with ServerProcess("--clock", "virtual", "--http-status", "always200", log=tmp_path / "server.log") as server:
+        result = verify(tmp_path, "--base-url", server.base_url, "--client-id", CLIENT_ID, "--strict", "--seed", "3",
+                        "--", "-k", "test_operation and queryPlanByUserId")
+    assert result.returncode == 1, result.stdout[-3000:]
+    assert "leniency(ies) (--strict: fatal)" in result.stdout
+    data = json.loads((tmp_path / "reports" / "contract-report.json").read_text(encoding="utf-8"))
+    assert data["summary"]["strict"] and data["leniencies"], data["summary"]
+    assert {f["check"] for f in data["leniencies"]} == {"unsupported_method"}
+    junit = (tmp_path / "reports" / "contract-junit.xml").read_text(encoding="utf-8")
+    assert 'name="verdict" value="leniency"' in junit
+
+
 def test_fails_with_exit_1_against_a_broken_server(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "tests.kit_selftest.broken", "success-code-not-200"]
     with ServerProcess(command=command, cwd=ROOT, log=tmp_path / "server.log") as server:
