@@ -58,10 +58,6 @@ class Components:
         self._by_kind[component.kind] = component
         return component
 
-    @property
-    def kinds(self) -> tuple[str, ...]:
-        return tuple(c.kind for c in self._all)
-
     def reset(self) -> None:
         for component in self._all:
             component.reset()
