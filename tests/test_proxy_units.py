@@ -92,7 +92,7 @@ def test_payload_plan_must_be_the_relayed_ones_and_json() -> None:
     relay = Relay("http://me/cb", "other", "executePlan")
     assert _callback(CallbackJudge(), "DEFAULT", relay=relay) == {("violation", "server", "callback-payload")}
     assert _callback(CallbackJudge(), "DEFAULT", headers={"Content-Type": "text/plain"}) == {
-        ("violation", "server", "callback-content-type")}
+        ("observation", "server", "callback-content-type")}
 
 
 # -- relay rewriting ---------------------------------------------------------------------------------------
@@ -136,7 +136,11 @@ LIST = "/api/dpa/process/processPlan/queryPlanByUserId"
                                                  ("observation", "server", "error-data")}),
     (403, {"code": 403, "message": "forbidden", "data": None}, {("observation", "server", "http-status-policy")}),
     (200, {"code": 200, "message": "OK", "data": []}, {("observation", "server", "success-message")}),
-    (500, {"code": 403, "message": "x", "data": None}, {("violation", "server", "http-status")}),
+    (500, {"code": 403, "message": "x", "data": None}, {("violation", "server", "http-status"),
+                                                        ("violation", "server", "server-error")}),
+    (500, {"code": 500, "message": "boom", "data": None}, {("violation", "server", "server-error"),
+                                                           ("observation", "server", "http-status-policy")}),
+    (503, {"code": 503, "message": "busy", "data": None}, {("observation", "server", "http-status-policy")}),
     (200, {"code": 200, "message": "success", "data": None}, {("violation", "server", "envelope")}),
     (200, {"code": 0, "message": "ok", "data": []}, {("violation", "server", "envelope")}),
     (200, {"code": 200, "data": []}, {("violation", "server", "envelope")}),

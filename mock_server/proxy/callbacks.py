@@ -119,7 +119,8 @@ class CallbackJudge:
 
         media = headers.get("Content-Type", "").split(";")[0].strip().lower()
         if media != "application/json":
-            add("violation", "server", "callback-content-type",
+            # An observation, as in the kit: the payload is judged as JSON whatever the header says.
+            add("observation", "server", "callback-content-type",
                 f"callback sent with Content-Type {media or '(none)'!r}; the document's is application/json")
         payload = _decoded(raw)
         problems = []

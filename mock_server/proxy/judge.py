@@ -283,8 +283,9 @@ def judge_response(route: Route, request: Judged, status: int, raw: bytes) -> tu
             add("observation", "http-status-policy", f"code {code} travels with HTTP {status}")
         if "data" not in body:
             add("observation", "error-data", "error envelopes omit 'data'")
-        if code == 500:
-            add("observation", "server-error", f"code {code} (HTTP {status}): {body.get('message')!r}")
+        if code == 500 or (status >= 500 and status != 503):
+            # As the kit judges it: a server error (other than the documented 503) is never a promise kept.
+            add("violation", "server-error", f"code {code} (HTTP {status}): {body.get('message')!r}")
     return out, body
 
 
