@@ -84,6 +84,8 @@ def verify(ctx: click.Context, **values: Any) -> None:
     report_json = Path(values.get("dpa_report_json") or os.environ["DPA_REPORT_JSON"])
     if values.pop("thorough", False):
         os.environ["DPA_HYPOTHESIS_PROFILE"] = "dpa-contract-thorough"
+    os.environ["DPA_VERIFY_ARGV"] = json.dumps(sys.argv[sys.argv.index("verify") + 1:] if "verify" in sys.argv
+                                               else [])  # the report's reproduce line
     for stale in (report, report_json):
         stale.unlink(missing_ok=True)  # a report left from an earlier run must not be read as this one's
     started = time.monotonic()

@@ -72,6 +72,8 @@ def test_passes_against_the_served_emulator_from_any_directory(mode: str, tmp_pa
     assert 'classname="contract_tests.test_paths"' in junit and "site-packages" not in junit
     report = (tmp_path / "reports" / "contract-report.md").read_text(encoding="utf-8")
     assert "`contract_tests/test_paths.py::" in report and str(ROOT / "contract_tests") not in report
+    assert "reproduce with `dpa-mock verify --base-url" in report and "--seed 7 -- -k" in report, \
+        report[:1500]
     assert CLIENT_SECRET not in result.stdout + report + junit
 
 

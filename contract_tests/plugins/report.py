@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
 import shlex
 import time
@@ -23,6 +24,7 @@ INTERFACES = {
     1: "1 OAuth (authorize, token)", 2: "2 listPlans", 3: "3 queryModelByPlanId", 4: "4 saveTimingParam",
     5: "5 executePlan", 6: "6 queryPlanRunOutParam", 7: "7 callbacks", 0: "general",
 }
+VERIFY_ARGV = "DPA_VERIFY_ARGV"  # set by `dpa-mock verify`: its own arguments, for the reproduce line
 _SECRET_FLAGS = {"--client-secret": "$DPA_CLIENT_SECRET", "--other-client-secret": "$DPA_OTHER_CLIENT_SECRET"}
 
 
@@ -148,7 +150,10 @@ def _first_lines(report: pytest.TestReport) -> str:
 
 
 def _reproduce(config: pytest.Config, seed: int) -> str:
-    args = list(config.invocation_params.args)
+    """The command that reruns this run with its seed: `dpa-mock verify …` when it was run that way."""
+    verify = os.environ.get(VERIFY_ARGV)
+    args = json.loads(verify) if verify else list(config.invocation_params.args)
+    program = "dpa-mock verify" if verify else "pytest"
     out: list[str] = []
     skip_next = False
     for i, arg in enumerate(args):
@@ -160,11 +165,15 @@ def _reproduce(config: pytest.Config, seed: int) -> str:
             out += [name, _SECRET_FLAGS[name]]  # left unquoted so the shell expands it
             skip_next = "=" not in arg
             continue
-        if name in ("--hypothesis-seed", "--junitxml", "--junit-xml", "--report"):
+        if name in ("--hypothesis-seed", "--seed", "--junitxml", "--junit-xml", "--report", "--report-json"):
             skip_next = "=" not in arg
             continue
         out.append(shlex.quote(redact(arg)))
-    return " ".join(["pytest", *out, f"--hypothesis-seed={seed}"])
+    seed_flag = f"--seed {seed}" if verify else f"--hypothesis-seed={seed}"
+    if verify and "--" in out:
+        out.insert(out.index("--"), seed_flag)
+        return " ".join([program, *out])
+    return " ".join([program, *out, seed_flag])
 
 
 def _table(rows: list[list[str]], header: list[str]) -> list[str]:
