@@ -73,6 +73,8 @@ def test_a_client_breaking_the_document_gets_client_findings(live: ServerProcess
     for finding in client:
         assert finding["exchange"] in exchanges and finding["curl"].startswith("curl ")
         assert POC["client_secret"] not in finding["curl"] and token not in finding["curl"] and code not in finding["curl"]
+    shown = json.dumps(list(exchanges.values()), ensure_ascii=False)
+    assert code not in shown and token not in shown and POC["client_secret"] not in shown
     page = requests.get(base + "/__admin/ui", timeout=10).text
     assert "class='violation'" in page and "callback-ack" in page and token not in page
     grant = next(f for f in client if "grant_type" in f["message"])
