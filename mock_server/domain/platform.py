@@ -75,8 +75,7 @@ class Platform:
         self.scenes = register(SceneEngine(catalog, clock, self.scheduler, self.ids, self.tz, self.runs.new_run,
                                            catchup_limit=settings.scene_catchup_limit,
                                            firing_budget=settings.advance_firing_budget,
-                                           **self._writers(SceneEngine.kind, scene_record,
-                                                                 lambda s: s.instance_id)))
+                                           **self._writers(SceneEngine.kind, scene_record, lambda s: s.instance_id)))
         self.loop = EventLoop(clock, self.scheduler, self.outbox.inflight, self.lock,
                               on_error=lambda exc: log.exception("scheduled event failed", exc_info=exc),
                               each_round=self._serve_asked_advances if self.shared else None,
