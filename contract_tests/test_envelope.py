@@ -123,7 +123,7 @@ def test_envelope_on_arbitrary_requests(op: Op, kit_api: Api) -> None:
     if op.write == "scene" and not policy().in_process:
         pytest.skip("arbitrary saveTimingParam forms could create scenes on a live target; checked in-process")
     if op.write == "execute" and policy().can_execute() is None and not policy().in_process and policy().max_runs:
-        KIT.observe("envelope fuzzing of executePlan", "counts against --max-runs when the target accepts a body")
+        KIT.observe("fuzzing.max-runs", "envelope fuzzing of executePlan counts against --max-runs")
     strategy = _random_request(op, kit_api)
     token = st.sampled_from([True, None, "Bearer x.y.z"]) if op.secured else st.just(None)
 

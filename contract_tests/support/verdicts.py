@@ -103,5 +103,6 @@ TOPICS: dict[str, str] = {
     "request.null-optional": "a JSON null for an optional field: `absent` or `rejected`",
     "fuzzing.codes": "envelope codes schemathesis got per operation (diagnostic)",
     "fuzzing.not-sent": "generated requests the safety options kept from the target",
+    "fuzzing.max-runs": "executions by envelope fuzzing count against --max-runs (live target)",
     "listPlans.empty": "the user sees no plan",
 }
