@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import re
+from pathlib import Path
 
 import pytest
 
@@ -239,3 +241,48 @@ def test_each_xdist_worker_gets_its_own_emulator(suite: pytest.Pytester, monkeyp
     assert sorted(by_worker) == ["gw0", "gw1"]
     assert all(len(urls) == 1 for urls in by_worker.values())  # one emulator per worker, reused
     assert by_worker["gw0"] != by_worker["gw1"]
+
+
+def test_the_guide_s_first_test_passes_verbatim(pytester: pytest.Pytester) -> None:
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "integrators.md").read_text(encoding="utf-8")
+    [first] = [block for block in re.findall(r"```python\n(.*?)```", guide, re.S) if "def test_" in block][:1]
+    pytester.makepyfile(test_guide=first)
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_fixture_members_return_what_the_guide_says(suite: pytest.Pytester) -> None:
+    # docs/integrators.md's tables: dpa_platform gives plain JSON values, the receiver Delivery objects.
+    suite.makepyfile(test_returns="""
+        from helpers import start
+        from mock_server.testing.receiver import Delivery
+
+        def test_returns(dpa_platform, callback_receiver):
+            assert isinstance(dpa_platform.token(), str)
+            assert set(dpa_platform.headers()) == {"Authorization"}
+            assert callback_receiver.fail(times=1) is callback_receiver
+            assert callback_receiver.ack() is callback_receiver
+            iid = start(dpa_platform, callback_url=callback_receiver.url)
+            clock = dpa_platform.advance(seconds=5)
+            assert set(clock) == {"mode", "now", "nowMs", "offset", "timezone"} == set(dpa_platform.clock())
+            assert dpa_platform.reset() is None
+            iid = start(dpa_platform, callback_url=callback_receiver.url)
+            dpa_platform.advance(seconds=5)
+            [run] = dpa_platform.runs()
+            assert run["planInstanceId"] == iid and dpa_platform.run(iid) == run
+            assert [h["status"] for h in run["history"]] == ["DEFAULT", "RUNNING", "SUCCESS"]
+            delivery = dpa_platform.wait_for_callback(iid, "SUCCESS")
+            assert delivery in dpa_platform.callbacks(iid) and delivery["state"] == "acked"
+            mine = callback_receiver.for_instance(iid)
+            assert all(isinstance(d, Delivery) for d in mine)
+            assert [d.json["status"] for d in mine] == ["DEFAULT", "RUNNING", "SUCCESS"]
+            assert all(d.answered_status == 200 and d.answered_body == "SUCCESS" for d in mine)
+            assert callback_receiver.wait_for(lambda ds: len(ds) >= 3, timeout=1) is True
+            assert callback_receiver.wait_for(lambda ds: False, timeout=0.01) is False
+            fault = dpa_platform.fault(path="queryPlanByUserId", code=503, times=1)
+            assert dpa_platform.faults() == [fault] and fault["remaining"] == 1
+            assert dpa_platform.clear_faults() is None and dpa_platform.faults() == []
+            journal = dpa_platform.journal(limit=2)
+            assert len(journal) == 2 and {"at", "method", "path", "status", "code"} <= set(journal[0])
+            assert callback_receiver.clear() is None and callback_receiver.deliveries == []
+    """)
+    suite.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
