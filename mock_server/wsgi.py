@@ -8,4 +8,5 @@ from mock_server.settings import configure_logging, load_settings
 configure_logging()
 settings = load_settings()
 app = create_app(settings)
-gate = Gate(app, settings)
+# Without the lock faults_pending() takes for shared state: the answer only picks the thread a request runs on.
+gate = Gate(app, settings, app.extensions["dpa_platform"].faults.active)

@@ -158,6 +158,16 @@ def test_json_limits_are_400_envelopes_naming_the_limit(srv: ServerProcess, auth
     assert journal["code"] == 200
 
 
+def test_chunked_bodies_are_received_whole_and_counted_against_the_limit(srv: ServerProcess) -> None:
+    s = _session()
+    r = s.post(srv.base_url + "/__admin/clock/advance", data=iter([b'{"seconds":', b" 0}"]), timeout=5,
+               headers={"Content-Type": "application/json"})
+    assert r.json()["code"] == 200, r.text
+    r = s.post(srv.base_url + MODELS, data=iter([b"x" * 65536] * 40), timeout=10,
+               headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and "max_body_bytes" in r.json()["message"]
+
+
 def test_a_deep_form_key_is_a_400_naming_the_limit(srv: ServerProcess, auth: dict[str, str]) -> None:
     key = "modelVarReq" + "[0]" * 1000
     r = _session().post(srv.base_url + "/api/dpa/process/processPlan/saveTimingParam", headers=auth, timeout=5,

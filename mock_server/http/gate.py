@@ -28,12 +28,13 @@ class BodyRefused(Exception):
 
 class Gate:
     """An RSGI application serving a WSGI app: the body is awaited (at most `read_timeout` seconds, at most
-    `max_body_bytes`), then the app runs on one thread of its own pool (`threads`), or inline when one."""
+    `max_body_bytes`), then the app runs on its own pool of `threads` threads, or inline for a plain read."""
 
-    def __init__(self, app: WSGIApp, settings: Settings) -> None:
+    def __init__(self, app: WSGIApp, settings: Settings, faults_pending: Callable[[], bool] = lambda: False) -> None:
         self.app = app
         self.settings = settings
-        self._pool = ThreadPoolExecutor(settings.threads, "dpa-app") if settings.threads > 1 else None
+        self._pool = ThreadPoolExecutor(settings.threads, "dpa-app")
+        self._faults_pending = faults_pending
 
     async def __rsgi__(self, scope: Any, protocol: Any) -> None:
         if scope.proto != "http":
@@ -46,7 +47,11 @@ class Gate:
             return
         environ = _environ(scope, headers, body)
         try:
-            if self._pool is None:
+            # A plain read runs right here, on the event loop: the fastest way (no thread hop), and it is quick.
+            # Anything that may take long (a write, an advance, a fault's latency) runs on the app's threads,
+            # so the loop keeps receiving other clients' bodies and timing out stalled ones meanwhile.
+            if self.settings.threads == 1 and not body and scope.method in ("GET", "HEAD") \
+                    and not self._faults_pending():
                 status, out_headers, chunks = _call(self.app, environ)
             else:
                 loop = asyncio.get_running_loop()
@@ -55,11 +60,13 @@ class Gate:
             log.exception("unhandled error serving %s %s", scope.method, scope.path)
             status, out_headers = status_for(500, self.settings.http_status), [_JSON]
             chunks = envelope_bytes(500, "internal error")
-        protocol.response_bytes(status, out_headers, chunks)
+        try:
+            protocol.response_bytes(status, out_headers, chunks)
+        except Exception:  # the client left while the app worked: no one to answer
+            log.info("client %s left before the answer to %s %s", scope.client, scope.method, scope.path)
 
     def __rsgi_del__(self, loop: Any) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False)
+        self._pool.shutdown(wait=False)
 
     async def _receive(self, scope: Any, headers: Any, protocol: Any) -> bytes:
         length_text = headers.get("content-length")
@@ -76,7 +83,11 @@ class Gate:
                 raise BodyRefused(f"request body is larger than the {self.settings.max_body_bytes}-byte limit "
                                   f"(max_body_bytes); Content-Length was {announced}")
         try:
-            body = await asyncio.wait_for(protocol(), self.settings.read_timeout)
+            # A chunked body has no length to refuse up front: it is counted as it arrives instead.
+            receiving = self._chunks(protocol) if chunked else protocol()
+            body = await asyncio.wait_for(receiving, self.settings.read_timeout)
+        except BodyRefused:
+            raise
         except asyncio.TimeoutError:
             log.warning("closed %s: %s %s body not received within read_timeout=%gs", scope.client, scope.method,
                         scope.path, self.settings.read_timeout)
@@ -92,6 +103,16 @@ class Gate:
         if length_text is not None and not chunked and len(body) != int(length_text):
             raise BodyRefused("request body ended before its Content-Length; nothing was processed")
         return body
+
+    async def _chunks(self, protocol: Any) -> bytes:
+        parts, size = [], 0
+        async for chunk in protocol:
+            size += len(chunk)
+            if size > self.settings.max_body_bytes:
+                raise BodyRefused(f"request body is larger than the {self.settings.max_body_bytes}-byte limit "
+                                  "(max_body_bytes)")
+            parts.append(chunk)
+        return b"".join(parts)
 
     def _refuse(self, scope: Any, protocol: Any, message: str) -> None:
         status = status_for(400, self.settings.http_status)
@@ -137,8 +158,8 @@ def _environ(scope: Any, headers: Any, body: bytes) -> dict[str, Any]:
             environ[key] += ("; " if key == "HTTP_COOKIE" else ",") + value
         else:
             environ[key] = value
-    if body and "CONTENT_LENGTH" not in environ:
-        environ["CONTENT_LENGTH"] = str(len(body))  # a chunked body, now whole
+    if environ.pop("HTTP_TRANSFER_ENCODING", None) is not None:
+        environ["CONTENT_LENGTH"] = str(len(body))  # a chunked body, received whole: the app sees a plain one
     return environ
 
 
