@@ -34,6 +34,8 @@ VARIANTS: dict[str, str] = {
     "execute-path-only": "(h) executePlan takes the plan id from the path only (body id ignored, may be absent)",
     "slow-backoff": "(i) callback retries after 0.5 s, 1 s, 2 s",
     "late-callbacks": "(j) every callback arrives 1 s (real time) late",
+    "all-at-once": "(b)-(i) together: status = code, pretty JSON with extra fields, other wording, no DEFAULT "
+                   "callback, 999 for unknown ids, 405/code 405, plan id from the path, slow backoff",
 }
 KNOWN_PATHS = ("/api/dp/auth/oauth/authorize", "/api/dp/auth/oauth/token",
                "/api/dpa/process/processPlan/queryPlanByUserId", "/api/dpa/process/processPlan/queryModelByPlanId",
@@ -142,6 +144,15 @@ class LateTransport:
         return self.inner.post_json(url, payload, timeout)
 
 
+def _chain(*steps: Any) -> Any:
+    def after(environ: dict[str, Any], reply: Reply) -> Reply:
+        for step in steps:
+            reply = step(environ, reply)
+        return reply
+
+    return after
+
+
 def make_variant(name: str) -> Defect:
     if name == "always-200":
         return Defect(settings={"http_status": "always200"})
@@ -163,12 +174,19 @@ def make_variant(name: str) -> Defect:
         return Defect(settings={"callback_backoff": (0.5, 1.0, 2.0)})
     if name == "late-callbacks":
         return Defect(transport=LateTransport())  # type: ignore[arg-type]
+    if name == "all-at-once":
+        # Order matters: codes first (999, 405), then the status follows the code, then wording and layout.
+        return Defect(before=_plan_id_from_path,
+                      after=_chain(_unknown_ids_999, _wrong_method_405, _status_is_code, _reword, _pretty),
+                      transport=ExtraFieldTransport(),  # type: ignore[arg-type]
+                      settings={"callback_statuses": ("RUNNING", "PENDING", "SUCCESS", "FAIL"),
+                                "callback_backoff": (0.5, 1.0, 2.0)})
     raise ValueError(f"unknown variant {name!r}; choose from {', '.join(VARIANTS)}")
 
 
-def build(name: str) -> tuple[WSGIApp, Flask]:
+def build(name: str, clock: str = "virtual") -> tuple[WSGIApp, Flask]:
     variant = make_variant(name)
-    app = create_app(Settings(clock="virtual", log_requests=False, **variant.settings), transport=variant.transport)
+    app = create_app(Settings(clock=clock, log_requests=False, **variant.settings), transport=variant.transport)
     return Middleware(app.wsgi_app, variant), app
 
 
@@ -177,10 +195,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("variant", choices=sorted(VARIANTS))
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--clock", choices=("virtual", "real"), default="virtual",
+                        help="real: as a staging server, for kit runs with --no-admin")
     args = parser.parse_args(argv)
     import waitress
 
-    wsgi, app = build(args.variant)
+    wsgi, app = build(args.variant, args.clock)
 
     def _stop(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt

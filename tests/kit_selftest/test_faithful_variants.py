@@ -33,6 +33,7 @@ MODULES: dict[str, list[str]] = {
                           "test_runs.py"],
     "slow-backoff": ["test_callbacks.py"],
     "late-callbacks": ["test_callbacks.py", "test_scenes.py"],
+    "all-at-once": ALL,
 }
 # What the report must show each variant chose (topic, value): the kit saw the difference, and did not judge it.
 CHOSEN: dict[str, tuple[str, str]] = {
@@ -46,6 +47,7 @@ CHOSEN: dict[str, tuple[str, str]] = {
     "other-wording": ("validation.code", "400"),
     "pretty-extra-fields": ("plans.extra-fields", "vendorExtra"),
     "late-callbacks": ("callback.attempts", "4"),
+    "all-at-once": ("unknown-plan.code", "999"),
 }
 
 
