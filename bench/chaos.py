@@ -148,9 +148,19 @@ def _raw(port: int, data: bytes, shut: bool = False) -> bytes:
             return b""
 
 
+def login(base: str) -> str:
+    code = requests.get(base + "/api/dp/auth/oauth/authorize", timeout=10,
+                        params={"client_id": POC["client_id"], "response_type": "code", "scope": "default"})
+    token = requests.post(base + "/api/dp/auth/oauth/token", timeout=10,
+                          json={"code": code.json()["data"]["code"], **POC, "grant_type": "authorization_code"})
+    return "Bearer " + token.json()["data"]["access_token"]
+
+
 def bad_requests(port: int, stop: threading.Event, counts: collections.Counter[str]) -> None:
     """Oversized and malformed requests, and absurd admin values, in turn; each answer's status is counted."""
-    json_post = b"POST " + MODELS.encode() + b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    bearer = login(f"http://127.0.0.1:{port}").encode()  # so that bodies are read, not refused for want of it
+    json_post = (b"POST " + MODELS.encode() + b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Authorization: " + bearer + b"\r\n")
     cases: list[tuple[str, Callable[[], bytes]]] = [
         ("2 MB body", lambda: _raw(port, json_post + b"Content-Length: 2000000\r\n\r\n" + b"x" * 1000)),
         ("JSON 1,000 deep", lambda: _body(port, json_post, b"[" * 1000 + b"]" * 1000)),

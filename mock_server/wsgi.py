@@ -9,4 +9,4 @@ configure_logging()
 settings = load_settings()
 app = create_app(settings)
 # Without the lock faults_pending() takes for shared state: the answer only picks the thread a request runs on.
-gate = Gate(app, settings, app.extensions["dpa_platform"].faults.active)
+gate = Gate(app, settings, app.extensions["dpa_platform"].faults.active, lane=app.wsgi_app)

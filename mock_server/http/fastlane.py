@@ -38,19 +38,23 @@ class FastLane:
                 self._routes[(op.method, rule)] = (op, read)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        route = self._routes.get((environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "")))
-        if (route is None or environ.get("CONTENT_LENGTH") not in (None, "", "0")
-                or "HTTP_TRANSFER_ENCODING" in environ or not self._host_ok(environ)):
-            return self.flask_app(environ, start_response)
-        try:
-            answer = self._answer(environ, *route)
-        except Exception:  # nothing was changed or recorded: Flask answers and renders it as it renders any error
-            return self.flask_app(environ, start_response)
+        answer = self.answer(environ)
         if answer is None:
             return self.flask_app(environ, start_response)
         status_line, body = answer
         start_response(status_line, [_CONTENT_TYPE, ("Content-Length", str(len(body)))])
         return [body]
+
+    def answer(self, environ: dict[str, Any]) -> tuple[str, bytes] | None:
+        """The status line and body of a request this lane answers, journalled; None for Flask to answer."""
+        route = self._routes.get((environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "")))
+        if (route is None or environ.get("CONTENT_LENGTH") not in (None, "", "0")
+                or "HTTP_TRANSFER_ENCODING" in environ or not self._host_ok(environ)):
+            return None
+        try:
+            return self._answer(environ, *route)
+        except Exception:  # nothing was changed or recorded: Flask answers and renders it as it renders any error
+            return None
 
     def _answer(self, environ: dict[str, Any], op: Operation, read: Read) -> tuple[str, bytes] | None:
         """The status line and body, journalled; None to let Flask answer (a fault is pending)."""

@@ -1,0 +1,70 @@
+"""The RSGI gate over real HTTP: its short way for the fast lane's reads answers exactly as the whole way does."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import requests
+
+from mock_server.testing.server import ServerProcess
+from tests.test_hostile_http import LIST, login
+
+pytestmark = pytest.mark.http
+OUT = "/api/dpa/process//processPlan/queryPlanRunOutParam"
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    with ServerProcess("--clock", "virtual", log=Path(tmp_path_factory.mktemp("gate")) / "serve.log") as server:
+        yield server
+
+
+def _exchange(port: int, request: bytes) -> tuple[bytes, bytes]:
+    """(status line, body) of one request on a fresh connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(request)
+        raw = b""
+        while b"\r\n\r\n" not in raw:
+            raw += s.recv(65536)
+        head, _, body = raw.partition(b"\r\n\r\n")
+        length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                       if line.lower().startswith(b"content-length:")), 0)
+        while len(body) < length:
+            body += s.recv(65536)
+        return head.split(b"\r\n")[0], body
+
+
+def test_the_short_way_answers_as_the_whole_way(srv: ServerProcess) -> None:
+    bearer = login(srv.base_url)["Authorization"].encode()
+    requests_to_try = [
+        b"GET %s HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n\r\n" % (LIST.encode(), bearer),
+        b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % LIST.encode(),
+        b"GET %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer nope\r\n\r\n" % LIST.encode(),
+        b"GET %s HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\nAuthorization: %s\r\n\r\n" % (LIST.encode(), bearer,
+                                                                                           bearer),
+        b"GET %s?processPlanId=acf42dd3&planInstanceId=in1 HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n\r\n"
+        % (OUT.encode(), bearer),
+        b"GET %s?processPlanId=%%ff HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n\r\n" % (OUT.encode(), bearer),
+        b"GET %s HTTP/1.1\r\nHost: \xe2\x98\x83.example\r\nAuthorization: %s\r\n\r\n" % (LIST.encode(), bearer),
+        b"GET %s HTTP/1.1\r\nHost: x\r\nAuthorization: bearer   %s  \r\n\r\n" % (LIST.encode(), bearer[7:]),
+    ]
+    short = [_exchange(srv.port, r) for r in requests_to_try]
+    journal_short = requests.get(srv.base_url + "/__admin/requests", params={"limit": len(requests_to_try)},
+                                 timeout=5).json()["data"]
+    # A fault on a path nobody asks for sends every request the whole way (Flask), answering nothing itself.
+    assert requests.post(srv.base_url + "/__admin/faults", json={"path": "/nowhere", "code": 500},
+                         timeout=5).json()["code"] == 200
+    try:
+        whole = [_exchange(srv.port, r) for r in requests_to_try]
+        journal_whole = requests.get(srv.base_url + "/__admin/requests", params={"limit": len(requests_to_try)},
+                                     timeout=5).json()["data"]
+    finally:
+        requests.delete(srv.base_url + "/__admin/faults", timeout=5)
+    assert short == whole
+    assert [short_entry["status"] for short_entry in journal_short] == [e["status"] for e in journal_whole]
+    assert [(e["path"], e["query"], e["code"]) for e in journal_short] == \
+        [(e["path"], e["query"], e["code"]) for e in journal_whole]
+    assert short[0][0].startswith(b"HTTP/1.1 200") and short[1][0].startswith(b"HTTP/1.1 403")
