@@ -135,7 +135,11 @@ def _serve_waitress(settings: Settings) -> None:
         # waitress serves keep-alive connections from its thread pool: one thread starves 16 clients
         # (174 req/s measured), so it gets at least 8 whatever the granian-tuned default says.
         waitress.serve(app, host=settings.host, port=settings.port, threads=max(settings.threads, 8),
-                       ident="dpa-mock", clear_untrusted_proxy_headers=True, channel_timeout=30)
+                       ident="dpa-mock", clear_untrusted_proxy_headers=True,
+                       # waitress dispatches a request only once its body is in; a stalled or idle
+                       # connection is closed after read_timeout (checked every read_timeout).
+                       channel_timeout=max(settings.read_timeout, 1.0),
+                       cleanup_interval=max(settings.read_timeout, 1.0))
     except KeyboardInterrupt:
         pass
     finally:

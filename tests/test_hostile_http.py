@@ -354,3 +354,21 @@ def test_set_combines_with_the_flag_of_the_same_setting_over_http(tmp_path: Path
     with ServerProcess("--set", "log_requests=false", "--set", "port=1", "--set", "clock=virtual",
                        log=tmp_path / "serve.log") as server:  # the helper adds --port: the flag wins
         assert _session().get(server.base_url + "/__admin/clock", timeout=5).json()["data"]["mode"] == "virtual"
+
+
+def test_waitress_too_closes_stalled_bodies_and_never_processes_a_short_one(tmp_path: Path) -> None:
+    with ServerProcess("--server", "waitress", "--set", f"read_timeout={READ_TIMEOUT}") as server:
+        auth = login(server.base_url)
+        body = json.dumps({"processPlanId": "acf42dd3"}).encode()
+        head = (f"POST {EXECUTE} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                f"Authorization: {auth['Authorization']}\r\nContent-Length: {len(body) + 50}\r\n\r\n").encode()
+        raw_exchange(server.port, head + body, wait=2, shut=True)
+        with socket.create_connection(("127.0.0.1", server.port)) as stalled:
+            stalled.sendall(head + body)
+            started = time.monotonic()
+            stalled.settimeout(READ_TIMEOUT * 2 + 5)
+            assert stalled.recv(100) == b""  # closed by the server (it used to wait 30 s)
+            assert time.monotonic() - started < READ_TIMEOUT * 2 + 2
+            assert _session().get(server.base_url + LIST, headers=auth, timeout=5).json()["code"] == 200
+        runs = _session().get(server.base_url + "/__admin/runs", timeout=5).json()["data"]
+        assert runs == []
