@@ -16,6 +16,7 @@ from mock_server.testing.server import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 SELFTEST_PROFILE = "dpa-selftest"  # registered in the kit's process by tests/kit_selftest/kit_profile.py
+QUICK_PROFILE = "dpa-selftest-quick"  # the same, with half the examples (faithful variants)
 CLIENT_ID = "JhYhK/XcFKuVlpVijwLCkw=="
 CLIENT_SECRET = "EZOXzdyqbGt1CpxtHrt5te35zS9iE6jfcgyvpPpNmPU="
 # Everything the kit may do against the emulator: writes on three plans (success, pending, failure), scenes,
