@@ -257,20 +257,12 @@ def classed(check: Callable[..., Any], name: str | None = None) -> Callable[...,
             if verdict is Verdict.LENIENCY:
                 request = response.request
                 detail = f"{case.operation.label} ({request.method}): {_finding_text(exc)}"
-                sent = curl_line(request.method, request.url, dict(request.headers), request.body)
-                KIT.lenient(check_name, detail, _Sent(sent))
+                KIT.lenient(check_name, detail,
+                            curl=curl_line(request.method, request.url, dict(request.headers), request.body))
             return None
 
     wrapper.__name__ = check_name  # schemathesis names a failure after its check
     return wrapper
-
-
-class _Sent:
-    """Carries a ready curl line where KIT.lenient expects a response with `kit_sent`."""
-
-    def __init__(self, curl: str) -> None:
-        self.kit_sent = None
-        self.curl = curl
 
 
 def _by_name(name: str) -> Callable[..., Any]:

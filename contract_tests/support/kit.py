@@ -63,13 +63,13 @@ class Kit:
             else:
                 self.observations[key] = Observation(topic, detail, self.current_test or "(session)")
 
-    def lenient(self, check: str, detail: str, response: Any = None) -> None:
-        """The target accepts what the document forbids (or skips an HTTP nicety): record it with the request;
-        under --strict the calling test fails with LeniencyFailure."""
+    def lenient(self, check: str, detail: str, response: Any = None, *, curl: str | None = None) -> None:
+        """The target accepts what the document forbids (or skips an HTTP nicety): record it with the request
+        (the response's, or a ready `curl` line); under --strict the calling test fails with LeniencyFailure."""
         detail = redact(detail)
         sent = getattr(response, "kit_sent", None)
-        curl = curl_line(sent.method, sent.url, sent.headers, sent.body) if sent is not None \
-            else getattr(response, "curl", None)
+        if sent is not None:
+            curl = curl_line(sent.method, sent.url, sent.headers, sent.body)
         test = self.current_test or "(session)"
         with self.lock:
             key = (check, detail)
