@@ -7,8 +7,9 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
@@ -62,7 +63,7 @@ def pytest_args(values: dict[str, Any], extra: list[str], ini: Path) -> list[str
               help=f"JUnit XML path (default {DEFAULT_JUNIT}).")
 @click.option("--thorough", is_flag=True, help="About 7x more examples per property, with shrinking.")
 @click.pass_context
-def verify(ctx: click.Context, **values: Any) -> None:
+def verify(ctx: click.Context, /, **values: Any) -> None:
     """Run the contract kit against a deployment: exit 0 without violations, 1 with any, 2 on a usage error.
 
     Without --base-url it checks the bundled emulator in-process. Arguments after `--` go to pytest

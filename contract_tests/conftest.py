@@ -12,8 +12,8 @@ from _pytest.nodeid import coerce_node_id
 # The plugin modules are imported below (through support.api) before pytest registers them: rewrite first.
 pytest.register_assert_rewrite("contract_tests.plugins", "contract_tests.support")
 
-from contract_tests.support.api import Api  # noqa: E402
 from contract_tests.support import props  # noqa: E402,F401  # registers the kit's Hypothesis profiles
+from contract_tests.support.api import Api  # noqa: E402
 from contract_tests.support.config import DEFAULT_JUNIT, add_options, build_config  # noqa: E402
 from contract_tests.support.kit import KIT  # noqa: E402
 

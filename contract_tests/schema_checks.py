@@ -7,14 +7,14 @@ import functools
 import json
 import threading
 from collections import Counter
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jsonschema
 import yaml
 from schemathesis.checks import CHECKS, load_all_checks
-from schemathesis.generation.meta import CoverageScenario
+from schemathesis.generation.meta import CoverageScenario, coverage_scenario
 from schemathesis.specs.openapi import checks as builtin
-from schemathesis.specs.openapi.checks import coverage_scenario
 
 from contract_tests.plugins.safety import WriteBlocked, policy
 from contract_tests.plugins.target import target
@@ -139,7 +139,7 @@ def _body_validator(op_id: str, media_type: str) -> Any:
     """A JSON Schema validator for an operation's request body, read from the contract (refs inlined)."""
     key = (op_id, media_type)
     if key not in _VALIDATORS:
-        document = yaml.safe_load(SPEC.read_text(encoding="utf-8"))  # type: ignore[union-attr]
+        document = yaml.safe_load(SPEC.read_text(encoding="utf-8"))
         body = next((op.get("requestBody") for item in document["paths"].values() for op in item.values()
                      if isinstance(op, dict) and op.get("operationId") == op_id), None)
         schema = ((body or {}).get("content", {}).get(media_type) or {}).get("schema")
@@ -203,7 +203,7 @@ def ignored_auth_envelope(ctx: Any, response: Any, case: Any) -> None:
             return  # enforcement is a property of the operation: a couple of confirmations suffice
         _AUTH_PROBED[label] += 1
     token = request.headers["Authorization"].partition(" ")[2]
-    variants = {"no Authorization header": None}
+    variants: dict[str, str | None] = {"no Authorization header": None}
     if is_jwt(token):
         variants["a tampered token"] = f"Bearer {tamper_signature(token, 7)}"
     for what, header in variants.items():

@@ -7,7 +7,8 @@ import json
 import random
 import threading
 from collections import Counter, defaultdict
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import quote, unquote, urlencode
 
 import schemathesis
@@ -18,10 +19,10 @@ from contract_tests.plugins.auth import auth
 from contract_tests.plugins.safety import WriteBlocked, policy
 from contract_tests.plugins.target import target
 from contract_tests.schema_checks import PROMISED, REPLACED, checks_for, envelope, scene_would_be_created
-from contract_tests.support.spec import SPEC
 from contract_tests.support.kit import KIT
+from contract_tests.support.spec import SPEC
 
-__all__ = ["REPLACED", "checks_for", "scene_would_be_created", "load_schema", "record", "envelope", "SEEDING"]
+__all__ = ["REPLACED", "SEEDING", "checks_for", "envelope", "load_schema", "record", "scene_would_be_created"]
 
 
 # -- 1. `//` paths: schemathesis joins URLs with urljoin, which drops the empty segment -----------------
@@ -140,10 +141,10 @@ def before_call(ctx: Any, case: Any, kwargs: Any) -> None:
     if op_id == "executePlan":
         allowed = list(restricted) if restricted is not None else SEEDING.visible_plans()
         plan = case.path_parameters.get("processPlanId")
-        if restricted is not None and plan not in restricted or (positive and SEEDING.chance()):
+        if (restricted is not None and plan not in restricted) or (positive and SEEDING.chance()):
             case.path_parameters["processPlanId"] = plan = SEEDING.pick(allowed) or plan
-        if body is not None and (restricted is not None and body.get("processPlanId") not in restricted
-                                 or positive and SEEDING.chance()):
+        if body is not None and ((restricted is not None and body.get("processPlanId") not in restricted)
+                                 or (positive and SEEDING.chance())):
             body["processPlanId"] = plan
             body.pop("modelVarReq", None)  # generated workflow ids never exist; defaults apply
     elif op_id == "saveTimingParam" and body is not None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
+import requests
 from hypothesis import given
 from hypothesis import strategies as st
 
 from contract_tests.plugins.receiver import Callbacks
+from contract_tests.plugins.target import AdminError
 from contract_tests.support.api import Api
 from contract_tests.support.envelope import STATUSES, TERMINAL, collapse, legal_status_path
 from contract_tests.support.kit import KIT
@@ -135,13 +138,13 @@ def _backoff(callbacks: Callbacks, instance: str, status: str) -> str | None:
         return None
     try:
         ledger = callbacks.clock.target.admin_call("GET", "/__admin/callbacks", params={"planInstanceId": instance})
-    except Exception:  # the ledger is a courtesy of dpa-mock
+    except (AdminError, requests.RequestException):  # the ledger is a courtesy of dpa-mock
         return None
     for delivery in ledger if isinstance(ledger, list) else []:
         if isinstance(delivery, dict) and delivery.get("status") == status:
             times = [a.get("at") for a in delivery.get("attempts") or [] if isinstance(a, dict)]
             if len(times) > 1 and all(isinstance(t, (int, float)) for t in times):
-                return ", ".join(f"{(b - a) / 1000:g}" for a, b in zip(times, times[1:])) + " s"
+                return ", ".join(f"{(b - a) / 1000:g}" for a, b in itertools.pairwise(times)) + " s"
     return None
 
 

@@ -19,8 +19,9 @@ SCENE = BASE + "/api/dpa/process/processPlan/saveTimingParam"
 
 
 def live(**changes: object) -> WritePolicy:
-    options = dict(in_process=False, allow_writes=True, plan_ids=("acf42dd3",), allow_scenes=True,
-                   scene_strategies=("single",), max_runs=None, max_scenes=None)
+    options: dict[str, object] = {"in_process": False, "allow_writes": True, "plan_ids": ("acf42dd3",),
+                                  "allow_scenes": True, "scene_strategies": ("single",), "max_runs": None,
+                                  "max_scenes": None}
     options.update(changes)
     return WritePolicy(**options)  # type: ignore[arg-type]
 

@@ -8,8 +8,9 @@ D27, D28): each answer below must conform to the contract AND to that stricter o
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
@@ -88,7 +89,7 @@ def test_success_answers(contract: dict[str, Any], client: FlaskClient, mode: st
         return body["data"]
 
     data = check("authorize", client.get("/api/dp/auth/oauth/authorize",
-                                         query_string={**{"client_id": POC["client_id"]}, "response_type": "code",
+                                         query_string={"client_id": POC["client_id"], "response_type": "code",
                                                        "scope": "default"}))
     assert re.fullmatch(r"[A-Z0-9_-]{48}", data["code"]), data  # D17: uppercase base64url of a UUID, 48 chars
     token = check("getToken", client.post("/api/dp/auth/oauth/token", json={

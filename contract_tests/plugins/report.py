@@ -9,9 +9,10 @@ import os
 import re
 import shlex
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -156,7 +157,7 @@ def _reproduce(config: pytest.Config, seed: int) -> str:
     program = "dpa-mock verify" if verify else "pytest"
     out: list[str] = []
     skip_next = False
-    for i, arg in enumerate(args):
+    for arg in args:
         if skip_next:
             skip_next = False
             continue

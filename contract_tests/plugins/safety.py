@@ -30,7 +30,7 @@ def _body_fields(request: requests.PreparedRequest) -> dict[str, list[Any]] | No
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
     ctype = (request.headers.get("Content-Type") or "").lower()
     if "x-www-form-urlencoded" in ctype:
-        return {k: v for k, v in parse_qs(text, keep_blank_values=True).items()}
+        return dict(parse_qs(text, keep_blank_values=True))
     if "json" in ctype or not ctype:
         try:
             data = json.loads(text) if text.strip() else {}

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -127,8 +128,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="session")
-def kit_target() -> Iterator[Target]:
-    yield target()
+def kit_target() -> Target:
+    return target()  # closed in pytest_unconfigure
 
 
 @pytest.fixture(scope="module")

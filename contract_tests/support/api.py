@@ -66,7 +66,7 @@ class Api:
         self._instance: tuple[str, str] | None = None
 
     # -- sending ---------------------------------------------------------------------------------------
-    def send(self, method: str, path: str, *, token: str | None | bool = True, **kwargs: Any) -> requests.Response:
+    def send(self, method: str, path: str, *, token: str | bool | None = True, **kwargs: Any) -> requests.Response:
         """token=True: the kit's token; a string: that Authorization value verbatim; None/False: no header."""
         headers = dict(kwargs.pop("headers", None) or {})
         if token is True:
@@ -76,7 +76,7 @@ class Api:
         kwargs.setdefault("timeout", 30)
         return self.target.session.request(method, self.target.base_url + path, headers=headers, **kwargs)
 
-    def send_req(self, req: Req, token: str | None | bool = True) -> requests.Response:
+    def send_req(self, req: Req, token: str | bool | None = True) -> requests.Response:
         return self.send(req.method, req.path, token=token, **req.kwargs)
 
     # -- the operations ----------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from typing import Any
@@ -127,7 +128,7 @@ def legal_status_path(statuses: list[str]) -> str | None:
     for s in statuses:
         if s not in STATUSES:
             return f"illegal status {s!r} (allowed: {', '.join(STATUSES)})"
-    for a, b in zip(statuses, statuses[1:]):
+    for a, b in itertools.pairwise(statuses):
         if a in TERMINAL:
             return f"{a} -> {b}: a terminal status was left"
         if _RANK[b] < _RANK[a]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any, TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from contract_tests.support.redact import curl_line, redact
 from contract_tests.support.verdicts import TOPICS, Finding, LeniencyFailure, Verdict
@@ -36,7 +36,7 @@ class SentRequest:
 class Kit:
     """One per pytest session; plugins fill it, the report reads it."""
 
-    config: "KitConfig | None" = None
+    config: KitConfig | None = None
     current_test: str | None = None
     callback_url: str | None = None  # what targets are told, once the receiver listens
     observations: dict[tuple[str, str], Observation] = field(default_factory=dict)

@@ -7,10 +7,10 @@ from typing import Any
 
 from hypothesis import HealthCheck, Phase, settings
 
-_COMMON: dict[str, Any] = dict(
-    deadline=None, database=None, derandomize=False,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.filter_too_much,
-                           HealthCheck.data_too_large])
+_COMMON: dict[str, Any] = {
+    "deadline": None, "database": None, "derandomize": False,
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
+                              HealthCheck.filter_too_much, HealthCheck.data_too_large]}
 # Registered here, applied per test through kit_settings(): the project's own profiles stay untouched.
 # No example database: a kit run is reproduced by its seed alone.
 # No shrinking by default: against a live target every shrink step is another request, and the first

@@ -13,8 +13,9 @@ MASK = "***"
 SECRET_FIELDS = ("client_secret", "access_token", "refresh_token", "code", "password", "token")
 _BEARER = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+")
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*\.?[A-Za-z0-9_-]*")
-_JSON_FIELD = re.compile(r"""(["'](?:%s)["']\s*:\s*)(["'])(?:(?!\2).)*\2""" % "|".join(SECRET_FIELDS))
-_QUERY_FIELD = re.compile(r"(?<=[?&])(%s)=([^&\s'\"]+)" % "|".join(SECRET_FIELDS))
+_FIELDS = "|".join(SECRET_FIELDS)
+_JSON_FIELD = re.compile(r"""(["'](?:""" + _FIELDS + r""")["']\s*:\s*)(["'])(?:(?!\2).)*\2""")
+_QUERY_FIELD = re.compile(r"(?<=[?&])(" + _FIELDS + r")=([^&\s'\"]+)")
 _AUTH_HEADER = re.compile(r"""(?i)(["']?authorization["']?\s*[:=]\s*["']?)(?!\*\*\*)[^"'\n,}]+""")
 
 

@@ -4,10 +4,10 @@ stable observation topics (other tools — emulator profiles, the proxy — read
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class Verdict(str, Enum):
+class Verdict(StrEnum):
     VIOLATION = "violation"  # breaks what an integrator following the document relies on: fails the run
     LENIENCY = "leniency"  # accepts what the document forbids, or an HTTP nicety is missing: fails with --strict
     OBSERVATION = "observation"  # the target's side of a documented ambiguity: reported only

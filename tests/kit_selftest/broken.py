@@ -9,8 +9,9 @@ import re
 import signal
 import sys
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlencode
 
 from flask import Flask
@@ -61,14 +62,14 @@ class Reply:
     body: bytes
 
     def json(self) -> Any:
-        if "json" not in dict((k.lower(), v) for k, v in self.headers).get("content-type", ""):
+        if "json" not in {k.lower(): v for k, v in self.headers}.get("content-type", ""):
             return None
         try:
             return json.loads(self.body.decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
             return None
 
-    def with_json(self, value: Any) -> "Reply":
+    def with_json(self, value: Any) -> Reply:
         body = json.dumps(value, ensure_ascii=False).encode("utf-8")
         headers = [(k, v) for k, v in self.headers if k.lower() != "content-length"]
         return Reply(self.status, [*headers, ("Content-Length", str(len(body)))], body)
@@ -210,7 +211,7 @@ def _ignore_token(platform: Callable[[], Platform]) -> Callable[[dict[str, Any]]
                 raise ValueError("not a bearer header")
             oauth.verify(token.strip())
             return None  # a valid token passes as it is, so other users and scopes still work
-        except Exception:  # any rejection (403, 998, malformed) is turned into a fresh valid login
+        except Exception:  # noqa: BLE001 - any rejection (403, 998, malformed) becomes a fresh valid login
             # Minted per request, on the emulator clock, so advancing the clock never expires it.
             code = oauth.authorize(POC_ID, "code", "all")
             environ["HTTP_AUTHORIZATION"] = "Bearer " + oauth.token(code, POC_ID, POC_SECRET, "authorization_code")

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from mock_server.testing.server import ServerProcess
 from tests.kit_selftest.faithful import VARIANTS
 from tests.kit_selftest.harness import QUICK_PROFILE, ROOT, KitRun, leaked_secrets, run_kit
-from mock_server.testing.server import ServerProcess
 
 pytestmark = pytest.mark.slow
 SEED = os.environ.get("KIT_SELFTEST_SEED", "20240601")
