@@ -79,6 +79,8 @@ def verify(ctx: click.Context, /, **values: Any) -> None:
                          and (values.get("dpa_client_secret") or os.environ.get("DPA_CLIENT_SECRET"))):
         raise click.UsageError("a live target (--base-url) needs --client-id and the secret "
                                "(DPA_CLIENT_SECRET, or --client-secret)")
+    if base_url:
+        _reachable(str(base_url), values)
     report = Path(values.get("dpa_report") or os.environ.get("DPA_REPORT") or DEFAULT_REPORT)
     if not values.get("dpa_report_json") and not os.environ.get("DPA_REPORT_JSON"):
         values["dpa_report_json"] = str(report.with_suffix(".json"))
@@ -109,6 +111,24 @@ def verify(ctx: click.Context, /, **values: Any) -> None:
         click.echo(f"dpa-mock verify: FAIL — the kit did not finish (pytest exit status {code}), no result written")
     click.echo(f"report: {report}  (JSON: {report_json}; JUnit: {values.get('junitxml') or DEFAULT_JUNIT})")
     sys.exit(0 if verdict == "PASS" else 1)
+
+
+def _reachable(base_url: str, values: dict[str, Any]) -> None:
+    """Exit 2 with the reason when the target does not answer at all (a typo in the URL, a closed port, TLS),
+    rather than reporting every check as a violation."""
+    import requests
+
+    insecure = values.get("dpa_insecure") or os.environ.get("DPA_INSECURE", "").lower() in ("1", "true", "yes", "on")
+    ca_bundle = values.get("dpa_ca_bundle") or os.environ.get("DPA_CA_BUNDLE")
+    verify_tls: bool | str = False if insecure else (ca_bundle or True)
+    try:
+        requests.get(base_url.rstrip("/") + "/api/dp/auth/oauth/authorize", timeout=15, verify=verify_tls,
+                     allow_redirects=False)
+    except requests.exceptions.SSLError as exc:
+        raise click.UsageError(f"{base_url}: TLS failed ({exc.__class__.__name__}); give the CA with --ca-bundle "
+                               "(or --insecure)") from None
+    except requests.RequestException as exc:
+        raise click.UsageError(f"{base_url} does not answer ({exc.__class__.__name__}): check --base-url") from None
 
 
 def _summary(path: Path) -> dict[str, Any] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -116,6 +117,16 @@ def test_a_module_that_cannot_be_imported_fails_the_run(tmp_path: Path) -> None:
 def test_usage_error_exits_2(tmp_path: Path) -> None:
     result = verify(tmp_path, "--base-url", "http://127.0.0.1:9", env={"DPA_CLIENT_SECRET": ""})
     assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "needs --client-id" in result.stderr
+
+
+def test_an_unreachable_target_exits_2_with_the_reason(tmp_path: Path) -> None:
+    with socket.socket() as sock:  # a port nobody listens on: bound, never listening
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        result = verify(tmp_path, "--base-url", url, "--client-id", CLIENT_ID)
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "does not answer" in result.stderr and "check --base-url" in result.stderr
 
 
 def test_report_text_escapes_control_characters() -> None:
