@@ -56,6 +56,10 @@ def test_every_operation_was_accepted_at_least_once() -> None:
         pytest.skip("test_operation did not run in this session")
     if policy().can_execute() is not None:
         UNSENT_VALID.add("queryPlanRunOutParam")  # without an execution there is no run to query
+    if not schema_hooks.SEEDING.visible_plans():
+        # A user who sees no plan cannot get any plan operation accepted: nothing to judge there.
+        KIT.observe("listPlans.empty", "the user sees no plan: interfaces 3-6 cannot be checked with real ids")
+        UNSENT_VALID.update({"queryModelByPlanId", "executePlan", "saveTimingParam", "queryPlanRunOutParam"})
     never = sorted(op for op, codes in schema_hooks.CODES.items() if codes.get(200, 0) == 0 and op not in UNSENT_VALID)
     for op, codes in sorted(schema_hooks.CODES.items()):
         KIT.observe("fuzzing.codes", f"{op}: {dict(sorted(codes.items(), key=str))}")
