@@ -333,17 +333,28 @@ def _wait_workers(pid: int, count: int, exclude: set[int], timeout: float = 30) 
     raise AssertionError(f"fewer than {count} workers after {timeout}s: {_workers(pid)}")
 
 
-def test_a_worker_killed_twice_in_a_row_is_replaced_and_the_server_keeps_serving(tmp_path: Path) -> None:
-    with ServerProcess("--workers", "2", "--state", str(tmp_path / "s.db"), log=tmp_path / "serve.log") as server:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_worker_killed_twice_in_a_row_is_replaced_and_the_server_keeps_serving(tmp_path: Path,
+                                                                                 workers: int) -> None:
+    with ServerProcess("--workers", str(workers), "--state", str(tmp_path / "s.db"),
+                       log=tmp_path / "serve.log") as server:
         assert server.proc is not None
-        first = _wait_workers(server.proc.pid, 2, set())
+        first = _wait_workers(server.proc.pid, workers, set())
         victim = min(first)
         os.kill(victim, signal.SIGKILL)
-        replaced = _wait_workers(server.proc.pid, 2, {victim})
+        replaced = _wait_workers(server.proc.pid, workers, {victim})
         newcomer = (replaced - first).pop()
         os.kill(newcomer, signal.SIGKILL)  # the same worker slot, dead again within a second or two
-        _wait_workers(server.proc.pid, 2, {victim, newcomer})
+        _wait_workers(server.proc.pid, workers, {victim, newcomer})
         assert server.proc.poll() is None, server.log_text()[-2000:]
+        deadline = time.monotonic() + 20  # a lone worker's replacement needs a moment to import and listen
+        while True:
+            try:
+                _session().get(server.base_url + "/__admin/clock", timeout=5)
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline, server.log_text()[-2000:]
+                time.sleep(0.1)
         for _ in range(10):
             assert _session().get(server.base_url + "/__admin/clock", timeout=5).json()["code"] == 200
         assert "crash loop" not in server.log_text()
