@@ -158,6 +158,15 @@ def test_json_limits_are_400_envelopes_naming_the_limit(srv: ServerProcess, auth
     assert journal["code"] == 200
 
 
+def test_a_body_at_the_limits_is_accepted(srv: ServerProcess, auth: dict[str, str]) -> None:
+    # The object is level 1: 31 nested arrays inside it make the 32 levels json_max_depth allows.
+    body = ('{"processPlanId": "acf42dd3", "x": ' + "[" * 31 + "]" * 31 + ', "n": ' + "9" * 100
+            + ', "s": "' + "a" * 65_536 + '"}')
+    r = _session().post(srv.base_url + MODELS, data=body.encode(), timeout=10,
+                        headers={**auth, "Content-Type": "application/json"})
+    assert r.json()["code"] == 200, r.text[:300]
+
+
 def test_chunked_bodies_are_received_whole_and_counted_against_the_limit(srv: ServerProcess) -> None:
     s = _session()
     r = s.post(srv.base_url + "/__admin/clock/advance", data=iter([b'{"seconds":', b" 0}"]), timeout=5,

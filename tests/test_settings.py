@@ -110,8 +110,13 @@ def test_missing_config_file(tmp_path: Path) -> None:
     ({"workers": 2}, "--state"),  # each process would have its own state: a code from one fails at another
     ({"workers": 0, "state": "x.db"}, "workers"),
     ({"lease_ttl": 0}, "lease_ttl"),
+    ({"read_timeout": 0}, "read_timeout"),  # every body would time out at once
+    ({"read_timeout": "nan"}, "read_timeout"),
+    ({"json_max_depth": 0}, "json_max_depth"),  # every JSON body (an object is one level) refused
+    ({"json_max_values": 0}, "json_max_values"),
 ], ids=["port-too-big", "port-negative", "token_ttl-negative", "code_ttl-zero", "timezone-unknown",
-        "workers-without-state", "workers-zero", "lease_ttl-zero"])
+        "workers-without-state", "workers-zero", "lease_ttl-zero", "read_timeout-zero", "read_timeout-nan",
+        "json_max_depth-zero", "json_max_values-zero"])
 def test_out_of_range_values_are_refused(overrides: dict[str, object], fragment: str) -> None:
     with pytest.raises(SettingsError, match=fragment):
         load_settings(env={}, **overrides)
