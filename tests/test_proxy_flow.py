@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import subprocess
 import sys
 import threading
@@ -205,11 +206,28 @@ def test_an_oversized_body_is_refused_and_not_forwarded(echo: str) -> None:
     (["--target", "ftp://staging"], 2, "'ftp://staging' is not an http(s) URL"),
     (["--target", "http://h", "--callback-public-url", "qa-runner:29042"], 2, "is not an http(s) URL"),
     (["--target", "http://h", "--ca-bundle", __file__, "--insecure"], 2, "--ca-bundle and --insecure exclude each other"),
+    # found at start, not after a session whose report would be lost
+    (["--target", "http://h", "--report", f"{__file__}/r.md"], 2, f"--report {__file__}/r.md: cannot write into"),
+    (["--target", "http://h", "--report", str(Path(__file__).parent)], 2, "is a directory"),
+    (["--target", "http://h", "--record", f"{__file__}/rec"], 2, "Not a directory"),
+    (["--target", "http://h", "--threads", "4"], 2, "4 is not in the range x>=8"),
+    (["--target", "http://h", "--max-exchanges", "0"], 2, "0 is not in the range x>=1"),
 ])
 def test_bad_options_are_refused_with_a_message(args: list[str], code: int, message: str) -> None:
     result = subprocess.run([sys.executable, "-m", "mock_server", "proxy", *args], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == code and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_port_in_use_is_one_clear_line() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "mock_server", "proxy", "--target", "http://h", "--port",
+                                 str(port)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == f"dpa-mock proxy: cannot serve on 127.0.0.1:{port}: Address already in use"
 
 
 def test_a_proxy_never_targets_itself() -> None:

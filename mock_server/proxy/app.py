@@ -9,7 +9,8 @@ import logging
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import quote, urlsplit
@@ -38,7 +39,48 @@ class ProxyConfig:
     tls: ssl.SSLContext | None = None  # trust for the target (--ca-bundle / --insecure)
     callback_tls: ssl.SSLContext | None = None  # trust for callback receivers (system CAs unless --insecure)
     max_body: int = 16 * 1024 * 1024
+    threads: int = 64  # the server's; split into lanes below
+    max_exchanges: int = 2000  # exchanges kept for the views and the report (findings: 4 times as many)
+    listen: tuple[str, int] | None = None  # host and port the proxy is bound to
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Lanes:
+    """How many server threads may wait on the target and on callback receivers at once.
+
+    Waitress has one pool of threads. Without lanes, a slow target or one slow receiver takes every thread and
+    the proxy stops answering everyone, its own views included, and the target's callbacks cannot get in while
+    its answers are awaited (an advance through the proxy that delivers callbacks deadlocks until timeouts).
+    Half the threads may wait on the target, the rest but two on receivers (three quarters of those on one
+    receiver); beyond that the proxy answers 503 at once (the platform retries a callback).
+    """
+
+    def __init__(self, threads: int) -> None:
+        self.limits = {"target": max(1, threads // 2), "callbacks": max(1, threads - threads // 2 - 2)}
+        self.per_receiver = max(1, self.limits["callbacks"] * 3 // 4)
+        self._busy: collections.Counter[str] = collections.Counter()
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def enter(self, lane: str, receiver: str = "") -> Iterator[bool]:
+        """Yields whether a thread may wait in `lane` now (False: the lane is full; answer without waiting)."""
+        keys = [lane] + ([f"receiver {receiver}"] if receiver else [])
+        with self._lock:
+            free = self._busy[lane] < self.limits[lane] and (
+                not receiver or self._busy[keys[1]] < self.per_receiver)
+            if free:
+                self._busy.update(keys)
+        try:
+            yield free
+        finally:
+            if free:
+                with self._lock:
+                    self._busy.subtract(keys)
+                    self._busy += collections.Counter()  # drop receivers no longer waited on
+
+    def in_flight(self) -> int:
+        with self._lock:
+            return self._busy["target"] + self._busy["callbacks"]
 
 
 class ProxyApp:
@@ -47,16 +89,17 @@ class ProxyApp:
     def __init__(self, config: ProxyConfig, recorder: Recorder | None = None) -> None:
         self.config = config
         self.dest = Destination.parse(config.target)
-        self.store = Store()
+        self.store = Store(config.max_exchanges)
         self.secrets = Secrets()
-        self.relays = Relays(config.public_url)
+        self.relays = Relays(config.public_url, own=config.listen)
+        self.lanes = Lanes(config.threads)
         self.callbacks = CallbackJudge()
         self.recorder = recorder
         self.router = Router()
         # Digests of codes a token call already redeemed: a second success for one is a broken promise.
         self._redeemed: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._redeemed_lock = threading.Lock()
-        self._choices: set[tuple[str, str]] = set()
+        self._choices: collections.OrderedDict[tuple[str, str], None] = collections.OrderedDict()
         self.started = time.time()
 
     # -- WSGI -------------------------------------------------------------------------------------
@@ -66,9 +109,9 @@ class ProxyApp:
         try:
             if method == "GET" and path in ADMIN_VIEWS:
                 return self._admin(path, start_response)
-            relay = RELAY_PATH.search(path)
-            if relay:
-                return self._relay_callback(relay.group(1), environ, start_response)
+            if path == "/__proxy" or path.startswith("/__proxy/"):  # the proxy's namespace: never forwarded
+                relay = RELAY_PATH.fullmatch(path)
+                return self._relay_callback(relay.group(1) if relay else "", environ, start_response)
             return self._forward(environ, path, method, start_response)
         except Exception:  # never a stack trace to the client; the log has it
             log.exception("proxy error on %s %s", method, self.secrets.text(path))
@@ -82,8 +125,7 @@ class ProxyApp:
         headers = _request_headers(environ)
         raw = _read_body(environ, self.config.max_body)
         if raw is None:
-            return _reply(start_response, 413, "application/json", json.dumps(
-                {"code": 400, "message": f"dpa-mock proxy: body over {self.config.max_body} bytes", "data": None}).encode())
+            return self._too_large(start_response)
         headers_map = dict(headers)
         route = self.router.route(method, path)
         kind: Literal["api", "other"] = "other" if path.startswith("/__admin") else "api"
@@ -112,21 +154,26 @@ class ProxyApp:
                 and not route.wrong_method and judged.body is not None:
             media = headers_map.get("Content-Type", "").split(";")[0].strip().lower()
             plan_id = route.path_params.get("processPlanId") or (judged.body or {}).get("processPlanId") or ""
+            url = judged.body.get("callbackUrl") if isinstance(judged.body, dict) else None
+            problem = self.relays.url_problem(url) if isinstance(url, str) and url.strip() else None
             sent, relay = self.relays.rewrite(route.operation.id, media, raw, judged.body, str(plan_id))
-            if relay is None and isinstance(judged.body, dict) and judged.body.get("callbackUrl"):
+            if problem:
+                judged.add("observation", "client", "callback-url", problem)
+            elif relay is None and url:
                 judged.add("observation", "client", "callback-relay",
                            "callbackUrl left as sent (could not be rewritten unambiguously): its callbacks bypass the proxy")
         started = time.monotonic()
-        try:
-            answer = send(self.dest, method, target, end_to_end(headers), sent, self.config.timeout, self.config.tls)
-        except ForwardError as exc:
-            exchange.error = str(exc)
-            exchange.duration_ms = round((time.monotonic() - started) * 1000, 1)
-            self.store.add_exchange(exchange)
-            self._findings(exchange, [*(judged.findings if judged else []),
-                                      Finding("observation", "server", "unreachable", f"the target did not answer: {exc}")])
-            return _reply(start_response, 502, "application/json", json.dumps(
-                {"code": 503, "message": f"dpa-mock proxy: target unreachable: {exc}", "data": None}).encode())
+        with self.lanes.enter("target") as free:
+            if not free:
+                message = (f"dpa-mock proxy: busy: {self.lanes.limits['target']} requests are already waiting for "
+                           "the target (raise --threads, or the target is slow); not forwarded")
+                return self._refused(exchange, judged.findings if judged else [], "server", message, start_response,
+                                     envelope=True)
+            try:
+                answer = send(self.dest, method, target, end_to_end(headers), sent, self.config.timeout,
+                              self.config.tls)
+            except ForwardError as exc:
+                return self._unanswered(exchange, judged, exc, started, start_response)
         exchange.duration_ms = round((time.monotonic() - started) * 1000, 1)
         exchange.status = answer.status
         exchange.response_body = self.secrets.body(answer.body, answer.header("Content-Type"))
@@ -151,6 +198,38 @@ class ProxyApp:
         self._findings(exchange, findings)
         return _pass_on(answer, method, start_response)
 
+    def _unanswered(self, exchange: Exchange, judged: Judged | None, exc: ForwardError, started: float,
+                    start_response: StartResponse) -> Iterable[bytes]:
+        """The target did not answer, or not in HTTP: 502 with the envelope, and the server's finding."""
+        exchange.error = str(exc)
+        exchange.duration_ms = round((time.monotonic() - started) * 1000, 1)
+        self.store.add_exchange(exchange)
+        if exc.kind == "not-http":
+            server = Finding("violation", "server", "envelope", f"the target's answer: {exc}")
+        else:
+            server = Finding("observation", "server", "unreachable", f"the target did not answer: {exc}")
+        self._findings(exchange, [*(judged.findings if judged else []), server])
+        what = "target's answer is not HTTP" if exc.kind == "not-http" else "target unreachable"
+        return _reply(start_response, 502, "application/json", json.dumps(
+            {"code": 503, "message": f"dpa-mock proxy: {what}: {self.secrets.text(str(exc))}", "data": None}).encode())
+
+    def _refused(self, exchange: Exchange, findings: list[Finding], side: str, message: str,
+                 start_response: StartResponse, envelope: bool) -> Iterable[bytes]:
+        """A lane is full: 503 at once (Retry-After: 1), the exchange kept with why it was not relayed."""
+        exchange.error = message
+        exchange.status = 503
+        self.store.add_exchange(exchange)
+        self._findings(exchange, [*findings, Finding("observation", side, "proxy-busy", message)])  # type: ignore[arg-type]
+        log.warning("%s", message)
+        body = json.dumps({"code": 503, "message": message, "data": None}).encode() if envelope else message.encode()
+        return _reply(start_response, 503, "application/json" if envelope else "text/plain; charset=utf-8", body,
+                      [("Retry-After", "1")])
+
+    def _too_large(self, start_response: StartResponse) -> Iterable[bytes]:
+        return _reply(start_response, 413, "application/json", json.dumps(
+            {"code": 400, "message": f"dpa-mock proxy: body over {self.config.max_body} bytes; not forwarded",
+             "data": None}).encode())
+
     def _first_time(self, finding: Finding) -> bool:
         """A server's choice where the document is silent is reported once per choice, not once per exchange."""
         if finding.side != "server" or finding.verdict != "observation" or finding.check not in ONCE_CHECKS:
@@ -159,7 +238,9 @@ class ProxyApp:
         with self._redeemed_lock:
             if key in self._choices:
                 return False
-            self._choices.add(key)
+            self._choices[key] = None
+            while len(self._choices) > 10_000:  # a server with a new message every time must not grow this
+                self._choices.popitem(last=False)
         return True
 
     def _code_reuse(self, route: Route, judged: Any, envelope: dict[str, Any] | None) -> list[Finding]:
@@ -201,8 +282,10 @@ class ProxyApp:
         method = environ.get("REQUEST_METHOD", "POST").upper()
         headers = _request_headers(environ)
         headers_map = dict(headers)
-        raw = _read_body(environ, self.config.max_body) or b""
-        relay = self.relays.get(token)
+        raw = _read_body(environ, self.config.max_body)
+        if raw is None:
+            return self._too_large(start_response)
+        relay = self.relays.get(token) if token else None
         exchange = Exchange(kind="callback", method=method, path=f"(relay {token[:4]}…)", interface="7",
                             request_headers=self.secrets.headers(headers_map),
                             request_body=self.secrets.body(raw, headers_map.get("Content-Type", "")))
@@ -211,12 +294,11 @@ class ProxyApp:
             self.store.add_exchange(exchange)
             self._findings(exchange, [Finding("observation", "server", "callback-relay",
                                               "a callback to a relay address this proxy does not know (issued by an "
-                                              "earlier proxy process?); answered 404")])
+                                              "earlier proxy process, or not sent by the platform); answered 404")])
             return _reply(start_response, 404, "text/plain; charset=utf-8", b"dpa-mock proxy: unknown callback relay")
         original = urlsplit(relay.url)
-        exchange.destination = self.secrets.url(relay.url)
+        exchange.destination = exchange.path = self.secrets.url(relay.url)
         exchange.curl = self.secrets.curl(method, relay.url, headers_map, raw)
-        exchange.path = self.secrets.url(relay.url)
         findings: list[Finding] = []
         if method != "POST":
             findings.append(Finding("violation", "server", "callback-method", f"callback sent as {method}; the document POSTs"))
@@ -229,18 +311,26 @@ class ProxyApp:
         started = time.monotonic()
         answer: Answer | None = None
         error = ""
-        try:
-            dest = Destination.parse(f"{original.scheme}://{original.netloc}")
-            answer = send(dest, method, (original.path or "/") + (f"?{original.query}" if original.query else ""),
-                          end_to_end(headers), raw, self.config.callback_timeout, self.config.callback_tls)
-        except (ForwardError, ValueError) as exc:
-            error = str(exc)
+        with self.lanes.enter("callbacks", receiver=original.netloc.lower()) as free:
+            if not free:
+                message = (f"dpa-mock proxy: busy: too many callbacks are already waiting for {exchange.destination} "
+                           "(a slow receiver?); not relayed, the platform will retry")
+                return self._refused(exchange, findings, "client", message, start_response, envelope=False)
+            try:
+                dest = Destination.parse(f"{original.scheme}://{original.netloc}")
+                answer = send(dest, method, (original.path or "/") + (f"?{original.query}" if original.query else ""),
+                              end_to_end(headers), raw, self.config.callback_timeout, self.config.callback_tls)
+            except (ForwardError, ValueError) as exc:
+                error = str(exc)
         exchange.duration_ms = round((time.monotonic() - started) * 1000, 1)
         exchange.error = error
         findings += self.callbacks.answered(payload, answer.status if answer else None,
                                             answer.body if answer else b"", error)
         if payload and self.recorder is not None and isinstance(payload.get("status"), str):
-            self.recorder.status(str(payload.get("planInstanceId")), payload["status"])
+            try:
+                self.recorder.status(str(payload.get("planInstanceId")), payload["status"])
+            except OSError as exc:  # a recording that cannot be written must not cost the platform its callback
+                log.warning("not recorded (%s)", exc)
         if answer is not None:
             exchange.status = answer.status
             exchange.response_body = self.secrets.body(answer.body, answer.header("Content-Type"))
@@ -251,7 +341,7 @@ class ProxyApp:
         if answer is None:
             # The platform learns what it would have learned without the proxy: no acknowledgement.
             return _reply(start_response, 502, "text/plain; charset=utf-8",
-                          f"dpa-mock proxy: callback receiver unreachable: {error}".encode())
+                          f"dpa-mock proxy: callback receiver unreachable: {self.secrets.text(error)}".encode())
         return _pass_on(answer, method, start_response)
 
     # -- bookkeeping ------------------------------------------------------------------------------
@@ -281,6 +371,7 @@ class ProxyApp:
 
     def report_data(self) -> dict[str, Any]:
         return {"target": self.secrets.url(self.config.target), "started": self.started, "finished": time.time(),
+                "inFlight": self.lanes.in_flight(),
                 "summary": self.store.summary(), "findings": self.store.findings(),
                 "exchanges": self.store.exchanges(), "callbackSequences": self.callbacks.sequences()}
 
@@ -347,8 +438,9 @@ def _pass_on(answer: Answer, method: str, start_response: StartResponse) -> Iter
     return [answer.body]
 
 
-def _reply(start_response: StartResponse, status: int, content_type: str, body: bytes) -> Iterable[bytes]:
-    reasons = {200: "OK", 404: "Not Found", 413: "Payload Too Large", 502: "Bad Gateway"}
+def _reply(start_response: StartResponse, status: int, content_type: str, body: bytes,
+           extra: list[tuple[str, str]] | None = None) -> Iterable[bytes]:
+    reasons = {200: "OK", 404: "Not Found", 413: "Payload Too Large", 502: "Bad Gateway", 503: "Service Unavailable"}
     start_response(f"{status} {reasons.get(status, '')}".strip(), [("Content-Type", content_type),
-                                                                   ("Content-Length", str(len(body)))])
+                                                                   ("Content-Length", str(len(body))), *(extra or [])])
     return [body]

@@ -9,8 +9,9 @@ import secrets
 import threading
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, quote, unquote_plus
+from urllib.parse import parse_qsl, quote, unquote_plus, urlsplit
 
+from mock_server.proxy.forward import Destination, same_address
 from mock_server.proxy.judge import STATUSES
 from mock_server.proxy.model import Finding
 
@@ -21,6 +22,8 @@ TERMINAL = frozenset({"SUCCESS", "FAIL"})
 _RANK = {"DEFAULT": 0, "RUNNING": 1, "PENDING": 1, "SUCCESS": 2, "FAIL": 2}
 MAX_ATTEMPTS = 4  # 1 + "回调重试 3 次" (D11)
 _JSON_URL = re.compile(rb'("callbackUrl"\s*:\s*)("(?:[^"\\]|\\.)*")')
+# Relays live in memory for the proxy's lifetime: a URL longer than any real receiver's is not kept.
+MAX_URL = 4096
 
 
 @dataclass
@@ -36,8 +39,11 @@ class Relay:
 class Relays:
     """Relay tokens → original callback URLs (kept in memory: a restarted proxy forgets them)."""
 
-    def __init__(self, public_base: str, limit: int = 100_000) -> None:
+    def __init__(self, public_base: str, limit: int = 100_000, own: tuple[str, int] | None = None) -> None:
         self.public_base = public_base.rstrip("/")
+        public = Destination.parse(self.public_base)
+        # The proxy's own addresses: where it listens and where the target reaches it.
+        self._own = [(public.host, public.port), *([own] if own else [])]
         self._lock = threading.Lock()
         self._relays: collections.OrderedDict[str, Relay] = collections.OrderedDict()
         self._limit = limit
@@ -50,6 +56,21 @@ class Relays:
                 self._relays.popitem(last=False)
         return f"{self.public_base}{RELAY_PREFIX}{token}"
 
+    def url_problem(self, url: str) -> str | None:
+        """Why callbacks to `url` cannot be relayed (the URL is then left as the client sent it), or None."""
+        if len(url) > MAX_URL:
+            return f"callbackUrl is {len(url)} characters long (the proxy relays URLs up to {MAX_URL}); left as sent"
+        try:
+            dest = Destination.parse(url)
+        except ValueError:
+            scheme = urlsplit(url).scheme
+            what = f"a {scheme}: URL" if scheme else "not an absolute URL"
+            return f"callbackUrl {url[:100]!r} is {what}; the platform POSTs callbacks over HTTP(S). Left as sent"
+        if any(same_address(dest.host, dest.port, host, port) for host, port in self._own):
+            return ("callbackUrl points at this proxy itself; callbacks would come back through it as ordinary "
+                    "requests. Left as sent (give your receiver's own URL)")
+        return None
+
     def get(self, token: str) -> Relay | None:
         with self._lock:
             return self._relays.get(token)
@@ -57,7 +78,7 @@ class Relays:
     def rewrite(self, op_id: str, media: str, raw: bytes, body: Any, plan_id: str) -> tuple[bytes, Relay | None]:
         """The request body with its callbackUrl replaced by a relay address; every other byte unchanged."""
         url = body.get("callbackUrl") if isinstance(body, dict) else None
-        if not isinstance(url, str) or not url.strip():
+        if not isinstance(url, str) or not url.strip() or self.url_problem(url):
             return raw, None
         relay = Relay(url, plan_id, op_id)
         if media == "application/x-www-form-urlencoded":

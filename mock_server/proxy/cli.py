@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import signal
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import click
 
-from mock_server.proxy.forward import Destination, tls_context
+from mock_server.proxy.forward import Destination, same_address, tls_context
 
 
 @click.command()
@@ -32,11 +34,14 @@ from mock_server.proxy.forward import Destination, tls_context
 @click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for the target.")
 @click.option("--callback-timeout", type=float, default=10.0, show_default=True,
               help="Seconds to wait for your callback receiver.")
-@click.option("--threads", type=int, default=32, show_default=True, help="Server threads.")
+@click.option("--threads", type=click.IntRange(min=8), default=64, show_default=True,
+              help="Server threads: half may wait on the target, the rest but two on callback receivers.")
+@click.option("--max-exchanges", type=click.IntRange(min=1), default=2000, show_default=True,
+              help="Exchanges kept for /__admin and the report (the oldest go first; findings: 4 times as many).")
 @click.option("--quiet", is_flag=True, help="No log line per exchange.")
 def proxy(target: str, host: str, port: int, record_dir: str | None, report_file: str | None,
           callback_public_url: str | None, ca_bundle: str | None, insecure: bool, timeout: float,
-          callback_timeout: float, threads: int, quiet: bool) -> None:
+          callback_timeout: float, threads: int, max_exchanges: int, quiet: bool) -> None:
     """Stand between your service and a deployment: forward every exchange unchanged, callbacks included,
     judge each one by the document, optionally record the target's plans as fixtures."""
     import waitress.server
@@ -53,17 +58,24 @@ def proxy(target: str, host: str, port: int, record_dir: str | None, report_file
             Destination.parse(callback_public_url)
     except ValueError as exc:
         _fail(str(exc))
+    if report_file:
+        problem = _unwritable(Path(report_file))
+        if problem:  # found now, not after a whole session whose report would then be lost
+            _fail(f"--report {report_file}: {problem}")
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(asctime)s %(name)s %(message)s",
                         stream=sys.stderr)
     try:
-        server: Any = waitress.server.create_server(_Lazy(), host=host, port=port, threads=threads, ident="dpa-mock-proxy",
-                                                    channel_timeout=120, max_request_body_size=64 * 1024 * 1024)
+        # connection_limit: waitress' default of 100 lets 100 idle or stalled clients lock everyone out;
+        # channel_timeout drops a connection silent that long (a stalled body included); poll() because select()
+        # cannot watch descriptors above 1024.
+        server: Any = waitress.server.create_server(
+            _Lazy(), host=host, port=port, threads=threads, ident="dpa-mock-proxy", connection_limit=1000,
+            channel_timeout=30, asyncore_use_poll=True, max_request_body_size=64 * 1024 * 1024)
     except OSError as exc:
         _fail(f"cannot serve on {host}:{port}: {exc.strerror or exc}", code=1)
     bound_port = int(server.effective_port)
     dest = Destination.parse(target)
-    loopback = {"127.0.0.1", "localhost", "::1", "0.0.0.0", "::"}
-    if dest.port == bound_port and (dest.host == host or {dest.host, host} <= loopback):
+    if same_address(dest.host, dest.port, host, bound_port):
         server.close()
         _fail(f"--target {target} is this proxy itself (it would forward every request to itself)")
     public = callback_public_url or f"http://{_public_host(host)}:{bound_port}"
@@ -73,7 +85,8 @@ def proxy(target: str, host: str, port: int, record_dir: str | None, report_file
         server.close()
         _fail(str(exc))
     app = ProxyApp(ProxyConfig(target=target, public_url=public, timeout=timeout, callback_timeout=callback_timeout,
-                               tls=tls_context(ca_bundle, insecure), callback_tls=tls_context(None, insecure)), recorder)
+                               tls=tls_context(ca_bundle, insecure), callback_tls=tls_context(None, insecure),
+                               threads=threads, max_exchanges=max_exchanges, listen=(host, bound_port)), recorder)
     server.application = app
 
     def _stop(signum: int, frame: Any) -> None:
@@ -92,8 +105,19 @@ def proxy(target: str, host: str, port: int, record_dir: str | None, report_file
     finally:
         server.close()
         if report_file:
-            md, js = write_report(Path(report_file), app.report_data())
-            click.echo(f"dpa-mock proxy: report written to {md} and {js}", err=True)
+            data = app.report_data()
+            try:
+                md, js = write_report(Path(report_file), data)
+            except OSError as exc:  # the directory went away or became read-only during the session
+                fallback = Path(tempfile.gettempdir()) / f"dpa-mock-proxy-report-{os.getpid()}.md"
+                md, js = write_report(fallback, data)
+                click.echo(f"dpa-mock proxy: cannot write {report_file} ({exc.strerror or exc}); report written to "
+                           f"{md} and {js} instead", err=True)
+            else:
+                click.echo(f"dpa-mock proxy: report written to {md} and {js}", err=True)
+            if data["inFlight"]:
+                click.echo(f"dpa-mock proxy: {data['inFlight']} exchange(s) were still waiting for an answer and are "
+                           "not in the report", err=True)
         if recorder is not None:
             click.echo(f"dpa-mock proxy: recording in {recorder.path}", err=True)
     click.echo("dpa-mock proxy stopped", err=True)
@@ -105,6 +129,21 @@ class _Lazy:
     def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
         start_response("503 Service Unavailable", [("Content-Length", "0")])
         return [b""]
+
+
+def _unwritable(report: Path) -> str | None:
+    """Why the report and its JSON cannot be written there, or None (the directory is created if missing)."""
+    from mock_server.proxy.report import json_path
+
+    if report.is_dir() or json_path(report).is_dir():
+        return "is a directory; give a file name"
+    try:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=report.parent, prefix=".dpa-mock-proxy-probe-"):
+            pass
+    except OSError as exc:
+        return f"cannot write into {report.parent} ({exc.strerror or exc})"
+    return None
 
 
 def _is_wildcard(host: str) -> bool:

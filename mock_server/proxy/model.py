@@ -68,9 +68,10 @@ class Exchange:
 
 
 class Store:
-    """The last `limit` exchanges and every finding on them (findings of forgotten exchanges are kept, bounded)."""
+    """The last `limit` exchanges and the last 4 × `limit` findings: a proxy left running for days must not grow
+    without bound. Counts in the summary cover the whole session."""
 
-    def __init__(self, limit: int = 5000) -> None:
+    def __init__(self, limit: int = 2000) -> None:
         self._lock = threading.Lock()
         self._exchanges: collections.OrderedDict[int, Exchange] = collections.OrderedDict()
         self._findings: collections.OrderedDict[int, Finding] = collections.OrderedDict()
@@ -117,4 +118,5 @@ class Store:
             return {"exchanges": self.counts["api"] + self.counts["callback"] + self.counts["other"],
                     "api": self.counts["api"], "callbacks": self.counts["callback"], "other": self.counts["other"],
                     "violations": self.counts["violation"], "leniencies": self.counts["leniency"],
-                    "observations": self.counts["observation"]}
+                    "observations": self.counts["observation"], "keptExchanges": len(self._exchanges),
+                    "keptFindings": len(self._findings)}

@@ -8,6 +8,7 @@ tokens are never written: the user puts an apps file beside the recording (the b
 from __future__ import annotations
 
 import base64
+import collections
 import json
 import os
 import threading
@@ -17,6 +18,7 @@ from typing import Any
 import yaml
 
 FILE_NAME = "recorded-plans.yaml"
+MAX_RUNS = 50_000  # runs remembered (plan, last status) to tie callbacks and outputs to plans
 NODE_DURATION = 0.5  # seconds per recorded node in the replay; the deployment's timing is not observable
 _PLAN_FIELDS = ("title", "status", "version", "createTime", "createUser", "updateTime", "updateUser")
 _HEADER = """\
@@ -59,7 +61,9 @@ class Recorder:
         self._lock = threading.Lock()
         self._plans: dict[str, dict[str, Any]] = {}
         self._meta: dict[str, dict[str, Any]] = {}
-        self._runs: dict[str, dict[str, Any]] = {}  # planInstanceId -> {"plan": id, "status": s}
+        # planInstanceId -> {"plan": id, "status": s}; bounded, the oldest runs forgotten first (a run's callbacks
+        # and outputs come within minutes of its start, a long session executes without end).
+        self._runs: collections.OrderedDict[str, dict[str, Any]] = collections.OrderedDict()
         self._written = ""
         self._load()
 
@@ -94,11 +98,11 @@ class Recorder:
 
     def executed(self, plan_id: str, instance_id: str) -> None:
         with self._lock:
-            self._runs.setdefault(instance_id, {})["plan"] = plan_id
+            self._run(instance_id)["plan"] = plan_id
 
     def status(self, instance_id: str, status: str) -> None:
         with self._lock:
-            run = self._runs.setdefault(instance_id, {})
+            run = self._run(instance_id)
             run["status"] = status
             plan_id = run.get("plan")
             meta = self._meta.get(plan_id or "")
@@ -108,7 +112,7 @@ class Recorder:
 
     def outputs(self, plan_id: str, instance_id: str, data: list[dict[str, Any]], user: str | None) -> None:
         with self._lock:
-            self._runs.setdefault(instance_id, {})["plan"] = plan_id
+            self._run(instance_id)["plan"] = plan_id
             plan = self._plan(plan_id, user)
             meta = self._meta[plan_id]
             size = sum(len(w["mapParam"]) for w in data)
@@ -126,6 +130,13 @@ class Recorder:
             self._write()
 
     # -- state ------------------------------------------------------------------------------------
+    def _run(self, instance_id: str) -> dict[str, Any]:
+        run = self._runs.setdefault(instance_id, {})
+        self._runs.move_to_end(instance_id)
+        while len(self._runs) > MAX_RUNS:
+            self._runs.popitem(last=False)
+        return run
+
     def _plan(self, plan_id: str, user: str | None) -> dict[str, Any]:
         plan = self._plans.get(plan_id)
         if plan is None:

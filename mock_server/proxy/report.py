@@ -36,7 +36,15 @@ def markdown(data: dict[str, Any]) -> str:
     lines = ["# dpa-mock proxy report", "", f"- target: `{_cell(data['target'])}`", f"- written: {when}",
              f"- exchanges: {summary['api']} vendor calls, {summary['callbacks']} callbacks, {summary['other']} other",
              f"- findings: {summary['violations']} violations, {summary['leniencies']} leniencies, "
-             f"{summary['observations']} observations", ""]
+             f"{summary['observations']} observations"]
+    total = summary["exchanges"]
+    if summary.get("keptExchanges", total) < total:
+        lines.append(f"- kept: the last {summary['keptExchanges']} exchanges and {summary['keptFindings']} findings "
+                     "(older ones were dropped; see --max-exchanges); the counts above cover the whole session")
+    if data.get("inFlight"):
+        lines.append(f"- {data['inFlight']} exchange(s) were still waiting for an answer when the proxy stopped "
+                     "(not in this report)")
+    lines.append("")
     for verdict in VERDICTS:
         found = [f for f in data["findings"] if f["verdict"] == verdict]
         lines += [f"## {_TITLES[verdict]} ({len(found)})", ""]
@@ -50,10 +58,13 @@ def markdown(data: dict[str, Any]) -> str:
             lines += [f"### {side} side", "", "| exchange | interface | check | finding |", "|---|---|---|---|"]
             lines += [f"| #{f['exchange']} `{_cell(f['request'])}` | {_cell(f['interface'])} | {_cell(f['check'])} | "
                       f"{_cell(f['message'])} |" for f in mine]
-            lines.append("")
+            lines += ["To reproduce (secrets shown as `***`: put your own back):", ""]
+            shown: set[int] = set()
             for f in mine:
-                if f["curl"]:
-                    lines += [f"- #{f['exchange']} {_cell(f['check'])}:", "", "  ```sh", f"  {_cell(f['curl'])}", "  ```"]
+                if f["curl"] and f["exchange"] not in shown:  # one line per exchange, however many findings it has
+                    shown.add(f["exchange"])
+                    checks = ", ".join(dict.fromkeys(g["check"] for g in mine if g["exchange"] == f["exchange"]))
+                    lines += [f"- #{f['exchange']} ({_cell(checks)}):", "", "  ```sh", f"  {_cell(f['curl'])}", "  ```"]
             lines.append("")
     sequences = data.get("callbackSequences") or {}
     if sequences:

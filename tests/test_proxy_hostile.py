@@ -1,0 +1,286 @@
+"""The proxy against hostile clients, slow or broken targets and receivers, and careless operators, over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import urlencode
+
+import pytest
+import requests
+
+from mock_server.proxy.forward import Destination, ForwardError, send
+from mock_server.testing.server import ServerProcess
+from tests.plugins.emulator import EXECUTE, LIST_PLANS, SCENE
+from tests.plugins.proxy import admin, findings, proxy_process
+
+pytestmark = pytest.mark.http
+BEARER = {"Authorization": "Bearer t0ken-for-tests"}
+SLOW = 3.0  # seconds a slow target or receiver takes: long against a fast answer, short for the suite
+HANG = 8.0  # longer than the grace the proxy gives exchanges in flight when it stops (5 s)
+
+
+class _Fake(BaseHTTPRequestHandler):
+    """A target and a callback receiver in one: the path says how to behave."""
+
+    protocol_version = "HTTP/1.1"
+    bodies: ClassVar[list[bytes]] = []  # what reached it, in order
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _body(self) -> bytes:
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        self.do_POST()
+
+    def do_POST(self) -> None:
+        body = self._body()
+        type(self).bodies.append(body)
+        if "/slow" in self.path:
+            time.sleep(SLOW)
+        if "/hang" in self.path:
+            time.sleep(HANG)
+        if "/garbage" in self.path:
+            self.wfile.write(b"HELLO, THIS IS NOT HTTP\r\n\r\n")
+            return
+        if "/trickle" in self.path:
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n")
+            for _ in range(100):
+                self.wfile.write(b" ")
+                self.wfile.flush()
+                time.sleep(0.5)
+            return
+        if "opExecutePlanByApi" in self.path:
+            answer = {"code": 200, "message": "success", "data": [{"processPlanId": "p1", "planInstanceId": "i1"}]}
+            self._send(200, json.dumps(answer).encode())
+        elif "/cb" in self.path:
+            self._send(200, b"SUCCESS", "text/plain")
+        else:
+            self._send(200, b'{"code":200,"message":"success","data":[]}')
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # the proxy hung up on a slow answer: expected here
+
+
+def _serve() -> Iterator[str]:
+    server = _Server(("127.0.0.1", 0), _Fake)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def fake() -> Iterator[str]:
+    _Fake.bodies = []
+    yield from _serve()
+
+
+@pytest.fixture
+def other_receiver() -> Iterator[str]:
+    yield from _serve()
+
+
+def _relay_url(proxy: ServerProcess, callback_url: str) -> str:
+    """Execute through the proxy; the fake target saw the relay address the proxy put in place of callback_url."""
+    reply = requests.post(proxy.base_url + EXECUTE.format("p1"), headers=BEARER, timeout=10,
+                          json={"processPlanId": "p1", "callbackUrl": callback_url})
+    assert reply.json()["code"] == 200
+    return str(json.loads(_Fake.bodies[-1])["callbackUrl"])
+
+
+def _timed(method: str, url: str, **kwargs: Any) -> tuple[requests.Response, float]:
+    started = time.monotonic()
+    response = requests.request(method, url, timeout=30, **kwargs)
+    return response, time.monotonic() - started
+
+
+def _callback(url: str, status: str = "DEFAULT") -> tuple[requests.Response, float]:
+    return _timed("POST", url, json={"planInstanceId": f"i-{status}-{time.monotonic()}", "processPlanId": "p1",
+                                     "status": status})
+
+
+def test_stalled_clients_do_not_lock_others_out(fake: str) -> None:
+    # waitress' default connection limit (100) let 100 half-sent requests lock everyone out until they timed out
+    with proxy_process(fake, "--quiet") as proxy:
+        stalled = []
+        try:
+            for _ in range(150):
+                sock = socket.create_connection(("127.0.0.1", proxy.port))
+                sock.sendall(b"POST /api/dp/auth/oauth/token HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+                stalled.append(sock)
+            reply, took = _timed("GET", proxy.base_url + LIST_PLANS, headers=BEARER)
+            assert reply.json()["code"] == 200 and took < 2
+        finally:
+            for sock in stalled:
+                sock.close()
+
+
+def test_a_slow_receiver_holds_only_its_share_of_threads(fake: str, other_receiver: str) -> None:
+    # --threads 16: 8 may wait on the target, 6 on receivers, 4 of them on one receiver
+    with proxy_process(fake, "--quiet", "--threads", "16") as proxy:
+        slow, fast = _relay_url(proxy, fake + "/slow/cb"), _relay_url(proxy, other_receiver + "/cb")
+        with ThreadPoolExecutor(10) as pool:
+            waiting = [pool.submit(_callback, slow) for _ in range(10)]
+            time.sleep(0.5)  # the slow receiver now holds what it may
+            fast_reply, fast_took = _callback(fast)
+            plans, plans_took = _timed("GET", proxy.base_url + LIST_PLANS, headers=BEARER)
+            view, view_took = _timed("GET", proxy.base_url + "/__admin/summary")
+            results = [f.result() for f in waiting]
+        assert fast_reply.text == "SUCCESS" and fast_took < 1  # another receiver is still served at once
+        assert plans.json()["code"] == 200 and plans_took < 1 and view.status_code == 200 and view_took < 1
+        relayed = [r for r, _ in results if r.status_code == 200]
+        refused = [(r, took) for r, took in results if r.status_code == 503]
+        assert len(relayed) == 4 and len(refused) == 6
+        assert all(took < 1 and "busy" in r.text and r.headers["Retry-After"] == "1" for r, took in refused)
+        assert len(findings(proxy, check="proxy-busy", side="client")) == 6
+
+
+def test_a_slow_target_never_starves_callbacks_or_the_views(fake: str) -> None:
+    # An advance through the proxy that waits for callbacks through the same proxy deadlocked when the target's
+    # calls held every thread: now they hold half, and calls beyond that are refused at once.
+    with proxy_process(fake, "--quiet", "--threads", "8") as proxy:
+        relay = _relay_url(proxy, fake + "/cb")
+        with ThreadPoolExecutor(6) as pool:
+            waiting = [pool.submit(_timed, "GET", proxy.base_url + "/slow" + LIST_PLANS, headers=BEARER)
+                       for _ in range(6)]
+            time.sleep(0.5)
+            callback, callback_took = _callback(relay)
+            view, view_took = _timed("GET", proxy.base_url + "/__admin/ui")
+            results = [f.result() for f in waiting]
+        assert callback.text == "SUCCESS" and callback_took < 1
+        assert view.status_code == 200 and view_took < 1
+        refused = [(r, took) for r, took in results if r.status_code == 503]
+        assert len(refused) == 2 and len([r for r, _ in results if r.status_code == 200]) == 4
+        for reply, took in refused:
+            assert took < 1 and reply.json() == {"code": 503, "data": None, "message": reply.json()["message"]}
+            assert reply.json()["message"].startswith("dpa-mock proxy: busy: 4 requests are already waiting")
+
+
+def test_a_target_answering_garbage_or_trickling_gets_a_clear_502(fake: str) -> None:
+    with proxy_process(fake, "--quiet", "--timeout", "2") as proxy:
+        garbage = requests.get(proxy.base_url + "/garbage" + LIST_PLANS, headers=BEARER, timeout=10)
+        trickle, took = _timed("GET", proxy.base_url + "/trickle" + LIST_PLANS, headers=BEARER)
+        assert garbage.status_code == 502 and garbage.json()["code"] == 503
+        assert garbage.json()["message"].startswith("dpa-mock proxy: target's answer is not HTTP")
+        # the timeout bounds the whole answer, not each byte of it
+        assert trickle.status_code == 502 and took < 4 and "no answer within 2 s" in trickle.json()["message"]
+        server = findings(proxy, side="server")
+        assert [(f["verdict"], f["check"]) for f in server] == [("violation", "envelope"), ("observation", "unreachable")]
+
+
+def test_an_answer_over_the_limit_is_abandoned(fake: str) -> None:
+    with pytest.raises(ForwardError, match="larger than 10 bytes") as caught:
+        send(Destination.parse(fake), "GET", "/", [], b"", 5, None, max_answer=10)
+    assert caught.value.kind == "too-large"
+
+
+@pytest.mark.parametrize(("url", "says"), [
+    ("not a url", "not an absolute URL"),
+    ("file:///etc/passwd", "a file: URL"),
+    ("http://127.0.0.1:{port}/cb", "points at this proxy itself"),
+    ("http://localhost:{port}/__proxy/callback/" + "A" * 20, "points at this proxy itself"),
+    ("http://receiver.example/" + "x" * 5000, "characters long"),
+])
+def test_a_callback_url_the_proxy_cannot_relay_is_left_as_sent(fake: str, url: str, says: str) -> None:
+    with proxy_process(fake, "--quiet") as proxy:
+        url = url.format(port=proxy.port)
+        body = json.dumps({"processPlanId": "p1", "callbackUrl": url}).encode()
+        reply = requests.post(proxy.base_url + EXECUTE.format("p1"), headers={**BEARER, "Content-Type":
+                                                                              "application/json"}, data=body, timeout=10)
+        assert reply.json()["code"] == 200
+        assert _Fake.bodies[-1] == body  # not rewritten: the target decides what it makes of it
+        found = findings(proxy, check="callback-url")
+        assert len(found) == 1 and found[0]["verdict"] == "observation" and found[0]["side"] == "client"
+        assert says in found[0]["message"]
+        form = urlencode({"processPlanId": "p1", "callbackUrl": url, "dimension": "hours", "intervals": "1",
+                          "executeStrategy": "single", "sceneName": "x"}).encode()
+        requests.post(proxy.base_url + SCENE, headers={**BEARER, "Content-Type": "application/x-www-form-urlencoded"},
+                      data=form, timeout=10)
+        assert _Fake.bodies[-1] == form and len(findings(proxy, check="callback-url")) == 2
+
+
+def test_the_proxys_own_paths_are_never_forwarded(fake: str) -> None:
+    with proxy_process(fake, "--quiet") as proxy:
+        before = len(_Fake.bodies)  # the readiness probe went through
+        for path in ("/__proxy/callback/short", "/__proxy/other", "/__proxy/callback/" + "A" * 20 + "/extra"):
+            reply = requests.post(proxy.base_url + path, json={}, timeout=10)
+            assert reply.status_code == 404 and reply.text == "dpa-mock proxy: unknown callback relay"
+        # a path that merely ends like a relay address is a vendor call
+        requests.post(proxy.base_url + "/api/x/__proxy/callback/" + "A" * 20, json={}, timeout=10)
+        assert _Fake.bodies[before:] == [b"{}"]
+
+
+def test_exchanges_and_findings_are_bounded_and_the_report_says_so(fake: str, tmp_path: Path) -> None:
+    report = tmp_path / "report.md"
+    proxy = proxy_process(fake, "--quiet", "--max-exchanges", "3", "--report", str(report)).start()
+    try:
+        for _ in range(5):
+            requests.get(proxy.base_url + LIST_PLANS, timeout=10)  # no token: a client violation each
+        # the readiness probe was exchange 1
+        assert [e["id"] for e in admin(proxy, "exchanges")] == [4, 5, 6]
+        summary = admin(proxy, "summary")
+        assert (summary["exchanges"], summary["keptExchanges"], summary["violations"]) == (6, 3, 5)
+    finally:
+        proxy.stop()
+    text = report.read_text()
+    assert "- kept: the last 3 exchanges and 10 findings" in text  # a violation and a leniency each
+    assert json.loads(report.with_suffix(".json").read_text())["summary"]["keptExchanges"] == 3
+
+
+def test_a_report_that_cannot_be_written_at_exit_is_saved_elsewhere(fake: str, tmp_path: Path) -> None:
+    # (one that cannot be written at start is refused then: test_proxy_flow's bad options)
+    folder = tmp_path / "reports"
+    log = tmp_path / "proxy.log"
+    proxy = proxy_process(fake, "--quiet", "--report", str(folder / "r.md"), log=log).start()
+    try:
+        requests.get(proxy.base_url + LIST_PLANS, headers=BEARER, timeout=10)
+        folder.rmdir()
+        folder.write_text("the directory was replaced by a file during the session")
+    finally:
+        proxy.stop()
+    said = log.read_text()
+    assert "Traceback" not in said and f"cannot write {folder / 'r.md'}" in said
+    fallback = Path(said.split("report written to ")[1].split(" and ")[0])
+    assert fallback.exists() and "1 vendor calls" in fallback.read_text()
+    fallback.unlink()
+    fallback.with_suffix(".json").unlink()
+
+
+def test_stopping_with_an_exchange_in_flight_still_writes_the_report(fake: str, tmp_path: Path) -> None:
+    report = tmp_path / "report.md"
+    log = tmp_path / "proxy.log"
+    proxy = proxy_process(fake, "--report", str(report), log=log).start()
+    requests.get(proxy.base_url + LIST_PLANS, headers=BEARER, timeout=10)
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(requests.get, proxy.base_url + "/hang" + LIST_PLANS, headers=BEARER, timeout=30)
+        time.sleep(0.5)
+        started = time.monotonic()
+        proxy.stop()
+        assert time.monotonic() - started < HANG  # the report does not wait for the target
+        pending.exception()
+    text = report.read_text()
+    assert "- exchanges: 1 vendor calls" in text
+    assert "- 1 exchange(s) were still waiting for an answer when the proxy stopped (not in this report)" in text
+    assert "not in the report" in log.read_text()
