@@ -25,7 +25,7 @@ LIST = "/api/dpa/process/processPlan/queryPlanByUserId"
 MODELS = "/api/dpa/process/processPlan/queryModelByPlanId"
 EXECUTE = "/api/dpa/process//processPlan/opExecutePlanByApi/acf42dd3"
 TOKEN = "/api/dp/auth/oauth/token"
-READ_TIMEOUT = 1.0
+READ_TIMEOUT = 3.0  # long enough that the requests below finish well within it even on a busy machine
 
 
 def _session() -> requests.Session:
@@ -96,7 +96,7 @@ def test_stalled_clients_do_not_delay_others_and_are_closed_after_the_read_timeo
     started = time.monotonic()
     s = _session()
     slowest = 0.0
-    for _ in range(40):
+    for _ in range(20):
         t0 = time.monotonic()
         r = s.get(srv.base_url + LIST, headers=auth, timeout=READ_TIMEOUT * 3)
         slowest = max(slowest, time.monotonic() - t0)
@@ -104,7 +104,7 @@ def test_stalled_clients_do_not_delay_others_and_are_closed_after_the_read_timeo
         r = s.post(srv.base_url + MODELS, headers=auth, json={"processPlanId": "acf42dd3"}, timeout=READ_TIMEOUT * 3)
         assert r.json()["code"] == 200
     # Served while the stallers still hold their connections (before, the first request waited for them).
-    assert time.monotonic() - started < READ_TIMEOUT, "requests waited for the stalled clients"
+    assert time.monotonic() - started < READ_TIMEOUT - 0.5, "requests waited for the stalled clients"
     assert slowest < READ_TIMEOUT / 2
     for i, sock in enumerate(stalled):
         sock.settimeout(READ_TIMEOUT + 4)
