@@ -8,5 +8,6 @@ from mock_server.settings import configure_logging, load_settings
 configure_logging()
 settings = load_settings()
 app = create_app(settings)
-# Without the lock faults_pending() takes for shared state: the answer only picks the thread a request runs on.
-gate = Gate(app, settings, app.extensions["dpa_platform"].faults.active, lane=app.wsgi_app)
+platform = app.extensions["dpa_platform"]
+# faults.active, not faults_pending(): no lock for shared state, as the answer only picks a request's thread.
+gate = Gate(app, settings, platform.faults.active, lane=app.wsgi_app, platform=platform)

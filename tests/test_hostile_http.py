@@ -118,6 +118,9 @@ def test_stalled_clients_do_not_delay_others_and_are_closed_after_the_read_timeo
     assert time.monotonic() - started < READ_TIMEOUT + 4
     log = srv.log_text()
     assert "body not received within read_timeout" in log
+    journal = _session().get(srv.base_url + "/__admin/requests", timeout=5).json()["data"]
+    refused = [e for e in journal if e["path"] == MODELS and e["status"] == 400]
+    assert len(refused) >= 4 and all("read_timeout" in e["body"] for e in refused)
 
 
 # -- 9: a body shorter than its Content-Length is never processed ---------------------------------------------
