@@ -14,6 +14,7 @@ from mock_server.proxy.callbacks import CallbackJudge, Relay, Relays
 from mock_server.proxy.judge import Router, judge_request, judge_response
 from mock_server.proxy.record import Recorder, RecordingError, token_subject
 from mock_server.proxy.redact import Secrets
+from mock_server.proxy.report import markdown
 
 JSON = {"Content-Type": "application/json"}
 AUTH = {"Authorization": "Bearer a.b.c"}
@@ -258,3 +259,24 @@ def test_a_retry_overtaking_a_slow_attempt_is_judged_by_arrival() -> None:
     assert judge.answered(payload, 200, b"SUCCESS", "") == []  # the retry, acknowledged at once
     assert judge.answered(payload, 200, b"SUCCESS", "") == []  # the slow first attempt, answered late
     assert _callback(judge, "RUNNING") == set()  # neither "never retried" nor "sent again after the ack"
+
+
+def test_the_report_folds_one_finding_on_many_exchanges_into_one_row_with_one_curl_line() -> None:
+    def finding(exchange: int, check: str, message: str) -> dict[str, Any]:
+        return {"verdict": "violation", "side": "client", "check": check, "message": message, "exchange": exchange,
+                "interface": "7", "request": f"POST /cb{exchange}", "curl": f"curl -X POST http://r/cb{exchange}"}
+
+    acks = [finding(i, "callback-ack", "the receiver answered 'success'") for i in range(5, 13)]
+    data = {"target": "http://t", "finished": 0, "inFlight": 0, "callbackSequences": {},
+            "summary": {"exchanges": 9, "api": 1, "callbacks": 8, "other": 0, "violations": 10, "leniencies": 0,
+                        "observations": 0, "keptExchanges": 9, "keptFindings": 10},
+            "findings": [*acks, finding(20, "double-slash", "single slash"), finding(20, "body", "bad body")]}
+    lines = markdown(data).splitlines()
+    rows = [line for line in lines if line.startswith("| #")]
+    assert rows[0].startswith("| #5 `POST /cb5` and 7 more (#6, #7, #8, #9, #10, …) | 7 | callback-ack |")
+    assert len(rows) == 3
+    curls = [line.strip() for line in lines if line.strip().startswith("curl")]
+    assert curls == ["curl -X POST http://r/cb5", "curl -X POST http://r/cb20"]  # one per row, one per exchange
+    assert "- #20 (double-slash, body):" in lines
+    assert lines[lines.index(rows[-1]) + 1] == ""  # the table ends before the text under it
+    assert "- kept" not in "\n".join(lines)  # nothing was dropped

@@ -182,7 +182,7 @@ class CallbackJudge:
     def _judge_ack(status: int | None, body: bytes, error: str, add: Any) -> bool:
         text = body.decode("utf-8", "replace").strip()
         if error:
-            add("observation", "client", "callback-receiver", f"the receiver could not be reached: {error}")
+            add("observation", "client", "callback-receiver", f"the receiver did not answer: {error}")
             return False
         if status is not None and 200 <= status < 300 and text == "SUCCESS":
             return True

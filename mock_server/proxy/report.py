@@ -55,20 +55,37 @@ def markdown(data: dict[str, Any]) -> str:
             mine = [f for f in found if f["side"] == side]
             if not mine:
                 continue
-            lines += [f"### {side} side", "", "| exchange | interface | check | finding |", "|---|---|---|---|"]
-            lines += [f"| #{f['exchange']} `{_cell(f['request'])}` | {_cell(f['interface'])} | {_cell(f['check'])} | "
-                      f"{_cell(f['message'])} |" for f in mine]
-            lines += ["To reproduce (secrets shown as `***`: put your own back):", ""]
-            shown: set[int] = set()
-            for f in mine:
-                if f["curl"] and f["exchange"] not in shown:  # one line per exchange, however many findings it has
-                    shown.add(f["exchange"])
-                    checks = ", ".join(dict.fromkeys(g["check"] for g in mine if g["exchange"] == f["exchange"]))
-                    lines += [f"- #{f['exchange']} ({_cell(checks)}):", "", "  ```sh", f"  {_cell(f['curl'])}", "  ```"]
-            lines.append("")
+            lines += _side_section(side, mine)
     sequences = data.get("callbackSequences") or {}
     if sequences:
         lines += ["## Callback status sequences", "", "| planInstanceId | statuses |", "|---|---|"]
         lines += [f"| {_cell(k)} | {' → '.join(map(_cell, v))} |" for k, v in sequences.items()]
         lines.append("")
     return "\n".join(lines)
+
+
+def _side_section(side: str, found: list[dict[str, Any]]) -> list[str]:
+    """A table of one side's findings, the same finding on many exchanges as one row, then one curl line per row.
+
+    Grouping keeps a report readable when a receiver answered `success` to fifty callbacks; the JSON beside it
+    still lists every finding.
+    """
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for f in found:
+        groups.setdefault((f["interface"], f["check"], f["message"]), []).append(f)
+    lines = [f"### {side} side", "", "| exchange | interface | check | finding |", "|---|---|---|---|"]
+    for (interface, check, message), same in groups.items():
+        first = same[0]
+        others = ", ".join(f"#{g['exchange']}" for g in same[1:6]) + (", …" if len(same) > 6 else "")
+        more = f" and {len(same) - 1} more ({others})" if len(same) > 1 else ""
+        lines.append(f"| #{first['exchange']} `{_cell(first['request'])}`{more} | {_cell(interface)} | {_cell(check)} "
+                     f"| {_cell(message)} |")
+    lines += ["", "To reproduce (secrets are shown as `***`: put your own back):", ""]
+    shown: set[int] = set()
+    for f in (same[0] for same in groups.values()):
+        if f["curl"] and f["exchange"] not in shown:  # one line per exchange, however many findings it has
+            shown.add(f["exchange"])
+            checks = ", ".join(dict.fromkeys(g["check"] for g in found if g["exchange"] == f["exchange"]))
+            lines += [f"- #{f['exchange']} ({_cell(checks)}):", "", "  ```sh", f"  {_cell(f['curl'])}", "  ```"]
+    lines.append("")
+    return lines
