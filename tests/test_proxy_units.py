@@ -280,3 +280,16 @@ def test_the_report_folds_one_finding_on_many_exchanges_into_one_row_with_one_cu
     assert "- #20 (double-slash, body):" in lines
     assert lines[lines.index(rows[-1]) + 1] == ""  # the table ends before the text under it
     assert "- kept" not in "\n".join(lines)  # nothing was dropped
+
+
+@pytest.mark.parametrize("pad", range(7950, 7990, 3))
+def test_a_body_cut_for_display_never_shows_part_of_a_secret(pad: int) -> None:
+    secret = "EZOXzdyqbGt1CpxtHrt5te35zS9iE6jfcgyvpPpNmPU="
+    raw = json.dumps({"pad": "x" * pad, "client_secret": secret}).encode()
+    shown = Secrets().body(raw, "application/json")
+    assert len(shown) <= 8003 and not any(secret[:n] in shown for n in range(4, len(secret)))
+
+
+def test_a_curl_line_says_when_its_body_was_cut() -> None:
+    line = Secrets().curl("POST", "http://t/x", JSON, json.dumps({"a": "y" * 30000}).encode())
+    assert line.endswith("' # body cut at 20000 of 30009 bytes")

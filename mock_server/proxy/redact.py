@@ -16,8 +16,10 @@ _BEARER = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+")
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*\.?[A-Za-z0-9_-]*")
 _NAMES = "|".join(sorted(SECRET_FIELDS))
 _JSON_FIELD = re.compile(rf'("(?:{_NAMES})"\s*:\s*)"(?:[^"\\]|\\.)*"')
+_JSON_CUT = re.compile(rf'("(?:{_NAMES})"\s*:\s*)"(?:[^"\\]|\\.)*\Z')  # a value cut off by a display limit
 _PAIR_FIELD = re.compile(rf"(?<![A-Za-z0-9_])((?:{_NAMES})=)[^&\s'\"]*")
 _SHOWN_HEADERS = ("content-type", "accept", "authorization")
+CURL_BODY = 20000  # bytes of a body a curl line carries (each kept exchange holds one)
 
 
 class Secrets:
@@ -61,6 +63,7 @@ class Secrets:
         text = _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text)
         text = _JWT.sub(MASK, text)
         text = _JSON_FIELD.sub(lambda m: f'{m.group(1)}"{MASK}"', text)
+        text = _JSON_CUT.sub(lambda m: f'{m.group(1)}"{MASK}', text)
         return _PAIR_FIELD.sub(lambda m: f"{m.group(1)}{MASK}", text)
 
     def headers(self, headers: dict[str, str]) -> dict[str, str]:
@@ -82,6 +85,8 @@ class Secrets:
         """A body as text for display, secret fields masked (parsed as JSON or a form where it is one)."""
         text = raw[:limit].decode("utf-8", "replace")
         media = content_type.split(";")[0].strip().lower()
+        if len(raw) > limit:  # shown cut short anyway: not worth parsing megabytes (the patterns still mask)
+            return self.text(text)
         if "json" in media or text.lstrip()[:1] in ("{", "["):
             try:
                 shown = json.dumps(_mask_fields(json.loads(raw.decode("utf-8"))), ensure_ascii=False)
@@ -104,7 +109,9 @@ class Secrets:
                 content_type = value
             parts += ["-H", shlex.quote(f"{name}: {self.headers({name: value})[name]}")]
         if raw:
-            parts += ["--data-raw", shlex.quote(self.body(raw, content_type, limit=20000))]
+            parts += ["--data-raw", shlex.quote(self.body(raw, content_type, limit=CURL_BODY))]
+            if len(raw) > CURL_BODY:
+                parts.append(f"# body cut at {CURL_BODY} of {len(raw)} bytes")
         return " ".join(parts)
 
 
