@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import json
 import os
 import random
@@ -26,15 +27,17 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from mock_server.testing.server import ServerProcess  # noqa: E402
-from soak import EXECUTE, PLANS, POC, FlakyReceiver, audit  # noqa: E402
+from soak import EXECUTE, PLANS, POC, FlakyReceiver, audit
+
+from mock_server.testing.server import ServerProcess
 
 LIST = "/api/dpa/process/processPlan/queryPlanByUserId"
 MODELS = "/api/dpa/process/processPlan/queryModelByPlanId"
@@ -212,10 +215,8 @@ def bursts(port: int, stop: threading.Event, counts: collections.Counter[str], e
                 counts["burst connections refused"] += 1
         answered = 0
         for s in socks:
-            try:
+            with contextlib.suppress(OSError):
                 answered += s.recv(20).startswith(b"HTTP/1.1 200")
-            except OSError:
-                pass
             s.close()
         counts["burst connections opened"] += len(socks)
         counts["burst connections answered 200"] += answered

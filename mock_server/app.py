@@ -17,8 +17,8 @@ from mock_server.fixtures import load_catalog
 from mock_server.http import admin, oauth, plans, runs, scenes, ui
 from mock_server.http.envelope import envelope, install_error_handlers
 from mock_server.http.exchange import opaque, record_exchange, redact
-from mock_server.http.limits import loads
 from mock_server.http.fastlane import FastLane
+from mock_server.http.limits import loads
 from mock_server.http.routing import check_form_keys, decode_query, json_limits
 from mock_server.http.spec import vendor_contract
 from mock_server.settings import Settings
@@ -117,7 +117,7 @@ def _redacted_body() -> Any:
             check_form_keys(form, json_limits())
             return redact(form.to_dict())
         parsed = loads(data.decode("utf-8"), json_limits())
-    except Exception:  # not JSON, too deep, too big...: a secret could be anywhere in it
+    except Exception:  # noqa: BLE001 - not JSON, too deep, too big...: a secret could be anywhere in it
         return opaque(data)
     # A bare string or number has no field names to tell a secret by.
     return redact(parsed) if isinstance(parsed, (dict, list)) else opaque(data)

@@ -9,7 +9,7 @@ import signal
 import socket
 import sys
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 import click
 
@@ -100,7 +100,7 @@ def _respawning_granian(in_memory: bool) -> type:
     class RespawningGranian(Granian):  # type: ignore[misc, valid-type]
         """Granian whose crash-loop detector never fires: a dead worker is replaced after a growing pause."""
 
-        _deaths: dict[int, tuple[float, int]] = {}
+        _deaths: ClassVar[dict[int, tuple[float, int]]] = {}  # worker index -> (last death, deaths in a row)
 
         def _respawn_workers(self, workers: list[int], spawn_target: Any, target_loader: Any,
                              delay: float = 0) -> None:

@@ -61,7 +61,7 @@ class Settings:
     log_requests: bool = True
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
-    def replace(self, **changes: Any) -> "Settings":
+    def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
 

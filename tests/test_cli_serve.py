@@ -206,6 +206,6 @@ def test_set_combines_with_every_flag(monkeypatch: pytest.MonkeyPatch, tmp_path:
     flag_args = [flag] if flag_value is None else [flag, flag_value]
     settings = _served_settings(monkeypatch, [*flag_args, "--set", f"{name}={text}", "--set", "journal_size=77"])
     assert getattr(settings, name) == expected
-    assert getattr(settings, "journal_size") == 77
+    assert settings.journal_size == 77
     settings = _served_settings(monkeypatch, ["--set", f"{name}={text}", *flag_args])
     assert getattr(settings, name) == expected

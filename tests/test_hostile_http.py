@@ -10,8 +10,9 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -134,7 +135,7 @@ def test_a_body_cut_short_by_a_close_is_never_processed(srv: ServerProcess, auth
     assert len(_runs(srv)) == before
     # The same body with its true length does create a run: the count above could change.
     head = head.replace(f"Content-Length: {len(body) + 50}".encode(), f"Content-Length: {len(body)}".encode())
-    status, answer = envelope_of(raw_exchange(srv.port, head + body + b"", wait=1))
+    _, answer = envelope_of(raw_exchange(srv.port, head + body, wait=1))
     assert answer["code"] == 200
     assert len(_runs(srv)) == before + 1
 
@@ -210,14 +211,14 @@ def test_the_journal_masks_secrets_of_every_body(srv: ServerProcess) -> None:
     s = _session()
     secret = "TOPSECRET42x"
     bodies = [
-        ('{"client_secret": "%s", "nested": {"access_token": "%s"}}' % (secret, secret), "application/json"),
-        ('{"client\\u005fsecret": "%s"}' % secret, "application/json"),  # escaped key name
-        ('{"Client_Secret": "%s", "CODE": "%s"}' % (secret, secret), "application/json"),  # other casing
-        ('{"client_secret": "a\\"%s", ' % secret, "application/json"),  # broken JSON, escaped quote
-        ('[{"deep": [{"refresh_token": "%s"}]}]' % secret, "application/json"),
-        ("client_secret=%s&form[code]=%s" % (secret, secret), "application/x-www-form-urlencoded"),
-        ("garbage client_secret = '%s' and more" % secret, "text/plain"),
-        ('"client_secret=%s"' % secret, "application/json"),
+        (f'{{"client_secret": "{secret}", "nested": {{"access_token": "{secret}"}}}}', "application/json"),
+        (f'{{"client\\u005fsecret": "{secret}"}}', "application/json"),  # escaped key name
+        (f'{{"Client_Secret": "{secret}", "CODE": "{secret}"}}', "application/json"),  # other casing
+        (f'{{"client_secret": "a\\"{secret}", ', "application/json"),  # broken JSON, escaped quote
+        (f'[{{"deep": [{{"refresh_token": "{secret}"}}]}}]', "application/json"),
+        (f"client_secret={secret}&form[code]={secret}", "application/x-www-form-urlencoded"),
+        (f"garbage client_secret = '{secret}' and more", "text/plain"),
+        (f'"client_secret={secret}"', "application/json"),
     ]
     for body, media in bodies:
         s.post(srv.base_url + TOKEN, data=body.encode(), headers={"Content-Type": media}, timeout=5)

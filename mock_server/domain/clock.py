@@ -152,4 +152,4 @@ def make_clock(mode: str, start: float | None = None) -> Clock:
 
 
 def to_ms(t: float) -> int:
-    return int(round(t * 1000))
+    return round(t * 1000)

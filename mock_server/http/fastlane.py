@@ -4,7 +4,8 @@ Flask's per-request machinery. Anything out of the ordinary is handed to Flask."
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from werkzeug.datastructures import MultiDict
 from werkzeug.http import HTTP_STATUS_CODES
@@ -53,7 +54,7 @@ class FastLane:
             return None
         try:
             return self._answer(environ, *route)
-        except Exception:  # nothing was changed or recorded: Flask answers and renders it as it renders any error
+        except Exception:  # noqa: BLE001 - nothing was changed or recorded: Flask answers and renders it as it renders any error
             return None
 
     def _answer(self, environ: dict[str, Any], op: Operation, read: Read) -> tuple[str, bytes] | None:

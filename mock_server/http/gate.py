@@ -4,12 +4,14 @@ read timeout, on the event loop, before the app sees the request, so a stalled o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import sys
 import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from mock_server.domain.errors import DomainError
 from mock_server.domain.platform import Platform
@@ -85,7 +87,7 @@ class Gate:
     def _respond(scope: Any, protocol: Any, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
         try:
             protocol.response_bytes(status, headers, body)
-        except Exception:  # the client left while the app worked: no one to answer
+        except Exception:  # noqa: BLE001 - the client left while the app worked: no one to answer
             log.info("client %s left before the answer to %s %s", scope.client, scope.method, scope.path)
 
     def __rsgi_del__(self, loop: Any) -> None:
@@ -111,12 +113,12 @@ class Gate:
             body = await asyncio.wait_for(receiving, self.settings.read_timeout)
         except BodyRefused:
             raise
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.warning("closed %s: %s %s body not received within read_timeout=%gs", scope.client, scope.method,
                         scope.path, self.settings.read_timeout)
             raise BodyRefused(f"request body not received within {self.settings.read_timeout:g} s "
                               "(read_timeout); the connection is closed") from None
-        except Exception as exc:  # the client closed before the body was complete
+        except Exception as exc:  # noqa: BLE001 - granian's ProtocolClosed/Error: the client left mid-body
             log.warning("closed %s: %s %s body incomplete (%s)", scope.client, scope.method, scope.path,
                         type(exc).__name__)
             raise BodyRefused("request body ended before its Content-Length; nothing was processed") from None
@@ -139,10 +141,8 @@ class Gate:
 
     def _refuse(self, scope: Any, protocol: Any, message: str, started: float) -> None:
         status = status_for(400, self.settings.http_status)
-        try:
+        with contextlib.suppress(Exception):  # the client is gone: there is no one to answer
             protocol.response_bytes(status, [_JSON, ("connection", "close")], envelope_bytes(400, message))
-        except Exception:  # the client is gone: there is no one to answer
-            pass
         if self._platform is not None:
             try:
                 query = redact(decode_query(_latin1(scope.query_string)).to_dict())

@@ -20,7 +20,7 @@ class JsonLimits:
     values: int = 10_000
 
     @classmethod
-    def of(cls, settings: Settings) -> "JsonLimits":
+    def of(cls, settings: Settings) -> JsonLimits:
         return cls(settings.json_max_depth, settings.json_max_number_digits, settings.json_max_string_chars,
                    settings.json_max_values)
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import functools
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import fastjsonschema
 import jsonschema
@@ -213,7 +214,7 @@ def _split_key(key: str) -> list[str | int]:
 
 def _assign(tree: dict[str, Any], parts: list[str | int], value: str) -> None:
     node: Any = tree
-    for part, nxt in zip(parts, parts[1:]):
+    for part in parts[:-1]:
         child = node.get(part) if isinstance(node, dict) else None
         if not isinstance(child, dict):
             child = {}
@@ -237,7 +238,7 @@ def form_to_dict(form: MultiDict[str, str], schema: dict[str, Any],
     props = schema.get("properties", {})
     flat: dict[str, Any] = {}
     nested: dict[str, Any] = {}
-    for key in form.keys():
+    for key in form:
         values = form.getlist(key)
         if key in props:
             kind = props[key].get("type")
