@@ -23,7 +23,7 @@ from contract_tests.support.kit import KIT
 from contract_tests.support.redact import curl_line
 from contract_tests.support.spec import SPEC
 from contract_tests.support.tokens import is_jwt, tamper_signature
-from contract_tests.support.verdicts import SCHEMATHESIS_CHECKS, Verdict
+from contract_tests.support.verdicts import SCHEMATHESIS_CHECKS, LeniencyFailure, Verdict
 
 WRITE_OPS = frozenset({"executePlan", "saveTimingParam"})
 # Cases steered to what the document promises to accept (the kit's client, a fresh code with the real secret,
@@ -74,6 +74,14 @@ def envelope_conformance(ctx: Any, response: Any, case: Any) -> None:
             f"{response.request.method} on {case.operation.path}: server error HTTP {response.status_code}"
         return
     problem = _envelope_problem(response, body)
+    server_error = isinstance(body, dict) and body.get("code") == 500
+    if problem and not server_error and 400 <= response.status_code < 500 and case.meta is not None \
+            and case.meta.generation.mode.is_negative:
+        # A request the document forbids, refused by the framework's own 4xx page: no follower is hurt.
+        request = response.request
+        KIT.lenient("error answer not an envelope", f"{case.operation.label} ({request.method}): {problem}",
+                    curl=curl_line(request.method, request.url, dict(request.headers), request.body))
+        return
     if problem:
         raise AssertionError(problem)
 
@@ -250,6 +258,8 @@ def classed(check: Callable[..., Any], name: str | None = None) -> Callable[...,
     def wrapper(ctx: Any, response: Any, case: Any) -> Any:
         try:
             return check(ctx, response, case)
+        except LeniencyFailure:
+            raise  # a leniency found inside the check, under --strict: already recorded and classed
         except AssertionError as exc:  # schemathesis' Failure is an AssertionError too
             if verdict is Verdict.VIOLATION:
                 KIT.mark(Verdict.VIOLATION)
@@ -276,7 +286,30 @@ def _not_a_server_error(ctx: Any, response: Any, case: Any) -> Any:
 
 
 _not_a_server_error.__name__ = "not_a_server_error"
-_BUILTIN_KEPT = ("response_schema_conformance", "status_code_conformance", "content_type_conformance",
+
+
+def _response_schema_conformance(ctx: Any, response: Any, case: Any) -> Any:
+    """A violation, except for a request the document forbids refused with a 4xx that is not the envelope (a
+    framework's own error page): no integrator following the document ever meets it, so a leniency."""
+    try:
+        return _by_name("response_schema_conformance")(ctx, response, case)
+    except AssertionError as exc:
+        negative = case.meta is not None and case.meta.generation.mode.is_negative
+        if not negative or not 400 <= response.status_code < 500 or _is_envelope(envelope(response)):
+            raise
+        request = response.request
+        KIT.lenient("error answer not an envelope", f"{case.operation.label} ({request.method}): "
+                    f"HTTP {response.status_code}: {_finding_text(exc)}",
+                    curl=curl_line(request.method, request.url, dict(request.headers), request.body))
+        return None
+
+
+def _is_envelope(body: dict[str, Any] | None) -> bool:
+    return body is not None and isinstance(body.get("code"), int) and isinstance(body.get("message"), str)
+
+
+_response_schema_conformance.__name__ = "response_schema_conformance"
+_BUILTIN_KEPT = ("status_code_conformance", "content_type_conformance",
                  "response_headers_conformance", "unsupported_method", "allow_header_conformance", "use_after_free",
                  "ensure_resource_availability", "object_level_authorization")
 
@@ -285,7 +318,8 @@ def _kit_checks() -> list[Callable[..., Any]]:
     own = [classed(envelope_conformance), classed(negative_data_rejection_envelope, "negative_data_rejection"),
            classed(positive_data_acceptance_envelope, "positive_data_acceptance"),
            classed(missing_required_header_envelope, "missing_required_header"),
-           classed(ignored_auth_envelope, "ignored_auth"), classed(_not_a_server_error)]
+           classed(ignored_auth_envelope, "ignored_auth"), classed(_not_a_server_error),
+           classed(_response_schema_conformance)]
     return own + [classed(_by_name(name), name) for name in _BUILTIN_KEPT]
 
 

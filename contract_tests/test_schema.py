@@ -103,7 +103,8 @@ def test_edge_values_never_cause_server_errors(op: Op, kit_api: Api) -> None:
             response = kit_api.send_req(req, token=op.secured)
         except WriteBlocked:
             return  # e.g. a plan id the options do not allow: nothing was sent
-        body = check_envelope(response, f"{op.id} with {name} = an edge value ({len(value)} chars)")
+        body = check_envelope(response, f"{op.id} with {name} = an edge value ({len(value)} chars)",
+                              refused_request=True)
         assert response.status_code != 500 and body["code"] != 500, \
             f"{op.id} with {name} = {value[:40]!r}{'…' if len(value) > 40 else ''}: server error " \
             f"(HTTP {response.status_code}, code {body['code']}: {body['message']!r})"

@@ -34,6 +34,8 @@ VARIANTS: dict[str, str] = {
     "execute-path-only": "(h) executePlan takes the plan id from the path only (body id ignored, may be absent)",
     "slow-backoff": "(i) callback retries after 0.5 s, 1 s, 2 s",
     "late-callbacks": "(j) every callback arrives 1 s (real time) late",
+    "framework-errors": "a malformed body (bad JSON, wrong or missing Content-Type) refused by the framework's own "
+                        "Spring-style 400/415 JSON, not the envelope",
     "all-at-once": "(b)-(i) together: status = code, pretty JSON with extra fields, other wording, no DEFAULT "
                    "callback, 999 for unknown ids, 405/code 405, plan id from the path, slow backoff",
 }
@@ -101,6 +103,22 @@ def _wrong_method_405(environ: dict[str, Any], reply: Reply) -> Reply:
     text = json.dumps({"code": 405, "message": "Request method not supported", "data": None}).encode()
     return Reply("405 Method Not Allowed", [("Content-Type", "application/json"), ("Content-Length", str(len(text)))],
                  text)
+
+
+FRAMEWORK_REFUSALS = re.compile(r"malformed JSON body|request body is required|Content-Type .* is not supported")
+
+
+def _framework_errors(environ: dict[str, Any], reply: Reply) -> Reply:
+    """Where the emulator refuses a body it cannot parse, answer as Spring's error controller would."""
+    body = _envelope(reply)
+    if body is None or body["code"] != 400 or not FRAMEWORK_REFUSALS.search(str(body.get("message"))):
+        return reply
+    status = 415 if "Content-Type" in str(body["message"]) else 400
+    error = {"timestamp": "2026-12-05T12:00:00.000+00:00", "status": status,
+             "error": "Unsupported Media Type" if status == 415 else "Bad Request", "path": environ.get("PATH_INFO")}
+    text = json.dumps(error).encode()
+    return Reply(f"{status} {error['error']}", [("Content-Type", "application/json"),
+                                                ("Content-Length", str(len(text)))], text)
 
 
 def _plan_id_from_path(environ: dict[str, Any]) -> Reply | None:
@@ -174,6 +192,8 @@ def make_variant(name: str) -> Defect:
         return Defect(settings={"callback_backoff": (0.5, 1.0, 2.0)})
     if name == "late-callbacks":
         return Defect(transport=LateTransport())  # type: ignore[arg-type]
+    if name == "framework-errors":
+        return Defect(after=_framework_errors)
     if name == "all-at-once":
         # Order matters: codes first (999, 405), then the status follows the code, then wording and layout.
         return Defect(before=_plan_id_from_path,

@@ -32,11 +32,12 @@ MODULES: dict[str, list[str]] = {
     "execute-path-only": ["test_validation.py", "test_schema.py", "test_envelope.py", "test_stateful.py"],
     "slow-backoff": ["test_callbacks.py"],
     "late-callbacks": ["test_callbacks.py", "test_scenes.py"],
+    "framework-errors": ["test_envelope.py", "test_validation.py", "test_schema.py"],
     "all-at-once": ALL,
 }
 # Longest first, so the pool is never left with one long run at the end (late-callbacks mostly sleeps).
 ORDER = ["late-callbacks", "all-at-once", "always-200", "pretty-extra-fields", "execute-path-only",
-         "status-is-code", "999-unknown-ids", "other-wording", "405-code-405", "no-default-callback", "slow-backoff"]
+         "status-is-code", "999-unknown-ids", "framework-errors", "other-wording", "405-code-405", "no-default-callback", "slow-backoff"]
 # What the report must show each variant chose (topic, value): the kit saw the difference, and did not judge it.
 CHOSEN: dict[str, tuple[str, str]] = {
     "always-200": ("http-status.code-400", "200"),
@@ -49,6 +50,7 @@ CHOSEN: dict[str, tuple[str, str]] = {
     "other-wording": ("validation.code", "400"),
     "pretty-extra-fields": ("plans.extra-fields", "vendorExtra"),
     "late-callbacks": ("callback.attempts", "4"),
+    "framework-errors": ("validation.code", "HTTP 400 (no envelope)"),
     "all-at-once": ("unknown-plan.code", "999"),
 }
 
