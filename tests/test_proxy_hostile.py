@@ -242,10 +242,15 @@ def test_exchanges_and_findings_are_bounded_and_the_report_says_so(fake: str, tm
         assert [e["id"] for e in admin(proxy, "exchanges")] == [4, 5, 6]
         summary = admin(proxy, "summary")
         assert (summary["exchanges"], summary["keptExchanges"], summary["violations"]) == (6, 3, 5)
+        # a finding outliving its exchange keeps no curl line (it holds a body); the kept ones do
+        curls = {f["exchange"]: f["curl"] for f in findings(proxy, check="auth")}
+        assert [bool(curls[i]) for i in range(2, 7)] == [False, False, True, True, True]
     finally:
         proxy.stop()
     text = report.read_text()
     assert "- kept: the last 3 exchanges and 10 findings" in text  # a violation and a leniency each
+    assert "| #2 `GET /api/dpa/process/processPlan/queryPlanByUserId` and 4 more (#3, #4, #5, #6) |" in text
+    assert "- #4 (auth):" in text  # the group's reproduction comes from an exchange still kept
     assert json.loads(report.with_suffix(".json").read_text())["summary"]["keptExchanges"] == 3
 
 

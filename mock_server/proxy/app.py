@@ -40,7 +40,7 @@ class ProxyConfig:
     callback_tls: ssl.SSLContext | None = None  # trust for callback receivers (system CAs unless --insecure)
     max_body: int = 16 * 1024 * 1024
     threads: int = 64  # the server's; split into lanes below
-    max_exchanges: int = 2000  # exchanges kept for the views and the report (findings: 4 times as many)
+    max_exchanges: int = 1000  # exchanges kept for the views and the report (findings: 4 times as many)
     listen: tuple[str, int] | None = None  # host and port the proxy is bound to
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -36,7 +36,7 @@ from mock_server.proxy.forward import Destination, same_address, tls_context
               help="Seconds to wait for your callback receiver.")
 @click.option("--threads", type=click.IntRange(min=8), default=64, show_default=True,
               help="Server threads: half may wait on the target, the rest but two on callback receivers.")
-@click.option("--max-exchanges", type=click.IntRange(min=1), default=2000, show_default=True,
+@click.option("--max-exchanges", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Exchanges kept for /__admin and the report (the oldest go first; findings: 4 times as many).")
 @click.option("--quiet", is_flag=True, help="No log line per exchange.")
 def proxy(target: str, host: str, port: int, record_dir: str | None, report_file: str | None,

@@ -71,7 +71,7 @@ class Store:
     """The last `limit` exchanges and the last 4 × `limit` findings: a proxy left running for days must not grow
     without bound. Counts in the summary cover the whole session."""
 
-    def __init__(self, limit: int = 2000) -> None:
+    def __init__(self, limit: int = 1000) -> None:
         self._lock = threading.Lock()
         self._exchanges: collections.OrderedDict[int, Exchange] = collections.OrderedDict()
         self._findings: collections.OrderedDict[int, Finding] = collections.OrderedDict()
@@ -85,7 +85,12 @@ class Store:
             exchange.id = next(self._ids)
             self._exchanges[exchange.id] = exchange
             while len(self._exchanges) > self._limit:
-                self._exchanges.popitem(last=False)
+                _, dropped = self._exchanges.popitem(last=False)
+                for finding_id in dropped.findings:
+                    # A curl line holds up to a body's worth of text: kept findings outliving their exchange would
+                    # keep 4 bodies each. The finding stays (the report groups it with its like, which has one).
+                    if finding_id in self._findings:
+                        self._findings[finding_id].curl = ""
             self.counts[exchange.kind] += 1
         return exchange
 

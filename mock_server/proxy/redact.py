@@ -19,7 +19,7 @@ _JSON_FIELD = re.compile(rf'("(?:{_NAMES})"\s*:\s*)"(?:[^"\\]|\\.)*"')
 _JSON_CUT = re.compile(rf'("(?:{_NAMES})"\s*:\s*)"(?:[^"\\]|\\.)*\Z')  # a value cut off by a display limit
 _PAIR_FIELD = re.compile(rf"(?<![A-Za-z0-9_])((?:{_NAMES})=)[^&\s'\"]*")
 _SHOWN_HEADERS = ("content-type", "accept", "authorization")
-CURL_BODY = 20000  # bytes of a body a curl line carries (each kept exchange holds one)
+CURL_BODY = 8000  # bytes of a body a curl line carries (each kept exchange holds one, with two bodies shown)
 
 
 class Secrets:

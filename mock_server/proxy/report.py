@@ -82,7 +82,8 @@ def _side_section(side: str, found: list[dict[str, Any]]) -> list[str]:
                      f"| {_cell(message)} |")
     lines += ["", "To reproduce (secrets are shown as `***`: put your own back):", ""]
     shown: set[int] = set()
-    for f in (same[0] for same in groups.values()):
+    # the group's first exchange with its curl line (one dropped by --max-exchanges has none left)
+    for f in (next((g for g in same if g["curl"]), same[0]) for same in groups.values()):
         if f["curl"] and f["exchange"] not in shown:  # one line per exchange, however many findings it has
             shown.add(f["exchange"])
             checks = ", ".join(dict.fromkeys(g["check"] for g in found if g["exchange"] == f["exchange"]))
