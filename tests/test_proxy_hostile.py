@@ -155,6 +155,9 @@ def test_a_slow_receiver_holds_only_its_share_of_threads(fake: str, other_receiv
         assert len(relayed) == 4 and len(refused) == 6
         assert all(took < 1 and "busy" in r.text and r.headers["Retry-After"] == "1" for r, took in refused)
         assert len(findings(proxy, check="proxy-busy", side="client")) == 6
+        page = requests.get(proxy.base_url + "/__admin/ui", timeout=10).text
+        assert "<div class='error'>dpa-mock proxy: busy: too many callbacks are already waiting for" in page
+        assert "http-equiv='refresh'" not in page and "details[open]" in page  # an open curl line stays open
 
 
 def test_a_slow_target_never_starves_callbacks_or_the_views(fake: str) -> None:

@@ -12,7 +12,12 @@ table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;pad
 .violation{background:#fde2e1}.leniency{background:#fff3cd}.observation{background:#e8f1fb}.ok{background:#fff}
 code,pre{font:12px ui-monospace,monospace;white-space:pre-wrap;word-break:break-all;margin:0}
 .tag{display:inline-block;padding:0 5px;border-radius:3px;font-weight:600}
+.error{color:#a00;font-size:12px}
 """
+# Reload every two seconds, but not while a curl line is open or the page is scrolled: a plain meta refresh
+# closed the <details> and jumped to the top under the reader's eyes.
+_REFRESH = ("<script>setInterval(function(){if(!document.querySelector('details[open]')&&window.scrollY<40)"
+            "location.reload()},2000)</script>")
 
 
 def page(app: Any, limit: int = 200) -> str:
@@ -28,11 +33,11 @@ def page(app: Any, limit: int = 200) -> str:
         rows.append(
             f"<tr class='{escape(ex['verdict'])}'><td>#{ex['id']}</td><td>{at}</td><td>{escape(ex['kind'])}"
             f"{' ' + escape(ex['interface']) if ex['interface'] else ''}</td><td><code>{escape(where)}</code></td>"
-            f"<td>{ex['status'] or escape(ex['error'])}</td><td>{escape(ex['verdict'])}</td><td>{findings}"
+            f"<td>{ex['status'] or ''}{_error(ex['error'])}</td><td>{escape(ex['verdict'])}</td><td>{findings}"
             f"{'<details><summary>curl</summary><pre>' + escape(ex['curl']) + '</pre></details>' if ex['curl'] else ''}"
             f"</td></tr>")
     counts = ", ".join(f"{summary[k]} {k}" for k in ("api", "callbacks", "violations", "leniencies", "observations"))
-    return (f"<!doctype html><html><head><meta charset='utf-8'><meta http-equiv='refresh' content='2'>"
+    return (f"<!doctype html><html><head><meta charset='utf-8'>{_REFRESH}"
             f"<title>dpa-mock proxy</title><style>{_STYLE}</style></head><body>"
             f"<h1>dpa-mock proxy → {escape(app.secrets.url(app.config.target))}</h1>"
             f"<p>{escape(counts)} · JSON: <a href='/__admin/exchanges'>exchanges</a>, "
@@ -40,3 +45,8 @@ def page(app: Any, limit: int = 200) -> str:
             f"<table><tr><th>#</th><th>time</th><th>kind</th><th>request</th><th>answer</th><th>verdict</th>"
             f"<th>findings</th></tr>{''.join(rows) or '<tr><td colspan=7>no exchanges yet</td></tr>'}</table>"
             f"</body></html>")
+
+
+def _error(error: str) -> str:
+    """Why there is no answer (or the proxy's own): unreachable, timed out, busy."""
+    return f"<div class='error'>{escape(error[:300])}</div>" if error else ""
