@@ -13,3 +13,14 @@ from contract_tests.support.config import add_options  # noqa: E402
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    # With --pyargs the kit's conftest (which builds the configuration) loads only during collection, where a
+    # bad option would surface as a collection error: check the options now, so it is a usage error (exit 4).
+    # Only when the kit is what runs: the entry point loads this plugin into every pytest session.
+    from contract_tests.support.config import build_config
+
+    if any("contract_tests" in str(arg) for arg in config.args):
+        build_config(config, seed=0)

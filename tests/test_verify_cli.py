@@ -120,6 +120,12 @@ def test_usage_error_exits_2(tmp_path: Path) -> None:
     assert "needs --client-id" in result.stderr
 
 
+def test_a_bad_kit_option_is_a_usage_error(tmp_path: Path) -> None:
+    result = verify(tmp_path, "--scope", "everything")
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "--scope must be 'default' or 'all'" in result.stdout + result.stderr
+
+
 def test_an_unreachable_target_exits_2_with_the_reason(tmp_path: Path) -> None:
     with socket.socket() as sock:  # a port nobody listens on: bound, never listening
         sock.bind(("127.0.0.1", 0))
