@@ -132,10 +132,13 @@ def test_never_acknowledged_gives_up_after_three_retries(kit_api: Api, kit_callb
 
 
 def _backoff(callbacks: Callbacks, instance: str, status: str) -> str | None:
-    """Target-clock seconds between the attempts of one status, from dpa-mock's callback ledger (None elsewhere:
-    real-time arrival gaps would measure the network and the kit's polling as much as the target)."""
+    """Seconds between the attempts of one status: target-clock times from dpa-mock's callback ledger when the
+    kit drives the clock, else the real arrival times at the receiver (rounded to 0.1 s)."""
     if not callbacks.clock.controlled:
-        return None
+        arrivals = [d.at for d in callbacks.for_instance(instance)
+                    if isinstance(d.json, dict) and d.json.get("status") == status]
+        gaps = [round(b - a, 1) for a, b in itertools.pairwise(arrivals)]
+        return ", ".join(f"{g:g}" for g in gaps) + " s" if gaps else None
     try:
         ledger = callbacks.clock.target.admin_call("GET", "/__admin/callbacks", params={"planInstanceId": instance})
     except (AdminError, requests.RequestException):  # the ledger is a courtesy of dpa-mock

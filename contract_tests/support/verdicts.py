@@ -92,7 +92,8 @@ TOPICS: dict[str, str] = {
     "callback.statuses": "statuses called back for one run, in order",
     "callback.default-sent": "`yes` or `no`: whether DEFAULT is called back",
     "callback.attempts": "attempts for a never-acknowledged status (3 or 4)",
-    "callback.backoff": "target-clock seconds between attempts of one never-acknowledged status",
+    "callback.backoff": "seconds between attempts of one never-acknowledged status (target clock under "
+                        "/__admin, else real arrival times rounded to 0.1 s)",
     "callback.after-give-up": "whether later statuses are sent after giving up on one",
     "callback.content-type": "Content-Type of callbacks when it is not application/json",
     "scene.instance-id-format": "shape of a saved scene's instanceId",
