@@ -78,7 +78,7 @@ TOPICS: dict[str, str] = {
     "oauth.code-alphabet": "characters of authorization codes: `A-Z0-9`, `A-Z0-9_-`, or `other`",
     "oauth.code-lifetime": "how long an unused authorization code stays valid (`between a and b s`)",
     "oauth.token-format": "`JWT with exp` or `opaque`",
-    "oauth.token-lifetime": "access token lifetime (exp minus the target's now), seconds",
+    "oauth.token-lifetime": "access token lifetime in seconds: exp minus iat/orig_iat (else minus the target's now)",
     "oauth.token-claims": "comma-separated claim names of the JWT payload",
     "oauth.bad-token.code": "business code refusing a bad or missing token",
     "success-message.oauth": "success `message` of authorize and token (repr)",
