@@ -7,9 +7,8 @@ import json
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -22,7 +21,7 @@ from mock_server.testing.receiver import CallbackReceiver
 from mock_server.testing.server import ServerProcess, free_port
 from tests.plugins.emulator import DOC_CLIENT, EXECUTE, LIST_PLANS, MODELS, OUT_PARAMS, SCENE
 from tests.plugins.engine import http_admin, http_advance, http_login
-from tests.plugins.proxy import admin, proxy_for, proxy_process
+from tests.plugins.proxy import admin, proxy_for, proxy_process, serve
 
 pytestmark = pytest.mark.http
 
@@ -129,12 +128,7 @@ class _Echo(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def echo() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    yield from serve(_Echo)
 
 
 def test_requests_and_answers_are_forwarded_byte_for_byte(echo: str, tmp_path: Path) -> None:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlencode
@@ -18,8 +17,8 @@ import requests
 
 from mock_server.proxy.forward import Destination, ForwardError, send
 from mock_server.testing.server import ServerProcess
-from tests.plugins.emulator import EXECUTE, LIST_PLANS, SCENE
-from tests.plugins.proxy import admin, findings, proxy_process
+from tests.plugins.emulator import EXECUTE, LIST_PLANS, OUT_PARAMS, SCENE
+from tests.plugins.proxy import admin, findings, proxy_process, serve
 
 pytestmark = pytest.mark.http
 BEARER = {"Authorization": "Bearer t0ken-for-tests"}
@@ -69,37 +68,24 @@ class _Fake(BaseHTTPRequestHandler):
         if "opExecutePlanByApi" in self.path:
             answer = {"code": 200, "message": "success", "data": [{"processPlanId": "p1", "planInstanceId": "i1"}]}
             self._send(200, json.dumps(answer).encode())
+        elif "queryPlanRunOutParam" in self.path:
+            outputs = [{"modelName": "m", "processModelId": "w1", "mapParam": [{"nodeName": "n", "result": "r"}]}]
+            self._send(200, json.dumps({"code": 200, "message": "success", "data": outputs}).encode())
         elif "/cb" in self.path:
             self._send(200, b"SUCCESS", "text/plain")
         else:
             self._send(200, b'{"code":200,"message":"success","data":[]}')
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # the proxy hung up on a slow answer: expected here
-
-
-def _serve() -> Iterator[str]:
-    server = _Server(("127.0.0.1", 0), _Fake)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-
-
 @pytest.fixture
 def fake() -> Iterator[str]:
     _Fake.bodies = []
-    yield from _serve()
+    yield from serve(_Fake)
 
 
 @pytest.fixture
 def other_receiver() -> Iterator[str]:
-    yield from _serve()
+    yield from serve(_Fake)
 
 
 def _relay_url(proxy: ServerProcess, callback_url: str) -> str:
@@ -292,3 +278,28 @@ def test_stopping_with_an_exchange_in_flight_still_writes_the_report(fake: str, 
     assert "- exchanges: 1 vendor calls" in text
     assert "- 1 exchange(s) were still waiting for an answer when the proxy stopped (not in this report)" in text
     assert "not in the report" in log.read_text()
+
+
+def test_a_recording_that_cannot_be_written_never_costs_the_platform_its_callback(fake: str, tmp_path: Path) -> None:
+    with proxy_process(fake, "--quiet", "--record", str(tmp_path)) as proxy:
+        relay = _relay_url(proxy, fake + "/cb")  # run i1 of plan p1
+        requests.get(proxy.base_url + OUT_PARAMS, params={"processPlanId": "p1", "planInstanceId": "i1"},
+                     headers=BEARER, timeout=10)
+        recording = tmp_path / "recorded-plans.yaml"
+        assert "nodeName: n" in recording.read_text()
+        recording.unlink()
+        recording.mkdir()  # the recording can no longer be replaced
+        # a FAIL of the run whose outputs were recorded rewrites the recording: it fails, the callback does not
+        reply = requests.post(relay, json={"planInstanceId": "i1", "processPlanId": "p1", "status": "FAIL"},
+                              timeout=10)
+        assert (reply.status_code, reply.text) == (200, "SUCCESS")
+
+
+def test_a_callback_body_over_the_limit_is_refused_not_relayed_empty(fake: str) -> None:
+    with proxy_process(fake, "--quiet") as proxy:
+        relay = _relay_url(proxy, fake + "/cb")
+        before = len(_Fake.bodies)
+        reply = requests.post(relay, data=b"x" * (16 * 1024 * 1024 + 1), timeout=30,
+                              headers={"Content-Type": "application/json"})
+        assert reply.status_code == 413 and "body over 16777216 bytes; not forwarded" in reply.json()["message"]
+        assert len(_Fake.bodies) == before  # the receiver got nothing (it used to get an empty POST)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -37,3 +40,20 @@ def findings(proxy: ServerProcess, **match: str) -> list[dict[str, Any]]:
 def proxy_for(live: ServerProcess, tmp_path: Path) -> ServerProcess:
     """A proxy in front of the session's (reset) emulator, with a report and a log in `tmp_path`."""
     return proxy_process(live.base_url, "--report", str(tmp_path / "report.md"), log=tmp_path / "proxy.log")
+
+
+class _Quiet(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # the proxy hung up on a slow answer: expected in these tests
+
+
+def serve(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A small HTTP server with `handler` on a free port, for a fixture to yield from: its base URL."""
+    server = _Quiet(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
