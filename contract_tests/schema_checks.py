@@ -29,6 +29,7 @@ WRITE_OPS = frozenset({"executePlan", "saveTimingParam"})
 # Cases steered to what the document promises to accept (the kit's client, a fresh code with the real secret,
 # a visible plan, a started run): only these may be judged by positive_data_acceptance. id(case) -> True.
 PROMISED: set[int] = set()
+JUDGED: Counter[str] = Counter()  # promised cases positive_data_acceptance judged, per operation
 
 
 def envelope(response: Any) -> dict[str, Any] | None:
@@ -177,6 +178,7 @@ def positive_data_acceptance_envelope(ctx: Any, response: Any, case: Any) -> Any
         return None
     if case.operation.definition.raw.get("security", [{}]) and "Authorization" not in response.request.headers:
         return None  # a token-less probe is ignored_auth's business
+    JUDGED[case.operation.definition.raw.get("operationId")] += 1
     body = envelope(response)
     code = body.get("code") if body else None
     assert code == 200, (f"{case.operation.label}: a request the document promises to accept (real client, plan "

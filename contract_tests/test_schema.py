@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from contract_tests import schema_hooks
+from contract_tests import schema_checks, schema_hooks
 from contract_tests.plugins.safety import WriteBlocked, policy
 from contract_tests.plugins.target import target
 from contract_tests.support.api import Api, Op, op_params
@@ -64,6 +64,9 @@ def test_every_operation_was_accepted_at_least_once() -> None:
     for op, codes in sorted(schema_hooks.CODES.items()):
         KIT.observe("fuzzing.codes", f"{op}: {dict(sorted(codes.items(), key=str))}")
     assert not never, f"no generated request to {never} was ever accepted (code 200): codes {dict(schema_hooks.CODES)}"
+    # The success path was judged, not only fuzzed: listPlans' positive cases are all promised.
+    if "listPlans" in schema_hooks.CODES:
+        assert schema_checks.JUDGED["listPlans"], "positive_data_acceptance judged no promised listPlans request"
 
 
 # Classic troublemakers: lengths, digits beyond int64, encodings, control and injection strings.

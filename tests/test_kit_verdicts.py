@@ -125,3 +125,55 @@ def test_topics_used_by_the_kit_are_registered_and_documented() -> None:
     assert not undocumented, undocumented
     unused = {t for t in TOPICS if t not in used and not t.startswith(("http-status.code-", "success-message."))}
     assert not unused, f"registered topics nothing observes: {unused}"
+
+
+class _Mode:
+    is_positive, is_negative = True, False
+
+
+class _Meta:
+    class generation:  # noqa: N801 - mirrors schemathesis' attribute
+        mode = _Mode()
+
+    phase = None
+
+
+@dataclass
+class PositiveCase:
+    operation: Any
+    meta: Any = field(default_factory=_Meta)
+    method: str = "GET"
+
+
+@dataclass
+class _Definition:
+    raw: dict[str, Any]
+
+
+@dataclass
+class _Operation:
+    definition: _Definition
+    label: str = "GET /api/dpa/process/processPlan/queryPlanByUserId"
+    method: str = "GET"
+
+
+@dataclass
+class EnvelopeResponse:
+    content: bytes
+    status_code: int = 200
+    request: FakeRequest = field(default_factory=lambda: FakeRequest(method="GET"))
+
+
+def test_positive_acceptance_is_judged_only_for_promised_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(schema_checks, "wrong_method", lambda case: False)
+    case = PositiveCase(_Operation(_Definition({"operationId": "listPlans", "security": [{"bearerAuth": []}]})))
+    refused = EnvelopeResponse(b'{"code": 999, "message": "x", "data": null}')
+    # A generated request the document does not promise to accept: its refusal is not judged.
+    assert schema_checks.positive_data_acceptance_envelope(None, refused, case) is None
+    schema_checks.PROMISED.add(id(case))
+    with pytest.raises(AssertionError, match="promises to accept"):
+        schema_checks.positive_data_acceptance_envelope(None, refused, case)
+    assert id(case) not in schema_checks.PROMISED  # judged once
+    schema_checks.PROMISED.add(id(case))
+    accepted = EnvelopeResponse(b'{"code": 200, "message": "success", "data": []}')
+    assert schema_checks.positive_data_acceptance_envelope(None, accepted, case) is None
