@@ -293,3 +293,16 @@ def test_a_body_cut_for_display_never_shows_part_of_a_secret(pad: int) -> None:
 def test_a_curl_line_says_when_its_body_was_cut() -> None:
     line = Secrets().curl("POST", "http://t/x", JSON, json.dumps({"a": "y" * 30000}).encode())
     assert line.endswith("' # body cut at 8000 of 30009 bytes")
+
+
+def test_learned_secrets_are_masked_anywhere_the_longest_first_and_forgotten_oldest_first() -> None:
+    secrets = Secrets(limit=3)
+    for value in ("abcdef123", "abcdef", "zz9zz9zz", "short"):  # "short" is too short to learn
+        secrets.learn(value)
+    assert secrets.text("xabcdef123y abcdefQ zz9zz9zzzz9zz9zz short") == "x***y ***Q ****** short"
+    secrets.learn("abcdef")  # learnt again: now the newest
+    secrets.learn("qqqqqq1")  # evicts the oldest, abcdef123, but not abcdef which shares its start
+    assert secrets.text("abcdef123 qqqqqq1") == "***123 ***"
+    for n in range(3):
+        secrets.learn(f"other-{n}")
+    assert secrets.text("abcdef zz9zz9zz qqqqqq1 other-2") == "abcdef zz9zz9zz qqqqqq1 ***"
