@@ -42,7 +42,8 @@ def main() -> None:
               help="HTTP status of error envelopes: mirror the code (default) or always 200.")
 @click.option("--seed", type=int, default=None, help="Seed for `random` node outcomes.")
 @click.option("--server", type=click.Choice(["granian", "waitress"]), default="granian", show_default=True,
-              help="WSGI server: granian (fastest measured, see docs/performance.md) or waitress (pure Python).")
+              help="HTTP server: granian (fastest measured; bodies are received whole under read_timeout "
+                   "before the app runs, see docs/performance.md) or waitress (pure Python).")
 @click.option("--quiet", is_flag=True, help="No access log line per request.")
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
               help="Any other setting, e.g. --set callback_retries=5 --set callback_backoff=0.5,1,2 (repeatable).")
