@@ -306,3 +306,11 @@ def test_learned_secrets_are_masked_anywhere_the_longest_first_and_forgotten_old
     for n in range(3):
         secrets.learn(f"other-{n}")
     assert secrets.text("abcdef zz9zz9zz qqqqqq1 other-2") == "abcdef zz9zz9zz qqqqqq1 ***"
+
+
+def test_relays_in_use_outlive_relays_never_called() -> None:
+    relays = Relays("http://proxy:1", limit=2)
+    tokens = [relays.register(Relay(f"http://r/{n}", "p", "executePlan")).rsplit("/", 1)[1] for n in range(2)]
+    assert relays.get(tokens[0]) is not None  # a scene's relay, called again
+    relays.register(Relay("http://r/2", "p", "executePlan"))
+    assert relays.get(tokens[0]) is not None and relays.get(tokens[1]) is None

@@ -23,7 +23,7 @@ _RANK = {"DEFAULT": 0, "RUNNING": 1, "PENDING": 1, "SUCCESS": 2, "FAIL": 2}
 MAX_ATTEMPTS = 4  # 1 + "回调重试 3 次" (D11)
 _JSON_URL = re.compile(rb'("callbackUrl"\s*:\s*)("(?:[^"\\]|\\.)*")')
 # Relays live in memory for the proxy's lifetime: a URL longer than any real receiver's is not kept.
-MAX_URL = 4096
+MAX_URL = 2048
 
 
 @dataclass
@@ -39,7 +39,7 @@ class Relay:
 class Relays:
     """Relay tokens → original callback URLs (kept in memory: a restarted proxy forgets them)."""
 
-    def __init__(self, public_base: str, limit: int = 100_000, own: tuple[str, int] | None = None) -> None:
+    def __init__(self, public_base: str, limit: int = 20_000, own: tuple[str, int] | None = None) -> None:
         self.public_base = public_base.rstrip("/")
         public = Destination.parse(self.public_base)
         # The proxy's own addresses: where it listens and where the target reaches it.
@@ -73,7 +73,10 @@ class Relays:
 
     def get(self, token: str) -> Relay | None:
         with self._lock:
-            return self._relays.get(token)
+            relay = self._relays.get(token)
+            if relay is not None:
+                self._relays.move_to_end(token)  # a scene calling back every day stays; relays never used go first
+            return relay
 
     def rewrite(self, op_id: str, media: str, raw: bytes, body: Any, plan_id: str) -> tuple[bytes, Relay | None]:
         """The request body with its callbackUrl replaced by a relay address; every other byte unchanged."""
