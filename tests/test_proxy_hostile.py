@@ -31,6 +31,7 @@ class _Fake(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     bodies: ClassVar[list[bytes]] = []  # what reached it, in order
+    headers: ClassVar[list[dict[str, str]]] = []  # and with which headers
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -51,6 +52,7 @@ class _Fake(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = self._body()
         type(self).bodies.append(body)
+        type(self).headers.append(dict(self.headers))
         if "/slow" in self.path:
             time.sleep(SLOW)
         if "/hang" in self.path:
@@ -79,7 +81,7 @@ class _Fake(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def fake() -> Iterator[str]:
-    _Fake.bodies = []
+    _Fake.bodies, _Fake.headers = [], []
     yield from serve(_Fake)
 
 
@@ -303,3 +305,42 @@ def test_a_callback_body_over_the_limit_is_refused_not_relayed_empty(fake: str) 
                               headers={"Content-Type": "application/json"})
         assert reply.status_code == 413 and "body over 16777216 bytes; not forwarded" in reply.json()["message"]
         assert len(_Fake.bodies) == before  # the receiver got nothing (it used to get an empty POST)
+
+
+def _this_hosts_address() -> str:
+    """An address of this host that is not loopback (the one its default route leaves from)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("198.51.100.1", 9))  # no packet is sent (UDP): it only picks the route
+        except OSError:
+            return ""
+        address = str(probe.getsockname()[0])
+    return "" if address.startswith("127.") or address == "0.0.0.0" else address
+
+
+def test_a_remote_client_cannot_reach_the_targets_admin_api_as_loopback(live: ServerProcess) -> None:
+    # dpa-mock serve trusts loopback with its admin API; everything from the proxy is loopback to it
+    address = _this_hosts_address()
+    if not address:
+        pytest.skip("this host has no address but loopback: no remote client to play")
+    with proxy_process(live.base_url, "--quiet", "--host", "0.0.0.0") as proxy:
+        remote = requests.post(f"http://{address}:{proxy.port}/__admin/clock/advance", json={"seconds": 1},
+                               timeout=10)
+        local = requests.post(f"{proxy.base_url}/__admin/clock/advance", json={"seconds": 1}, timeout=10)
+    assert remote.status_code == 403 and "--admin-token" in remote.json()["message"]
+    assert local.json()["code"] == 200  # a test suite on this host still drives the clock through the proxy
+
+
+def test_only_the_targets_own_paths_get_a_forwarded_header(fake: str) -> None:
+    address = _this_hosts_address()
+    if not address:
+        pytest.skip("this host has no address but loopback: no remote client to play")
+    with proxy_process(fake, "--quiet", "--host", "0.0.0.0") as proxy:
+        requests.get(f"http://{address}:{proxy.port}/__admin/runs", timeout=10)
+        requests.get(f"http://{address}:{proxy.port}" + LIST_PLANS, headers=BEARER, timeout=10)
+        requests.get(f"http://{address}:{proxy.port}/__admin/runs", headers={"X-Forwarded-For": "198.51.100.7"},
+                     timeout=10)
+    admin_call, vendor_call, already = _Fake.headers[-3:]
+    assert admin_call["Forwarded"] == f"for={address}"
+    assert "Forwarded" not in vendor_call  # vendor calls stay verbatim
+    assert "Forwarded" not in already and already["X-Forwarded-For"] == "198.51.100.7"

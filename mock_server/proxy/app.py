@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import ipaddress
 import json
 import logging
 import ssl
@@ -170,7 +171,8 @@ class ProxyApp:
                 return self._refused(exchange, judged.findings if judged else [], "server", message, start_response,
                                      envelope=True)
             try:
-                answer = send(self.dest, method, target, end_to_end(headers), sent, self.config.timeout,
+                outgoing = end_to_end(headers) + (_provenance(environ, headers) if kind == "other" else [])
+                answer = send(self.dest, method, target, outgoing, sent, self.config.timeout,
                               self.config.tls)
             except ForwardError as exc:
                 return self._unanswered(exchange, judged, exc, started, start_response)
@@ -394,6 +396,26 @@ def _raw_target(environ: dict[str, Any]) -> str:
         return uri
     query = environ.get("QUERY_STRING", "")
     return quote(environ.get("PATH_INFO", ""), safe="/%:@!$&'()*+,;=") + (f"?{query}" if query else "")
+
+
+def _provenance(environ: dict[str, Any], headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """`Forwarded: for=…` for a target's own (`/__admin`) path asked by a client that is not on this host.
+
+    `dpa-mock serve` opens its admin API to loopback clients only; every request from the proxy comes from
+    loopback, so a proxy listening on 0.0.0.0 (for the platform's callbacks) would open the target's admin API
+    to the network. With the header the target sees a remote client behind a proxy and asks for its token.
+    Vendor calls stay verbatim; a client's own forwarding header is passed on as it is.
+    """
+    address = str(environ.get("REMOTE_ADDR") or "")
+    try:
+        ip = ipaddress.ip_address(address.split("%")[0])
+    except ValueError:
+        return []
+    mapped = getattr(ip, "ipv4_mapped", None)
+    if ip.is_loopback or (mapped is not None and mapped.is_loopback) \
+            or any(name.lower() in ("forwarded", "x-forwarded-for") for name, _ in headers):
+        return []
+    return [("Forwarded", f'for="[{ip}]"' if ip.version == 6 else f"for={ip}")]
 
 
 def _request_headers(environ: dict[str, Any]) -> list[tuple[str, str]]:
