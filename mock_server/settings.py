@@ -48,7 +48,7 @@ class Settings:
     scene_catchup_limit: int = 1000  # firings per scene per clock advance; later ones are coalesced
     advance_firing_budget: int = 10_000  # firings of all scenes per clock advance; later ones are coalesced
     max_body_bytes: int = 1_048_576
-    read_timeout: float = 5.0  # seconds a request's headers or body may take to arrive; then the connection closes
+    read_timeout: float = 5.0  # seconds for a request's headers or body to arrive (or an idle keep-alive); then closed
     json_max_depth: int = 32  # nesting of arrays and objects in a JSON body (or a form's bracketed keys)
     json_max_number_digits: int = 100  # characters of one JSON number (Python refuses ints past 4,300 digits)
     json_max_string_chars: int = 65_536  # characters of one JSON string
