@@ -9,11 +9,11 @@ import secrets
 import threading
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, quote, unquote_plus, urlsplit
+from urllib.parse import quote, unquote_plus, urlsplit
 
 from mock_server.proxy.forward import Destination, same_address
 from mock_server.proxy.judge import STATUSES
-from mock_server.proxy.model import Finding
+from mock_server.proxy.model import Finding, collector
 
 RELAY_PREFIX = "/__proxy/callback/"
 RELAY_PATH = re.compile(r"/__proxy/callback/([A-Za-z0-9_-]{16,64})$")
@@ -108,11 +108,6 @@ def _decoded(token: bytes) -> Any:
         return None
 
 
-def form_callback_url(raw: bytes) -> str | None:
-    values = [v for k, v in parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True) if k == "callbackUrl"]
-    return values[0] if values else None
-
-
 @dataclass
 class _Instance:
     statuses: list[str] = field(default_factory=list)  # distinct statuses in order
@@ -137,9 +132,7 @@ class CallbackJudge:
         """The platform's side, judged when the callback arrives (before the receiver answers: a platform that
         timed out may retry while an earlier attempt is still waiting). The payload, if it is a valid one."""
         out: list[Finding] = []
-
-        def add(verdict: str, side: str, check: str, message: str) -> None:
-            out.append(Finding(verdict, side, check, message, interface="7"))  # type: ignore[arg-type]
+        add = collector(out, interface="7")
 
         media = headers.get("Content-Type", "").split(";")[0].strip().lower()
         if media != "application/json":
@@ -170,9 +163,7 @@ class CallbackJudge:
     def answered(self, payload: dict[str, Any] | None, status: int | None, body: bytes, error: str) -> list[Finding]:
         """The receiver's side, and whether the status is now acknowledged."""
         out: list[Finding] = []
-
-        def add(verdict: str, side: str, check: str, message: str) -> None:
-            out.append(Finding(verdict, side, check, message, interface="7"))  # type: ignore[arg-type]
+        add = collector(out, interface="7")
 
         if self._judge_ack(status, body, error, add) and payload is not None:
             with self._lock:

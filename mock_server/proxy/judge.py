@@ -12,7 +12,7 @@ from werkzeug.datastructures import MultiDict
 
 from mock_server.domain.errors import ValidationError
 from mock_server.http.spec import FORM_TYPES, Contract, Operation, RequestSchema, form_to_dict, vendor_contract
-from mock_server.proxy.model import Finding
+from mock_server.proxy.model import Finding, collector
 
 DOCUMENTED_CODES = frozenset({200, 400, 403, 404, 500, 503, 997, 998, 999})
 STATUSES = ("DEFAULT", "RUNNING", "PENDING", "SUCCESS", "FAIL")
@@ -236,9 +236,7 @@ def parse_envelope(raw: bytes) -> tuple[dict[str, Any] | None, list[str]]:
 def judge_response(route: Route, request: Judged, status: int, raw: bytes) -> tuple[list[Finding], dict[str, Any] | None]:
     """The server's side: the envelope, the documented fields on success, and what it accepted."""
     out: list[Finding] = []
-
-    def add(verdict: str, check: str, message: str) -> None:
-        out.append(Finding(verdict, "server", check, message))  # type: ignore[arg-type]
+    add = collector(out)
 
     op = route.operation
     body, problems = parse_envelope(raw)
@@ -248,64 +246,62 @@ def judge_response(route: Route, request: Judged, status: int, raw: bytes) -> tu
         if op is None and 200 <= status < 300:
             return out, body
         if problems and status not in (404, 405):
-            add("violation", "envelope", f"HTTP {status}: not an envelope: {'; '.join(problems)}")
+            add("violation", "server", "envelope", f"HTTP {status}: not an envelope: {'; '.join(problems)}")
         elif body is not None and body.get("code") == 200 and route.wrong_method and op is not None:
-            add("leniency", "method", f"answered success on a path of the document with a method other than {op.method}")
+            add("leniency", "server", "method", f"answered success on a path of the document with a method other than {op.method}")
         return out, body
     if problems:
-        add("violation", "envelope", f"HTTP {status}: {'; '.join(problems)}")
+        add("violation", "server", "envelope", f"HTTP {status}: {'; '.join(problems)}")
         return out, body
     assert body is not None
     code = body["code"]
     if code == 200:
         expected = "" if op.id in ("authorize", "getToken") else "success"
         if body["message"] != expected:
-            add("observation", "success-message", f"{op.id} success message {body['message']!r} (the document's "
+            add("observation", "server", "success-message", f"{op.id} success message {body['message']!r} (the document's "
                                                   f"example: {expected!r})")
         if not 200 <= status < 300:
-            add("violation", "http-status", f"code 200 (success) travels with HTTP {status}")
+            add("violation", "server", "http-status", f"code 200 (success) travels with HTTP {status}")
         problem = SUCCESS_DATA[op.id].problem(body["data"])
         if problem:
-            add("violation", "fields", f"data{problem if problem.startswith('[') else ': ' + problem}")
+            add("violation", "server", "fields", f"data{problem if problem.startswith('[') else ': ' + problem}")
         else:
             out.extend(_success_details(op.id, body["data"], request))
         client_violations = [f for f in request.findings if f.verdict == "violation"]
         for finding in client_violations:
             if finding.check == "double-slash":
-                add("observation", "double-slash", "serves the single-slash form of a `//` path")
+                add("observation", "server", "double-slash", "serves the single-slash form of a `//` path")
             else:
-                add("leniency", "accepted", f"answered success to a request that breaks the document: {finding.message}")
+                add("leniency", "server", "accepted", f"answered success to a request that breaks the document: {finding.message}")
     else:
         if status not in (200, code):
-            add("violation", "http-status", f"code {code} travels with HTTP {status} (the document's codes are "
+            add("violation", "server", "http-status", f"code {code} travels with HTTP {status} (the document's codes are "
                                             f"HTTP 200 or the status equal to the code)")
         else:
-            add("observation", "http-status-policy", f"code {code} travels with HTTP {status}")
+            add("observation", "server", "http-status-policy", f"code {code} travels with HTTP {status}")
         if "data" not in body:
-            add("observation", "error-data", "error envelopes omit 'data'")
+            add("observation", "server", "error-data", "error envelopes omit 'data'")
         if code == 500 or (status >= 500 and status != 503):
             # As the kit judges it: a server error (other than the documented 503) is never a promise kept.
-            add("violation", "server-error", f"code {code} (HTTP {status}): {body.get('message')!r}")
+            add("violation", "server", "server-error", f"code {code} (HTTP {status}): {body.get('message')!r}")
     return out, body
 
 
 def _success_details(op_id: str, data: Any, request: Judged) -> list[Finding]:
     out: list[Finding] = []
-
-    def add(verdict: str, check: str, message: str) -> None:
-        out.append(Finding(verdict, "server", check, message))  # type: ignore[arg-type]
+    add = collector(out)
 
     if op_id == "authorize" and not re.fullmatch(r"[A-Z0-9_-]+", data["code"]):
-        add("observation", "code-format", "the authorization code is not of the document's shape [A-Z0-9]")
+        add("observation", "server", "code-format", "the authorization code is not of the document's shape [A-Z0-9]")
     elif op_id == "getToken" and data["token_type"].lower() != "bearer":
-        add("violation", "fields", f"token_type {data['token_type']!r}: the document's is 'Bearer'")
+        add("violation", "server", "fields", f"token_type {data['token_type']!r}: the document's is 'Bearer'")
     elif op_id == "listPlans":
         for i, plan in enumerate(data):
             for key in ("createTime", "updateTime"):
                 if not EPOCH_MS_RANGE[0] <= plan[key] < EPOCH_MS_RANGE[1]:
-                    add("violation", "fields", f"data[{i}].{key} {plan[key]} is not epoch milliseconds")
+                    add("violation", "server", "fields", f"data[{i}].{key} {plan[key]} is not epoch milliseconds")
     elif op_id == "executePlan" and isinstance(request.body, dict):
         asked = request.body.get("processPlanId")
         if any(run["processPlanId"] != asked for run in data):
-            add("violation", "fields", f"the run's processPlanId is not the plan executed ({asked!r})")
+            add("violation", "server", "fields", f"the run's processPlanId is not the plan executed ({asked!r})")
     return out

@@ -6,6 +6,7 @@ import collections
 import itertools
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -32,6 +33,15 @@ class Finding:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def collector(out: list[Finding], interface: str = "") -> Callable[[str, str, str, str], None]:
+    """`add(verdict, side, check, message)`: appends a Finding to `out` (the judges' one way of recording one)."""
+
+    def add(verdict: str, side: str, check: str, message: str) -> None:
+        out.append(Finding(verdict, side, check, message, interface=interface))  # type: ignore[arg-type]
+
+    return add
 
 
 @dataclass
