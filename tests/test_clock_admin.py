@@ -232,3 +232,23 @@ def test_admin_callbacks_filter_by_instance(pinned: PinnedApps) -> None:
     assert [(d["status"], d["url"]) for d in ledger(api.client, second)] == [
         ("DEFAULT", "http://127.0.0.1:9/b"), ("RUNNING", "http://127.0.0.1:9/b"), ("SUCCESS", "http://127.0.0.1:9/b")]
     assert ledger(api.client, "in0") == []
+
+
+def test_an_in_process_advance_beyond_the_clocks_range_is_refused_and_changes_nothing() -> None:
+    # The pytest plugin calls Platform.advance directly: it must get the same refusal as the admin endpoint,
+    # not an advance that silently does nothing.
+    from mock_server.domain.errors import ValidationError
+    from mock_server.app import create_app
+    from mock_server.settings import Settings
+
+    app = create_app(Settings(clock="virtual"))
+    platform = app.extensions["dpa_platform"]
+    try:
+        before = platform.clock.now()
+        with pytest.raises(ValidationError, match="at most"):
+            platform.advance(1e308)
+        assert platform.clock.now() == before
+        platform.advance(1)
+        assert platform.clock.now() == before + 1
+    finally:
+        platform.close()
