@@ -236,6 +236,13 @@ def test_exchanges_and_findings_are_bounded_and_the_report_says_so(fake: str, tm
         # a finding outliving its exchange keeps no curl line (it holds a body); the kept ones do
         curls = {f["exchange"]: f["curl"] for f in findings(proxy, check="auth")}
         assert [bool(curls[i]) for i in range(2, 7)] == [False, False, True, True, True]
+        # a poller asks only for what it has not seen, or for the newest
+        assert [e["id"] for e in admin(proxy, "exchanges?since=4")] == [5, 6]
+        assert [e["id"] for e in admin(proxy, "exchanges?last=1")] == [6]
+        assert [f["exchange"] for f in admin(proxy, "findings?last=2")] == [6, 6]
+        assert admin(proxy, "findings?since=10&last=5") == []
+        bad = requests.get(proxy.base_url + "/__admin/exchanges?since=-1", timeout=10)
+        assert bad.status_code == 400 and "since and last must be whole numbers" in bad.json()["message"]
     finally:
         proxy.stop()
     text = report.read_text()

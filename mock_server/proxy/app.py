@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from mock_server.proxy import ui
 from mock_server.proxy.callbacks import RELAY_PATH, CallbackJudge, Relays
@@ -109,7 +109,7 @@ class ProxyApp:
         method = environ.get("REQUEST_METHOD", "GET").upper()
         try:
             if method == "GET" and path in ADMIN_VIEWS:
-                return self._admin(path, start_response)
+                return self._admin(path, environ.get("QUERY_STRING", ""), start_response)
             if path == "/__proxy" or path.startswith("/__proxy/"):  # the proxy's namespace: never forwarded
                 relay = RELAY_PATH.fullmatch(path)
                 return self._relay_callback(relay.group(1) if relay else "", environ, start_response)
@@ -359,13 +359,23 @@ class ProxyApp:
         log.info("#%d %s %s %s -> %s %.1fms%s", exchange.id, exchange.kind, exchange.method, exchange.path,
                  exchange.status or exchange.error, exchange.duration_ms, f" [{', '.join(verdicts)}]" if verdicts else "")
 
-    def _admin(self, path: str, start_response: StartResponse) -> Iterable[bytes]:
+    def _admin(self, path: str, query: str, start_response: StartResponse) -> Iterable[bytes]:
         if path == "/__admin/ui":
             return _reply(start_response, 200, "text/html; charset=utf-8", ui.page(self).encode("utf-8"))
+        # ?since=ID (only newer ones: a poller fetches what it has not seen) and ?last=N (only the N newest)
+        params = dict(parse_qsl(query))
+        try:
+            since, last = int(params.get("since", 0)), (int(params["last"]) if "last" in params else None)
+            if since < 0 or (last is not None and last < 0):
+                raise ValueError
+        except ValueError:
+            body = json.dumps({"code": 400, "message": "dpa-mock proxy: since and last must be whole numbers >= 0",
+                               "data": None}).encode()
+            return _reply(start_response, 400, "application/json", body)
         if path == "/__admin/exchanges":
-            data: Any = self.store.exchanges()
+            data: Any = self.store.exchanges(since, last)
         elif path == "/__admin/findings":
-            data = self.store.findings()
+            data = self.store.findings(since, last)
         else:
             data = {**self.store.summary(), "target": self.secrets.url(self.config.target)}
         body = json.dumps({"code": 200, "message": "success", "data": data}, ensure_ascii=False).encode("utf-8")
@@ -462,7 +472,8 @@ def _pass_on(answer: Answer, method: str, start_response: StartResponse) -> Iter
 
 def _reply(start_response: StartResponse, status: int, content_type: str, body: bytes,
            extra: list[tuple[str, str]] | None = None) -> Iterable[bytes]:
-    reasons = {200: "OK", 404: "Not Found", 413: "Payload Too Large", 502: "Bad Gateway", 503: "Service Unavailable"}
+    reasons = {200: "OK", 400: "Bad Request", 404: "Not Found", 413: "Payload Too Large", 502: "Bad Gateway",
+               503: "Service Unavailable"}
     start_response(f"{status} {reasons.get(status, '')}".strip(), [("Content-Type", content_type),
                                                                    ("Content-Length", str(len(body))), *(extra or [])])
     return [body]

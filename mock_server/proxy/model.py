@@ -119,14 +119,16 @@ class Store:
             self.counts[finding.verdict] += 1
         return finding
 
-    def exchanges(self) -> list[dict[str, Any]]:
+    def exchanges(self, since: int = 0, last: int | None = None) -> list[dict[str, Any]]:
+        """Kept exchanges with an id above `since`, oldest first; only the `last` ones if given."""
         with self._lock:
-            findings = dict(self._findings)
-            return [e.to_dict(findings) for e in self._exchanges.values()]
+            chosen = _tail([e for e in self._exchanges.values() if e.id > since], last)
+            return [e.to_dict(self._findings) for e in chosen]
 
-    def findings(self) -> list[dict[str, Any]]:
+    def findings(self, since: int = 0, last: int | None = None) -> list[dict[str, Any]]:
+        """Kept findings with an id above `since`, oldest first; only the `last` ones if given."""
         with self._lock:
-            return [f.to_dict() for f in self._findings.values()]
+            return [f.to_dict() for f in _tail([f for f in self._findings.values() if f.id > since], last)]
 
     def summary(self) -> dict[str, Any]:
         with self._lock:
@@ -135,3 +137,7 @@ class Store:
                     "violations": self.counts["violation"], "leniencies": self.counts["leniency"],
                     "observations": self.counts["observation"], "keptExchanges": len(self._exchanges),
                     "keptFindings": len(self._findings)}
+
+
+def _tail(items: list[Any], last: int | None) -> list[Any]:
+    return items[-last:] if last else items if last is None else []

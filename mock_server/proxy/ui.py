@@ -22,7 +22,7 @@ _REFRESH = ("<script>setInterval(function(){if(!document.querySelector('details[
 
 def page(app: Any, limit: int = 200) -> str:
     summary = app.store.summary()
-    exchanges = app.store.exchanges()[-limit:][::-1]
+    exchanges = app.store.exchanges(last=limit)[::-1]
     rows = []
     for ex in exchanges:
         findings = "".join(
