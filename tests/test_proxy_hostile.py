@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import time
 from collections.abc import Iterator
@@ -351,3 +352,23 @@ def test_only_the_targets_own_paths_get_a_forwarded_header(fake: str) -> None:
     assert admin_call["Forwarded"] == f"for={address}"
     assert "Forwarded" not in vendor_call  # vendor calls stay verbatim
     assert "Forwarded" not in already and already["X-Forwarded-For"] == "198.51.100.7"
+
+
+def test_a_second_stop_signal_skips_the_grace_but_never_the_report(fake: str, tmp_path: Path) -> None:
+    report = tmp_path / "report.md"
+    log = tmp_path / "proxy.log"
+    proxy = proxy_process(fake, "--report", str(report), log=log).start()
+    assert proxy.proc is not None
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(requests.get, proxy.base_url + "/hang" + LIST_PLANS, headers=BEARER, timeout=30)
+        time.sleep(0.5)
+        started = time.monotonic()
+        proxy.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        proxy.proc.send_signal(signal.SIGTERM)  # impatient: stop waiting for the exchange in flight
+        proxy.proc.wait(timeout=HANG)
+        assert time.monotonic() - started < 4  # not the 5 s grace
+        pending.exception()
+    proxy.stop()
+    assert "Traceback" not in log.read_text()
+    assert "- 1 exchange(s) were still waiting for an answer" in report.read_text()

@@ -98,11 +98,17 @@ def proxy(target: str, host: str, port: int, record_dir: str | None, report_file
     if not callback_public_url and _is_wildcard(host):
         click.echo("dpa-mock proxy: warning: callbacks are relayed via a loopback address; give "
                    "--callback-public-url with an address the target can reach", err=True)
+    if not _is_loopback(host):
+        click.echo(f"dpa-mock proxy: note: /__admin/ui, /__admin/exchanges and /__admin/findings show this "
+                   f"session's traffic (secrets masked) to anyone who can reach {host}:{bound_port}", err=True)
     try:
-        server.run()
+        server.run()  # the first Ctrl-C or SIGTERM gives exchanges in flight 5 s; a second one stops waiting
     except KeyboardInterrupt:
         pass
     finally:
+        # Nothing more interrupts the report now: it is what a stopped session leaves behind.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         server.close()
         if report_file:
             data = app.report_data()
@@ -144,6 +150,13 @@ def _unwritable(report: Path) -> str | None:
     except OSError as exc:
         return f"cannot write into {report.parent} ({exc.strerror or exc})"
     return None
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def _is_wildcard(host: str) -> bool:
