@@ -17,7 +17,7 @@ from typing import Any, Literal
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from mock_server.proxy import ui
-from mock_server.proxy.callbacks import RELAY_PATH, CallbackJudge, Relays
+from mock_server.proxy.callbacks import RELAY_PATH, CallbackJudge, Relay, Relays
 from mock_server.proxy.forward import Answer, Destination, ForwardError, end_to_end, send
 from mock_server.proxy.judge import Judged, Route, Router, judge_request, judge_response
 from mock_server.proxy.model import Exchange, Finding, Store
@@ -149,20 +149,7 @@ class ProxyApp:
                             request_body=self.secrets.body(raw, headers_map.get("Content-Type", "")),
                             destination=self.secrets.url(self.dest.url(target)),
                             curl=self.secrets.curl(method, self.dest.url(target), headers_map, raw))
-        sent = raw
-        relay = None
-        if judged is not None and route.operation and route.operation.id in ("executePlan", "saveTimingParam") \
-                and not route.wrong_method and judged.body is not None:
-            media = headers_map.get("Content-Type", "").split(";")[0].strip().lower()
-            plan_id = route.path_params.get("processPlanId") or (judged.body or {}).get("processPlanId") or ""
-            url = judged.body.get("callbackUrl") if isinstance(judged.body, dict) else None
-            problem = self.relays.url_problem(url) if isinstance(url, str) and url.strip() else None
-            sent, relay = self.relays.rewrite(route.operation.id, media, raw, judged.body, str(plan_id))
-            if problem:
-                judged.add("observation", "client", "callback-url", problem)
-            elif relay is None and url:
-                judged.add("observation", "client", "callback-relay",
-                           "callbackUrl left as sent (could not be rewritten unambiguously): its callbacks bypass the proxy")
+        sent, relay = self._relay_callbacks(route, judged, headers_map, raw) if judged else (raw, None)
         started = time.monotonic()
         with self.lanes.enter("target") as free:
             if not free:
@@ -199,6 +186,25 @@ class ProxyApp:
             relay.exchange = exchange.id
         self._findings(exchange, findings)
         return _pass_on(answer, method, start_response)
+
+    def _relay_callbacks(self, route: Route, judged: Judged, headers: dict[str, str],
+                         raw: bytes) -> tuple[bytes, Relay | None]:
+        """The body to send: an execution's or scene's callbackUrl replaced by a relay address where it can be."""
+        op = route.operation
+        if op is None or op.id not in ("executePlan", "saveTimingParam") or route.wrong_method or judged.body is None:
+            return raw, None
+        media = headers.get("Content-Type", "").split(";")[0].strip().lower()
+        body = judged.body if isinstance(judged.body, dict) else {}
+        plan_id = route.path_params.get("processPlanId") or body.get("processPlanId") or ""
+        url = body.get("callbackUrl")
+        problem = self.relays.url_problem(url) if isinstance(url, str) and url.strip() else None
+        sent, relay = self.relays.rewrite(op.id, media, raw, judged.body, str(plan_id))
+        if problem:
+            judged.add("observation", "client", "callback-url", problem)
+        elif relay is None and url:
+            judged.add("observation", "client", "callback-relay",
+                       "callbackUrl left as sent (could not be rewritten unambiguously): its callbacks bypass the proxy")
+        return sent, relay
 
     def _unanswered(self, exchange: Exchange, judged: Judged | None, exc: ForwardError, started: float,
                     start_response: StartResponse) -> Iterable[bytes]:
