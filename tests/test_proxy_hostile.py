@@ -372,3 +372,13 @@ def test_a_second_stop_signal_skips_the_grace_but_never_the_report(fake: str, tm
     proxy.stop()
     assert "Traceback" not in log.read_text()
     assert "- 1 exchange(s) were still waiting for an answer" in report.read_text()
+
+
+@pytest.mark.parametrize("body", [b"[1, 2]", b'"callbackUrl"', b"null", b'{"callbackUrl": 7}', b'{"callbackUrl": ["x"]}'])
+def test_a_scene_or_execution_body_of_any_json_shape_is_forwarded_and_judged(fake: str, body: bytes) -> None:
+    with proxy_process(fake, "--quiet") as proxy:
+        for path in (SCENE, EXECUTE.format("p1")):
+            reply = requests.post(proxy.base_url + path, data=body, timeout=10,
+                                  headers={**BEARER, "Content-Type": "application/json"})
+            assert reply.status_code == 200 and _Fake.bodies[-1] == body  # forwarded as sent, no proxy error
+        assert [f for f in findings(proxy) if f["check"] == "unjudged"] == []
