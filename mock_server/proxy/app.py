@@ -167,7 +167,7 @@ class ProxyApp:
         exchange.status = answer.status
         exchange.response_body = self.secrets.body(answer.body, answer.header("Content-Type"))
         findings = list(judged.findings) if judged else []
-        if judged is not None:
+        if judged is not None and method != "HEAD":  # a HEAD answer has no body: nothing of it to judge
             try:
                 server, envelope = judge_response(route, judged, answer.status, _decoded_body(answer))
             except Exception as exc:  # judging must never stop the answer
