@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     app.extensions["dpa_platform"] = platform
     install_error_handlers(app)
     for module in (oauth, plans, runs, scenes):
-        app.register_blueprint(module.bp)
+        app.register_blueprint(module.bp, single_slash=settings.single_slash_paths)
     if settings.admin:
         app.register_blueprint(admin.bp)
         app.register_blueprint(ui.bp)

@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 ALL_STATUSES = ("DEFAULT", "RUNNING", "PENDING", "SUCCESS", "FAIL")
+# The document's business codes (the same set as mock_server.domain.errors.DOCUMENTED_CODES).
+BUSINESS_CODES = (200, 400, 403, 404, 500, 503, 997, 998, 999)
+ERROR_CODES = tuple(c for c in BUSINESS_CODES if c != 200)
+TOKEN_CLAIMS = ("iss", "aud", "sub", "scope", "client_id", "user_id", "jti", "iat", "orig_iat", "exp")
+CODE_ALPHABETS = ("A-Z0-9", "A-Z0-9_-")
+PLAN_INSTANCE_ID_FORMATS = ("in-millis", "digits", "uuid")
 
 
 class SettingsError(ValueError):
@@ -59,6 +66,29 @@ class Settings:
     shared_poll_interval: float = 0.02  # seconds between a process's catch-ups with the shared state
     advance_timeout: float = 600.0  # seconds a clock advance may wait for the process holding the lease
     log_requests: bool = True
+    # -- the emulator's choices where the document is silent (docs/profiles.md; a profile sets them) --------
+    http_status_by_code: dict[int, int] = field(default_factory=dict)  # business code -> HTTP status, over http_status
+    unknown_plan_code: int = 404
+    unknown_instance_code: int = 404
+    unknown_path_code: int = 404
+    unknown_path_http_status: int = 0  # 0: the status of unknown_path_code under http_status
+    wrong_method_code: int = 404
+    wrong_method_http_status: int = 405  # 0: the status of wrong_method_code under http_status
+    wrong_method_allow: bool = True  # an Allow header on a wrong-method answer
+    validation_code: int = 400
+    bad_token_code: int = 403
+    code_reuse_code: int = 403
+    error_data: str = "null"  # null: `"data": null` in error envelopes; absent: no `data` key
+    success_message: str = "success"  # interfaces 2-6
+    oauth_success_message: str = ""  # interface 1
+    single_slash_paths: bool = True  # also serve `/api/dpa/x` for the document's `/api/dpa//x`
+    execute_body_plan_id: str = "required"  # required | path-only (the body's processPlanId may be absent)
+    callback_after_give_up: bool = True  # keep sending a run's later statuses after one was given up
+    code_length: int = 48
+    code_alphabet: str = "A-Z0-9"  # A-Z0-9 | A-Z0-9_-
+    token_claims: tuple[str, ...] = ("aud", "exp", "iss", "jti", "orig_iat", "scope", "sub")
+    token_audience: str | None = None  # None: `aud` is the client_id; else this string, and client_id says who
+    plan_instance_id_format: str = "in-millis"  # in-millis (in + 13 digits) | digits (19 digits) | uuid
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def replace(self, **changes: Any) -> Settings:
@@ -71,6 +101,8 @@ _FIELDS = {f.name: f for f in fields(Settings) if f.name != "extra"}
 def _coerce(name: str, value: Any, source: str) -> Any:
     default = getattr(Settings(), name)
     try:
+        if isinstance(default, dict):
+            return _code_map(value)
         if isinstance(default, bool):
             if isinstance(value, str):
                 if value.lower() in ("1", "true", "yes", "on"):
@@ -84,12 +116,36 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             kind = float if name == "callback_backoff" else str
             return tuple(kind(str(v).strip()) for v in items if str(v).strip())
         if isinstance(default, int):
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
             return int(value)
         if isinstance(default, float):
             return float(value)
-        return None if value is None else str(value)
+        if value is None or (name == "token_audience" and value == ""):
+            return None
+        if isinstance(value, (dict, list)):
+            raise ValueError(value)
+        return str(value)
     except (TypeError, ValueError):
         raise SettingsError(f"{source}: {name}: cannot use {value!r}") from None
+
+
+def _code_map(value: Any) -> dict[int, int]:
+    """`{997: 200}` from YAML/TOML, or `997:200,998:200` from the environment or --set."""
+    if isinstance(value, str):
+        pairs = [item.split(":", 1) for item in value.split(",") if item.strip()]
+        if any(len(pair) != 2 for pair in pairs):
+            raise ValueError(value)
+        return {int(k): int(v) for k, v in pairs}
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(value)
+    return {int(k): int(v) for k, v in value.items()}
+
+
+def _code_map_text(value: dict[int, int]) -> str:
+    return ",".join(f"{k}:{v}" for k, v in sorted(value.items()))
 
 
 def _check(s: Settings) -> Settings:
@@ -116,6 +172,7 @@ def _check(s: Settings) -> Settings:
     if s.workers > 1 and not s.state:
         raise SettingsError(f"workers: {s.workers} processes need a shared state file (--state FILE); "
                             "in-memory state is per process")
+    _check_choices(s)
     if s.run_start_delay < 0 or any(b < 0 for b in s.callback_backoff):
         raise SettingsError("run_start_delay and callback_backoff: must be >= 0")
     try:
@@ -125,28 +182,117 @@ def _check(s: Settings) -> Settings:
     return s
 
 
-def load_settings(config_file: str | Path | None = None, env: dict[str, str] | None = None,
-                  **overrides: Any) -> Settings:
+def _check_choices(s: Settings) -> None:
+    """The profile settings (docs/profiles.md): each error names the setting and what it accepts."""
+    for code, status in s.http_status_by_code.items():
+        if code not in BUSINESS_CODES:
+            raise SettingsError(f"http_status_by_code: {code} is not a business code of the document "
+                                f"({', '.join(map(str, BUSINESS_CODES))})")
+        if not 100 <= status <= 599:
+            raise SettingsError(f"http_status_by_code: {code}: {status} is not an HTTP status (100-599)")
+    for name in ("unknown_plan_code", "unknown_instance_code", "unknown_path_code", "validation_code",
+                 "bad_token_code", "code_reuse_code", "wrong_method_code"):
+        allowed = ERROR_CODES + ((405,) if name == "wrong_method_code" else ())
+        if getattr(s, name) not in allowed:
+            raise SettingsError(f"{name}: {getattr(s, name)} is not one of {', '.join(map(str, allowed))}")
+    for name in ("unknown_path_http_status", "wrong_method_http_status"):
+        value = getattr(s, name)
+        if value != 0 and not 100 <= value <= 599:
+            raise SettingsError(f"{name}: {value} is not an HTTP status (100-599), or 0 to follow http_status")
+    if s.error_data not in ("null", "absent"):
+        raise SettingsError(f"error_data: {s.error_data!r} is not 'null' or 'absent'")
+    if s.execute_body_plan_id not in ("required", "path-only"):
+        raise SettingsError(f"execute_body_plan_id: {s.execute_body_plan_id!r} is not 'required' or 'path-only'")
+    if not 8 <= s.code_length <= 256:
+        raise SettingsError(f"code_length: {s.code_length} is not between 8 and 256")
+    if s.code_alphabet not in CODE_ALPHABETS:
+        raise SettingsError(f"code_alphabet: {s.code_alphabet!r} is not one of {', '.join(CODE_ALPHABETS)}")
+    if s.plan_instance_id_format not in PLAN_INSTANCE_ID_FORMATS:
+        raise SettingsError(f"plan_instance_id_format: {s.plan_instance_id_format!r} is not one of "
+                            f"{', '.join(PLAN_INSTANCE_ID_FORMATS)}")
+    claims = set(s.token_claims)
+    unknown = claims - set(TOKEN_CLAIMS)
+    if unknown:
+        raise SettingsError(f"token_claims: unknown claim {sorted(unknown)[0]!r} (use {', '.join(TOKEN_CLAIMS)})")
+    # A token must still say who it speaks for: the client, the user, and when it ends.
+    if "exp" not in claims:
+        raise SettingsError("token_claims: must include exp (the kit and the emulator read a token's lifetime)")
+    if not claims & {"sub", "user_id"}:
+        raise SettingsError("token_claims: must include sub or user_id (the user the token speaks for)")
+    if "client_id" not in claims and (s.token_audience or "aud" not in claims):
+        raise SettingsError("token_claims: must include client_id, or aud without token_audience "
+                            "(the app the token speaks for)")
+    if s.token_audience and "aud" not in claims:
+        raise SettingsError("token_audience: is set but token_claims has no aud")
+
+
+PROFILES_DIR = Path(__file__).resolve().parent / "_data" / "profiles"
+
+
+def bundled_profiles() -> list[str]:
+    return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
+
+
+def profile_path(profile: str | Path) -> Path:
+    """A bundled profile's name (`document`, `gateway`) or a profile file's path."""
+    text = str(profile)
+    bundled = PROFILES_DIR / f"{text}.yaml"
+    if "/" not in text and "\\" not in text and "." not in text and bundled.is_file():
+        return bundled
+    path = Path(text)
+    if not path.is_file():
+        raise SettingsError(f"profile: {text!r} is neither a bundled profile ({', '.join(bundled_profiles())}) "
+                            "nor a readable file")
+    return path
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+        raw = tomllib.loads(text) if path.suffix == ".toml" else (yaml.safe_load(text) or {})
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
+        raise SettingsError(f"{path}: cannot read: {exc}") from None
+    if not isinstance(raw, dict):
+        raise SettingsError(f"{path}: expected a mapping of settings")
+    return raw
+
+
+def _file_values(path: Path, raw: dict[str, Any], allow_profile: bool) -> dict[str, Any]:
     values: dict[str, Any] = {}
-    if config_file:
-        path = Path(config_file)
+    for key, value in raw.items():
+        name = str(key).replace("-", "_")
+        if name == "profile" and allow_profile:
+            continue
+        if name not in _FIELDS:
+            raise SettingsError(f"{path}: {key}: unknown setting")
+        values[name] = _coerce(name, value, str(path))
+    return values
+
+
+def load_settings(config_file: str | Path | None = None, env: dict[str, str] | None = None,
+                  profile: str | Path | None = None, **overrides: Any) -> Settings:
+    """defaults < profile < config file < DPA_MOCK_* < overrides. The profile is `profile`, else the config
+    file's `profile` key, else DPA_MOCK_PROFILE; a profile is itself a settings file (without `profile`)."""
+    environ: Mapping[str, str] = os.environ if env is None else env
+    config: dict[str, Any] = {}
+    config_path = Path(config_file) if config_file else None
+    if config_path is not None:
+        config = _read_file(config_path)
+    profile = profile or config.get("profile") or environ.get("DPA_MOCK_PROFILE") or None
+    values: dict[str, Any] = {}
+    if profile:
+        path = profile_path(profile)
+        values.update(_file_values(path, _read_file(path), allow_profile=False))
         try:
-            text = path.read_text(encoding="utf-8")
-            raw = tomllib.loads(text) if path.suffix == ".toml" else (yaml.safe_load(text) or {})
-        except (OSError, yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
-            raise SettingsError(f"{path}: cannot read: {exc}") from None
-        if not isinstance(raw, dict):
-            raise SettingsError(f"{path}: expected a mapping of settings")
-        for key, value in raw.items():
-            name = str(key).replace("-", "_")
-            if name not in _FIELDS:
-                raise SettingsError(f"{path}: {key}: unknown setting")
-            values[name] = _coerce(name, value, str(path))
-    env = os.environ if env is None else env
+            _check(Settings(**values))  # a bad profile is named as such, not blamed on a later layer
+        except SettingsError as exc:
+            raise SettingsError(f"{path}: {exc}") from None
+    if config_path is not None:
+        values.update(_file_values(config_path, config, allow_profile=True))
     for name in _FIELDS:
         key = f"DPA_MOCK_{name.upper()}"
-        if key in env:
-            values[name] = _coerce(name, env[key], key)
+        if key in environ:
+            values[name] = _coerce(name, environ[key], key)
     for name, value in overrides.items():
         if name not in _FIELDS:
             raise SettingsError(f"{name}: unknown setting")
@@ -164,6 +310,8 @@ def settings_to_env(settings: Settings) -> dict[str, str]:
             continue
         if isinstance(value, tuple):
             value = ",".join(str(v) for v in value)
+        elif isinstance(value, dict):
+            value = _code_map_text(value)
         out[f"DPA_MOCK_{name.upper()}"] = str(value)
     return out
 

@@ -91,11 +91,15 @@ class Outbox:
     def __init__(self, transport: Transport, clock: Clock, schedule: Callable[..., Any], lock: StateLock, *,
                  retries: int, backoff: tuple[float, ...], timeout: float, workers: int, ledger_size: int,
                  statuses: frozenset[str], on_change: Callable[[Delivery], None] | None = None,
-                 on_forget: Callable[[int], None] | None = None) -> None:
+                 on_forget: Callable[[int], None] | None = None, after_give_up: bool = True) -> None:
         self._transport, self._clock, self._schedule, self._lock = transport, clock, schedule, lock
         self._on_change, self._on_forget = on_change, on_forget  # a durable store's ears, or None
         self.retries, self._backoff, self._timeout = retries, backoff, timeout
         self.statuses = statuses
+        # Setting callback_after_give_up: False stops a run's callbacks at the first status given up on;
+        # the instances so stopped are remembered (a window as long as the ledger's) to drop later statuses.
+        self.after_give_up = after_give_up
+        self._stopped: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dpa-callback")
         self._last_id = 0
         # Only the process holding the scheduler lease sends; the others keep deliveries for display.
@@ -113,12 +117,13 @@ class Outbox:
             self._generation += 1  # attempts still on the wire from before the reset are ignored
             self._queues.clear()
             self._ledger.clear()
+            self._stopped.clear()
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def enqueue(self, instance_id: str, plan_id: str, url: str | None, status: str, at: float) -> None:
-        if not url or status not in self.statuses:
+        if not url or status not in self.statuses or instance_id in self._stopped:
             return
         self._last_id += 1  # under the platform lock, which a shared store makes a transaction
         delivery = Delivery(self._last_id, instance_id, plan_id, status, url, at)
@@ -213,6 +218,9 @@ class Outbox:
                 self._schedule(now + delay, lambda t: self._attempt(delivery, t), f"callback {delivery.id} retry")
                 return
             queue = self._queues.get(delivery.instance_id)
+            if verdict == "gave_up" and not self.after_give_up:
+                self._stop(delivery.instance_id, queue)
+                return
             if queue and queue[0] is delivery:
                 queue.popleft()
                 if queue:
@@ -220,6 +228,17 @@ class Outbox:
                     self._schedule(now, lambda t: self._attempt(nxt, t), f"callback {nxt.id}")
                 else:
                     del self._queues[delivery.instance_id]
+
+    def _stop(self, instance_id: str, queue: collections.deque[Delivery] | None) -> None:
+        """No more callbacks for this instance: the statuses queued behind the one given up are dropped."""
+        self._stopped[instance_id] = None
+        while len(self._stopped) > self._ledger_size:
+            self._stopped.popitem(last=False)
+        self._queues.pop(instance_id, None)
+        for dropped in list(queue or ())[1:]:
+            self._ledger.pop(dropped.id, None)
+            if self._on_forget is not None:
+                self._on_forget(dropped.id)
 
     def inflight(self) -> list[Future[None]]:
         with self._inflight_lock:

@@ -16,20 +16,33 @@ BUSINESS = 999
 DOCUMENTED_CODES = frozenset({OK, BAD_REQUEST, FORBIDDEN, NOT_FOUND, INTERNAL, UNAVAILABLE, UNKNOWN, USER_NOT_FOUND, BUSINESS})
 
 
+# Kinds of error whose business code the document leaves open: the HTTP layer maps a kind to the code the
+# settings (a profile, docs/profiles.md) chose; `code` is the emulator's default for it.
+UNKNOWN_PLAN = "unknown-plan"
+UNKNOWN_INSTANCE = "unknown-instance"
+VALIDATION = "validation"
+BAD_TOKEN = "bad-token"
+CODE_REUSE = "code-reuse"
+
+
 class DomainError(Exception):
-    """An error the platform answers with an envelope: a business code and a human message."""
+    """An error the platform answers with an envelope: a business code, a human message, and maybe a kind."""
 
     code: int = INTERNAL
+    kind: str | None = None
 
-    def __init__(self, message: str, code: int | None = None) -> None:
+    def __init__(self, message: str, code: int | None = None, kind: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
+        if kind is not None:
+            self.kind = kind
 
 
 class ValidationError(DomainError):
     code = BAD_REQUEST
+    kind = VALIDATION
 
 
 class AuthError(DomainError):

@@ -6,6 +6,8 @@ import base64
 import dataclasses
 import functools
 import itertools
+import secrets
+import string
 import threading
 import uuid
 from collections.abc import Callable
@@ -16,7 +18,7 @@ import jwt
 
 from mock_server.domain.catalog import App, Catalog
 from mock_server.domain.clock import Clock
-from mock_server.domain.errors import AuthError, UserNotFound, ValidationError
+from mock_server.domain.errors import BAD_TOKEN, CODE_REUSE, AuthError, UserNotFound, ValidationError
 from mock_server.domain.lock import StateLock
 
 SCOPES = ("all", "default")
@@ -39,10 +41,18 @@ class _Code:
     used: bool = False
 
 
-def new_code() -> str:
-    # Shaped like the document's example: uppercase base64url of a UUID string, padding stripped.
-    raw = base64.urlsafe_b64encode(str(uuid.uuid4()).encode()).decode()
-    return raw.rstrip("=").upper()
+ALPHABETS = {"A-Z0-9": string.ascii_uppercase + string.digits,
+             "A-Z0-9_-": string.ascii_uppercase + string.digits + "_-"}
+DEFAULT_CLAIMS = ("aud", "exp", "iss", "jti", "orig_iat", "scope", "sub")
+
+
+def new_code(length: int = 48, alphabet: str = "A-Z0-9") -> str:
+    if length == 48 and alphabet == "A-Z0-9":
+        # Shaped like the document's example: uppercase base64url of a UUID string, padding stripped.
+        raw = base64.urlsafe_b64encode(str(uuid.uuid4()).encode()).decode()
+        return raw.rstrip("=").upper()
+    chars = ALPHABETS[alphabet]
+    return "".join(secrets.choice(chars) for _ in range(length))
 
 
 class OAuth:
@@ -55,11 +65,15 @@ class OAuth:
 
     def __init__(self, catalog: Catalog, clock: Clock, *, code_ttl: float, token_ttl: float,
                  secret: str, issuer: str, on_code: Callable[[str, dict[str, Any] | None], None] | None = None,
-                 lock: StateLock | None = None) -> None:
+                 lock: StateLock | None = None, code_length: int = 48, code_alphabet: str = "A-Z0-9",
+                 claims: tuple[str, ...] = DEFAULT_CLAIMS, audience: str | None = None) -> None:
         self._on_code = on_code  # a durable store hears of each code's changes (None: forgotten)
         self._catalog, self._clock = catalog, clock
         self._code_ttl, self._token_ttl = code_ttl, token_ttl
         self._secret, self._issuer = secret, issuer
+        self._code_length, self._code_alphabet = code_length, code_alphabet
+        # Which claims a token carries (setting token_claims) and its `aud` (token_audience, else the client).
+        self._claims, self._audience = frozenset(claims), audience
         self._codes: dict[str, _Code] = {}
         # The platform's lock when state is shared: checking and consuming a code is then one transaction.
         self._lock: StateLock | threading.Lock = lock if lock is not None else threading.Lock()
@@ -90,7 +104,7 @@ class OAuth:
         if scope not in app.scopes:
             raise AuthError(f"scope {scope!r} is not granted to app {app.name!r}")
         now = self._clock.now()
-        code = new_code()
+        code = new_code(self._code_length, self._code_alphabet)
         with self._lock:
             self._prune(now)
             self._codes[code] = _Code(client_id, scope, now + self._code_ttl)
@@ -144,22 +158,24 @@ class OAuth:
             if entry.client_id != client_id:
                 raise AuthError("authorization code was issued to another client")
             if entry.used:
-                raise AuthError("authorization code has already been used")
+                raise AuthError("authorization code has already been used", kind=CODE_REUSE)
             if entry.expires_at <= now:
                 raise AuthError("authorization code has expired")
             entry.used = True  # checked and consumed under one lock: single use under any interleaving
             self._saved(code)
         claims = {
-            "aud": client_id, "exp": int(now + self._token_ttl), "iss": self._issuer,
+            "aud": self._audience or client_id, "exp": int(now + self._token_ttl), "iss": self._issuer,
             "jti": uuid.uuid4().hex, "orig_iat": int(now), "scope": entry.scope, "sub": user.id,
+            "client_id": client_id, "user_id": user.id, "iat": int(now),
         }
-        return jwt.encode(claims, self._secret, algorithm="HS256")
+        return jwt.encode({k: v for k, v in claims.items() if k in self._claims}, self._secret, algorithm="HS256")
 
     def _decode(self, token: str) -> dict[str, Any]:
         # exp is checked by verify() against the injected clock, not PyJWT's wall clock.
         return jwt.decode(token, self._secret, algorithms=["HS256"],
                           options={"verify_exp": False, "verify_aud": False, "verify_iat": False,
-                                   "require": ["aud", "exp", "sub", "scope"]})
+                                   "require": sorted(self._claims & {"aud", "exp", "sub", "scope", "client_id",
+                                                                     "user_id"})})
 
     def verify(self, token: str) -> Principal:
         try:
@@ -167,19 +183,24 @@ class OAuth:
             # (expiry, issuer, audience and app validity are still checked on every call).
             claims = self._decoded(token)
         except jwt.InvalidSignatureError:
-            raise AuthError("access token signature is invalid") from None
+            raise AuthError("access token signature is invalid", kind=BAD_TOKEN) from None
         except jwt.MissingRequiredClaimError as exc:
-            raise AuthError(f"access token lacks the {exc.claim!r} claim") from None
+            raise AuthError(f"access token lacks the {exc.claim!r} claim", kind=BAD_TOKEN) from None
         except jwt.PyJWTError:
-            raise AuthError("access token is malformed") from None
+            raise AuthError("access token is malformed", kind=BAD_TOKEN) from None
         if not isinstance(claims["exp"], (int, float)) or claims["exp"] <= self._clock.now():
-            raise AuthError("access token has expired")
-        if claims.get("iss") != self._issuer:
-            raise AuthError("access token was issued by another issuer")
-        aud = claims["aud"]
-        if not isinstance(aud, str) or aud not in self._catalog.apps:
-            raise AuthError("access token audience is not a known app")
-        app = self._app(aud)
-        if app.user(str(claims["sub"])) is None:
-            raise UserNotFound(f"user {claims['sub']!r} does not exist")
-        return Principal(aud, str(claims["sub"]), str(claims["scope"]))
+            raise AuthError("access token has expired", kind=BAD_TOKEN)
+        if "iss" in self._claims and claims.get("iss") != self._issuer:
+            raise AuthError("access token was issued by another issuer", kind=BAD_TOKEN)
+        if self._audience is not None and claims.get("aud") != self._audience:
+            raise AuthError("access token audience is not this platform", kind=BAD_TOKEN)
+        client = claims["client_id"] if "client_id" in self._claims else claims["aud"]
+        if not isinstance(client, str) or client not in self._catalog.apps:
+            raise AuthError("access token audience is not a known app", kind=BAD_TOKEN)
+        app = self._app(client)
+        user = claims["sub"] if "sub" in self._claims else claims["user_id"]
+        if app.user(str(user)) is None:
+            raise UserNotFound(f"user {user!r} does not exist")
+        # Without a scope claim the token speaks with the widest scope the app was granted.
+        scope = claims["scope"] if "scope" in self._claims else ("all" if "all" in app.scopes or not app.scopes else app.scopes[0])
+        return Principal(client, str(user), str(scope))

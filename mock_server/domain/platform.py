@@ -16,7 +16,15 @@ from mock_server.domain.callbacks import Delivery, Outbox, Transport, delivery_r
 from mock_server.domain.catalog import Catalog, Plan
 from mock_server.domain.clock import Clock, check_advance
 from mock_server.domain.components import AdvanceRequests, Components, RequestJournal, StoredClock, StoredJournal
-from mock_server.domain.errors import UNAVAILABLE, AuthError, DomainError, NotFound, ValidationError
+from mock_server.domain.errors import (
+    UNAVAILABLE,
+    UNKNOWN_INSTANCE,
+    UNKNOWN_PLAN,
+    AuthError,
+    DomainError,
+    NotFound,
+    ValidationError,
+)
 from mock_server.domain.faults import Fault, Faults
 from mock_server.domain.ids import IdGenerator
 from mock_server.domain.journal import Journal
@@ -58,17 +66,20 @@ class Platform:
         register(StoredJournal(self.journal))
         self.oauth = register(OAuth(catalog, clock, code_ttl=settings.code_ttl, token_ttl=settings.token_ttl,
                                     secret=settings.jwt_secret, issuer=settings.issuer, lock=self.lock,
-                                    on_code=self._code_writer()))
+                                    on_code=self._code_writer(), code_length=settings.code_length,
+                                    code_alphabet=settings.code_alphabet, claims=settings.token_claims,
+                                    audience=settings.token_audience))
         self.faults = register(Faults(self.lock, **self._writers(Faults.kind, dataclasses.asdict, lambda f: f.id)))
         self.advances = register(AdvanceRequests())
         self.runs = register(RunEngine(catalog, self.ids, self.scheduler.at, self._status_changed,
                                        start_delay=settings.run_start_delay, seed=settings.seed,
-                                       keep_finished=settings.runs_keep,
+                                       keep_finished=settings.runs_keep, id_shape=settings.plan_instance_id_format,
                                        **self._writers(RunEngine.kind, run_record, lambda r: r.instance_id)))
         self.outbox = register(Outbox(transport, clock, self.scheduler.at, self.lock,
                                       retries=settings.callback_retries, backoff=settings.callback_backoff,
                                       timeout=settings.callback_timeout, workers=settings.callback_workers,
                                       ledger_size=settings.ledger_size, statuses=frozenset(settings.callback_statuses),
+                                      after_give_up=settings.callback_after_give_up,
                                       **self._writers(Outbox.kind, delivery_record, lambda d: d.id)))
         self.outbox.dispatching = self.sync.leader
         self.scenes = register(SceneEngine(catalog, clock, self.scheduler, self.ids, self.tz, self.runs.new_run,
@@ -138,10 +149,10 @@ class Platform:
     def plan_for(self, principal: Principal, plan_id: str) -> Plan:
         plan = self.catalog.plans.get(plan_id)
         if plan is None:
-            raise NotFound(f"processPlanId {plan_id!r} does not exist")
+            raise NotFound(f"processPlanId {plan_id!r} does not exist", kind=UNKNOWN_PLAN)
         if not plan.visible_for(principal.user_id, principal.scope):
             raise NotFound(f"processPlanId {plan_id!r} is not visible to user {principal.user_id!r} "
-                           f"with scope {principal.scope!r}")
+                           f"with scope {principal.scope!r}", kind=UNKNOWN_PLAN)
         return plan
 
     def faults_pending(self) -> bool:
@@ -182,10 +193,10 @@ class Platform:
         self.plan_for(principal, plan_id)
         run = self.runs.runs.get(instance_id)
         if run is None:
-            raise NotFound(f"planInstanceId {instance_id!r} does not exist")
+            raise NotFound(f"planInstanceId {instance_id!r} does not exist", kind=UNKNOWN_INSTANCE)
         if run.plan.id != plan_id:
             raise NotFound(f"planInstanceId {instance_id!r} is an instance of plan {run.plan.id!r}, "
-                           f"not of {plan_id!r}")
+                           f"not of {plan_id!r}", kind=UNKNOWN_INSTANCE)
         if run.user_id != principal.user_id or run.client_id != principal.client_id:
             raise AuthError(f"planInstanceId {instance_id!r} was started by another user or app")
         return run

@@ -197,8 +197,8 @@ class RunEngine:
     def __init__(self, catalog: Catalog, ids: IdGenerator, schedule: Callable[[float, Callable[[float], Any], str], Any],
                  on_status: Callable[[Run, str, float], None], *, start_delay: float, seed: int,
                  keep_finished: int, on_change: Callable[[Run], None] | None = None,
-                 on_forget: Callable[[str], None] | None = None) -> None:
-        self._catalog, self._ids = catalog, ids
+                 on_forget: Callable[[str], None] | None = None, id_shape: str = "in-millis") -> None:
+        self._catalog, self._ids, self._id_shape = catalog, ids, id_shape
         self._schedule, self._on_status = schedule, on_status
         # A durable store hears of every change; the in-memory default passes None and pays nothing.
         self._on_change, self._on_forget = on_change, on_forget
@@ -221,7 +221,7 @@ class RunEngine:
             run = run_from(record, self._catalog)
             if run is not None:
                 self.adopt(run)
-                self._ids.bump(int(run.instance_id[2:]))
+                self._ids.bump_past(run.instance_id)
 
     def apply(self, key: str, record: dict[str, Any] | None) -> None:
         """Bring one run another process changed into this process (scheduling it if this one dispatches)."""
@@ -237,13 +237,13 @@ class RunEngine:
             return
         self._observe(run)
         self.schedule_next(run)  # a no-op unless this process holds the scheduler lease
-        self._ids.bump(int(key[2:]))
+        self._ids.bump_past(key)
 
     # -- runs -------------------------------------------------------------------------------------
     def new_run(self, plan: Plan, user_id: str, client_id: str, callback_url: str | None,
                 inputs: dict[str, dict[str, str]], at: float, scene_id: str | None = None) -> Run:
         """Start an instance of `plan` at `at`, under a fresh instance id."""
-        return self.create(self._ids.next(to_ms(at)), plan, user_id, client_id, callback_url, inputs, at, scene_id)
+        return self.create(self._ids.next(to_ms(at), self._id_shape), plan, user_id, client_id, callback_url, inputs, at, scene_id)
 
     def create(self, instance_id: str, plan: Plan, user_id: str, client_id: str, callback_url: str | None,
                inputs: dict[str, dict[str, str]], at: float, scene_id: str | None = None) -> Run:

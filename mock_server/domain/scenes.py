@@ -154,7 +154,7 @@ class SceneEngine:
         for record in records.values():
             scene = scene_from(dict(record))
             self.scenes[scene.instance_id] = scene
-            self._ids.bump(int(scene.instance_id[2:]))
+            self._ids.bump_past(scene.instance_id)
             if scene.active and self._scheduler.enabled:  # only the lease holder catches up and schedules
                 # Firings missed while the server was down are coalesced into one, made at once.
                 due = first_index_after(scene.created_at, now, scene.dimension, scene.intervals, self._tz) - 1
@@ -177,7 +177,7 @@ class SceneEngine:
             return
         scene = scene_from(dict(record))
         self.scenes[key] = scene
-        self._ids.bump(int(key[2:]))
+        self._ids.bump_past(key)
         if scene.active and scene.next_fire is not None:
             self._arm(scene, scene.next_fire)
 

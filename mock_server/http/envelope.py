@@ -10,8 +10,19 @@ from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
 from mock_server import jsonbytes
-from mock_server.domain.errors import BAD_REQUEST, INTERNAL, NOT_FOUND, DomainError
+from mock_server.domain.errors import (
+    BAD_REQUEST,
+    BAD_TOKEN,
+    CODE_REUSE,
+    INTERNAL,
+    OK,
+    UNKNOWN_INSTANCE,
+    UNKNOWN_PLAN,
+    VALIDATION,
+    DomainError,
+)
 from mock_server.http.exchange import MASK, secret_values
+from mock_server.settings import Settings
 
 log = logging.getLogger("dpa_mock.http")
 
@@ -20,14 +31,83 @@ _HTTP_CODES = frozenset({200, 400, 403, 404, 500, 503})
 
 
 def status_for(code: int, mode: str) -> int:
-    """The HTTP status a business code travels with under the `http_status` setting."""
+    """The HTTP status a business code travels with under the `http_status` setting alone."""
     if mode == "always200":
         return 200
     return code if code in _HTTP_CODES else 200
 
 
+ADMIN_PREFIX = "/__admin"
+
+
+class Policy:
+    """What the settings (a profile, docs/profiles.md) chose where the document is silent, applied in one place
+    for every door (Flask, the fast lane, the RSGI gate): the code of each kind of error, the HTTP status of
+    each code, the success messages, and whether error envelopes carry `data`. The admin API is the emulator's
+    own: only the HTTP status policy reaches it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._kinds = {UNKNOWN_PLAN: settings.unknown_plan_code, UNKNOWN_INSTANCE: settings.unknown_instance_code,
+                       VALIDATION: settings.validation_code, BAD_TOKEN: settings.bad_token_code,
+                       CODE_REUSE: settings.code_reuse_code}
+        self._statuses = {code: self._status(code) for code in (*_HTTP_CODES, 997, 998, 999, 405)}
+        self._error_data = settings.error_data != "absent"
+
+    def _status(self, code: int) -> int:
+        if self.settings.http_status == "always200":
+            return 200
+        return self.settings.http_status_by_code.get(code, status_for(code, "mirror"))
+
+    def status(self, code: int) -> int:
+        status = self._statuses.get(code)
+        return self._status(code) if status is None else status
+
+    def code_of(self, exc: DomainError, path: str) -> int:
+        """The business code an error is answered with: its kind's, as chosen, on the vendor API."""
+        if exc.kind is None or path.startswith(ADMIN_PREFIX):
+            return exc.code
+        return self._kinds.get(exc.kind, exc.code)
+
+    def kind_code(self, kind: str, path: str, default: int) -> int:
+        return default if path.startswith(ADMIN_PREFIX) else self._kinds.get(kind, default)
+
+    def success_message(self, path: str, oauth: bool = False) -> str:
+        if path.startswith(ADMIN_PREFIX):
+            return "success"
+        return self.settings.oauth_success_message if oauth else self.settings.success_message
+
+    def body(self, code: int, message: str, data: Any, path: str) -> bytes:
+        if code != OK and not self._error_data and not path.startswith(ADMIN_PREFIX):
+            return jsonbytes.dumps({"code": code, "message": message})
+        return jsonbytes.dumps({"code": code, "message": message, "data": data})
+
+    def wrong_method(self) -> tuple[int, int, bool]:
+        """(business code, HTTP status, whether to send Allow) of a known path asked with another method."""
+        s = self.settings
+        code = s.wrong_method_code
+        if s.http_status == "always200":
+            return code, 200, s.wrong_method_allow
+        return code, s.wrong_method_http_status or self.status(code), s.wrong_method_allow
+
+    def unknown_path(self) -> tuple[int, int]:
+        s = self.settings
+        code = s.unknown_path_code
+        if s.http_status == "always200":
+            return code, 200
+        return code, s.unknown_path_http_status or self.status(code)
+
+
+def policy() -> Policy:
+    """The current app's policy, made once per app."""
+    found = current_app.extensions.get("dpa_policy")
+    if found is None:
+        found = current_app.extensions["dpa_policy"] = Policy(current_app.config["DPA_SETTINGS"])
+    return found
+
+
 def http_status_for(code: int) -> int:
-    return status_for(code, current_app.config["DPA_SETTINGS"].http_status)
+    return policy().status(code)
 
 
 def envelope_bytes(code: int, message: str, data: Any = None) -> bytes:
@@ -37,35 +117,50 @@ def envelope_bytes(code: int, message: str, data: Any = None) -> bytes:
 def envelope(code: int, message: str, data: Any = None, *, status: int | None = None,
              headers: dict[str, str] | None = None) -> Response:
     g.dpa_code = code  # for the request journal
-    return Response(envelope_bytes(code, message, data), status=http_status_for(code) if status is None else status,
-                    content_type="application/json; charset=utf-8", headers=headers)
+    rules = policy()
+    return Response(rules.body(code, message, data, request.path), status=rules.status(code) if status is None
+                    else status, content_type="application/json; charset=utf-8", headers=headers)
 
 
-def ok(data: Any, message: str = "success") -> Response:
-    return envelope(200, message, data)
+def ok(data: Any, message: str | None = None, *, oauth: bool = False) -> Response:
+    """A success envelope; its message is the policy's unless given."""
+    return envelope(OK, policy().success_message(request.path, oauth) if message is None else message, data)
 
 
 def _http_error(exc: HTTPException) -> Response:
+    rules = policy()
     if isinstance(exc, MethodNotAllowed):
         allowed = sorted(m for m in (exc.valid_methods or []) if m not in ("HEAD", "OPTIONS"))
-        # HTTP 405 with an Allow header (as HTTP requires); the business code is the document's 404.
-        status = 200 if current_app.config["DPA_SETTINGS"].http_status == "always200" else 405
-        return envelope(NOT_FOUND, f"method {request.method} is not supported on {request.path}; "
-                        f"allowed: {', '.join(allowed)}", status=status, headers={"Allow": ", ".join(allowed)})
+        # By default HTTP 405 with an Allow header (as HTTP requires) and the document's 404 (D13).
+        code, status, allow = rules.wrong_method()
+        if request.path.startswith(ADMIN_PREFIX):
+            code, status, allow = 404, rules.status(405) if rules.settings.http_status == "always200" else 405, True
+        return envelope(code, f"method {request.method} is not supported on {request.path}; "
+                        f"allowed: {', '.join(allowed)}", status=status,
+                        headers={"Allow": ", ".join(allowed)} if allow else None)
     if isinstance(exc, NotFound):
-        return envelope(NOT_FOUND, f"no such path: {request.method} {request.path}")
+        return unknown_path_envelope()
+    validation = rules.kind_code(VALIDATION, request.path, BAD_REQUEST)
     if isinstance(exc, RequestEntityTooLarge):
         limit = current_app.config["DPA_SETTINGS"].max_body_bytes
-        return envelope(BAD_REQUEST, f"request body is larger than the {limit}-byte limit")
+        return envelope(validation, f"request body is larger than the {limit}-byte limit")
     if exc.code is not None and 400 <= exc.code < 500:
-        return envelope(BAD_REQUEST, f"bad request: {exc.description or exc.name}")
+        return envelope(validation, f"bad request: {exc.description or exc.name}")
     return envelope(INTERNAL, f"{exc.name}")
 
 
-def error_code_and_message(exc: Exception, method: str, path: str) -> tuple[int, str]:
-    """A domain error's own code and message; anything else is logged and answered as a 500."""
+def unknown_path_envelope() -> Response:
+    code, status = policy().unknown_path()
+    if request.path.startswith(ADMIN_PREFIX):
+        code, status = 404, policy().status(404)
+    return envelope(code, f"no such path: {request.method} {request.path}", status=status)
+
+
+def error_code_and_message(exc: Exception, method: str, path: str, rules: Policy | None = None) -> tuple[int, str]:
+    """A domain error's code (its kind's, by the policy) and message; anything else is logged and answered
+    as a 500."""
     if isinstance(exc, DomainError):
-        return exc.code, exc.message
+        return (exc.code if rules is None else rules.code_of(exc, path)), exc.message
     log.error("unhandled error on %s %s", method, path, exc_info=exc)
     return INTERNAL, f"internal error: {type(exc).__name__}"
 
@@ -88,7 +183,7 @@ def without_request_secrets(message: str) -> str:
 def install_error_handlers(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def _domain(exc: DomainError) -> Response:
-        code, message = error_code_and_message(exc, request.method, request.path)
+        code, message = error_code_and_message(exc, request.method, request.path, policy())
         return envelope(code, without_request_secrets(message))
 
     @app.errorhandler(HTTPException)

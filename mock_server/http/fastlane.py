@@ -13,7 +13,7 @@ from werkzeug.wsgi import get_host
 
 from mock_server.domain.errors import DomainError
 from mock_server.domain.platform import Platform
-from mock_server.http.envelope import envelope_bytes, error_code_and_message, status_for
+from mock_server.http.envelope import Policy, error_code_and_message
 from mock_server.http.exchange import record_exchange, redact
 from mock_server.http.routing import READS, Read, decode_query, principal_from_header
 from mock_server.http.spec import Contract, Operation
@@ -31,11 +31,13 @@ class FastLane:
     def __init__(self, flask_app: WSGIApp, platform: Platform, settings: Settings, contract: Contract) -> None:
         self.flask_app = flask_app
         self._platform, self._settings = platform, settings
+        self._policy = Policy(settings)
         self._routes: dict[tuple[str, str], tuple[Operation, Read]] = {}
         self._good_hosts: set[str] = set()
         for op_id, read in READS.items():
             op = contract.operations[op_id]
-            for rule in op.rules:
+            # The same rules as Flask routes (setting single_slash_paths: the spec's `//` form only).
+            for rule in op.rules if settings.single_slash_paths else op.rules[:1]:
                 self._routes[(op.method, rule)] = (op, read)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -68,12 +70,12 @@ class FastLane:
             args = decode_query(environ.get("QUERY_STRING", ""))
             principal = principal_from_header(environ.get("HTTP_AUTHORIZATION", ""), self._platform)
             data = read(self._platform, principal, op.check_query(args))
-            code, message = 200, "success"
+            code, message = 200, self._policy.success_message(path)
         except DomainError as exc:  # anything else propagates, and Flask answers the request
-            code, message = error_code_and_message(exc, "GET", path)
+            code, message = error_code_and_message(exc, "GET", path, self._policy)
             data = None
-        body = envelope_bytes(code, message, data)
-        status = status_for(code, self._settings.http_status)
+        body = self._policy.body(code, message, data, path)
+        status = self._policy.status(code)
         record_exchange(self._platform, self._settings.log_requests, method="GET", path=path,
                         query=redact(args.to_dict()), status=status, code=code,
                         elapsed_ms=(time.perf_counter() - started) * 1000, body=None,

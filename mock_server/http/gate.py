@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from mock_server.domain.errors import DomainError
+from mock_server.domain.errors import VALIDATION, DomainError
 from mock_server.domain.platform import Platform
-from mock_server.http.envelope import envelope_bytes, status_for
+from mock_server.http.envelope import Policy
 from mock_server.http.exchange import record_exchange, redact
 from mock_server.http.fastlane import FastLane
 from mock_server.http.routing import decode_query
@@ -42,6 +42,7 @@ class Gate:
                  lane: FastLane | None = None, platform: Platform | None = None) -> None:
         self.app = app
         self.settings = settings
+        self._policy = Policy(settings)
         self._pool = ThreadPoolExecutor(settings.threads, "dpa-app")
         self._faults_pending = faults_pending
         self._lane = lane
@@ -79,8 +80,8 @@ class Gate:
                 status, out_headers, chunks = await loop.run_in_executor(self._pool, _call, self.app, environ)
         except Exception:  # Flask renders its own errors; this is a failure outside it
             log.exception("unhandled error serving %s %s", scope.method, scope.path)
-            status, out_headers = status_for(500, self.settings.http_status), [_JSON]
-            chunks = envelope_bytes(500, "internal error")
+            status, out_headers = self._policy.status(500), [_JSON]
+            chunks = self._policy.body(500, "internal error", None, scope.path)
         self._respond(scope, protocol, status, out_headers, chunks)
 
     @staticmethod
@@ -140,16 +141,18 @@ class Gate:
         return b"".join(parts)
 
     def _refuse(self, scope: Any, protocol: Any, message: str, started: float) -> None:
-        status = status_for(400, self.settings.http_status)
+        code = self._policy.kind_code(VALIDATION, scope.path, 400)
+        status = self._policy.status(code)
         with contextlib.suppress(Exception):  # the client is gone: there is no one to answer
-            protocol.response_bytes(status, [_JSON, ("connection", "close")], envelope_bytes(400, message))
+            protocol.response_bytes(status, [_JSON, ("connection", "close")],
+                                    self._policy.body(code, message, None, scope.path))
         if self._platform is not None:
             try:
                 query = redact(decode_query(_latin1(scope.query_string)).to_dict())
             except DomainError:
                 query = {}
             record_exchange(self._platform, self.settings.log_requests, method=scope.method, path=scope.path,
-                            query=query, status=status, code=400, elapsed_ms=(time.perf_counter() - started) * 1000,
+                            query=query, status=status, code=code, elapsed_ms=(time.perf_counter() - started) * 1000,
                             body=f"<not received: {message}>", remote_addr=scope.client.rpartition(":")[0])
 
 

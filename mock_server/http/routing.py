@@ -9,9 +9,10 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from flask import Blueprint, current_app, g, request
+from flask.blueprints import BlueprintSetupState
 from werkzeug.datastructures import MultiDict
 
-from mock_server.domain.errors import AuthError, ValidationError
+from mock_server.domain.errors import BAD_TOKEN, AuthError, ValidationError
 from mock_server.domain.oauth import Principal
 from mock_server.domain.platform import Platform
 from mock_server.http.envelope import ok
@@ -29,10 +30,10 @@ def bearer_principal() -> Principal:
 
 def principal_from_header(header: str, platform: Platform) -> Principal:
     if not header.strip():
-        raise AuthError("missing Authorization header: send 'Authorization: Bearer <access_token>'")
+        raise AuthError("missing Authorization header: send 'Authorization: Bearer <access_token>'", kind=BAD_TOKEN)
     scheme, _, token = header.strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise AuthError("malformed Authorization header: expected 'Bearer <access_token>'")
+        raise AuthError("malformed Authorization header: expected 'Bearer <access_token>'", kind=BAD_TOKEN)
     return platform.oauth.verify(token.strip())
 
 
@@ -66,8 +67,9 @@ def check_form_keys(form: MultiDict[str, str], limits: JsonLimits) -> None:
                                 "levels (setting json_max_depth)")
 
 
-def read_body(op: Operation) -> Any:
-    """The request body as the operation's schema sees it, or a 400 naming what is wrong."""
+def read_body(op: Operation, defaults: dict[str, Any] | None = None) -> Any:
+    """The request body as the operation's schema sees it, or a 400 naming what is wrong; `defaults` fill
+    fields a JSON object body leaves out, before the check."""
     if not op.bodies:
         return None
     raw = request.get_data(cache=True)
@@ -107,6 +109,8 @@ def read_body(op: Operation) -> Any:
     if isinstance(body, dict):
         # `"callbackUrl": null` means "not given", as a Java binder reads it.
         body = {k: v for k, v in body.items() if v is not None}
+        if defaults:
+            body = {**defaults, **body}
     op.check_body(media, body)
     return body
 
@@ -135,9 +139,12 @@ def read_operation(bp: Blueprint, contract: Contract, op_id: str) -> Callable[[R
     return decorate
 
 
-def operation(bp: Blueprint, contract: Contract, op_id: str,
-              guard: Callable[[], Any] | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Route `view` at the operation's path(s); it is called with principal, query, body and path params."""
+def operation(bp: Blueprint, contract: Contract, op_id: str, guard: Callable[[], Any] | None = None,
+              body_defaults: Callable[[dict[str, str]], dict[str, Any]] | None = None,
+              ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Route `view` at the operation's path(s); it is called with principal, query, body and path params.
+    The single-slash form of a `//` path is routed unless the blueprint is registered with
+    `single_slash=False` (setting single_slash_paths)."""
     op = contract.operations[op_id]
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -147,12 +154,15 @@ def operation(bp: Blueprint, contract: Contract, op_id: str,
                 guard()
             principal = bearer_principal() if op.secured else None
             query = op.check_query(request.args)
-            body = read_body(op)
+            body = read_body(op, body_defaults(path) if body_defaults is not None else None)
             return view(principal=principal, query=query, body=body, **path)
 
-        for rule in op.rules:
-            bp.add_url_rule(rule, op_id, handler, methods=[op.method], merge_slashes=False,
-                            provide_automatic_options=False)
+        def register(state: BlueprintSetupState) -> None:
+            for rule in op.rules if state.options.get("single_slash", True) else op.rules[:1]:
+                state.add_url_rule(rule, op_id, handler, methods=[op.method], merge_slashes=False,
+                                   provide_automatic_options=False)
+
+        bp.record(register)
         return handler
 
     return decorate

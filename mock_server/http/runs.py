@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, current_app
 
 from mock_server.domain.oauth import Principal
 from mock_server.domain.platform import Platform
@@ -15,7 +15,14 @@ from mock_server.http.spec import vendor_contract
 bp = Blueprint("runs", __name__)
 
 
-@operation(bp, vendor_contract(), "executePlan")
+def _plan_id_from_path(path: dict[str, str]) -> dict[str, Any]:
+    """Setting execute_body_plan_id: `path-only` lets the body leave out the plan id the path already names."""
+    if current_app.config["DPA_SETTINGS"].execute_body_plan_id == "path-only":
+        return {"processPlanId": path.get("processPlanId", "")}
+    return {}
+
+
+@operation(bp, vendor_contract(), "executePlan", body_defaults=_plan_id_from_path)
 def execute(principal: Principal, body: dict[str, Any], processPlanId: str, **_: Any) -> Response:
     return ok(current_platform().execute(principal, processPlanId, body))
 
