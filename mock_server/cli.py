@@ -28,8 +28,13 @@ def main() -> None:
 @click.option("--port", type=int, default=None, help="Port to bind (default 29041).")
 @click.option("--fixtures", "fixtures", type=click.Path(file_okay=False), default=None,
               help="Directory of YAML fixtures (default: the bundled ones).")
+@click.option("--profile", "profile", metavar="NAME|FILE", default=None,
+              help="Behave like a given deployment where the document is silent: a bundled profile (document, "
+                   "gateway) or a profile file, e.g. one `dpa-mock verify --write-profile` wrote. See "
+                   "docs/profiles.md. Precedence: defaults < profile < --config < DPA_MOCK_* < flags.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
-              help="Settings file, YAML or TOML (see README: Configuration).")
+              help="Settings file, YAML or TOML (see README: Configuration); a profile file works here too, "
+                   "and a `profile: NAME|FILE` key in it loads a profile under it.")
 @click.option("--state", type=click.Path(dir_okay=False), default=None,
               help="SQLite file keeping all state across restarts (default: in memory only).")
 @click.option("--clock", type=click.Choice(["real", "virtual"]), default=None,
@@ -47,14 +52,15 @@ def main() -> None:
 @click.option("--quiet", is_flag=True, help="No access log line per request.")
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
               help="Any other setting, e.g. --set callback_retries=5 --set callback_backoff=0.5,1,2 (repeatable).")
-def serve(config_file: str | None, server: str, quiet: bool, assignments: tuple[str, ...], **options: Any) -> None:
+def serve(config_file: str | None, profile: str | None, server: str, quiet: bool, assignments: tuple[str, ...],
+          **options: Any) -> None:
     """Serve the emulator (Ctrl-C stops it)."""
     try:
         # A dedicated flag names its setting as explicitly as --set does, and more specifically: it wins.
         flags = {k: v for k, v in options.items() if v is not None}
         if quiet:
             flags["log_requests"] = False
-        settings = load_settings(config_file, **{**_assignments(assignments), **flags})
+        settings = load_settings(config_file, profile=profile, **{**_assignments(assignments), **flags})
         load_catalog(settings.fixtures, settings.timezone)  # fail here, with file/key/reason, not in a worker
     except (SettingsError, FixtureError) as exc:
         click.echo(f"dpa-mock: {exc}", err=True)
@@ -67,8 +73,9 @@ def serve(config_file: str | None, server: str, quiet: bool, assignments: tuple[
         click.echo(f"dpa-mock: cannot serve on {settings.host}:{settings.port}: {problem}", err=True)
         sys.exit(1)
     workers = f", workers: {settings.workers}" if settings.workers > 1 else ""
+    shaped = f", profile: {profile}" if profile else ""
     click.echo(f"dpa-mock serving on http://{settings.host}:{settings.port} (clock: {settings.clock}, "
-               f"server: {server}{workers})", err=True)
+               f"server: {server}{workers}{shaped})", err=True)
     if settings.workers > 1 and server != "granian":
         click.echo("dpa-mock: --workers needs --server granian (waitress serves from one process)", err=True)
         sys.exit(2)
