@@ -382,3 +382,19 @@ def test_a_scene_or_execution_body_of_any_json_shape_is_forwarded_and_judged(fak
                                   headers={**BEARER, "Content-Type": "application/json"})
             assert reply.status_code == 200 and _Fake.bodies[-1] == body  # forwarded as sent, no proxy error
         assert [f for f in findings(proxy) if f["check"] == "unjudged"] == []
+
+
+def test_relay_addresses_under_a_public_url_with_a_path_arrive_stripped_or_not(fake: str) -> None:
+    # behind a reverse proxy publishing it at https://qa.example/dpa-proxy, which may or may not strip the path
+    proxy = proxy_process(fake, "--quiet")
+    proxy.args += ["--callback-public-url", f"http://127.0.0.1:{proxy.port}/dpa-proxy"]
+    with proxy.start():
+        relay = _relay_url(proxy, fake + "/cb")
+        assert relay.startswith(f"http://127.0.0.1:{proxy.port}/dpa-proxy/__proxy/callback/")
+        stripped = relay.replace("/dpa-proxy", "", 1)
+        for url in (relay, stripped):
+            assert _callback(url)[0].text == "SUCCESS"
+        assert requests.post(proxy.base_url + "/dpa-proxy/__proxy/other", timeout=10).status_code == 404
+        before = len(_Fake.bodies)
+        requests.post(proxy.base_url + "/dpa-proxy/other", json={}, timeout=10)
+        assert _Fake.bodies[before:] == [b"{}"]  # not the proxy's: forwarded

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from mock_server.proxy import ui
-from mock_server.proxy.callbacks import RELAY_PATH, CallbackJudge, Relay, Relays
+from mock_server.proxy.callbacks import CallbackJudge, Relay, Relays
 from mock_server.proxy.forward import Answer, Destination, ForwardError, end_to_end, send
 from mock_server.proxy.judge import Judged, Route, Router, judge_request, judge_response
 from mock_server.proxy.model import Exchange, Finding, Store
@@ -110,9 +110,8 @@ class ProxyApp:
         try:
             if method == "GET" and path in ADMIN_VIEWS:
                 return self._admin(path, environ.get("QUERY_STRING", ""), start_response)
-            if path == "/__proxy" or path.startswith("/__proxy/"):  # the proxy's namespace: never forwarded
-                relay = RELAY_PATH.fullmatch(path)
-                return self._relay_callback(relay.group(1) if relay else "", environ, start_response)
+            if self.relays.owns(path):  # the proxy's namespace: never forwarded
+                return self._relay_callback(self.relays.token(path), environ, start_response)
             return self._forward(environ, path, method, start_response)
         except Exception:  # never a stack trace to the client; the log has it
             log.exception("proxy error on %s %s", method, self.secrets.text(path))

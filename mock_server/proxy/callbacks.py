@@ -16,7 +16,7 @@ from mock_server.proxy.judge import STATUSES
 from mock_server.proxy.model import Finding, collector
 
 RELAY_PREFIX = "/__proxy/callback/"
-RELAY_PATH = re.compile(r"/__proxy/callback/([A-Za-z0-9_-]{16,64})$")
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
 TERMINAL = frozenset({"SUCCESS", "FAIL"})
 # Progress rank: RUNNING and PENDING may alternate; nothing leaves SUCCESS/FAIL; nothing goes back.
 _RANK = {"DEFAULT": 0, "RUNNING": 1, "PENDING": 1, "SUCCESS": 2, "FAIL": 2}
@@ -42,6 +42,9 @@ class Relays:
     def __init__(self, public_base: str, limit: int = 20_000, own: tuple[str, int] | None = None) -> None:
         self.public_base = public_base.rstrip("/")
         public = Destination.parse(self.public_base)
+        # The proxy's namespace as requests reach it: `/__proxy/…`, and under the public URL's path too when a
+        # reverse proxy in front passes that path on instead of stripping it.
+        self._namespaces = tuple(dict.fromkeys(("/__proxy", f"{public.base_path}/__proxy")))
         # The proxy's own addresses: where it listens and where the target reaches it.
         self._own = [(public.host, public.port), *([own] if own else [])]
         self._lock = threading.Lock()
@@ -55,6 +58,18 @@ class Relays:
             while len(self._relays) > self._limit:
                 self._relays.popitem(last=False)
         return f"{self.public_base}{RELAY_PREFIX}{token}"
+
+    def owns(self, path: str) -> bool:
+        """Whether `path` is the proxy's own (a relay address or another path it never forwards)."""
+        return any(path == ns or path.startswith(ns + "/") for ns in self._namespaces)
+
+    def token(self, path: str) -> str:
+        """The relay token a path of the proxy's namespace carries, or ""."""
+        for ns in self._namespaces:
+            rest = path.removeprefix(ns + "/callback/") if path.startswith(ns + "/callback/") else ""
+            if _TOKEN.fullmatch(rest):
+                return rest
+        return ""
 
     def url_problem(self, url: str) -> str | None:
         """Why callbacks to `url` cannot be relayed (the URL is then left as the client sent it), or None."""
