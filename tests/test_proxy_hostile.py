@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import socket
+import ssl
+import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlencode
@@ -32,7 +36,7 @@ class _Fake(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     bodies: ClassVar[list[bytes]] = []  # what reached it, in order
-    headers: ClassVar[list[dict[str, str]]] = []  # and with which headers
+    seen_headers: ClassVar[list[dict[str, str]]] = []  # and with which headers
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -53,7 +57,7 @@ class _Fake(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = self._body()
         type(self).bodies.append(body)
-        type(self).headers.append(dict(self.headers))
+        type(self).seen_headers.append(dict(self.headers))
         if "/slow" in self.path:
             time.sleep(SLOW)
         if "/hang" in self.path:
@@ -82,7 +86,7 @@ class _Fake(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def fake() -> Iterator[str]:
-    _Fake.bodies, _Fake.headers = [], []
+    _Fake.bodies, _Fake.seen_headers = [], []
     yield from serve(_Fake)
 
 
@@ -348,7 +352,7 @@ def test_only_the_targets_own_paths_get_a_forwarded_header(fake: str) -> None:
         requests.get(f"http://{address}:{proxy.port}" + LIST_PLANS, headers=BEARER, timeout=10)
         requests.get(f"http://{address}:{proxy.port}/__admin/runs", headers={"X-Forwarded-For": "198.51.100.7"},
                      timeout=10)
-    admin_call, vendor_call, already = _Fake.headers[-3:]
+    admin_call, vendor_call, already = _Fake.seen_headers[-3:]
     assert admin_call["Forwarded"] == f"for={address}"
     assert "Forwarded" not in vendor_call  # vendor calls stay verbatim
     assert "Forwarded" not in already and already["X-Forwarded-For"] == "198.51.100.7"
@@ -398,3 +402,32 @@ def test_relay_addresses_under_a_public_url_with_a_path_arrive_stripped_or_not(f
         before = len(_Fake.bodies)
         requests.post(proxy.base_url + "/dpa-proxy/other", json={}, timeout=10)
         assert _Fake.bodies[before:] == [b"{}"]  # not the proxy's: forwarded
+
+
+@pytest.fixture
+def tls_fake(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """The fake target over HTTPS with a self-signed certificate for 127.0.0.1, and that certificate."""
+    if not shutil.which("openssl"):
+        pytest.skip("needs the openssl command to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Fake)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"https://127.0.0.1:{server.server_address[1]}", cert
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_target_whose_certificate_is_not_trusted_is_named_and_trusted_when_told(tls_fake: tuple[str, Path]) -> None:
+    target, cert = tls_fake
+    with proxy_process(target, "--quiet") as proxy:
+        untrusted = requests.get(proxy.base_url + LIST_PLANS, headers=BEARER, timeout=10)
+    assert untrusted.status_code == 502 and "CERTIFICATE_VERIFY_FAILED" in untrusted.json()["message"]
+    for trust in (["--ca-bundle", str(cert)], ["--insecure"]):
+        with proxy_process(target, "--quiet", *trust) as proxy:
+            assert requests.get(proxy.base_url + LIST_PLANS, headers=BEARER, timeout=10).json()["code"] == 200
