@@ -22,11 +22,19 @@ _SERVERS = pytest.StashKey["_ServerPool"]()
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("dpa_fixtures", "dpa-mock: directory of YAML fixtures for the dpa_platform fixture, relative "
                   "to the ini file (default: the fixtures bundled with dpa-mock)", default="")
+    parser.addini("dpa_profile", "dpa-mock: profile for the dpa_platform fixture: a bundled one (document, gateway) "
+                  "or a file relative to the ini file (default: document); see docs/profiles.md", default="")
+    parser.getgroup("dpa-mock").addoption(
+        "--dpa-profile", dest="dpa_profile", metavar="NAME|FILE", default=None,
+        help="run dpa_platform with this profile (a bundled name such as gateway, or a profile file, e.g. one "
+             "`dpa-mock verify --write-profile` wrote); overrides the dpa_profile ini option")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "dpa_fixtures(path): run this test's dpa_platform with the YAML fixtures "
                             "in `path` (relative to the test file's directory)")
+    config.addinivalue_line("markers", "dpa_profile(name_or_path): run this test's dpa_platform with this profile "
+                            "(a bundled name, or a file relative to the test file's directory)")
     config.stash[_SERVERS] = _ServerPool()
 
 
@@ -39,17 +47,21 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 class _Served:
     """One emulator app on a real threaded WSGI server in a daemon thread."""
 
-    def __init__(self, fixtures: str | None) -> None:
+    def __init__(self, fixtures: str | None, profile: str | None = None) -> None:
         from werkzeug.serving import WSGIRequestHandler, make_server
 
         from mock_server.app import create_app
-        from mock_server.settings import Settings
+        from mock_server.settings import load_settings
 
         class QuietHandler(WSGIRequestHandler):
             def log_request(self, *args: Any) -> None:  # the admin journal keeps the record; no stderr noise
                 return None
 
-        self.app = create_app(Settings(clock="virtual", log_requests=False, fixtures=fixtures))
+        # Not the environment's DPA_MOCK_* (a test suite's emulator is the test's, not the shell's); the clock
+        # is virtual whatever the profile says, as the fixture's advance() needs.
+        settings = load_settings(env={}, profile=profile, clock="virtual", log_requests=False, fixtures=fixtures)
+        self.settings = settings
+        self.app = create_app(settings)
         self.server = make_server("127.0.0.1", 0, self.app, threaded=True, request_handler=QuietHandler)
         self.base_url = f"http://127.0.0.1:{self.server.server_port}"
         self.credentials = _demo_credentials(self.app.extensions["dpa_platform"])
@@ -72,17 +84,18 @@ def _demo_credentials(platform: Any) -> dict[str, str]:
 
 
 class _ServerPool:
-    """Emulators kept per fixtures directory for the life of this (xdist worker) process."""
+    """Emulators kept per fixtures directory and profile for the life of this (xdist worker) process."""
 
     def __init__(self) -> None:
-        self._servers: dict[str | None, _Served] = {}
+        self._servers: dict[tuple[str | None, str | None], _Served] = {}
         self._lock = threading.Lock()
 
-    def get(self, fixtures: str | None) -> _Served:
+    def get(self, fixtures: str | None, profile: str | None = None) -> _Served:
         with self._lock:
-            if fixtures not in self._servers:
-                self._servers[fixtures] = _Served(fixtures)
-            return self._servers[fixtures]
+            key = (fixtures, profile)
+            if key not in self._servers:
+                self._servers[key] = _Served(fixtures, profile)
+            return self._servers[key]
 
     def close(self) -> None:
         with self._lock:
@@ -109,21 +122,47 @@ def _fixtures_dir(request: pytest.FixtureRequest) -> str | None:
     return str((path if path.is_absolute() else base / path).resolve())
 
 
+def _profile(request: pytest.FixtureRequest) -> str | None:
+    """The marker's profile (a file relative to the test file), else --dpa-profile (relative to the invocation
+    directory), else the ini option's (relative to the ini file); a bundled profile's name stays a name."""
+    from mock_server.settings import bundled_profiles
+
+    marker = request.node.get_closest_marker("dpa_profile")
+    if marker is not None:
+        if not marker.args:
+            pytest.fail("@pytest.mark.dpa_profile needs a profile: @pytest.mark.dpa_profile('gateway')", pytrace=False)
+        given, base = str(marker.args[0]), Path(str(request.node.path)).parent
+    elif request.config.getoption("dpa_profile", None):
+        given, base = str(request.config.getoption("dpa_profile")), request.config.invocation_params.dir
+    else:
+        given = str(request.config.getini("dpa_profile") or "").strip()
+        if not given:
+            return None
+        base = request.config.inipath.parent if request.config.inipath else request.config.rootpath
+    if given in bundled_profiles():
+        return given
+    path = Path(given)
+    return str((path if path.is_absolute() else base / path).resolve())
+
+
 class DpaPlatform:
     """A running emulator for one test: its URL, demo credentials and the /__admin API as methods."""
 
-    def __init__(self, base_url: str, fixtures: str | None, credentials: dict[str, str]) -> None:
+    def __init__(self, base_url: str, fixtures: str | None, credentials: dict[str, str],
+                 profile: str | None = None) -> None:
         import requests
 
         self.base_url = base_url
         self.fixtures = fixtures
+        self.profile = profile
         self.credentials = dict(credentials)
         self.client_id, self.client_secret = credentials["client_id"], credentials["client_secret"]
         self.http = requests.Session()
         self.http.trust_env = False  # loopback only: never through a proxy from the environment
 
     def __repr__(self) -> str:
-        return f"<DpaPlatform {self.base_url} fixtures={self.fixtures or 'bundled'}>"
+        return (f"<DpaPlatform {self.base_url} fixtures={self.fixtures or 'bundled'} "
+                f"profile={self.profile or 'document'}>")
 
     # -- the vendor API's OAuth dance, for tests that only need a token ----------------------------
     def token(self, scope: str = "default", user_id: str | None = None, client_id: str | None = None,
@@ -266,13 +305,17 @@ class DpaPlatform:
 def dpa_platform(request: pytest.FixtureRequest) -> Iterator[DpaPlatform]:
     """An in-process dpa-mock (virtual clock) on 127.0.0.1, reset before the test; see docs/integrators.md."""
     from mock_server.fixtures import FixtureError
+    from mock_server.settings import SettingsError
 
     fixtures = _fixtures_dir(request)
+    profile = _profile(request)
     try:
-        served = request.config.stash[_SERVERS].get(fixtures)
+        served = request.config.stash[_SERVERS].get(fixtures, profile)
     except FixtureError as exc:
         pytest.fail(f"dpa_platform: cannot load the fixtures: {exc}", pytrace=False)
-    handle = DpaPlatform(served.base_url, fixtures, served.credentials)
+    except SettingsError as exc:
+        pytest.fail(f"dpa_platform: cannot use the profile {profile!r}: {exc}", pytrace=False)
+    handle = DpaPlatform(served.base_url, fixtures, served.credentials, profile)
     handle.reset()
     yield handle
     handle.close()

@@ -286,3 +286,57 @@ def test_fixture_members_return_what_the_guide_says(suite: pytest.Pytester) -> N
             assert callback_receiver.clear() is None and callback_receiver.deliveries == []
     """)
     suite.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+STAGING_SHAPED = """
+import requests
+
+def test_staging_shaped(dpa_platform):
+    unknown = requests.get(dpa_platform.base_url + "/api/dpa/process//processPlan/queryPlanRunOutParam",
+                           params={"processPlanId": "nope0000", "planInstanceId": "in1"},
+                           headers=dpa_platform.headers())
+    assert (unknown.status_code, unknown.json()) == (200, {"code": %(code)d, "message": unknown.json()["message"]})
+"""
+
+DOCUMENT_SHAPED = """
+import requests
+
+def test_document_shaped(dpa_platform):
+    unknown = requests.get(dpa_platform.base_url + "/api/dpa/process//processPlan/queryPlanRunOutParam",
+                           params={"processPlanId": "nope0000", "planInstanceId": "in1"},
+                           headers=dpa_platform.headers())
+    assert (unknown.status_code, unknown.json()["code"], unknown.json()["data"]) == (404, 404, None)
+"""
+
+
+def test_profile_from_the_command_line_option(pytester: pytest.Pytester) -> None:
+    """`--dpa-profile gateway`: the bundled profile by name; the fixture's emulator answers as that gateway."""
+    pytester.makepyfile(test_gw=STAGING_SHAPED % {"code": 999})
+    result = pytester.runpytest("-p", "no:cacheprovider", "--dpa-profile", "gateway")
+    result.assert_outcomes(passed=1)
+    # Without the option, the same suite meets the document's defaults and fails.
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+
+
+def test_profile_file_from_the_ini_option_and_a_marker(pytester: pytest.Pytester) -> None:
+    """`dpa_profile = staging.yaml` relative to the ini file; a marker picks another profile for one test."""
+    pytester.makeini("[pytest]\ndpa_profile = conf/staging.yaml\n")
+    pytester.mkdir("conf").joinpath("staging.yaml").write_text(
+        "http_status: always200\nunknown_plan_code: 500\nerror_data: absent\n", encoding="utf-8")
+    pytester.mkdir("sub")
+    pytester.path.joinpath("sub", "test_ini.py").write_text(STAGING_SHAPED % {"code": 500}, encoding="utf-8")
+    pytester.path.joinpath("sub", "test_marked.py").write_text(
+        "import pytest\npytestmark = pytest.mark.dpa_profile('document')\n" + DOCUMENT_SHAPED, encoding="utf-8")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--strict-markers")
+    result.assert_outcomes(passed=2)
+
+
+def test_a_bad_profile_fails_the_test_naming_file_key_and_reason(pytester: pytest.Pytester) -> None:
+    pytester.path.joinpath("bad.yaml").write_text("unknown_plan_code: 405\n", encoding="utf-8")
+    pytester.makepyfile(test_bad="def test_uses(dpa_platform):\n    pass\n")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--dpa-profile", "bad.yaml")
+    result.assert_outcomes(errors=1)  # in the fixture's setup, before the test runs
+    result.stdout.fnmatch_lines(["*cannot use the profile*bad.yaml*unknown_plan_code: 405 is not one of*"])
+    result = pytester.runpytest("-p", "no:cacheprovider", "--dpa-profile", "no-such-profile")
+    result.stdout.fnmatch_lines(["*neither a bundled profile (document, gateway) nor a readable file*"])
