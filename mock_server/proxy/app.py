@@ -216,7 +216,8 @@ class ProxyApp:
         else:
             server = Finding("observation", "server", "unreachable", f"the target did not answer: {exc}")
         self._findings(exchange, [*(judged.findings if judged else []), server])
-        what = "target's answer is not HTTP" if exc.kind == "not-http" else "target unreachable"
+        what = {"not-http": "target's answer is not HTTP",
+                "untrusted": "target not trusted (give --ca-bundle FILE, or --insecure)"}.get(exc.kind, "target unreachable")
         return _reply(start_response, 502, "application/json", json.dumps(
             {"code": 503, "message": f"dpa-mock proxy: {what}: {self.secrets.text(str(exc))}", "data": None}).encode())
 

@@ -17,7 +17,8 @@ HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy
 class ForwardError(Exception):
     """The destination could not be reached, did not answer in time, or answered something that is not HTTP."""
 
-    def __init__(self, message: str, kind: Literal["unreachable", "timeout", "not-http", "too-large"]) -> None:
+    def __init__(self, message: str,
+                 kind: Literal["unreachable", "timeout", "not-http", "too-large", "untrusted"]) -> None:
         super().__init__(message)
         self.kind = kind
 
@@ -115,6 +116,8 @@ def send(dest: Destination, method: str, target: str, headers: list[tuple[str, s
         raise ForwardError(f"no answer within {timeout:g} s ({exc})", "timeout") from exc
     except (http.client.BadStatusLine, http.client.LineTooLong, http.client.IncompleteRead) as exc:
         raise ForwardError(f"the answer is not valid HTTP ({type(exc).__name__}: {str(exc)[:200]!r})", "not-http") from exc
+    except ssl.SSLCertVerificationError as exc:
+        raise ForwardError(f"its TLS certificate is not trusted ({exc.verify_message})", "untrusted") from exc
     except (OSError, http.client.HTTPException, ValueError) as exc:
         raise ForwardError(f"{type(exc).__name__}: {exc}", "unreachable") from exc
     finally:
