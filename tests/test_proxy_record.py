@@ -37,7 +37,7 @@ def _exercise(base: str, admin_base: str, headers: dict[str, str], callback: str
     for plan in PLANS:
         seen[f"models {plan}"] = _data(requests.post(base + MODELS, headers=headers, timeout=10,
                                                      json={"processPlanId": plan}))
-        body = {"processPlanId": plan, "callbackUrl": callback, "modelVarReq": INPUTS.get(plan, [])}
+        body: dict[str, Any] = {"processPlanId": plan, "callbackUrl": callback, "modelVarReq": INPUTS.get(plan, [])}
         runs[plan] = _data(requests.post(base + EXECUTE.format(plan), headers=headers, json=body, timeout=10))[0]["planInstanceId"]
     http_advance(admin_base, 60)
     for plan, instance in runs.items():

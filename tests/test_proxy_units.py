@@ -111,7 +111,7 @@ def test_routes() -> None:
     router = Router()
     assert router.route("POST", "/api/dpa/process//processPlan/opExecutePlanByApi/p1").path_params == {"processPlanId": "p1"}
     collapsed = router.route("GET", "/api/dpa/process/processPlan/queryPlanRunOutParam")
-    assert collapsed.operation.id == "queryPlanRunOutParam" and collapsed.collapsed
+    assert collapsed.operation is not None and collapsed.operation.id == "queryPlanRunOutParam" and collapsed.collapsed
     assert router.route("DELETE", "/api/dpa/process/processPlan/queryPlanByUserId").wrong_method
     assert router.route("GET", "/api/dpa/process///processPlan/queryPlanRunOutParam").operation is None
 
