@@ -74,6 +74,10 @@ class OAuth:
         self._code_length, self._code_alphabet = code_length, code_alphabet
         # Which claims a token carries (setting token_claims) and its `aud` (token_audience, else the client).
         self._claims, self._audience = frozenset(claims), audience
+        self._client_claim = "client_id" if "client_id" in self._claims else "aud"
+        self._user_claim = "sub" if "sub" in self._claims else "user_id"
+        # What verify() reads: a token without one of these is refused as lacking it, never a KeyError.
+        self._required = sorted({"exp", self._client_claim, self._user_claim} | (self._claims & {"aud", "scope"}))
         self._codes: dict[str, _Code] = {}
         # The platform's lock when state is shared: checking and consuming a code is then one transaction.
         self._lock: StateLock | threading.Lock = lock if lock is not None else threading.Lock()
@@ -174,8 +178,7 @@ class OAuth:
         # exp is checked by verify() against the injected clock, not PyJWT's wall clock.
         return jwt.decode(token, self._secret, algorithms=["HS256"],
                           options={"verify_exp": False, "verify_aud": False, "verify_iat": False,
-                                   "require": sorted(self._claims & {"aud", "exp", "sub", "scope", "client_id",
-                                                                     "user_id"})})
+                                   "require": self._required})
 
     def verify(self, token: str) -> Principal:
         try:
@@ -194,11 +197,11 @@ class OAuth:
             raise AuthError("access token was issued by another issuer", kind=BAD_TOKEN)
         if self._audience is not None and claims.get("aud") != self._audience:
             raise AuthError("access token audience is not this platform", kind=BAD_TOKEN)
-        client = claims["client_id"] if "client_id" in self._claims else claims["aud"]
+        client = claims[self._client_claim]
         if not isinstance(client, str) or client not in self._catalog.apps:
             raise AuthError("access token audience is not a known app", kind=BAD_TOKEN)
         app = self._app(client)
-        user = claims["sub"] if "sub" in self._claims else claims["user_id"]
+        user = claims[self._user_claim]
         if app.user(str(user)) is None:
             raise UserNotFound(f"user {user!r} does not exist")
         # Without a scope claim the token speaks with the widest scope the app was granted.
