@@ -42,7 +42,7 @@ class Token:
     access_token: str = field(repr=False)
 
     @classmethod
-    def from_json(cls, data: Any) -> "Token":
+    def from_json(cls, data: Any) -> Token:
         return cls(_get(data, "token_type", str, "token"), _get(data, "access_token", str, "token"))
 
 
@@ -59,7 +59,7 @@ class Plan:
     update_user: str
 
     @classmethod
-    def from_json(cls, data: Any, where: str = "plan") -> "Plan":
+    def from_json(cls, data: Any, where: str = "plan") -> Plan:
         return cls(
             _get(data, "processPlanId", str, where), _get(data, "title", str, where),
             _get(data, "status", str, where), _get(data, "stepNums", int, where),
@@ -82,7 +82,7 @@ class ProcessModel:
     params: tuple[ModelParam, ...]
 
     @classmethod
-    def from_json(cls, data: Any, where: str = "model") -> "ProcessModel":
+    def from_json(cls, data: Any, where: str = "model") -> ProcessModel:
         params = _list(_get(data, "mapParam", list, where), f"{where}.mapParam")
         return cls(
             _get(data, "modelName", str, where), _get(data, "processModelId", str, where),
@@ -97,7 +97,7 @@ class Execution:
     plan_instance_id: str
 
     @classmethod
-    def from_json(cls, data: Any, where: str = "execution") -> "Execution":
+    def from_json(cls, data: Any, where: str = "execution") -> Execution:
         return cls(_get(data, "processPlanId", str, where), _get(data, "planInstanceId", str, where))
 
 
@@ -114,7 +114,7 @@ class ModelOutput:
     params: tuple[OutputParam, ...]
 
     @classmethod
-    def from_json(cls, data: Any, where: str = "output") -> "ModelOutput":
+    def from_json(cls, data: Any, where: str = "output") -> ModelOutput:
         params = _list(_get(data, "mapParam", list, where), f"{where}.mapParam")
         return cls(
             _get(data, "modelName", str, where), _get(data, "processModelId", str, where),
@@ -130,7 +130,7 @@ class Scene:
     status: str
 
     @classmethod
-    def from_json(cls, data: Any, where: str = "scene") -> "Scene":
+    def from_json(cls, data: Any, where: str = "scene") -> Scene:
         return cls(_get(data, "instanceId", str, where), _get(data, "modelId", str, where),
                    _get(data, "status", str, where))
 

@@ -15,8 +15,9 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from mock_server.domain.store import RELOAD, Changes, Records
 from mock_server.sqlite_journal import SqliteJournal, connect

@@ -9,8 +9,20 @@ import pytest
 from flask.testing import FlaskClient
 
 from tests.plugins.emulator import SCENE
-from tests.plugins.engine import (FAIL, START, PinnedApps, api_for, ScriptedTransport, admin_runs, admin_scenes, clock, data,
-                                  ledger, ms, scene_form)
+from tests.plugins.engine import (
+    FAIL,
+    START,
+    PinnedApps,
+    ScriptedTransport,
+    admin_runs,
+    admin_scenes,
+    api_for,
+    clock,
+    data,
+    ledger,
+    ms,
+    scene_form,
+)
 
 REMOTE = {"REMOTE_ADDR": "10.1.2.3"}
 
@@ -237,8 +249,8 @@ def test_admin_callbacks_filter_by_instance(pinned: PinnedApps) -> None:
 def test_an_in_process_advance_beyond_the_clocks_range_is_refused_and_changes_nothing() -> None:
     # The pytest plugin calls Platform.advance directly: it must get the same refusal as the admin endpoint,
     # not an advance that silently does nothing.
-    from mock_server.domain.errors import ValidationError
     from mock_server.app import create_app
+    from mock_server.domain.errors import ValidationError
     from mock_server.settings import Settings
 
     app = create_app(Settings(clock="virtual"))
