@@ -143,6 +143,15 @@ _SET_VALUES: dict[str, tuple[str, object]] = {
     "callback_statuses": ("SUCCESS,FAIL", ("SUCCESS", "FAIL")), "admin_token": ("tok", "tok"),
     "jwt_secret": ("another-secret-of-at-least-32-bytes!", "another-secret-of-at-least-32-bytes!"),
     "issuer": ("someone", "someone"),
+    # The profile settings (docs/profiles.md): values their checks accept.
+    "http_status_by_code": ("997:503,999:200", {997: 503, 999: 200}), "unknown_plan_code": ("999", 999),
+    "unknown_instance_code": ("998", 998), "unknown_path_code": ("400", 400), "unknown_path_http_status": ("200", 200),
+    "wrong_method_code": ("405", 405), "wrong_method_http_status": ("0", 0), "validation_code": ("999", 999),
+    "bad_token_code": ("400", 400), "code_reuse_code": ("400", 400), "error_data": ("absent", "absent"),
+    "success_message": ("操作成功", "操作成功"), "oauth_success_message": ("ok", "ok"),
+    "execute_body_plan_id": ("path-only", "path-only"), "code_length": ("32", 32),
+    "code_alphabet": ("A-Z0-9_-", "A-Z0-9_-"), "token_claims": ("aud,exp,sub", ("aud", "exp", "sub")),
+    "token_audience": ("dpa-platform", "dpa-platform"), "plan_instance_id_format": ("uuid", "uuid"),
 }
 
 
@@ -183,7 +192,8 @@ def test_set_reaches_every_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     names = [f.name for f in fields(Settings) if f.name != "extra"]
     for name in names:
         text, value = _set_value(name, tmp_path)
-        extra = ["--set", f"state={tmp_path / 'w.db'}"] if name == "workers" else []
+        extra = {"workers": ["--set", f"state={tmp_path / 'w.db'}"],
+                 "token_audience": ["--set", "token_claims=aud,client_id,sub,exp"]}.get(name, [])
         settings = _served_settings(monkeypatch, ["--set", f"{name}={text}", *extra])
         assert getattr(settings, name) == value, name
 
