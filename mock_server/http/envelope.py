@@ -15,6 +15,7 @@ from mock_server.domain.errors import (
     BAD_TOKEN,
     CODE_REUSE,
     INTERNAL,
+    NOT_FOUND,
     OK,
     UNKNOWN_INSTANCE,
     UNKNOWN_PLAN,
@@ -133,8 +134,8 @@ def _http_error(exc: HTTPException) -> Response:
         allowed = sorted(m for m in (exc.valid_methods or []) if m not in ("HEAD", "OPTIONS"))
         # By default HTTP 405 with an Allow header (as HTTP requires) and the document's 404 (D13).
         code, status, allow = rules.wrong_method()
-        if request.path.startswith(ADMIN_PREFIX):
-            code, status, allow = 404, rules.status(405) if rules.settings.http_status == "always200" else 405, True
+        if request.path.startswith(ADMIN_PREFIX):  # the emulator's own API keeps its own answer
+            code, status, allow = NOT_FOUND, 200 if rules.settings.http_status == "always200" else 405, True
         return envelope(code, f"method {request.method} is not supported on {request.path}; "
                         f"allowed: {', '.join(allowed)}", status=status,
                         headers={"Allow": ", ".join(allowed)} if allow else None)
@@ -152,7 +153,7 @@ def _http_error(exc: HTTPException) -> Response:
 def unknown_path_envelope() -> Response:
     code, status = policy().unknown_path()
     if request.path.startswith(ADMIN_PREFIX):
-        code, status = 404, policy().status(404)
+        code, status = NOT_FOUND, policy().status(NOT_FOUND)
     return envelope(code, f"no such path: {request.method} {request.path}", status=status)
 
 
