@@ -36,7 +36,9 @@ def _kit_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def pytest_args(values: dict[str, Any], extra: list[str], ini: Path) -> list[str]:
     """The pytest command line for these option values: the installed package, the kit's plugin first."""
-    args = ["--pyargs", "contract_tests", "-p", "contract_tests.plugin", "-p", "no:cacheprovider",
+    # The plugin by module, first; its pytest11 entry point (dpa_mock_kit) is blocked, or pytest would register
+    # the same module a second time under that name and stop with "Plugin already registered".
+    args = ["--pyargs", "contract_tests", "-p", "contract_tests.plugin", "-p", "no:dpa_mock_kit", "-p", "no:cacheprovider",
             "-c", str(ini), "--rootdir", os.getcwd(), "-q"]
     for dest, flag, _env, kind, _text in OPTIONS:
         value = values.get(dest)
@@ -62,6 +64,9 @@ def pytest_args(values: dict[str, Any], extra: list[str], ini: Path) -> list[str
 @click.option("--junitxml", type=click.Path(dir_okay=False), default=None,
               help=f"JUnit XML path (default {DEFAULT_JUNIT}).")
 @click.option("--thorough", is_flag=True, help="About 7x more examples per property, with shrinking.")
+@click.option("--write-profile", "write_profile", type=click.Path(dir_okay=False), default=None,
+              help="After the run, write the emulator profile (YAML) that reproduces what was observed on the "
+                   "target: `dpa-mock serve --profile FILE`. Points not observed keep the default, said in a comment.")
 @click.pass_context
 def verify(ctx: click.Context, /, **values: Any) -> None:
     """Run the contract kit against a deployment: exit 0 without violations, 1 with any, 2 on a usage error.
@@ -85,6 +90,7 @@ def verify(ctx: click.Context, /, **values: Any) -> None:
     if not values.get("dpa_report_json") and not os.environ.get("DPA_REPORT_JSON"):
         values["dpa_report_json"] = str(report.with_suffix(".json"))
     report_json = Path(values.get("dpa_report_json") or os.environ["DPA_REPORT_JSON"])
+    write_profile = values.pop("write_profile", None)
     if values.pop("thorough", False):
         os.environ["DPA_HYPOTHESIS_PROFILE"] = "dpa-contract-thorough"
     os.environ["DPA_VERIFY_ARGV"] = json.dumps(sys.argv[sys.argv.index("verify") + 1:] if "verify" in sys.argv
@@ -110,7 +116,29 @@ def verify(ctx: click.Context, /, **values: Any) -> None:
     else:
         click.echo(f"dpa-mock verify: FAIL — the kit did not finish (pytest exit status {code}), no result written")
     click.echo(f"report: {report}  (JSON: {report_json}; JUnit: {values.get('junitxml') or DEFAULT_JUNIT})")
+    if write_profile:
+        _write_profile(report_json, Path(write_profile), str(base_url or "the in-process emulator"))
     sys.exit(0 if verdict == "PASS" else 1)
+
+
+def _write_profile(report_json: Path, target: Path, source: str) -> None:
+    """The profile reproducing the run's observations (written even when the run failed: what was observed
+    still holds; a run that wrote no result writes no profile)."""
+    from contract_tests.support.profile_writer import render
+    from contract_tests.support.redact import redact_url
+
+    try:
+        result = json.loads(report_json.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        click.echo(f"profile: not written ({report_json} was not written by the run)", err=True)
+        return
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(render(result, redact_url(source)), encoding="utf-8")
+    except OSError as exc:
+        click.echo(f"profile: cannot write {target}: {exc.strerror or exc}", err=True)
+        sys.exit(2)
+    click.echo(f"profile: {target}  (serve it: dpa-mock serve --profile {target})")
 
 
 def _reachable(base_url: str, values: dict[str, Any]) -> None:
