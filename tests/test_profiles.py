@@ -361,11 +361,16 @@ def test_callback_statuses_without_default(pinned: PinnedApps) -> None:
     assert [s for s, _ in trail] == ["RUNNING", "SUCCESS"]
 
 
+@pytest.mark.parametrize("backoff", [(0.1,), (5.0,)], ids=["given-up-before-SUCCESS", "SUCCESS-queued-behind"])
 @pytest.mark.parametrize("after_give_up,expected", [
     (True, ["DEFAULT", "RUNNING", "RUNNING", "SUCCESS"]), (False, ["DEFAULT", "RUNNING", "RUNNING"])])
-def test_callback_after_give_up(pinned: PinnedApps, after_give_up: bool, expected: list[str]) -> None:
+def test_callback_after_give_up(pinned: PinnedApps, after_give_up: bool, expected: list[str],
+                                backoff: tuple[float, ...]) -> None:
+    """SUCCESS is entered 1.5 s in: after RUNNING was given up (short backoff), or while RUNNING still waits
+    for its retry (long backoff), queued behind it."""
     transport = ScriptedTransport(lambda instance, status, n: FAIL if status == "RUNNING" else "ack")
-    api = api_for(pinned(transport=transport, callback_retries=1, callback_after_give_up=after_give_up))
+    api = api_for(pinned(transport=transport, callback_retries=1, callback_after_give_up=after_give_up,
+                         callback_backoff=backoff))
     instance = api.start(api.login(), callbackUrl="http://127.0.0.1:9/cb")
     api.advance(30)
     api.advance(30)  # nothing was left waiting: no later status turns up either

@@ -146,6 +146,10 @@ class Outbox:
         for delivery in sorted((delivery_from(r) for r in records.values()), key=lambda d: d.id):
             if delivery.state in ("acked", "gave_up"):
                 self._remember(delivery)
+                if delivery.state == "gave_up" and not self.after_give_up:
+                    self._stopped[delivery.instance_id] = None
+            elif delivery.instance_id in self._stopped:
+                self._forget(delivery)
             else:
                 self._queue(delivery, at)  # at-least-once: an attempt cut off by a crash is made again
             self._last_id = max(self._last_id, delivery.id)
@@ -162,6 +166,8 @@ class Outbox:
             known.state, known.attempts = delivery.state, delivery.attempts
         elif delivery.state in ("acked", "gave_up"):
             self._remember(delivery)
+        elif delivery.instance_id in self._stopped and self.dispatching:
+            self._forget(delivery)  # another process queued a status of a run this one stopped calling back
         else:
             self._queue(delivery, self._clock.now())
 
@@ -236,9 +242,12 @@ class Outbox:
             self._stopped.popitem(last=False)
         self._queues.pop(instance_id, None)
         for dropped in list(queue or ())[1:]:
-            self._ledger.pop(dropped.id, None)
-            if self._on_forget is not None:
-                self._on_forget(dropped.id)
+            self._forget(dropped)
+
+    def _forget(self, delivery: Delivery) -> None:
+        self._ledger.pop(delivery.id, None)
+        if self._on_forget is not None:
+            self._on_forget(delivery.id)
 
     def inflight(self) -> list[Future[None]]:
         with self._inflight_lock:
