@@ -67,7 +67,7 @@ class Settings:
     advance_timeout: float = 600.0  # seconds a clock advance may wait for the process holding the lease
     log_requests: bool = True
     # -- the emulator's choices where the document is silent (docs/profiles.md; a profile sets them) --------
-    http_status_by_code: dict[int, int] = field(default_factory=dict)  # business code -> HTTP status, over http_status
+    http_status_by_code: dict[int, int] = field(default_factory=dict, hash=False)  # business code -> HTTP status, over http_status
     unknown_plan_code: int = 404
     unknown_instance_code: int = 404
     unknown_path_code: int = 404
