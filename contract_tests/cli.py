@@ -166,3 +166,90 @@ def _summary(path: Path) -> dict[str, Any] | None:
         return None
     summary = data.get("summary") if isinstance(data, dict) else None
     return summary if isinstance(summary, dict) else None
+
+
+def _result(path: str) -> dict[str, Any]:
+    """A `--report-json` result, or exit 2 naming the file and what is wrong with it."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        _unreadable(path, exc.strerror or str(exc))
+    except UnicodeDecodeError:
+        _unreadable(path, "not UTF-8 text")
+    except ValueError as exc:
+        _unreadable(path, f"not JSON ({exc})")
+    if not isinstance(data, dict) or not isinstance(data.get("observations"), list) or not all(
+            isinstance(o, dict) and isinstance(o.get("topic"), str) for o in data["observations"]):
+        _unreadable(path, "not a `dpa-mock verify --report-json` result (no list of observations with topics)")
+    return data
+
+
+def _unreadable(path: str, reason: str) -> Any:
+    click.echo(f"dpa-mock diff: {path}: {reason}", err=True)
+    sys.exit(2)
+
+
+def observation_values(result: dict[str, Any]) -> dict[str, tuple[str, ...]]:
+    """topic -> its observed values, sorted (counts are how often, not what: they are not compared)."""
+    values: dict[str, set[str]] = {}
+    for item in result["observations"]:
+        values.setdefault(item["topic"], set()).add(str(item.get("value")))
+    return {topic: tuple(sorted(found)) for topic, found in values.items()}
+
+
+def compare(a: dict[str, Any], b: dict[str, Any], diagnostic: bool = False
+            ) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]], list[str]]:
+    """(differing, equal, not compared): rows of (topic, A's values, B's values); diagnostic topics are compared
+    only when asked (they describe what the run generated, not the target)."""
+    from contract_tests.support.verdicts import DIAGNOSTIC_TOPICS
+
+    left, right = observation_values(a), observation_values(b)
+    differ: list[tuple[str, str, str]] = []
+    same: list[tuple[str, str, str]] = []
+    skipped: list[str] = []
+    for topic in sorted(set(left) | set(right)):
+        if topic in DIAGNOSTIC_TOPICS and not diagnostic:
+            skipped.append(topic)
+            continue
+        row = (topic, "; ".join(left.get(topic, ("(not observed)",))), "; ".join(right.get(topic, ("(not observed)",))))
+        (same if left.get(topic) == right.get(topic) else differ).append(row)
+    return differ, same, skipped
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _side(name: str, result: dict[str, Any]) -> str:
+    s = result.get("summary") if isinstance(result.get("summary"), dict) else {}
+    return (f"{name}: {s.get('target', '(target not recorded)')} — {s.get('violations', '?')} violation(s), "
+            f"{s.get('leniencies', '?')} leniency(ies), seed {s.get('seed', '?')}")
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("a", metavar="A.json", type=click.Path(dir_okay=False))
+@click.argument("b", metavar="B.json", type=click.Path(dir_okay=False))
+@click.option("--diagnostic", is_flag=True,
+              help="Compare the diagnostic topics too (fuzzing.*: what the run generated, not the target).")
+def diff(a: str, b: str, diagnostic: bool) -> None:
+    """Two `dpa-mock verify --report-json` results side by side: every observation topic with each side's
+    values, the differing ones first, and how many differ. Exit 0 when equal, 1 when they differ, 2 when a
+    file cannot be read.
+
+    E.g. staging against the emulator: how far is the emulator from staging (`--write-profile` closes it).
+    """
+    left, right = _result(a), _result(b)
+    differ, same, skipped = compare(left, right, diagnostic)
+    click.echo(f"A = {_side(a, left)}")
+    click.echo(f"B = {_side(b, right)}")
+    click.echo("")
+    header = ["| | topic | A | B |", "|---|---|---|---|"]
+    rows = [f"| ≠ | `{t}` | {_cell(x)} | {_cell(y)} |" for t, x, y in differ]
+    rows += [f"| = | `{t}` | {_cell(x)} | {_cell(y)} |" for t, x, y in same]
+    click.echo("\n".join(header + rows) if rows else "No observation topic on either side.")
+    if skipped:
+        click.echo(f"\nNot compared (diagnostic; --diagnostic compares them): {', '.join(skipped)}")
+    total = len(differ) + len(same)
+    click.echo(f"\n{len(differ)} of {total} topics differ"
+               + (": " + ", ".join(t for t, _, _ in differ) if differ else ""))
+    sys.exit(1 if differ else 0)

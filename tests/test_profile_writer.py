@@ -9,9 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from contract_tests.support.profile_writer import (DIAGNOSTIC_TOPICS, RULES, UNOBSERVABLE, UNREPRODUCIBLE_TOPICS,
-                                                   render)
-from contract_tests.support.verdicts import TOPICS
+from contract_tests.support.profile_writer import RULES, UNOBSERVABLE, UNREPRODUCIBLE_TOPICS, render
+from contract_tests.support.verdicts import DIAGNOSTIC_TOPICS, TOPICS
 from mock_server.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -21,9 +21,6 @@ from mock_server.settings import ALL_STATUSES, ERROR_CODES, TOKEN_CLAIMS, Settin
 # Observed values per topic: value -> count (a topic may be observed with several values).
 Observed = Mapping[str, Mapping[str, int]]
 
-# Topics that describe the run rather than the target's choices: never compared by the closed loop, never
-# written (they depend on what Hypothesis generated and on the safety options).
-DIAGNOSTIC_TOPICS = ("fuzzing.codes", "fuzzing.not-sent", "fuzzing.max-runs")
 # Topics the kit observes that no profile setting reproduces: a written profile names them in its header.
 UNREPRODUCIBLE_TOPICS = ("envelope.content-type", "callback.content-type", "execute.path-body-mismatch",
                          "oauth.token-format", "plans.extra-fields", "plans.step-nums", "request.null-optional",

@@ -107,3 +107,8 @@ TOPICS: dict[str, str] = {
     "fuzzing.max-runs": "executions by envelope fuzzing count against --max-runs (live target)",
     "listPlans.empty": "the user sees no plan",
 }
+
+# Topics that describe the run rather than the target (what Hypothesis generated, what the safety options kept
+# back): `dpa-mock diff` lists them without comparing, the closed loop leaves them out, no profile setting
+# reads them.
+DIAGNOSTIC_TOPICS: tuple[str, ...] = ("fuzzing.codes", "fuzzing.not-sent", "fuzzing.max-runs")
