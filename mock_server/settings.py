@@ -280,13 +280,11 @@ def load_settings(config_file: str | Path | None = None, env: dict[str, str] | N
         config = _read_file(config_path)
     profile = profile or config.get("profile") or environ.get("DPA_MOCK_PROFILE") or None
     values: dict[str, Any] = {}
+    profile_file: Path | None = None
     if profile:
-        path = profile_path(profile)
-        values.update(_file_values(path, _read_file(path), allow_profile=False))
-        try:
-            _check(Settings(**values))  # a bad profile is named as such, not blamed on a later layer
-        except SettingsError as exc:
-            raise SettingsError(f"{path}: {exc}") from None
+        profile_file = profile_path(profile)
+        values.update(_file_values(profile_file, _read_file(profile_file), allow_profile=False))
+    profile_values = dict(values)
     if config_path is not None:
         values.update(_file_values(config_path, config, allow_profile=True))
     for name in _FIELDS:
@@ -298,7 +296,21 @@ def load_settings(config_file: str | Path | None = None, env: dict[str, str] | N
             raise SettingsError(f"{name}: unknown setting")
         if value is not None:
             values[name] = _coerce(name, value, f"--{name.replace('_', '-')}")
-    return _check(Settings(**values))
+    try:
+        return _check(Settings(**values))
+    except SettingsError as exc:
+        if profile_file is not None and _still_refused(profile_values, exc):
+            raise SettingsError(f"{profile_file}: {exc}") from None  # the profile's fault: named as such
+        raise
+
+
+def _still_refused(values: dict[str, Any], refusal: SettingsError) -> bool:
+    """Whether these values alone are refused for the same reason."""
+    try:
+        _check(Settings(**values))
+    except SettingsError as exc:
+        return str(exc) == str(refusal)
+    return False
 
 
 def settings_to_env(settings: Settings) -> dict[str, str]:

@@ -144,6 +144,18 @@ def test_a_bad_profile_is_named_with_key_and_reason(tmp_path: Path, text: str, w
     assert words in str(refused.value)
 
 
+def test_a_profile_completed_by_a_later_layer_is_accepted(tmp_path: Path) -> None:
+    """A refusal is blamed on the profile only when the profile alone is refused for it."""
+    profile = tmp_path / "staging.yaml"
+    profile.write_text("workers: 2\n", encoding="utf-8")
+    assert load_settings(env={}, profile=profile, state=str(tmp_path / "s.db")).workers == 2
+    with pytest.raises(SettingsError, match=r"staging\.yaml: workers: 2 processes need a shared state file"):
+        load_settings(env={}, profile=profile)
+    with pytest.raises(SettingsError) as refused:
+        load_settings(env={}, profile="gateway", token_claims="aud,sub,exp")  # the flag's fault, not gateway's
+    assert str(refused.value).startswith("token_claims: must include client_id")
+
+
 def test_an_unknown_profile_name_lists_the_bundled_ones() -> None:
     with pytest.raises(SettingsError, match=r"'stagign' is neither a bundled profile \(document, gateway\)"):
         load_settings(env={}, profile="stagign")
