@@ -139,7 +139,7 @@ def test_codes_and_tokens_are_shared_between_processes(trees: list[Tree], tmp_pa
 
     with ThreadPoolExecutor(2) as pool:
         for code in codes:
-            answers = sorted(pool.map(lambda t: race(t, code), [a, b]))
+            answers = sorted(pool.map(lambda t, c=code: race(t, c), [a, b]))
             assert answers == [200, 403], (code, answers)
 
 

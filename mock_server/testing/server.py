@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import requests
 
@@ -57,9 +59,9 @@ class ServerProcess:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 20.0) -> "ServerProcess":
+    def start(self, timeout: float = 20.0) -> ServerProcess:
         cmd = [*self.command, "--port", str(self.port), *self.args]
-        self._log_file = open(self.log, "ab") if self.log else subprocess.DEVNULL
+        self._log_file = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115 -- held by the child until stop()
         self.proc = subprocess.Popen(cmd, stdout=self._log_file, stderr=subprocess.STDOUT, env=self.env,
                                      cwd=self.cwd, start_new_session=True)
         deadline = time.monotonic() + timeout
@@ -80,10 +82,8 @@ class ServerProcess:
         """SIGTERM the group (a clean shutdown), then SIGKILL what is left after `timeout`."""
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                pass
         self.kill9()
 
     def kill9(self) -> None:
@@ -91,10 +91,8 @@ class ServerProcess:
         if self.proc is None:
             return
         pgid = self.proc.pid
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.proc.wait()
         deadline = time.monotonic() + 10
         while _group_alive(pgid):
@@ -109,7 +107,7 @@ class ServerProcess:
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log and self.log.exists() else ""
 
-    def __enter__(self) -> "ServerProcess":
+    def __enter__(self) -> ServerProcess:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:

@@ -6,8 +6,9 @@ import contextlib
 import json
 import shutil
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import jwt
 from flask import Flask
