@@ -216,10 +216,11 @@ def _is_loopback(host: str) -> bool:
 def _add_commands_of_other_features() -> None:
     # Each lives with its feature; imported here so `dpa-mock --help` lists them. Their heavy imports
     # (pytest, schemathesis) happen only when they run.
-    from contract_tests.cli import verify
+    from contract_tests.cli import diff, verify
     from mock_server.proxy.cli import proxy
 
     main.add_command(verify)
+    main.add_command(diff)
     main.add_command(proxy)
 
 
