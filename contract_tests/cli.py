@@ -192,7 +192,7 @@ def _unreadable(path: str, reason: str) -> Any:
 def observation_values(result: dict[str, Any]) -> dict[str, tuple[str, ...]]:
     """topic -> its observed values, sorted (counts are how often, not what: they are not compared)."""
     values: dict[str, set[str]] = {}
-    for item in result["observations"]:
+    for item in result.get("observations") or []:
         values.setdefault(item["topic"], set()).add(str(item.get("value")))
     return {topic: tuple(sorted(found)) for topic, found in values.items()}
 

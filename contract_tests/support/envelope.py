@@ -52,7 +52,9 @@ def envelope_problems(response: requests.Response) -> tuple[dict[str, Any] | Non
     if "data" not in body:
         if code == 200:
             problems.append("field 'data' is missing")
-        else:
+        elif not problems:
+            # Only of an envelope: a framework's own error JSON (no code) has no `data` either, and says
+            # nothing about the target's error envelopes.
             # The contract (ErrorEnvelope) lets an error omit data; dpa-mock sends null.
             KIT.observe("error.data", "absent")
     return body, problems

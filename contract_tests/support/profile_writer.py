@@ -351,6 +351,8 @@ def _check_claims(choices: dict[str, Choice]) -> None:
 def _yaml_value(value: Any) -> str:
     if isinstance(value, tuple):
         value = list(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # 600, not 600.0
     text = yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=10_000).strip()
     return text.removesuffix("\n...").strip()
 
