@@ -140,6 +140,13 @@ def test_callbacks_that_never_include_running_drop_it() -> None:
     assert settings["callback_statuses"] == ["PENDING", "SUCCESS", "FAIL"]
 
 
+def test_codes_without_underscore_or_dash_beside_codes_with_are_the_wider_alphabet() -> None:
+    settings, _ = written(("oauth.code-alphabet", "A-Z0-9", 2), ("oauth.code-alphabet", "A-Z0-9_-", 3))
+    assert settings["code_alphabet"] == "A-Z0-9_-"
+    settings, comments = written(("oauth.code-alphabet", "A-Z0-9"), ("oauth.code-alphabet", "other"))
+    assert settings["code_alphabet"] == "A-Z0-9" and "conflicting" in comments["code_alphabet"]
+
+
 def test_validation_refusals_for_the_token_are_not_a_conflict() -> None:
     settings, comments = written(("validation.code", "400", 96), ("validation.code", "403", 12),
                                  ("oauth.bad-token.code", "403"))

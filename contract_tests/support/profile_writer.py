@@ -251,6 +251,14 @@ def _code_length(observed: Observed) -> Choice:
     return kept(f"oauth.code-length observed as {value!r}: the setting takes 8-256")
 
 
+def _code_alphabet(observed: Observed) -> Choice:
+    """Codes of A-Z0-9 seen beside codes with `_` or `-` are a sample of A-Z0-9_-, not a conflict."""
+    values = dict(observed.get("oauth.code-alphabet") or {})
+    if set(values) == {"A-Z0-9", "A-Z0-9_-"}:
+        return Choice("A-Z0-9_-", note="some codes had no _ or -: a sample of A-Z0-9_-")
+    return _choice("oauth.code-alphabet", {"A-Z0-9": "A-Z0-9", "A-Z0-9_-": "A-Z0-9_-"})(observed)
+
+
 def _token_claims(observed: Observed) -> Choice:
     value = _single(observed, "oauth.token-claims")
     if isinstance(value, Choice):
@@ -302,8 +310,7 @@ RULES: tuple[Rule, ...] = (
     Rule("code_ttl", ("oauth.code-lifetime",), _code_ttl),
     Rule("token_ttl", ("oauth.token-lifetime",), _token_ttl),
     Rule("code_length", ("oauth.code-length",), _code_length),
-    Rule("code_alphabet", ("oauth.code-alphabet",),
-         _choice("oauth.code-alphabet", {"A-Z0-9": "A-Z0-9", "A-Z0-9_-": "A-Z0-9_-"})),
+    Rule("code_alphabet", ("oauth.code-alphabet",), _code_alphabet),
     Rule("token_claims", ("oauth.token-claims",), _token_claims),
     Rule("plan_instance_id_format", ("execute.plan-instance-id-format",),
          _choice("execute.plan-instance-id-format",
