@@ -75,10 +75,11 @@ TOPICS: dict[str, str] = {
     "validation.code": "business code refusing a request the document forbids (400 expected)",
     "oauth.code-reuse.code": "business code refusing an authorization code used twice",
     "oauth.code-length": "length of authorization codes",
-    "oauth.code-alphabet": "characters of authorization codes: `A-Z0-9`, `A-Z0-9_-`, or `other`",
+    "oauth.code-alphabet": "characters of five authorization codes together: `A-Z0-9`, `A-Z0-9_-`, or `other`",
     "oauth.code-lifetime": "how long an unused authorization code stays valid (`between a and b s`)",
     "oauth.token-format": "`JWT with exp` or `opaque`",
-    "oauth.token-lifetime": "access token lifetime in seconds: exp minus iat/orig_iat (else minus the target's now)",
+    "oauth.token-lifetime": "access token lifetime in seconds: exp minus iat/orig_iat (else exp minus the target's "
+                            "now, rounded up)",
     "oauth.token-claims": "comma-separated claim names of the JWT payload",
     "oauth.bad-token.code": "business code refusing a bad or missing token",
     "success-message.oauth": "success `message` of authorize and token (repr)",
