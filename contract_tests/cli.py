@@ -181,7 +181,7 @@ def _result(path: str) -> dict[str, Any]:
     if not isinstance(data, dict) or not isinstance(data.get("observations"), list) or not all(
             isinstance(o, dict) and isinstance(o.get("topic"), str) for o in data["observations"]):
         _unreadable(path, "not a `dpa-mock verify --report-json` result (no list of observations with topics)")
-    return data
+    return dict(data)
 
 
 def _unreadable(path: str, reason: str) -> Any:
@@ -221,7 +221,7 @@ def _cell(text: str) -> str:
 
 
 def _side(name: str, result: dict[str, Any]) -> str:
-    s = result.get("summary") if isinstance(result.get("summary"), dict) else {}
+    s: dict[str, Any] = result["summary"] if isinstance(result.get("summary"), dict) else {}
     return (f"{name}: {s.get('target', '(target not recorded)')} — {s.get('violations', '?')} violation(s), "
             f"{s.get('leniencies', '?')} leniency(ies), seed {s.get('seed', '?')}")
 

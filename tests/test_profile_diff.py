@@ -49,7 +49,7 @@ def test_differences_come_first_with_both_values_and_a_count(tmp_path: Path) -> 
     out = run(a, b)
     assert out.exit_code == 1, out.output
     lines = out.output.splitlines()
-    rows = [ln for ln in lines if ln.startswith("| ≠") or ln.startswith("| =")]
+    rows = [ln for ln in lines if ln.startswith(("| ≠", "| ="))]
     assert [r[:3] for r in rows] == ["| ≠"] * 4 + ["| ="]
     assert "| ≠ | `http-status.code-400` | 200 | 400 |" in rows
     assert "| ≠ | `callback.default-sent` | no | (not observed) |" in rows

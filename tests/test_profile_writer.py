@@ -185,7 +185,7 @@ def test_unreproducible_and_diagnostic_topics_are_named_in_the_header_not_writte
 
 def test_the_emulators_own_observations_reproduce_the_document_profile(tmp_path: Path) -> None:
     """What the kit observes on the emulator with defaults writes a profile equal to the defaults."""
-    observed = [("http-status.code-400", "400"), ("http-status.code-403", "403"), ("http-status.code-404", "404"),
+    observed: list[Any] = [("http-status.code-400", "400"), ("http-status.code-403", "403"), ("http-status.code-404", "404"),
                 ("http-status.code-998", "200"), ("unknown-plan.code", "404"), ("unknown-instance.code", "404"),
                 ("unknown-path.code", "404"), ("unknown-path.http-status", "404"), ("wrong-method.code", "404"),
                 ("wrong-method.http-status", "405"), ("wrong-method.allow-header", "present"),

@@ -199,7 +199,7 @@ def _backoff(observed: Observed) -> Choice:
 def _nice(seconds: float) -> int:
     """A lifetime measured to the second (exp minus a clock read) snapped to the whole minute it is within 2 s of."""
     minute = round(seconds / 60) * 60
-    return int(minute) if minute and abs(seconds - minute) <= 2 else int(round(seconds))
+    return int(minute) if minute and abs(seconds - minute) <= 2 else round(seconds)
 
 
 def _token_ttl(observed: Observed) -> Choice:
@@ -326,7 +326,7 @@ def observed_from_report(report: Mapping[str, Any]) -> dict[str, dict[str, int]]
     out: dict[str, dict[str, int]] = {}
     for item in report.get("observations") or []:
         if isinstance(item, dict) and isinstance(item.get("topic"), str):
-            count = item.get("count") if isinstance(item.get("count"), int) else 1
+            count = item["count"] if isinstance(item.get("count"), int) else 1
             out.setdefault(item["topic"], {})[str(item.get("value"))] = count
     return out
 
@@ -360,7 +360,7 @@ def _yaml_value(value: Any) -> str:
         value = list(value)
     if isinstance(value, float) and value.is_integer():
         value = int(value)  # 600, not 600.0
-    text = yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=10_000).strip()
+    text = str(yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=10_000)).strip()
     return text.removesuffix("\n...").strip()
 
 
@@ -368,9 +368,9 @@ def render(report: Mapping[str, Any], source: str = "the target") -> str:
     """The YAML profile text: one key per profile setting, each kept default with its reason in a comment."""
     observed = observed_from_report(report)
     choices = choose(observed)
-    summary = report.get("summary") if isinstance(report.get("summary"), dict) else {}
+    summary = report["summary"] if isinstance(report.get("summary"), dict) else {}
     lines = [
-        f"# dpa-mock profile written by `dpa-mock verify --write-profile` from what the contract kit observed on",
+        "# dpa-mock profile written by `dpa-mock verify --write-profile` from what the contract kit observed on",
         f"# {source} (seed {summary.get('seed')}, {summary.get('observations')} observation(s)).",
         "# Serve it with `dpa-mock serve --profile THIS_FILE`; docs/profiles.md lists the settings.",
         "# A key marked `default:` was not observed (or not reproducibly): it keeps the emulator's default.",
