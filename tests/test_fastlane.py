@@ -1,13 +1,14 @@
-"""The WSGI fast lane answers exactly as the Flask app does: same status, headers, body and journal entry."""
+"""The two doors into the one pipeline (mock_server/http/pipeline.py) answer alike: the fast lane and Flask give the
+same status, headers, body, journal entry and access-log line; the fast lane takes every ordinary vendor request."""
 
 from __future__ import annotations
-
-from typing import Any, Callable, Iterator
 
 import contextlib
 import json
 import logging
 import re
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -16,7 +17,19 @@ from hypothesis import strategies as st
 from werkzeug.test import Client
 
 from mock_server.http.fastlane import FastLane
-from tests.plugins.emulator import DEFAULT_ONLY, EXECUTE, LIST_PLANS, OUT_PARAMS, Api
+from tests.plugins.emulator import (
+    AUTHORIZE,
+    DEFAULT_ONLY,
+    EXECUTE,
+    LIST_PLANS,
+    MODELS,
+    OUT_PARAMS,
+    POC,
+    SCENE,
+    TOKEN,
+    Api,
+)
+from tests.plugins.engine import scene_form
 
 PATHS = [LIST_PLANS, OUT_PARAMS, OUT_PARAMS.replace("//", "/")]
 QUERY_NAMES = ["processPlanId", "planInstanceId", "code", "token", "x"]
@@ -246,3 +259,91 @@ def test_a_lone_surrogate_in_a_run_input_still_reads_back(lanes: Lanes, api: Api
                             query_string={"processPlanId": "acf42dd3", "planInstanceId": instance})
     assert fast == slow
     assert fast[0][0] == "200 OK" and json.loads(fast[0][2])["code"] == 200
+
+
+FORM = "application/x-www-form-urlencoded"
+
+
+def test_all_seven_operations_take_the_fast_door_when_ordinary(lanes: Lanes) -> None:
+    calls = lanes.flask_calls
+    authorized = lanes.fast.get(AUTHORIZE, query_string={"client_id": POC["client_id"], "response_type": "code",
+                                                         "scope": "default"}).get_json()
+    assert authorized["code"] == 200, authorized
+    token = lanes.fast.post(TOKEN, json={**POC, "code": authorized["data"]["code"],
+                                         "grant_type": "authorization_code"}).get_json()
+    assert token["code"] == 200, token
+    auth = {"Authorization": f"Bearer {token['data']['access_token']}"}
+    answers = [
+        lanes.fast.get(LIST_PLANS, headers=auth),
+        lanes.fast.post(MODELS, headers=auth, json={"processPlanId": "acf42dd3"}),
+        lanes.fast.post(SCENE, headers=auth, data=scene_form()),
+    ]
+    started = lanes.fast.post(EXECUTE.format("acf42dd3"), headers=auth, json={"processPlanId": "acf42dd3"})
+    instance = started.get_json()["data"][0]["planInstanceId"]
+    answers += [started, lanes.fast.get(OUT_PARAMS, headers=auth,
+                                        query_string={"processPlanId": "acf42dd3", "planInstanceId": instance})]
+    assert [a.get_json()["code"] for a in answers] == [200] * 5, [a.get_json() for a in answers]
+    assert lanes.flask_calls == calls, "ordinary vendor requests should not have reached Flask"
+    # Each was journalled once, as Flask's door journals: method, path, code, secrets masked.
+    entries = lanes.journal.recent()[-7:]
+    assert [(e["method"], e["code"]) for e in entries] == [("GET", 200), ("POST", 200), ("GET", 200),
+                                                           ("POST", 200), ("POST", 200), ("POST", 200), ("GET", 200)]
+    assert entries[1]["body"]["client_secret"] == "***" and entries[1]["body"]["code"] == "***"
+
+
+@pytest.mark.parametrize("body, content_type", [
+    (b"", None), (b"{", "application/json"), (b"\xff\xfe", "application/json"), (b"[1, 2]", "application/json"),
+    (b'{"code": "a-secret-code", "client_secret": "a-secret-value", "processPlanId": 7}', "application/json"),
+    (b'"just a string"', None), (b"x=1&code=a-secret-code&client_secret=zzzzzz", FORM), (b"x", "text/plain"),
+    (b"processPlanId=acf42dd3&cycleType=bogus", FORM), (b"%ff=%fe", FORM),
+    (b'{"processPlanId": ["acf42dd3"], "modelVarReq": 3}', "application/json; charset=utf-8"),
+])
+@pytest.mark.parametrize("path", [TOKEN, MODELS, EXECUTE.format("acf42dd3"), EXECUTE.format("nope"), SCENE])
+def test_every_refused_write_matches_flask(lanes: Lanes, tokens: list[str], path: str, body: bytes,
+                                           content_type: str | None) -> None:
+    for header in tokens[1:4] + [""]:
+        headers = {"Authorization": header} if header else {}
+        if content_type:
+            headers["Content-Type"] = content_type
+        fast, slow = lanes.both("POST", path, headers=headers, data=body)
+        assert fast == slow, (path, body, header)
+
+
+def test_a_secret_in_a_refused_body_is_masked_both_ways(lanes: Lanes) -> None:
+    body = {"code": "not-a-real-code-1234", "client_id": POC["client_id"], "client_secret": POC["client_secret"],
+            "grant_type": "authorization_code"}
+    fast, slow = lanes.both("POST", TOKEN, json=body)
+    assert fast == slow
+    assert b"not-a-real-code-1234" not in fast[0][2] and POC["client_secret"].encode() not in fast[0][2]
+    assert fast[1][0]["body"]["code"] == "***"
+
+
+@pytest.mark.parametrize("kw", [
+    {"data": {"processPlanId": "acf42dd3"}, "content_type": "multipart/form-data"},
+    {"data": b"{}", "content_type": "application/json", "environ_overrides": {"CONTENT_LENGTH": "02"}},
+    {"data": b"{}", "content_type": "application/json", "environ_overrides": {"HTTP_TRANSFER_ENCODING": "chunked"}},
+])
+def test_unusual_writes_go_to_flask(lanes: Lanes, api: Api, kw: dict[str, Any]) -> None:
+    auth = api.login()
+    calls = lanes.flask_calls
+    fast, slow = lanes.both("POST", MODELS, headers=auth, **kw)
+    assert fast == slow
+    assert lanes.flask_calls == calls + 1
+
+
+def test_a_fault_on_a_write_is_taken_through_flask(lanes: Lanes, api: Api) -> None:
+    auth = api.login()
+    api.client.post("/__admin/faults", json={"operationId": "executePlan", "code": 998, "times": 1})
+    calls = lanes.flask_calls
+    first = lanes.fast.post(EXECUTE.format("acf42dd3"), headers=auth, json={"processPlanId": "acf42dd3"})
+    assert first.get_json()["code"] == 998 and lanes.flask_calls == calls + 1
+    second = lanes.fast.post(EXECUTE.format("acf42dd3"), headers=auth, json={"processPlanId": "acf42dd3"})
+    assert second.get_json()["code"] == 200 and lanes.flask_calls == calls + 1
+
+
+def test_a_path_parameter_is_routed_as_flask_routes_it(lanes: Lanes, api: Api) -> None:
+    auth = api.login()
+    for path in (EXECUTE.format(""), EXECUTE.format("a/b"), EXECUTE.format("a%2Fb")):
+        fast, slow = lanes.both("POST", path, headers=auth, json={"processPlanId": "acf42dd3"})
+        assert fast == slow, path
+        assert json.loads(fast[0][2])["code"] != 200

@@ -14,6 +14,10 @@ from tests.test_hostile_http import LIST, login
 
 pytestmark = pytest.mark.http
 OUT = "/api/dpa/process//processPlan/queryPlanRunOutParam"
+TOKEN = b"/api/dp/auth/oauth/token"
+MODELS = b"/api/dpa/process/processPlan/queryModelByPlanId"
+SCENE = b"/api/dpa/process/processPlan/saveTimingParam"
+EXECUTE = b"/api/dpa/process//processPlan/opExecutePlanByApi/%s"
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +54,17 @@ def test_the_short_way_answers_as_the_whole_way(srv: ServerProcess) -> None:
         b"GET %s?processPlanId=%%ff HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n\r\n" % (OUT.encode(), bearer),
         b"GET %s HTTP/1.1\r\nHost: \xe2\x98\x83.example\r\nAuthorization: %s\r\n\r\n" % (LIST.encode(), bearer),
         b"GET %s HTTP/1.1\r\nHost: x\r\nAuthorization: bearer   %s  \r\n\r\n" % (LIST.encode(), bearer[7:]),
+        # Writes take the short way too when ordinary: refusals and a read-only POST answer alike both ways.
+        b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1\r\n\r\n{" % TOKEN,
+        b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 25\r\n\r\ncode=abcd&grant_type=nope" % TOKEN,
+        b"POST %s HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 28\r\n\r\n{\"processPlanId\":\"acf42dd3\"}" % (MODELS, bearer),
+        b"POST %s HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n1c\r\n{\"processPlanId\":\"acf42dd3\"}\r\n0\r\n\r\n" % (MODELS, bearer),
+        b"POST %s HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+        b"Content-Length: 9\r\n\r\ncycle=bad" % (SCENE, bearer),
+        b"POST %s HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 2\r\n\r\n{}" % (EXECUTE % b"nope", bearer),
     ]
     short = [_exchange(srv.port, r) for r in requests_to_try]
     journal_short = requests.get(srv.base_url + "/__admin/requests", params={"limit": len(requests_to_try)},

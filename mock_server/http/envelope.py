@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, current_app, g, request
+from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
 from mock_server import jsonbytes
@@ -141,13 +142,18 @@ def _http_error(exc: HTTPException) -> Response:
                         headers={"Allow": ", ".join(allowed)} if allow else None)
     if isinstance(exc, NotFound):
         return unknown_path_envelope()
-    validation = rules.kind_code(VALIDATION, request.path, BAD_REQUEST)
+    code, message, _ = http_error_parts(exc, request.path, rules)
+    return envelope(code, message)
+
+
+def http_error_parts(exc: HTTPException, path: str, rules: Policy) -> tuple[int, str, None]:
+    """(code, message, no status override) of werkzeug's refusal of a request (a body too large, a bad Host)."""
+    validation = rules.kind_code(VALIDATION, path, BAD_REQUEST)
     if isinstance(exc, RequestEntityTooLarge):
-        limit = current_app.config["DPA_SETTINGS"].max_body_bytes
-        return envelope(validation, f"request body is larger than the {limit}-byte limit")
+        return validation, f"request body is larger than the {rules.settings.max_body_bytes}-byte limit", None
     if exc.code is not None and 400 <= exc.code < 500:
-        return envelope(validation, f"bad request: {exc.description or exc.name}")
-    return envelope(INTERNAL, f"{exc.name}")
+        return validation, f"bad request: {exc.description or exc.name}", None
+    return INTERNAL, f"{exc.name}", None
 
 
 def unknown_path_envelope() -> Response:
@@ -167,12 +173,20 @@ def error_code_and_message(exc: Exception, method: str, path: str, rules: Policy
 
 
 def without_request_secrets(message: str) -> str:
-    """The message with any secret this request carried (body or query field, bearer token) masked: a last
-    guard, as every message is meant to name a field and its problem, never a secret's value."""
-    values = set(secret_values(g.get("dpa_body")))
+    """The message with any secret this Flask request carried masked (see mask_secrets)."""
+    args = None
     with contextlib.suppress(UnicodeDecodeError):  # such a query is refused anyway; it holds nothing readable
-        values |= secret_values(request.args.to_dict())
-    token = request.headers.get("Authorization", "").strip().partition(" ")[2].strip()
+        args = request.args
+    return mask_secrets(message, g.get("dpa_body"), args, request.headers.get("Authorization", ""))
+
+
+def mask_secrets(message: str, body: Any, args: MultiDict[str, str] | None, authorization: str) -> str:
+    """The message with any secret the request carried (body or query field, bearer token) masked: a last
+    guard, as every message is meant to name a field and its problem, never a secret's value."""
+    values = set(secret_values(body))
+    if args is not None:
+        values |= secret_values(args.to_dict())
+    token = authorization.strip().partition(" ")[2].strip()
     if token:
         values.add(token)
     for value in sorted(values, key=len, reverse=True):

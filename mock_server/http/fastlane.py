@@ -1,90 +1,94 @@
-"""A WSGI fast lane for the hottest reads: the Flask views' checks, domain calls, envelope and journal, without
-Flask's per-request machinery. Anything out of the ordinary is handed to Flask."""
+"""The fast door into the pipeline (pipeline.py): an ordinary request to a vendor operation is answered without
+Flask's per-request machinery, by the very steps Flask's door runs. Anything unusual is handed to Flask."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from werkzeug.datastructures import MultiDict
-from werkzeug.http import HTTP_STATUS_CODES
+from werkzeug.http import parse_options_header
 from werkzeug.wsgi import get_host
 
-from mock_server.domain.errors import DomainError
-from mock_server.domain.platform import Platform
-from mock_server.http.envelope import Policy, error_code_and_message
-from mock_server.http.exchange import record_exchange, redact
-from mock_server.http.routing import READS, Read, decode_query, principal_from_header
-from mock_server.http.spec import Contract, Operation
-from mock_server.settings import Settings
+from mock_server.http.pipeline import Answer, Call, Pipeline, urlencoded_form
+from mock_server.http.spec import FORM_TYPES, Operation
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
-_CONTENT_TYPE = ("Content-Type", "application/json; charset=utf-8")
+# Bodies the door reads itself; multipart (werkzeug's streaming parser, Flask's form limits) is Flask's.
+_READABLE = frozenset({"", "application/json", FORM_TYPES[0]})
 
 
 class FastLane:
-    """Answers plain requests to the READS operations; everything else (other paths, HEAD, bodies, pending
-    faults, odd Host headers, unexpected errors) goes to `flask_app`, which answers it exactly as before."""
+    """A WSGI layer in front of Flask. `ordinary` tells which requests it answers through `pipeline`: a vendor
+    operation's method and path, a plain Content-Length body (JSON, url-encoded or none) within max_body_bytes,
+    a Host Flask accepts, no pending fault. Everything else goes to `flask_app`, itself a door into the same
+    pipeline for vendor operations."""
 
-    def __init__(self, flask_app: WSGIApp, platform: Platform, settings: Settings, contract: Contract) -> None:
+    def __init__(self, flask_app: WSGIApp, pipeline: Pipeline) -> None:
         self.flask_app = flask_app
-        self._platform, self._settings = platform, settings
-        self._policy = Policy(settings)
-        self._routes: dict[tuple[str, str], tuple[Operation, Read]] = {}
+        self.pipeline = pipeline
         self._good_hosts: set[str] = set()
-        for op_id, read in READS.items():
-            op = contract.operations[op_id]
-            # The same rules as Flask routes (setting single_slash_paths: the spec's `//` form only).
-            for rule in op.rules if settings.single_slash_paths else op.rules[:1]:
-                self._routes[(op.method, rule)] = (op, read)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         answer = self.answer(environ)
         if answer is None:
             return self.flask_app(environ, start_response)
-        status_line, body = answer
-        start_response(status_line, [_CONTENT_TYPE, ("Content-Length", str(len(body)))])
-        return [body]
+        start_response(answer.status_line, answer.headers)
+        return [answer.body]
 
-    def answer(self, environ: dict[str, Any]) -> tuple[str, bytes] | None:
-        """The status line and body of a request this lane answers, journalled; None for Flask to answer."""
-        route = self._routes.get((environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "")))
-        if (route is None or environ.get("CONTENT_LENGTH") not in (None, "", "0")
-                or "HTTP_TRANSFER_ENCODING" in environ or not self._host_ok(environ)):
+    def answer(self, environ: dict[str, Any]) -> Answer | None:
+        """The answer to a request this door takes (journalled); None for Flask to answer."""
+        method, path = environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "")
+        picked = self.ordinary(method, path, get_host(environ), environ.get("CONTENT_TYPE", ""),
+                               environ.get("CONTENT_LENGTH"), "HTTP_TRANSFER_ENCODING" in environ)
+        if picked is None:
             return None
+        op, params, mimetype, length = picked
+        body = environ["wsgi.input"].read(length) if length else b""
+        return self.run(op, params, method, path, environ.get("QUERY_STRING", ""),
+                        environ.get("HTTP_AUTHORIZATION", ""), mimetype, length, body, environ.get("REMOTE_ADDR"))
+
+    def ordinary(self, method: str, path: str, host: str, content_type: str, length_text: str | None,
+                 chunked: bool) -> tuple[Operation, dict[str, str], str, int | None] | None:
+        """(operation, path parameters, mimetype, body length) of a request this door takes, else None."""
+        if chunked or not path.isascii():
+            return None
+        route = self.pipeline.route(method, path)
+        if route is None:
+            return None
+        length: int | None = None
+        mimetype = ""
+        if length_text not in (None, ""):
+            # Only a canonical length within the limit: Flask words every other answer (413, 400...).
+            if not length_text.isdigit() or str(int(length_text)) != length_text:
+                return None
+            length = int(length_text)
+            if length > self.pipeline.settings.max_body_bytes or (length and not route[0].bodies):
+                return None  # a body where the operation takes none is unusual too
+        if content_type:
+            mimetype = parse_options_header(content_type)[0].lower()
+            if mimetype not in _READABLE:
+                return None
         try:
-            return self._answer(environ, *route)
-        except Exception:  # noqa: BLE001 - nothing was changed or recorded: Flask answers and renders it as it renders any error
+            if not self._host_ok(host) or self.pipeline.platform.faults_pending():
+                return None  # a fault (its latency, its answer) is Flask's: the fast door never sleeps
+        except Exception:  # noqa: BLE001 - Flask's door meets the same failure and renders it
             return None
+        return route[0], route[1], mimetype, length
 
-    def _answer(self, environ: dict[str, Any], op: Operation, read: Read) -> tuple[str, bytes] | None:
-        """The status line and body, journalled; None to let Flask answer (a fault is pending)."""
-        started = time.perf_counter()
-        if self._platform.faults_pending():
-            return None
-        path = environ["PATH_INFO"]
-        args: MultiDict[str, str] = MultiDict()
-        try:
-            args = decode_query(environ.get("QUERY_STRING", ""))
-            principal = principal_from_header(environ.get("HTTP_AUTHORIZATION", ""), self._platform)
-            data = read(self._platform, principal, op.check_query(args))
-            code, message = 200, self._policy.success_message(path)
-        except DomainError as exc:  # anything else propagates, and Flask answers the request
-            code, message = error_code_and_message(exc, "GET", path, self._policy)
-            data = None
-        body = self._policy.body(code, message, data, path)
-        status = self._policy.status(code)
-        record_exchange(self._platform, self._settings.log_requests, method="GET", path=path,
-                        query=redact(args.to_dict()), status=status, code=code,
-                        elapsed_ms=(time.perf_counter() - started) * 1000, body=None,
-                        remote_addr=environ.get("REMOTE_ADDR"))
-        return f"{status} {HTTP_STATUS_CODES[status].upper()}", body  # the status line as werkzeug writes it
+    def run(self, op: Operation, params: dict[str, str], method: str, path: str, query_string: str,
+            authorization: str, mimetype: str, length: int | None, body: bytes, remote_addr: str | None) -> Answer:
+        def form() -> MultiDict[str, str]:
+            return urlencoded_form(body) if mimetype == FORM_TYPES[0] else MultiDict()
 
-    def _host_ok(self, environ: dict[str, Any]) -> bool:
+        call = Call(method, path, query_string, authorization, mimetype, length, False, remote_addr,
+                    lambda: body, form)
+        return self.pipeline.run(op, params, call)
+
+    def _host_ok(self, host: str) -> bool:
         """Whether Flask's URL adapter would accept the Host (it answers 400 to one IDNA cannot encode)."""
-        host = get_host(environ).lower()
+        host = host.lower()
         if host in self._good_hosts:
             return True
         try:
