@@ -75,6 +75,18 @@ def test_http_status_per_code(observations: list[tuple[str, str]], expected: dic
                                                                 expected["http_status_by_code"])
 
 
+def test_200_for_every_code_but_404_for_unknown_paths_is_mirror_with_every_code_mapped(tmp_path: Path) -> None:
+    """always200 would send unknown paths as 200 too (docs/profiles.md): the writer must not choose it then."""
+    observed = [("http-status.code-400", "200"), ("http-status.code-999", "200"), ("unknown-path.code", "404"),
+                ("unknown-path.http-status", "404"), ("wrong-method.code", "404"), ("wrong-method.http-status", "405")]
+    settings, _ = written(*observed)
+    assert settings["http_status"] == "mirror"
+    assert settings["http_status_by_code"] == {400: 200, 403: 200, 404: 200, 500: 200, 503: 200}
+    assert settings["unknown_path_http_status"] == 404 and settings["wrong_method_http_status"] == 405
+    loaded = loads(tmp_path, *observed)
+    assert loaded.unknown_path_http_status == 404 and loaded.http_status_by_code[404] == 200
+
+
 def test_http_status_beyond_599_cannot_be_sent_and_says_so() -> None:
     settings, comments = written(("http-status.code-400", "400"), ("http-status.code-998", "998"))
     assert settings["http_status"] == "mirror" and settings["http_status_by_code"] == {}

@@ -104,9 +104,17 @@ def _http_status(observed: Observed) -> tuple[Choice, Choice]:
         reason = "; ".join(problems) or "not observed (http-status.code-N)"
         return kept(reason), kept(reason)
     mode = "always200" if all(s == 200 for s in seen.values()) else "mirror"
+    note = f"observed for codes {', '.join(map(str, sorted(seen)))}"
+    others = [v for t in ("unknown-path.http-status", "wrong-method.http-status")
+              if isinstance(v := _single(observed, t), str) and v.isdigit() and v != "200"]
+    if mode == "always200" and others:
+        # always200 also sends unknown paths and wrong methods as 200 (docs/profiles.md): 200 for every
+        # business code, with those statuses kept, is mirror with every error code mapped to 200.
+        mode = "mirror"
+        note += f"; mirror with every error code as 200, so unknown paths and wrong methods keep {', '.join(others)}"
+        seen = {**{c: 200 for c in ERROR_CODES}, **seen}
     expected = (lambda c: 200) if mode == "always200" else _status
     overrides = {c: s for c, s in sorted(seen.items()) if s != expected(c)}
-    note = f"observed for codes {', '.join(map(str, sorted(seen)))}"
     if problems:
         note += "; kept as the mode says: " + "; ".join(problems)
     return Choice(mode, note=note), Choice(overrides, note=note if overrides else None)
