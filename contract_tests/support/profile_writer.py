@@ -112,7 +112,7 @@ def _http_status(observed: Observed) -> tuple[Choice, Choice]:
         # business code, with those statuses kept, is mirror with every error code mapped to 200.
         mode = "mirror"
         note += f"; mirror with every error code as 200, so unknown paths and wrong methods keep {', '.join(others)}"
-        seen = {**{c: 200 for c in ERROR_CODES}, **seen}
+        seen = {**dict.fromkeys(ERROR_CODES, 200), **seen}
     expected = (lambda c: 200) if mode == "always200" else _status
     overrides = {c: s for c, s in sorted(seen.items()) if s != expected(c)}
     if problems:
