@@ -147,6 +147,14 @@ def test_unknown_path_status_follows_http_status_when_it_matches() -> None:
     assert settings["unknown_path_http_status"] == 404
 
 
+def test_a_hostile_message_stays_one_line_and_loads_as_sent(tmp_path: Path) -> None:
+    message = "ok # not a comment\nsecond: {x} 'q\" \u202e\x00"
+    text = render(report(("success-message.process", repr(message))))
+    line = next(ln for ln in text.splitlines() if ln.startswith("success_message:"))
+    assert "second" in line and r"\u202e" in line
+    assert loads(tmp_path, ("success-message.process", repr(message))).success_message == message
+
+
 def test_callbacks_that_never_include_running_drop_it() -> None:
     settings, _ = written(("callback.default-sent", "no"), ("callback.statuses", "PENDING -> SUCCESS"))
     assert settings["callback_statuses"] == ["PENDING", "SUCCESS", "FAIL"]

@@ -9,6 +9,7 @@ with conflicting values) — the written YAML says which, in a comment on the ke
 from __future__ import annotations
 
 import ast
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -368,6 +369,8 @@ def _yaml_value(value: Any) -> str:
         value = list(value)
     if isinstance(value, float) and value.is_integer():
         value = int(value)  # 600, not 600.0
+    if isinstance(value, str) and not value.isprintable():
+        return json.dumps(value)  # one line, escaped (a JSON string is a YAML double-quoted scalar)
     text = str(yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=10_000)).strip()
     return text.removesuffix("\n...").strip()
 
