@@ -11,7 +11,8 @@ import pytest
 from contract_tests.plugins.clock import KitClock
 from contract_tests.plugins.target import Target
 from contract_tests.support.api import DUMMY_CALLBACK, Api
-from contract_tests.support.envelope import STATUSES, TERMINAL
+from contract_tests.support.envelope import ERROR_CODES, STATUSES, TERMINAL
+from contract_tests.support.kit import KIT
 from dpa_client import DpaClient, DpaError, Execution, ModelOutput, ModelVarReq, Plan, ProcessModel, Scene
 
 
@@ -62,9 +63,19 @@ def test_models_typed(kit_client: DpaClient, kit_api: Api) -> None:
 
 @pytest.mark.interface(3)
 def test_unknown_plan_raises_dpa_error(kit_client: DpaClient) -> None:
-    with pytest.raises(DpaError) as info:
-        kit_client.models("kit-no-such-plan-0000")
-    assert info.value.code in (400, 404, 999), f"unknown plan: code {info.value.code}"
+    # Which error code answers an unknown id is the target's choice (any documented one; test_plans observes
+    # it); an answer of code 200 (an empty list) is the leniency test_plans reports, not a client failure.
+    error: DpaError | None = None
+    try:
+        models = kit_client.models("kit-no-such-plan-0000")
+    except DpaError as exc:
+        error = exc
+    if error is not None:
+        assert error.code in ERROR_CODES, f"unknown plan: code {error.code} is not a documented error code " \
+                                          f"({error.message!r})"
+    else:
+        KIT.lenient("unknown id accepted", f"queryModelByPlanId of unknown plan 'kit-no-such-plan-0000' through "
+                    f"the client: accepted (code 200, {len(models)} workflows)")
     assert "kit-no-such-plan" not in repr(kit_client)
 
 

@@ -37,6 +37,11 @@ class KitAuth:
         self.target, self.cfg = tgt, cfg
         self._token: str | None = None
         self.issued: set[str] = set()  # every token the kit obtained, to tell them from generated ones
+        # An opaque token's lifetime is unknown: after the target's clock moved a while, it is checked once
+        # (a read-only listPlans) before its next use, and replaced when refused.
+        self._checked_at: float | None = None  # target time the cached opaque token was last known good
+        self._suspect = False
+        self._last_now: float | None = None  # the target's time after the kit last moved or read its clock
         self._lock = threading.Lock()
         for secret in cfg.secrets():
             SECRETS.add(secret)
@@ -83,9 +88,23 @@ class KitAuth:
     # -- the session token ---------------------------------------------------------------------------
     def token(self) -> str:
         with self._lock:
+            if self._token is not None and self._suspect:
+                self._suspect = False
+                if not self._still_accepted(self._token):
+                    self._token = None
             if self._token is None:
                 self._token = self.new_token()
+                self._checked_at = self._last_now  # the target's time at issue, as far as the kit knows it
             return self._token
+
+    def _still_accepted(self, token: str) -> bool:
+        response = self.target.session.get(self.target.base_url + PATHS["listPlans"],
+                                           headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        try:
+            body = response.json()
+        except ValueError:
+            return True  # not an answer about the token: keep it, the tests judge the target
+        return not (isinstance(body, dict) and body.get("code") == 403)
 
     def current(self, authorization: str) -> str:
         """An Authorization value with a stale kit token swapped for the current one (others unchanged)."""
@@ -104,11 +123,19 @@ class KitAuth:
     def forget_if_expired(self, now: float) -> None:
         """Called after the target's clock moved: drop a token whose `exp` has passed."""
         with self._lock:
-            exp = jwt_expiry(self._token) if self._token else None
-            if exp is not None and exp <= now:
+            previous, self._last_now = self._last_now, now
+            if self._token is None:
+                return
+            exp = jwt_expiry(self._token)
+            if exp is None:  # opaque: check it again once the clock moved a minute or more since it was good
+                base = self._checked_at if self._checked_at is not None else previous
+                if base is None or now - base >= OPAQUE_RECHECK_SECONDS:
+                    self._suspect, self._checked_at = True, now
+            elif exp <= now:
                 self._token = None
 
 
+OPAQUE_RECHECK_SECONDS = 60.0  # no token lives shorter; rechecking on every small step would double requests
 _AUTH: KitAuth | None = None
 
 
