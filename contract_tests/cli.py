@@ -217,12 +217,14 @@ def compare(a: dict[str, Any], b: dict[str, Any], diagnostic: bool = False
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """A table cell: one line, `|` escaped, control and bidi characters as \\uXXXX (values come from targets)."""
+    text = " ".join(text.split()).replace("|", "\\|")
+    return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in text)
 
 
 def _side(name: str, result: dict[str, Any]) -> str:
     s: dict[str, Any] = result["summary"] if isinstance(result.get("summary"), dict) else {}
-    return (f"{name}: {s.get('target', '(target not recorded)')} — {s.get('violations', '?')} violation(s), "
+    return (f"{name}: {_cell(str(s.get('target', '(target not recorded)')))} — {s.get('violations', '?')} violation(s), "
             f"{s.get('leniencies', '?')} leniency(ies), seed {s.get('seed', '?')}")
 
 

@@ -61,6 +61,14 @@ def test_differences_come_first_with_both_values_and_a_count(tmp_path: Path) -> 
     assert lines[1].startswith(f"B = {b}: in-process emulator")
 
 
+def test_hostile_values_stay_in_their_cell(tmp_path: Path) -> None:
+    a = result(tmp_path / "a.json", ("success-message.process", "'a|b\n| = | `x` |\u202e'"))
+    b = result(tmp_path / "b.json", ("success-message.process", "'ok'"))
+    out = run(a, b)
+    rows = [ln for ln in out.output.splitlines() if ln.startswith("| ")]
+    assert len(rows) == 2 and "\u202e" not in out.output and "\\u202e" in rows[1], rows
+
+
 def test_diagnostic_topics_are_compared_when_asked(tmp_path: Path) -> None:
     a = result(tmp_path / "a.json", ("fuzzing.codes", "x: {200: 1}"))
     b = result(tmp_path / "b.json", ("fuzzing.codes", "x: {200: 2}"))

@@ -155,6 +155,13 @@ def test_a_hostile_message_stays_one_line_and_loads_as_sent(tmp_path: Path) -> N
     assert loads(tmp_path, ("success-message.process", repr(message))).success_message == message
 
 
+def test_observed_values_in_comments_cannot_break_out_of_them(tmp_path: Path) -> None:
+    hostile = [("unknown-plan.code", "HTTP 200\nhttp_status: always200\u202e"), ("plans.extra-fields", "a\nb: 1")]
+    text = render(report(*hostile))
+    assert all(ln.startswith("#") or not ln or re.match(r"^\w+: ", ln) for ln in text.splitlines()), text
+    assert loads(tmp_path, *hostile) == Settings()
+
+
 def test_callbacks_that_never_include_running_drop_it() -> None:
     settings, _ = written(("callback.default-sent", "no"), ("callback.statuses", "PENDING -> SUCCESS"))
     assert settings["callback_statuses"] == ["PENDING", "SUCCESS", "FAIL"]

@@ -382,14 +382,14 @@ def render(report: Mapping[str, Any], source: str = "the target") -> str:
     summary = report["summary"] if isinstance(report.get("summary"), dict) else {}
     lines = [
         "# dpa-mock profile written by `dpa-mock verify --write-profile` from what the contract kit observed on",
-        f"# {source} (seed {summary.get('seed')}, {summary.get('observations')} observation(s)).",
+        f"# {_one_line(source)} (seed {summary.get('seed')}, {summary.get('observations')} observation(s)).",
         "# Serve it with `dpa-mock serve --profile THIS_FILE`; docs/profiles.md lists the settings.",
         "# A key marked `default:` was not observed (or not reproducibly): it keeps the emulator's default.",
     ]
     other = [(t, v) for t in UNREPRODUCIBLE_TOPICS for v in sorted(observed.get(t) or {})]
     if other:
         lines.append("# Observed, but no setting reproduces it (the emulator keeps its own behaviour):")
-        lines += [f"#   {t}: {v}" for t, v in other]
+        lines += [f"#   {t}: {_one_line(v)}" for t, v in other]
     lines.append("")
     for setting, choice in choices.items():
         if choice.kept is None:
@@ -403,4 +403,5 @@ def render(report: Mapping[str, Any], source: str = "the target") -> str:
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    """A comment's text: one line, control and bidi characters escaped (observed values come from the target)."""
+    return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in " ".join(text.split()))
