@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -60,12 +61,35 @@ class Callbacks:
         return self.settled(instance_id)
 
     def settled(self, instance_id: str) -> list[Delivery]:
-        """The instance's deliveries once retries are over: push time past every backoff, then wait for quiet."""
+        """The instance's deliveries once retries are over: push time past every backoff (until the ledger has no
+        pending attempt, for targets with long backoffs), then wait for quiet."""
         if self.clock.controlled:
             self.clock.advance(60)
+            for _ in range(SETTLE_STEPS):
+                if not self._pending(instance_id):
+                    break
+                self.clock.advance(SETTLE_STEP_SECONDS)
             self._catch_up(instance_id)
         self.wait_quiet()
         return self.for_instance(instance_id)
+
+    @property
+    def expected_path(self) -> str | None:
+        """The path (and query) deliveries must reach: the callbackUrl's, when the kit's own receiver is that URL
+        (behind another --callback-public-url a proxy may rewrite paths)."""
+        if self.url != self.receiver.url:
+            return None
+        parts = urlsplit(self.url)
+        return parts.path + (f"?{parts.query}" if parts.query else "")
+
+    def _pending(self, instance_id: str) -> bool:
+        """Whether dpa-mock's ledger still has a queued or retrying delivery for the instance."""
+        try:
+            ledger = self.clock.target.admin_call("GET", "/__admin/callbacks", params={"planInstanceId": instance_id})
+        except (AdminError, requests.RequestException):
+            return False
+        return any(isinstance(d, dict) and d.get("state") in ("queued", "retrying")
+                   for d in (ledger if isinstance(ledger, list) else []))
 
     def _catch_up(self, instance_id: str) -> None:
         """Wait (bounded) until the receiver recorded as many deliveries as the emulator's ledger says it sent.
@@ -80,6 +104,10 @@ class Callbacks:
             return  # the ledger is a courtesy of dpa-mock; without it, waiting for quiet has to do
         self.receiver.wait_for(lambda ds: len([d for d in ds if isinstance(d.json, dict)
                                                and d.json.get("planInstanceId") == instance_id]) >= sent, timeout=5)
+
+
+SETTLE_STEP_SECONDS = 600.0  # a target-clock step while retries are pending: backoffs of minutes are faithful
+SETTLE_STEPS = 36  # six hours of target time at most: longer backoffs are not waited for
 
 
 def _real_wait() -> float:

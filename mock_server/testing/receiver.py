@@ -38,6 +38,8 @@ class _Script:
 
     queue: collections.deque[tuple[str, Any]] = field(default_factory=collections.deque)
     default: tuple[str, Any] = ("ack", None)
+    # One-off behaviours for deliveries of one callback status (e.g. fail SUCCESS twice), taken before `queue`.
+    by_status: dict[str, collections.deque[tuple[str, Any]]] = field(default_factory=dict)
 
 
 class CallbackReceiver:
@@ -54,9 +56,12 @@ class CallbackReceiver:
             disable_nagle_algorithm = True  # headers and body go out at once, not after a delayed ACK
 
             def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                status, body, delay = receiver._answer()
+                if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+                    raw = _read_chunked(self.rfile)  # many HTTP clients stream a JSON body without a length
+                else:
+                    length = int(self.headers.get("Content-Length") or 0)
+                    raw = self.rfile.read(length) if length else b""
+                status, body, delay = receiver._answer(raw)
                 # Recorded before answering: once the sender has its answer, the delivery is visible here.
                 receiver._record(Delivery(time.time(), self.path, dict(self.headers), raw, status, body))
                 if delay:
@@ -132,6 +137,12 @@ class CallbackReceiver:
         """Wait `seconds` before answering SUCCESS (longer than the sender's timeout: a failed attempt)."""
         return self._push(("sleep", seconds), times)
 
+    def fail_status(self, status: str, times: int, http_status: int = 500) -> CallbackReceiver:
+        """Answer HTTP `http_status` (body FAIL) to the first `times` deliveries whose payload has this `status`."""
+        with self._lock:
+            self._script.by_status.setdefault(status, collections.deque()).extend([("status", http_status)] * times)
+        return self
+
     def _push(self, behaviour: tuple[str, Any], times: int | None) -> CallbackReceiver:
         with self._lock:
             if times is None:
@@ -140,9 +151,14 @@ class CallbackReceiver:
                 self._script.queue.extend([behaviour] * times)
         return self
 
-    def _answer(self) -> tuple[int, str, float]:
+    def _answer(self, raw: bytes = b"") -> tuple[int, str, float]:
+        status = _status_of(raw) if self._script.by_status else None
         with self._lock:
-            kind, arg = self._script.queue.popleft() if self._script.queue else self._script.default
+            own = self._script.by_status.get(status) if status is not None else None
+            if own:
+                kind, arg = own.popleft()
+            else:
+                kind, arg = self._script.queue.popleft() if self._script.queue else self._script.default
         if kind == "status":
             return int(arg), "FAIL", 0.0
         if kind == "body":
@@ -180,3 +196,35 @@ class CallbackReceiver:
         with self._lock:
             self.deliveries.clear()
             self._script = _Script()
+
+
+def _status_of(raw: bytes) -> str | None:
+    try:
+        payload = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    status = payload.get("status") if isinstance(payload, dict) else None
+    return status if isinstance(status, str) else None
+
+
+def _read_chunked(stream: Any, limit: int = 16 * 1024 * 1024) -> bytes:
+    """The body of a `Transfer-Encoding: chunked` request (RFC 9112 §7.1): sizes in hex, extensions and trailers
+    ignored; at most `limit` bytes, so a hostile sender cannot exhaust memory."""
+    data = bytearray()
+    while True:
+        line = stream.readline(1024)
+        if not line:
+            break  # the sender closed early: keep what arrived
+        try:
+            size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+        except ValueError:
+            break
+        if size == 0:
+            while stream.readline(1024) not in (b"\r\n", b"\n", b""):
+                pass  # trailer fields, up to the blank line
+            break
+        if len(data) + size > limit:
+            break  # too large to be a callback: what arrived is recorded, the rest is not read
+        data += stream.read(size)
+        stream.readline(1024)  # the CRLF closing the chunk
+    return bytes(data)
