@@ -20,9 +20,13 @@ SCENE = b"/api/dpa/process/processPlan/saveTimingParam"
 EXECUTE = b"/api/dpa/process//processPlan/opExecutePlanByApi/%s"
 
 
-@pytest.fixture(scope="module")
-def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    with ServerProcess("--clock", "virtual", log=Path(tmp_path_factory.mktemp("gate")) / "serve.log") as server:
+@pytest.fixture(scope="module", params=["inline", "threads", "state"])
+def srv(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The default (the fast door on the event loop), and the fast door on the app's threads: with two threads,
+    and with a shared store (whose transactions must not hold the event loop)."""
+    where = Path(tmp_path_factory.mktemp("gate"))
+    extra = {"inline": [], "threads": ["--threads", "2"], "state": ["--state", str(where / "state.db")]}
+    with ServerProcess("--clock", "virtual", *extra[request.param], log=where / "serve.log") as server:
         yield server
 
 
