@@ -126,7 +126,7 @@ class _Session:
 
 def _auth(monkeypatch: pytest.MonkeyPatch, fresh_kit: Kit) -> tuple[auth_module.KitAuth, _Session]:
     fresh_kit.config = SimpleNamespace(client_id="c", client_secret="s", scope="all", user_id=None,  # type: ignore[assignment]
-                                       secrets=lambda: [], strict=False)
+                                       secrets=list, strict=False)
     session = _Session()
     return auth_module.KitAuth(SimpleNamespace(session=session, base_url="http://t")), session  # type: ignore[arg-type]
 
