@@ -41,8 +41,8 @@ def check_payloads(deliveries: list[Delivery], instance: str, plan: str, path: s
             # 接口 7's 请求头 lists Content-Type: application/json: a receiver that parses by media type (Spring's
             # @RequestBody) refuses anything else, although the body is JSON.
             KIT.observe("callback.content-type", ctype or "(none)")
-            KIT.lenient("callback Content-Type not JSON", f"callback #{i} for {instance}: Content-Type "
-                        f"{ctype or '(none)'!r}, the document says application/json")
+            KIT.lenient("callback Content-Type not JSON", f"callbacks sent with Content-Type {ctype or '(none)'!r} "
+                        f"(e.g. #{i} for a run of {plan}); 接口 7's 请求头 says application/json")
         statuses.append(body["status"])
     return statuses
 
