@@ -177,3 +177,24 @@ def test_receiver_fails_one_status_only() -> None:
             answers.append((status, reply.status_code, reply.text))
     assert answers == [("RUNNING", 200, "SUCCESS"), ("SUCCESS", 500, "FAIL"), ("SUCCESS", 500, "FAIL"),
                        ("SUCCESS", 200, "SUCCESS")]
+
+
+# -- the report names schemathesis' failed checks and their messages ----------------------------------------
+def test_report_message_lists_each_failed_check() -> None:
+    from schemathesis.core.failures import CustomFailure, FailureGroup
+
+    from contract_tests.plugins.report import _check_failures
+
+    group = FailureGroup([
+        CustomFailure(operation="GET /x", title="Custom check failed: `envelope_conformance`",
+                      message="server error: HTTP 500, code 500", exception=AssertionError("x")),
+        CustomFailure(operation="GET /x", title="Custom check failed: `positive_data_acceptance`",
+                      message="GET /x: a request the document promises to accept was refused\nsecond line",
+                      exception=AssertionError("y")),
+    ], "Schemathesis found 2 distinct failures")
+    text = _check_failures(group)
+    assert text is not None and text.startswith("2 failure(s):")
+    assert "- Custom check failed: `envelope_conformance`: server error: HTTP 500, code 500" in text
+    assert "`positive_data_acceptance`: GET /x: a request the document promises to accept was refused\n  second line" \
+        in text
+    assert _check_failures(AssertionError("plain")) is None  # other failures keep their first lines

@@ -108,7 +108,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
         record.outcome = "failed" if report.when == "call" else "error"
         record.verdict = _verdict(item.nodeid, call).value
         item.user_properties.append(("verdict", record.verdict))
-        record.message = _first_lines(report)
+        found = _check_failures(call.excinfo.value if call.excinfo is not None else None)
+        record.message = redact(found) if found else _first_lines(report)
         sent = KIT.failing_request(item.nodeid)
         if sent is not None:
             record.curl = curl_line(sent.method, sent.url, sent.headers, sent.body)
@@ -141,6 +142,31 @@ def printable(text: str) -> str:
     """Control characters, lone surrogates and bidi overrides as `\\uXXXX`: fuzzed values must not turn the
     report into a "binary" file or reorder what a reader sees. Newlines and tabs stay."""
     return _UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _check_failures(exc: BaseException | None) -> str | None:
+    """Schemathesis' failures (one, or a group of them) as `- title: message` lines — the check that failed and
+    why — instead of the first lines of an exception-group traceback. None for any other exception."""
+    leaves: list[BaseException] = []
+
+    def walk(e: BaseException) -> None:
+        if isinstance(e, BaseExceptionGroup):
+            for sub in e.exceptions:
+                walk(sub)
+        else:
+            leaves.append(e)
+
+    if exc is None:
+        return None
+    walk(exc)
+    if not any(getattr(e, "title", None) for e in leaves):
+        return None
+    lines = [f"{len(leaves)} failure(s):"]
+    for e in leaves[:8]:
+        title = getattr(e, "title", None) or type(e).__name__
+        message = [ln for ln in str(getattr(e, "message", None) or e).splitlines() if ln.strip()][:6]
+        lines.append(f"- {title}: " + "\n  ".join(message))
+    return "\n".join(lines)
 
 
 def _first_lines(report: pytest.TestReport) -> str:
