@@ -206,7 +206,7 @@ def positive_data_acceptance_envelope(ctx: Any, response: Any, case: Any) -> Any
     op_id = case.operation.definition.raw.get("operationId")
     body = envelope(response)
     code = body.get("code") if body else None
-    media = (case.media_type or "").split(";")[0].strip().lower()
+    media = (getattr(case, "media_type", None) or "").split(";")[0].strip().lower()
     if media and op_id in DOCUMENT_MEDIA and media not in DOCUMENT_MEDIA[op_id]:
         # The contract lists this media type too, but the document never shows it: refusing it breaks no
         # promise (e.g. a token endpoint that takes JSON only). Diagnostic only.
