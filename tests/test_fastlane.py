@@ -16,7 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from werkzeug.test import Client
 
+from mock_server.app import create_app
 from mock_server.http.fastlane import FastLane
+from mock_server.settings import load_settings
 from tests.plugins.emulator import (
     AUTHORIZE,
     DEFAULT_ONLY,
@@ -29,7 +31,7 @@ from tests.plugins.emulator import (
     TOKEN,
     Api,
 )
-from tests.plugins.engine import scene_form
+from tests.plugins.engine import api_for, scene_form
 
 PATHS = [LIST_PLANS, OUT_PARAMS, OUT_PARAMS.replace("//", "/")]
 QUERY_NAMES = ["processPlanId", "planInstanceId", "code", "token", "x"]
@@ -347,3 +349,34 @@ def test_a_path_parameter_is_routed_as_flask_routes_it(lanes: Lanes, api: Api) -
         fast, slow = lanes.both("POST", path, headers=auth, json={"processPlanId": "acf42dd3"})
         assert fast == slow, path
         assert json.loads(fast[0][2])["code"] != 200
+
+
+@pytest.mark.parametrize("mode", ["always200", "gateway"])
+def test_writes_match_flask_under_always200_and_the_gateway_profile(make_app: Callable[..., Flask],
+                                                                    mode: str) -> None:
+    if mode == "gateway":
+        settings = load_settings(env={}, profile="gateway").replace(clock="virtual", log_requests=True)
+        app = create_app(settings)
+    else:
+        app = make_app(http_status="always200", log_requests=True)
+    try:
+        lanes = Lanes(app)
+        auth = api_for(app).login()
+        assert lanes.flask_calls == 0  # login: authorize and token through the fast door
+        asked = [
+            (TOKEN, {"data": b"{", "content_type": "application/json"}),
+            (TOKEN, {"json": {**POC, "code": "not-a-code-0000", "grant_type": "authorization_code"}}),
+            (MODELS, {"headers": auth, "json": {"processPlanId": "nope0000"}}),
+            (MODELS, {"headers": auth, "json": {"processPlanId": "acf42dd3"}}),
+            (MODELS, {"json": {"processPlanId": "acf42dd3"}}),
+            (EXECUTE.format("nope0000"), {"headers": auth, "json": {"processPlanId": "nope0000"}}),
+            (EXECUTE.format("acf42dd3"), {"headers": auth, "data": b"x", "content_type": "text/plain"}),
+            (SCENE, {"headers": auth, "data": {"processPlanId": "acf42dd3", "cycleType": "bogus"}}),
+        ]
+        for path, kwargs in asked:
+            fast, slow = lanes.both("POST", path, **kwargs)
+            assert fast == slow, path
+            assert fast[0][0] == "200 OK", fast
+            assert lanes.flask_calls == 0, path
+    finally:
+        app.extensions["dpa_platform"].close()

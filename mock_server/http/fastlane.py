@@ -15,13 +15,13 @@ from mock_server.http.spec import FORM_TYPES, Operation
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
-# Bodies the door reads itself; multipart (werkzeug's streaming parser, Flask's form limits) is Flask's.
-_READABLE = frozenset({"", "application/json", FORM_TYPES[0]})
+# The one body the door leaves to Flask: multipart (werkzeug's streaming parser, under Flask's form limits).
+_MULTIPART = FORM_TYPES[1]
 
 
 class FastLane:
     """A WSGI layer in front of Flask. `ordinary` tells which requests it answers through `pipeline`: a vendor
-    operation's method and path, a plain Content-Length body (JSON, url-encoded or none) within max_body_bytes,
+    operation's method and path, a plain Content-Length body (not multipart) within max_body_bytes,
     a Host Flask accepts, no pending fault. Everything else goes to `flask_app`, itself a door into the same
     pipeline for vendor operations."""
 
@@ -68,7 +68,7 @@ class FastLane:
                 return None  # a body where the operation takes none is unusual too
         if content_type:
             mimetype = parse_options_header(content_type)[0].lower()
-            if mimetype not in _READABLE:
+            if mimetype == _MULTIPART:
                 return None
         try:
             if not self._host_ok(host) or self.pipeline.platform.faults_pending():
