@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: install serve test unit kit-http browser-deps lint bench clean
+.PHONY: install serve test static unit kit-http browser-deps lint bench clean
 
 $(BIN)/dpa-mock: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ browser-deps:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-noto-cjk >/dev/null; }
 
+# Step 0: lint and types (ruff.toml, mypy.ini), seconds, before the long steps.
+static: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
 # Step 1: the emulator's own tests, the spec lint, the contract kit in-process and its self-tests.
 unit: install browser-deps
 	$(BIN)/python -m pytest
@@ -33,7 +38,7 @@ unit: install browser-deps
 kit-http: install
 	PATH="$(abspath $(BIN)):$$PATH" scripts/kit-over-http.sh
 
-test: unit kit-http
+test: static unit kit-http
 
 lint: install
 	npm run --silent lint:openapi
@@ -42,4 +47,4 @@ bench: install
 	$(BIN)/python bench/run.py $(ARGS)
 
 clean:
-	rm -rf $(VENV) node_modules reports .pytest_cache .hypothesis
+	rm -rf $(VENV) node_modules reports .pytest_cache .hypothesis .mypy_cache .ruff_cache

@@ -1,6 +1,7 @@
 """One access-log line per request, with secret query parameters redacted."""
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from flask import Flask

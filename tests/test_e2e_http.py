@@ -117,8 +117,8 @@ def test_200_concurrent_executions_all_finish_and_every_status_arrives_once(live
 
 def test_the_documents_execute_request_verbatim(live: ServerProcess, receiver: CallbackReceiver) -> None:
     headers = http_login(live.base_url)
-    raw = ('{"processPlanId":"acf42dd3","callbackUrl":"%s","modelVarReq":[{"modelId":"md1606743910508",'
-           '"mapParam":{"DPA_MODEL_WORKDIR":"/opt/dpa/doc"}}]}' % receiver.url)
+    raw = ('{"processPlanId":"acf42dd3","callbackUrl":"' + receiver.url + '","modelVarReq":[{"modelId":'
+           '"md1606743910508","mapParam":{"DPA_MODEL_WORKDIR":"/opt/dpa/doc"}}]}')
     response = requests.post(live.base_url + "/api/dpa/process//processPlan/opExecutePlanByApi/acf42dd3",
                              data=raw.encode(), timeout=10,
                              headers={**headers, "Content-Type": "application/json"})

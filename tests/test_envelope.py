@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -152,10 +153,10 @@ def test_other_slash_counts_are_404(client: FlaskClient, auth: dict[str, str]) -
 def test_content_type_is_json_and_chinese_is_not_escaped(client: FlaskClient, auth: dict[str, str]) -> None:
     response = client.get(LIST_PLANS, headers=auth)
     assert response.headers["Content-Type"].split(";")[0].strip() == "application/json"
-    assert "测试预案".encode("utf-8") in response.get_data()
+    assert "测试预案".encode() in response.get_data()
     assert b"\\u" not in response.get_data()
     error = client.post(MODELS, headers=auth, json={"processPlanId": "不存在的预案"})
-    assert "不存在的预案".encode("utf-8") in error.get_data()
+    assert "不存在的预案".encode() in error.get_data()
     assert error.headers["Content-Type"].startswith("application/json")
 
 
