@@ -1,5 +1,5 @@
-"""The benchmark's ceilings: a bare Flask app (and a raw WSGI callable) answering a small JSON, served exactly as
-`dpa-mock serve` is."""
+"""The benchmark's ceilings: a bare Flask app (and a raw WSGI callable) answering a small JSON, on granian's WSGI
+interface with `dpa-mock serve`'s worker and thread counts (the emulator runs on RSGI through its gate)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ _RAW_BODY = b'{"code":200,"data":{"hello":"world"},"message":"success"}\n'  # js
 
 
 def raw_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
-    """No framework at all: what Python on this server can do at most (the emulator's fast lane is WSGI too)."""
+    """No framework at all: what Python on this server can do at most (the emulator's fast door skips Flask too)."""
     start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(_RAW_BODY)))])
     return [_RAW_BODY]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import peers
 from harness import Bench
 from options import DEFAULT_CONFIG, Config
-from report import CEILING_ROW, LIST_ROW, LOGGED_LIST_ROW, PEER_ROW, RAW_ROW, log
+from report import CEILING_ROW, EXECUTE_ROW, LIST_ROW, LOGGED_LIST_ROW, OAUTH_ROW, PEER_ROW, RAW_ROW, log
 from scenario import AUTHORIZE, EXECUTE, LIST, OUT_PARAMS, PLAN, TOKEN, TOKEN_BODY
 from servers import Server, ceiling, emulator
 from wrkdrive import WrkResult, ids_script, oauth_script, static_script
@@ -53,7 +53,7 @@ class HttpPart:
                  baseline=config.baseline)
         result = self.bench.wrk(srv, f"oauth-{slug}", oauth_script(AUTHORIZE, TOKEN, TOKEN_BODY))
         pairs = result.extra.get("tokens", 0)
-        self.bench.add("authorize + token (pairs)", label, result,
+        self.bench.add(OAUTH_ROW, label, result,
                  f"**{pairs / result.seconds:,.0f} pairs/s**; req/s and latency over both requests",
                  baseline=config.baseline)
         out_path = f"{OUT_PARAMS}?processPlanId={PLAN}&planInstanceId={instance}"
@@ -64,7 +64,7 @@ class HttpPart:
         ids_file = self.bench.work / f"execute-{slug}.ids"
         result = self.bench.wrk(srv, f"execute-{slug}", ids_script("POST", EXECUTE, exec_headers, exec_body,
                                                                 '"planInstanceId":%s*"([^"]+)"', ids_file))
-        self.bench.add("execute (POST, no callbackUrl)", label, result, "each starts a real-clock run (~1.7 s, 3 nodes)",
+        self.bench.add(EXECUTE_ROW, label, result, "each starts a real-clock run (~1.7 s, 3 nodes)",
                  baseline=config.baseline)
         self.check_runs(srv, config, result, ids_file, {instance}, list_runs=list_runs)
         return result
