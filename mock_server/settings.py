@@ -89,13 +89,12 @@ class Settings:
     token_claims: tuple[str, ...] = ("aud", "exp", "iss", "jti", "orig_iat", "scope", "sub")
     token_audience: str | None = None  # None: `aud` is the client_id; else this string, and client_id says who
     plan_instance_id_format: str = "in-millis"  # in-millis (in + 13 digits) | digits (19 digits) | uuid
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
 
-_FIELDS = {f.name: f for f in fields(Settings) if f.name != "extra"}
+_FIELDS = {f.name: f for f in fields(Settings)}
 
 
 def _coerce(name: str, value: Any, source: str) -> Any:

@@ -40,7 +40,7 @@ def make(make_app: Callable[..., Flask]) -> Callable[..., Flask]:
     """Apps built with settings as `--set` gives them (strings read as the settings loader reads them)."""
     def build(**settings: Any) -> Flask:
         loaded = load_settings(env={}, clock="virtual", log_requests=False, **settings)
-        return make_app(**{f.name: getattr(loaded, f.name) for f in dataclasses.fields(loaded) if f.name != "extra"})
+        return make_app(**{f.name: getattr(loaded, f.name) for f in dataclasses.fields(loaded)})
 
     return build
 

@@ -185,9 +185,6 @@ class Contract:
                         operation.bodies[media] = RequestSchema(content.get("schema", {}))
                 self.operations[operation.id] = operation
 
-    def paths_and_methods(self) -> set[tuple[str, str]]:
-        return {(op.path, op.method) for op in self.operations.values()}
-
 
 @functools.cache
 def vendor_contract() -> Contract:
@@ -274,5 +271,3 @@ def _decode_structured(key: str, values: list[str], kind: str, parse_json: Calla
         return decoded
     return decoded[0]
 
-
-ViewFn = Callable[..., Any]
