@@ -10,15 +10,17 @@ from typing import Any
 import requests
 
 from contract_tests.support.kit import KIT
+from dpa_client.document import (  # noqa: F401 -- re-exported: the kit's checks import them from here
+    DOCUMENTED_CODES,
+    EPOCH_MS_RANGE,
+    ERROR_CODES,
+    STATUSES,
+    envelope_shape_problems,
+)
 
-DOCUMENTED_CODES = frozenset({200, 400, 403, 404, 500, 503, 997, 998, 999})
-ERROR_CODES = DOCUMENTED_CODES - {200}
-STATUSES = ("DEFAULT", "RUNNING", "PENDING", "SUCCESS", "FAIL")
 TERMINAL = frozenset({"SUCCESS", "FAIL"})
 # Progress rank: a run never goes back (RUNNING and PENDING may alternate), and never leaves SUCCESS/FAIL.
 _RANK = {"DEFAULT": 0, "RUNNING": 1, "PENDING": 1, "SUCCESS": 2, "FAIL": 2}
-# 2000-01-01 .. 2100-01-01 in epoch milliseconds: seconds or microseconds fall outside.
-EPOCH_MS_RANGE = (946_684_800_000, 4_102_444_800_000)
 
 
 def describe(response: requests.Response) -> str:
@@ -35,20 +37,10 @@ def envelope_problems(response: requests.Response) -> tuple[dict[str, Any] | Non
     except (UnicodeDecodeError, ValueError):
         snippet = response.content[:80].decode("utf-8", "replace")
         return None, [f"body is not JSON (Content-Type {response.headers.get('Content-Type')!r}): {snippet!r}"]
+    problems = envelope_shape_problems(body)
     if not isinstance(body, dict):
-        return None, [f"body is a JSON {type(body).__name__}, not an object"]
-    problems = []
+        return None, problems
     code = body.get("code")
-    if "code" not in body:
-        problems.append("field 'code' is missing")
-    elif not isinstance(code, int) or isinstance(code, bool):
-        problems.append(f"'code' is {type(code).__name__} {code!r}, not an int")
-    elif code not in DOCUMENTED_CODES:
-        problems.append(f"'code' {code} is not a documented code {sorted(DOCUMENTED_CODES)}")
-    if "message" not in body:
-        problems.append("field 'message' is missing")
-    elif not isinstance(body["message"], str):
-        problems.append(f"'message' is {type(body['message']).__name__}, not a string")
     if "data" not in body:
         if code == 200:
             problems.append("field 'data' is missing")

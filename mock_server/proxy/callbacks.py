@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote_plus, urlsplit
 
+from dpa_client.document import STATUSES
 from mock_server.proxy.forward import Destination, same_address
-from mock_server.proxy.judge import STATUSES
 from mock_server.proxy.model import Finding, collector
 
 RELAY_PREFIX = "/__proxy/callback/"
