@@ -157,7 +157,7 @@ def markdown(results: Results) -> str:
         out += ["", "## Engine, start-up and memory", "", "| Measurement | Result | Notes |", "|---|---:|---|"]
         out += [f"| {a} | {b} | {c} |" for a, b, c in results.other]
     if results.targets:
-        out += ["", "## Targets (issue 5)", "", "| Target | Measured | Verdict |", "|---|---:|---|"]
+        out += ["", "## Targets (issues 5 and 14)", "", "| Target | Measured | Verdict |", "|---|---:|---|"]
         out += [f"| {a} | {b} | {c} |" for a, b, c in results.targets]
     if results.warnings:
         out += ["", "## Warnings", ""] + [f"- {w}" for w in results.warnings]
