@@ -9,4 +9,4 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # The kit does the same in contract_tests/conftest.py, so installed runs (without this file) match.
     for item in items:
         if "[" in item.name and "[" not in item.nodeid and item.parent is not None:
-            item._id = item.parent.id.child(item.name)  # type: ignore[attr-defined]
+            item._id = item.parent.id.child(item.name)  # type: ignore[attr-defined]  # pytest keeps _id private

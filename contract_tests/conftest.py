@@ -13,9 +13,9 @@ from _pytest.nodeid import coerce_node_id
 pytest.register_assert_rewrite("contract_tests.plugins", "contract_tests.support")
 
 from contract_tests.support import props  # noqa: E402,F401  # registers the kit's Hypothesis profiles
-from contract_tests.support.api import Api  # noqa: E402
-from contract_tests.support.config import DEFAULT_JUNIT, add_options, build_config  # noqa: E402
-from contract_tests.support.kit import KIT  # noqa: E402
+from contract_tests.support.api import Api  # noqa: E402 -- after the assert-rewrite registration
+from contract_tests.support.config import DEFAULT_JUNIT, add_options, build_config  # noqa: E402 -- same
+from contract_tests.support.kit import KIT  # noqa: E402 -- same
 
 pytest_plugins = [
     "contract_tests.plugins.safety",
@@ -74,7 +74,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         except ValueError:
             continue  # not a kit test
         inner = item.nodeid.split("::")[1:-1]
-        item._id = coerce_node_id("::".join([f"contract_tests/{relative}", *inner, item.name]))  # type: ignore[attr-defined]
+        item._id = coerce_node_id("::".join([f"contract_tests/{relative}", *inner, item.name]))  # type: ignore[attr-defined]  # private in pytest
 
 
 @pytest.fixture(scope="session")

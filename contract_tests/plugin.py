@@ -8,7 +8,7 @@ import pytest
 # Loaded before the conftest: the kit's helper modules are imported from here first, so rewrite them now.
 pytest.register_assert_rewrite("contract_tests.plugins", "contract_tests.support")
 
-from contract_tests.support.config import add_options  # noqa: E402
+from contract_tests.support.config import add_options  # noqa: E402 -- after the assert-rewrite registration
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

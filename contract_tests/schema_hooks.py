@@ -39,8 +39,8 @@ def _get_full_path(self: Any, path: str) -> str:
     return _join(self.base_path, path)
 
 
-st_schemas.BaseSchema.build_request_url = _build_request_url  # type: ignore[method-assign]
-st_schemas.BaseSchema.get_full_path = _get_full_path  # type: ignore[method-assign]
+st_schemas.BaseSchema.build_request_url = _build_request_url  # type: ignore[method-assign]  # the `//` patch, on purpose
+st_schemas.BaseSchema.get_full_path = _get_full_path  # type: ignore[method-assign]  # the same patch
 
 
 # -- 2. form bodies: modelVarReq is one JSON-string field (the spec's `encoding`) -------------------------

@@ -23,11 +23,11 @@ def live(**changes: object) -> WritePolicy:
                                   "allow_scenes": True, "scene_strategies": ("single",), "max_runs": None,
                                   "max_scenes": None}
     options.update(changes)
-    return WritePolicy(**options)  # type: ignore[arg-type]
+    return WritePolicy(**options)  # type: ignore[arg-type]  # tests pass loose option dicts
 
 
 def prepared(method: str, url: str, **kwargs: object) -> requests.PreparedRequest:
-    return requests.Request(method, url, **kwargs).prepare()  # type: ignore[arg-type]
+    return requests.Request(method, url, **kwargs).prepare()  # type: ignore[arg-type]  # loose kwargs, as above
 
 
 def accepted(policy: WritePolicy, request: requests.PreparedRequest) -> bool:

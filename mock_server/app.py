@@ -37,8 +37,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     app = Flask(__name__, static_folder=None)
     app.url_map.merge_slashes = False  # the document's `//` paths are served as written
     app.url_map.strict_slashes = False
-    app.json.ensure_ascii = False  # type: ignore[attr-defined]
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]  # DefaultJSONProvider has it; the base type not
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # the same
     app.config.update(DPA_SETTINGS=settings, MAX_CONTENT_LENGTH=settings.max_body_bytes)
     app.extensions["dpa_platform"] = platform
     install_error_handlers(app)
@@ -78,7 +78,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
             pipeline.journal(flask_call(), seen, response.status_code, g.get("dpa_code"))
         return response
 
-    app.wsgi_app = FastLane(app.wsgi_app, pipeline)  # type: ignore[method-assign]
+    app.wsgi_app = FastLane(app.wsgi_app, pipeline)  # type: ignore[method-assign]  # Flask's documented middleware hook
     if shortcut is not None:
         shortcut.bind(app)  # no callback can be due before the engine starts
     if start_engine:

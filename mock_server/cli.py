@@ -105,7 +105,7 @@ def _serve_granian(settings: Settings) -> None:
 def _respawning_granian(in_memory: bool) -> type:
     from granian import Granian
 
-    class RespawningGranian(Granian):  # type: ignore[misc, valid-type]
+    class RespawningGranian(Granian):  # type: ignore[misc, valid-type]  # granian ships no type hints
         """Granian whose crash-loop detector never fires: a dead worker is replaced after a growing pause."""
 
         _deaths: ClassVar[dict[int, tuple[float, int]]] = {}  # worker index -> (last death, deaths in a row)

@@ -25,7 +25,7 @@ from mock_server.sqlite_journal import SqliteJournal, connect
 try:
     import fcntl
 except ImportError:  # Windows: writers fall back to SQLite's busy handler
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None  # type: ignore[assignment]  # not on Windows: no flock there
 
 TOMBSTONE = ""  # body of a deleted record, kept so other processes learn of the deletion
 TOMBSTONES_KEPT = 100_000  # changes; a process further behind than that reloads everything

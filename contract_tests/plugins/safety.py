@@ -155,7 +155,7 @@ class GuardedSession(requests.Session):
         super().__init__()
         self.policy = policy
 
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]  # requests types send() narrower than it calls it
         try:
             kind = self.policy.check(request)
         except WriteBlocked as exc:

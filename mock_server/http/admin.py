@@ -42,7 +42,7 @@ def guard() -> None:
         raise AuthError("admin API answers loopback clients only; start dpa-mock with --admin-token to open it")
 
 
-def _admin(op_id: str):  # type: ignore[no-untyped-def]
+def _admin(op_id: str):  # type: ignore[no-untyped-def]  # a decorator factory; Flask's view types are loose
     return operation(bp, admin_contract(), op_id, guard=guard)
 
 

@@ -227,7 +227,7 @@ class ProxyApp:
         exchange.error = message
         exchange.status = 503
         self.store.add_exchange(exchange)
-        self._findings(exchange, [*findings, Finding("observation", side, "proxy-busy", message)])  # type: ignore[arg-type]
+        self._findings(exchange, [*findings, Finding("observation", side, "proxy-busy", message)])  # type: ignore[arg-type]  # side is a checked str
         log.warning("%s", message)
         body = json.dumps({"code": 503, "message": message, "data": None}).encode() if envelope else message.encode()
         return _reply(start_response, 503, "application/json" if envelope else "text/plain; charset=utf-8", body,

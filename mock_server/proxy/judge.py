@@ -97,7 +97,7 @@ class Judged:
     query: dict[str, str] = field(default_factory=dict)
 
     def add(self, verdict: str, side: str, check: str, message: str) -> None:
-        self.findings.append(Finding(verdict, side, check, message))  # type: ignore[arg-type]
+        self.findings.append(Finding(verdict, side, check, message))  # type: ignore[arg-type]  # verdict/side: checked strs
 
 
 def judge_request(route: Route, method: str, path: str, query_string: str, headers: dict[str, str],

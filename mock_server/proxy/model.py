@@ -39,7 +39,7 @@ def collector(out: list[Finding], interface: str = "") -> Callable[[str, str, st
     """`add(verdict, side, check, message)`: appends a Finding to `out` (the judges' one way of recording one)."""
 
     def add(verdict: str, side: str, check: str, message: str) -> None:
-        out.append(Finding(verdict, side, check, message, interface=interface))  # type: ignore[arg-type]
+        out.append(Finding(verdict, side, check, message, interface=interface))  # type: ignore[arg-type]  # checked strs
 
     return add
 

@@ -177,7 +177,7 @@ def make_variant(name: str) -> Defect:
     if name == "status-is-code":
         return Defect(after=_status_is_code)
     if name == "pretty-extra-fields":
-        return Defect(after=_pretty, transport=ExtraFieldTransport())  # type: ignore[arg-type]
+        return Defect(after=_pretty, transport=ExtraFieldTransport())  # type: ignore[arg-type]  # a Transport by duck typing
     if name == "other-wording":
         return Defect(after=_reword)
     if name == "no-default-callback":
@@ -191,14 +191,14 @@ def make_variant(name: str) -> Defect:
     if name == "slow-backoff":
         return Defect(settings={"callback_backoff": (0.5, 1.0, 2.0)})
     if name == "late-callbacks":
-        return Defect(transport=LateTransport())  # type: ignore[arg-type]
+        return Defect(transport=LateTransport())  # type: ignore[arg-type]  # the same
     if name == "framework-errors":
         return Defect(after=_framework_errors)
     if name == "all-at-once":
         # Order matters: codes first (999, 405), then the status follows the code, then wording and layout.
         return Defect(before=_plan_id_from_path,
                       after=_chain(_unknown_ids_999, _wrong_method_405, _status_is_code, _reword, _pretty),
-                      transport=ExtraFieldTransport(),  # type: ignore[arg-type]
+                      transport=ExtraFieldTransport(),  # type: ignore[arg-type]  # the same
                       settings={"callback_statuses": ("RUNNING", "PENDING", "SUCCESS", "FAIL"),
                                 "callback_backoff": (0.5, 1.0, 2.0)})
     raise ValueError(f"unknown variant {name!r}; choose from {', '.join(VARIANTS)}")

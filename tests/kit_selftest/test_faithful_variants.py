@@ -45,7 +45,7 @@ def test_faithful_variant_gets_no_violation(variant: str, runs: dict[str, tuple[
     summary = result.get("summary")
     assert isinstance(summary, dict) and summary["violations"] == 0, (variant, summary)
     assert result["violations"] == [], result["violations"]
-    observed = {(o["topic"], o["value"]) for o in result["observations"]}  # type: ignore[union-attr,index]
+    observed = {(o["topic"], o["value"]) for o in result["observations"]}  # type: ignore[union-attr,index]  # JSON
     topic, value = CHOSEN[variant]
     values = sorted(v for t, v in observed if t == topic)
     assert any(value in v for v in values), f"{variant}: {topic} observed as {values}, expected {value!r}"
@@ -57,7 +57,7 @@ def test_leniencies_are_reported_not_failed(runs: dict[str, tuple[KitRun, dict[s
     for variant, check in (("405-code-405", "405 without Allow"), ("execute-path-only",
                                                                     "documented-required field missing")):
         run, result = runs[variant]
-        found = [f for f in result["leniencies"] if f["check"] == check]  # type: ignore[union-attr,index]
+        found = [f for f in result["leniencies"] if f["check"] == check]  # type: ignore[union-attr,index]  # JSON
         assert found, f"{variant}: no {check!r} leniency in {result['leniencies']}"
         assert "Leniencies" in run.report and check in run.report
         assert run.returncode == 0
