@@ -330,19 +330,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args(argv)
-    import waitress
-
     wsgi, app = build(args.defect)
+    return serve(wsgi, app, args.host, args.port, f"broken dpa-mock ({args.defect}: {DEFECTS[args.defect]})")
+
+
+def serve(wsgi: WSGIApp, app: Flask, host: str, port: int, label: str) -> int:
+    """Serve a self-test server on waitress until SIGTERM or Ctrl-C, then close its platform."""
+    import waitress
 
     def _stop(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _stop)
-    print(f"broken dpa-mock ({args.defect}: {DEFECTS[args.defect]}) on http://{args.host}:{args.port}",
-          file=sys.stderr, flush=True)
+    print(f"{label} on http://{host}:{port}", file=sys.stderr, flush=True)
     try:
-        waitress.serve(wsgi, host=args.host, port=args.port, threads=8, ident="dpa-mock-broken",
-                       channel_timeout=30, _quiet=True)
+        waitress.serve(wsgi, host=host, port=port, threads=8, ident="dpa-mock-selftest", channel_timeout=30,
+                       _quiet=True)
     except KeyboardInterrupt:
         pass
     finally:

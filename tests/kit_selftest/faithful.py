@@ -10,7 +10,6 @@ import argparse
 import io
 import json
 import re
-import signal
 import sys
 import time
 from typing import Any
@@ -20,7 +19,7 @@ from flask import Flask
 from mock_server.app import create_app
 from mock_server.settings import Settings
 from mock_server.transport import HttpTransport
-from tests.kit_selftest.broken import Defect, Middleware, Reply, WSGIApp, collapsed, read_body
+from tests.kit_selftest.broken import Defect, Middleware, Reply, WSGIApp, collapsed, read_body, serve
 
 VARIANTS: dict[str, str] = {
     "always-200": "(a) HTTP 200 for every business code (dpa-mock --http-status always200)",
@@ -218,24 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clock", choices=("virtual", "real"), default="virtual",
                         help="real: as a staging server, for kit runs with --no-admin")
     args = parser.parse_args(argv)
-    import waitress
-
     wsgi, app = build(args.variant, args.clock)
-
-    def _stop(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, _stop)
-    print(f"faithful dpa-mock ({args.variant}: {VARIANTS[args.variant]}) on http://{args.host}:{args.port}",
-          file=sys.stderr, flush=True)
-    try:
-        waitress.serve(wsgi, host=args.host, port=args.port, threads=8, ident="dpa-mock-faithful",
-                       channel_timeout=30, _quiet=True)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        app.extensions["dpa_platform"].close()
-    return 0
+    return serve(wsgi, app, args.host, args.port, f"faithful dpa-mock ({args.variant}: {VARIANTS[args.variant]})")
 
 
 if __name__ == "__main__":
