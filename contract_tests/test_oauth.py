@@ -15,8 +15,7 @@ from contract_tests.support.api import Api
 from contract_tests.support.envelope import check_envelope, expect_rejected, expect_success
 from contract_tests.support.kit import KIT
 from contract_tests.support.props import kit_settings
-from contract_tests.support.tokens import jwt_claims
-from dpa_client.client import jwt_expiry
+from dpa_client.client import jwt_claims, jwt_expiry
 
 pytestmark = pytest.mark.interface(1)
 CODE_PATTERN = re.compile(r"^[A-Z0-9_-]+$")  # uppercase base64url, as the document's example (observed only)

@@ -44,8 +44,8 @@ def parse_envelope(response: requests.Response) -> dict[str, Any]:
     return body
 
 
-def jwt_expiry(token: str) -> float | None:
-    """The `exp` claim of a JWT (not verified: only used to know when to log in again), else None."""
+def jwt_claims(token: str) -> dict[str, object] | None:
+    """The payload of a JWT, not verified (only the platform can), or None when the token is not one."""
     parts = token.split(".")
     if len(parts) != 3:
         return None
@@ -53,7 +53,12 @@ def jwt_expiry(token: str) -> float | None:
         claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
     except (ValueError, TypeError):
         return None
-    exp = claims.get("exp") if isinstance(claims, dict) else None
+    return claims if isinstance(claims, dict) else None
+
+
+def jwt_expiry(token: str) -> float | None:
+    """The `exp` claim of a JWT (not verified: only used to know when to log in again), else None."""
+    exp = (jwt_claims(token) or {}).get("exp")
     return float(exp) if isinstance(exp, (int, float)) and not isinstance(exp, bool) else None
 
 

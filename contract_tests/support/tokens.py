@@ -48,14 +48,3 @@ def unsigned(token: str) -> str:
 def is_jwt(token: str) -> bool:
     return token.count(".") == 2
 
-
-def jwt_claims(token: str) -> dict[str, object] | None:
-    """The (unverified) payload of a JWT, or None when the token is not one."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (ValueError, TypeError):
-        return None
-    return claims if isinstance(claims, dict) else None

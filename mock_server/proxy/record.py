@@ -7,15 +7,15 @@ tokens are never written: the user puts an apps file beside the recording (the b
 
 from __future__ import annotations
 
-import base64
 import collections
-import json
 import os
 import threading
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from dpa_client.client import jwt_claims
 
 FILE_NAME = "recorded-plans.yaml"
 MAX_RUNS = 50_000  # runs remembered (plan, last status) to tie callbacks and outputs to plans
@@ -40,14 +40,9 @@ class RecordingError(Exception):
 def token_subject(authorization: str) -> str | None:
     """The `sub` claim of a bearer JWT, read without verifying it (the deployment verified it)."""
     scheme, _, token = authorization.strip().partition(" ")
-    parts = token.strip().split(".")
-    if scheme.lower() != "bearer" or len(parts) != 3:
+    if scheme.lower() != "bearer":
         return None
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (ValueError, UnicodeDecodeError):
-        return None
-    sub = claims.get("sub") if isinstance(claims, dict) else None
+    sub = (jwt_claims(token.strip()) or {}).get("sub")
     return str(sub) if isinstance(sub, (str, int)) and str(sub) else None
 
 
