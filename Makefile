@@ -3,6 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 ARGS ?=
+# pytest-xdist workers for `make unit` (auto: one per core); `make unit PYTEST_WORKERS=0` runs in one process.
+PYTEST_WORKERS ?= auto
+# Some machines set PYTHONDONTWRITEBYTECODE=1: then every one of the suite's ~100 subprocesses (servers, kit
+# runs) compiles the project and pytest's assertion rewrites from source again, about 2 s of CPU each.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: install serve test static unit kit-http browser-deps lint bench clean
 
@@ -30,9 +35,10 @@ static: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-# Step 1: the emulator's own tests, the spec lint, the contract kit in-process and its self-tests.
+# Step 1: the emulator's own tests, the spec lint, the contract kit in-process and its self-tests, on every core
+# (conftest.py keeps the tests that share state on one worker).
 unit: install browser-deps
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS)
 
 # Step 2: the contract kit over real HTTP against `dpa-mock serve`.
 kit-http: install
