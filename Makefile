@@ -30,9 +30,10 @@ browser-deps:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-noto-cjk >/dev/null; }
 
-# Step 0: lint and types (ruff.toml, mypy.ini), seconds, before the long steps.
+# Step 0: lint, format and types (ruff.toml, mypy.ini), seconds, before the long steps (`ruff format .` fixes the format).
 static: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 # Step 1: the emulator's own tests, the spec lint, the contract kit in-process and its self-tests, on every core

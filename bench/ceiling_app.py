@@ -46,8 +46,16 @@ def main(argv: list[str] | None = None) -> None:
         here = os.path.dirname(os.path.abspath(__file__))
         os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH", "")]))
         sys.path.insert(0, here)
-        Granian("ceiling_app:raw_app" if args.raw else "ceiling_app:app", address=args.host, port=args.port, interface="wsgi", workers=args.workers,
-                blocking_threads=args.threads, log_enabled=True, log_access=False).serve()
+        Granian(
+            "ceiling_app:raw_app" if args.raw else "ceiling_app:app",
+            address=args.host,
+            port=args.port,
+            interface="wsgi",
+            workers=args.workers,
+            blocking_threads=args.threads,
+            log_enabled=True,
+            log_access=False,
+        ).serve()
     else:
         if args.workers != 1:
             parser.error("--workers: waitress serves from one process")
@@ -59,8 +67,15 @@ def main(argv: list[str] | None = None) -> None:
         signal.signal(signal.SIGTERM, _stop)
         with contextlib.suppress(KeyboardInterrupt):  # SIGTERM, raised by _stop: a clean exit
             # At least 8 threads, as `dpa-mock serve --server waitress` (mock_server/cli.py) gives waitress.
-            waitress.serve(raw_app if args.raw else app, host=args.host, port=args.port, threads=max(args.threads, 8),
-                           ident="dpa-mock", clear_untrusted_proxy_headers=True, channel_timeout=30)
+            waitress.serve(
+                raw_app if args.raw else app,
+                host=args.host,
+                port=args.port,
+                threads=max(args.threads, 8),
+                ident="dpa-mock",
+                clear_untrusted_proxy_headers=True,
+                channel_timeout=30,
+            )
 
 
 if __name__ == "__main__":

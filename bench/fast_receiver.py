@@ -35,8 +35,8 @@ class _Ack(asyncio.Protocol):
                     length = int(value.strip() or 0)
             if len(self._buffer) < end + 4 + length:
                 return
-            body = self._buffer[end + 4:end + 4 + length]
-            self._buffer = self._buffer[end + 4 + length:]
+            body = self._buffer[end + 4 : end + 4 + length]
+            self._buffer = self._buffer[end + 4 + length :]
             assert self._transport is not None
             self._transport.write(_ACK)  # status line, headers and body in one write: no Nagle stall
             self._receiver._count(body)
@@ -53,8 +53,7 @@ class FastReceiver:
         self._lock = threading.Lock()
         self.by_status: collections.Counter[str] = collections.Counter()
         self._loop = asyncio.new_event_loop()
-        self._server = self._loop.run_until_complete(
-            self._loop.create_server(lambda: _Ack(self), "127.0.0.1", 0))
+        self._server = self._loop.run_until_complete(self._loop.create_server(lambda: _Ack(self), "127.0.0.1", 0))
         self._thread = threading.Thread(target=self._loop.run_forever, name="fast-receiver", daemon=True)
 
     @property

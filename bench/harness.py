@@ -83,8 +83,15 @@ class Bench:
         self.wait_quiet(server)
         log(f"wrk {name} against {server.name}")
         before, busy = server.cpu(), machine_busy_s()
-        result = run_wrk(server.base_url, script, self.work, name, duration=duration or self.args.duration,
-                         connections=self.args.connections, threads=self.args.threads)
+        result = run_wrk(
+            server.base_url,
+            script,
+            self.work,
+            name,
+            duration=duration or self.args.duration,
+            connections=self.args.connections,
+            threads=self.args.threads,
+        )
         after = server.cpu()
         result.machine_cpu_s = machine_busy_s() - busy
         result.server_cpu_s = {pid: used - before.get(pid, 0.0) for pid, used in after.items()}
@@ -92,20 +99,32 @@ class Bench:
             self.failed = True
             self.results.warnings.append(
                 f"{name} on {server.name}: {result.non2xx} non-2xx, {result.socket_errors} socket errors, "
-                f"{result.timeouts} timeouts; first bad answer: {result.first_bad or '—'}")
+                f"{result.timeouts} timeouts; first bad answer: {result.first_bad or '—'}"
+            )
         return result
 
     def add(self, scenario: str, server: str, result: WrkResult, notes: str = "", baseline: str = "") -> HttpRow:
-        row = HttpRow(scenario, server, result.rps, result.p50_ms, result.p99_ms, result.non2xx, result.requests,
-                      notes, baseline=baseline or server, cpu=_cpu_note(result))
+        row = HttpRow(
+            scenario,
+            server,
+            result.rps,
+            result.p50_ms,
+            result.p99_ms,
+            result.non2xx,
+            result.requests,
+            notes,
+            baseline=baseline or server,
+            cpu=_cpu_note(result),
+        )
         other = _other_cores(result)
         if other >= 2 * self.args.quiet_cores:
             self.noisy.append(f"{scenario} / {server} ({other:.2f})")
         self.results.http.append(row)
         return row
 
-    def api(self, method: str, base: str, path: str, token: str | None = None, timeout: float = 30,
-            **kwargs: Any) -> Any:
+    def api(
+        self, method: str, base: str, path: str, token: str | None = None, timeout: float = 30, **kwargs: Any
+    ) -> Any:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         response = self.http.request(method, base + path, headers=headers, timeout=timeout, **kwargs)
         body = response.json()
@@ -115,8 +134,12 @@ class Bench:
 
     def login(self, base: str) -> str:
         code = self.api("GET", base, AUTHORIZE)["code"]
-        body = {"code": code, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-                "grant_type": "authorization_code"}
+        body = {
+            "code": code,
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "grant_type": "authorization_code",
+        }
         return str(self.api("POST", base, TOKEN, json=body)["access_token"])
 
     def execute(self, base: str, token: str, callback_url: str | None = None) -> str:
@@ -137,8 +160,9 @@ class Bench:
         total, largest = server.rss()
         if workers == 1:
             return f"{total / 1024:.0f} MB", f"tree total; largest process (the worker) {largest / 1024:.0f} MB"
-        return f"{total / 1024:.0f} MB", (f"tree total (supervisor + {workers} workers); largest process "
-                                          f"{largest / 1024:.0f} MB")
+        return f"{total / 1024:.0f} MB", (
+            f"tree total (supervisor + {workers} workers); largest process {largest / 1024:.0f} MB"
+        )
 
 
 def _cpu_note(result: WrkResult) -> str:

@@ -31,11 +31,16 @@ class HttpPart:
         self._pending_store_checks: dict[Config, set[str]] = {}
 
     def ceiling_run(self, server_kind: str, workers: int = 1, raw: bool = False) -> None:
-        srv = self.bench.start(ceiling(self.bench.work, threads=self.bench.args.server_threads, server=server_kind, workers=workers,
-                                 raw=raw))
+        srv = self.bench.start(
+            ceiling(
+                self.bench.work, threads=self.bench.args.server_threads, server=server_kind, workers=workers, raw=raw
+            )
+        )
         label = server_kind + (f" ×{workers}" if workers != 1 else "")
         try:
-            self.bench.add(RAW_ROW if raw else CEILING_ROW, label, self.bench.wrk(srv, srv.name, static_script("GET", "/json")))
+            self.bench.add(
+                RAW_ROW if raw else CEILING_ROW, label, self.bench.wrk(srv, srv.name, static_script("GET", "/json"))
+            )
         finally:
             self.bench.stop(srv)
 
@@ -49,28 +54,45 @@ class HttpPart:
         # Before the list row, not during it: with shared state every write of that run's steps makes each
         # reader catch up, and the rows measured the overlap (up to 2x apart between runs).
         self.bench.wait_finished(base, instance)
-        self.bench.add(LIST_ROW, label, self.bench.wrk(srv, f"list-{slug}", static_script("GET", LIST, bearer)),
-                 baseline=config.baseline)
+        self.bench.add(
+            LIST_ROW,
+            label,
+            self.bench.wrk(srv, f"list-{slug}", static_script("GET", LIST, bearer)),
+            baseline=config.baseline,
+        )
         result = self.bench.wrk(srv, f"oauth-{slug}", oauth_script(AUTHORIZE, TOKEN, TOKEN_BODY))
         pairs = result.extra.get("tokens", 0)
-        self.bench.add(OAUTH_ROW, label, result,
-                 f"**{pairs / result.seconds:,.0f} pairs/s**; req/s and latency over both requests",
-                 baseline=config.baseline)
+        self.bench.add(
+            OAUTH_ROW,
+            label,
+            result,
+            f"**{pairs / result.seconds:,.0f} pairs/s**; req/s and latency over both requests",
+            baseline=config.baseline,
+        )
         out_path = f"{OUT_PARAMS}?processPlanId={PLAN}&planInstanceId={instance}"
-        self.bench.add("output params (GET, finished run)", label,
-                 self.bench.wrk(srv, f"outparams-{slug}", static_script("GET", out_path, bearer)), baseline=config.baseline)
+        self.bench.add(
+            "output params (GET, finished run)",
+            label,
+            self.bench.wrk(srv, f"outparams-{slug}", static_script("GET", out_path, bearer)),
+            baseline=config.baseline,
+        )
         exec_headers = {**bearer, "Content-Type": "application/json"}
         exec_body = f'{{"processPlanId":"{PLAN}"}}'
         ids_file = self.bench.work / f"execute-{slug}.ids"
-        result = self.bench.wrk(srv, f"execute-{slug}", ids_script("POST", EXECUTE, exec_headers, exec_body,
-                                                                '"planInstanceId":%s*"([^"]+)"', ids_file))
-        self.bench.add(EXECUTE_ROW, label, result, "each starts a real-clock run (~1.7 s, 3 nodes)",
-                 baseline=config.baseline)
+        result = self.bench.wrk(
+            srv,
+            f"execute-{slug}",
+            ids_script("POST", EXECUTE, exec_headers, exec_body, '"planInstanceId":%s*"([^"]+)"', ids_file),
+        )
+        self.bench.add(
+            EXECUTE_ROW, label, result, "each starts a real-clock run (~1.7 s, 3 nodes)", baseline=config.baseline
+        )
         self.check_runs(srv, config, result, ids_file, {instance}, list_runs=list_runs)
         return result
 
-    def check_runs(self, srv: Server, config: Config, result: WrkResult, ids_file: Path, prior: set[str], *,
-                   list_runs: bool) -> None:
+    def check_runs(
+        self, srv: Server, config: Config, result: WrkResult, ids_file: Path, prior: set[str], *, list_runs: bool
+    ) -> None:
         """After the execute row: each 2xx answer carried its own planInstanceId, and every run reached SUCCESS
         or FAIL in /__admin/runs (asked of whichever worker answers); with list_runs, also that the full list
         holds exactly those runs (as many as runs_keep keeps). So a fast answer that lost its run fails."""
@@ -84,17 +106,23 @@ class HttpPart:
         if len(unique) != len(ids):
             problems.append(f"{len(ids) - len(unique):,} planInstanceIds were handed out twice")
         while True:
-            still = sum(len(self.bench.api("GET", base, f"/__admin/runs?status={s}", timeout=60)) for s in OPEN_STATUSES)
+            still = sum(
+                len(self.bench.api("GET", base, f"/__admin/runs?status={s}", timeout=60)) for s in OPEN_STATUSES
+            )
             if not still or time.monotonic() - ended > self.bench.args.drain_cap:
                 break
             time.sleep(0.2)
         drained = time.monotonic() - ended
         if still:
             problems.append(f"{still:,} runs still not SUCCESS/FAIL {drained:.0f} s after the load")
-        notes = [f"{ok:,} executes answered 2xx with {len(unique):,} distinct ids",
-                 f"no run unfinished {drained:.1f} s after the load" if not still else ""]
+        notes = [
+            f"{ok:,} executes answered 2xx with {len(unique):,} distinct ids",
+            f"no run unfinished {drained:.1f} s after the load" if not still else "",
+        ]
         if list_runs:
-            listed = {r["planInstanceId"]: r["status"] for r in self.bench.api("GET", base, "/__admin/runs", timeout=120)}
+            listed = {
+                r["planInstanceId"]: r["status"] for r in self.bench.api("GET", base, "/__admin/runs", timeout=120)
+            }
             expected = unique | prior
             keep = Settings().runs_keep
             unknown = set(listed) - expected
@@ -103,24 +131,31 @@ class HttpPart:
             # answers (and ids) never reached wrk. More unknown runs than that were started by nobody.
             in_flight = self.bench.args.connections
             if len(unknown) > in_flight:
-                problems.append(f"/__admin/runs lists {len(unknown):,} runs whose ids no answer carried "
-                                f"(at most {in_flight} can be requests cut off when wrk stopped)")
+                problems.append(
+                    f"/__admin/runs lists {len(unknown):,} runs whose ids no answer carried "
+                    f"(at most {in_flight} can be requests cut off when wrk stopped)"
+                )
             if unfinished:
                 problems.append(f"/__admin/runs lists {unfinished:,} unfinished runs")
             want = min(len(expected), keep - len(unknown))  # the newest runs are kept, the cut-off ones among them
             if len(listed) - len(unknown) != want:
-                problems.append(f"/__admin/runs lists {len(listed) - len(unknown):,} of the runs answered for, "
-                                f"expected {want:,} (of {len(expected):,}; runs_keep {keep:,})")
+                problems.append(
+                    f"/__admin/runs lists {len(listed) - len(unknown):,} of the runs answered for, "
+                    f"expected {want:,} (of {len(expected):,}; runs_keep {keep:,})"
+                )
             if not problems:
-                notes.append(f"/__admin/runs lists all {len(listed) - len(unknown):,} answered for, finished"
-                             + (f", + {len(unknown)} whose answers wrk cut off at its end" if unknown else ""))
+                notes.append(
+                    f"/__admin/runs lists all {len(listed) - len(unknown):,} answered for, finished"
+                    + (f", + {len(unknown)} whose answers wrk cut off at its end" if unknown else "")
+                )
         self._run_check(config, problems, notes)
         self._pending_store_checks[config] = unique | prior  # for check_state_file, once the server stopped
 
     def _run_check(self, config: Config, problems: list[str], notes: list[str]) -> None:
         verdict = "pass" if not problems else "**FAIL**"
-        self.bench.results.other.append((f"runs after the execute row ({config.label})", verdict,
-                                   "; ".join(filter(None, problems + notes))))
+        self.bench.results.other.append(
+            (f"runs after the execute row ({config.label})", verdict, "; ".join(filter(None, problems + notes)))
+        )
         if problems:
             self.bench.failed = True
             self.bench.results.warnings.append(f"{config.label}: " + "; ".join(problems))
@@ -147,13 +182,15 @@ class HttpPart:
             problems.append(f"{missing:,} runs answered for are missing from the state file")
         if unfinished:
             problems.append(f"{unfinished:,} runs unfinished in the state file")
-        notes = [f"{len(ids) - missing:,} of {len(ids):,} runs in the file ({len(live):,} kept, "
-                 f"{len(ids) - missing - len(live):,} forgotten beyond runs_keep)"
-                 + (f"; deletion markers purged up to change {purged:,}, so missing ones are not judged"
-                    if purged else "")]
+        notes = [
+            f"{len(ids) - missing:,} of {len(ids):,} runs in the file ({len(live):,} kept, "
+            f"{len(ids) - missing - len(live):,} forgotten beyond runs_keep)"
+            + (f"; deletion markers purged up to change {purged:,}, so missing ones are not judged" if purged else "")
+        ]
         verdict = "pass" if not problems else "**FAIL**"
-        self.bench.results.other.append((f"state file after stop ({config.label})", verdict,
-                                   "; ".join(problems + notes)))
+        self.bench.results.other.append(
+            (f"state file after stop ({config.label})", verdict, "; ".join(problems + notes))
+        )
         if problems:
             self.bench.failed = True
             self.bench.results.warnings.append(f"{config.label} state file: " + "; ".join(problems))
@@ -175,13 +212,19 @@ class HttpPart:
             executed = 1 + result.requests
             executed += self._execute_until(srv, a.executions - executed, result.rps, exec_headers, exec_body)
             total, largest = srv.rss()
-            self.bench.results.other.append((f"RSS after {executed:,} executions (granian)", f"{total / 1024:.0f} MB",
-                                       f"tree total; worker {largest / 1024:.0f} MB; runs_keep "
-                                       f"{Settings().runs_keep:,} finished runs kept"))
+            self.bench.results.other.append(
+                (
+                    f"RSS after {executed:,} executions (granian)",
+                    f"{total / 1024:.0f} MB",
+                    f"tree total; worker {largest / 1024:.0f} MB; runs_keep "
+                    f"{Settings().runs_keep:,} finished runs kept",
+                )
+            )
             if executed >= 100_000:
                 ok = total / 1024 < 200
-                self.bench.results.targets.append(("RSS after 100,000 executions < 200 MB", f"{total / 1024:.0f} MB",
-                                             "pass" if ok else "**FAIL**"))
+                self.bench.results.targets.append(
+                    ("RSS after 100,000 executions < 200 MB", f"{total / 1024:.0f} MB", "pass" if ok else "**FAIL**")
+                )
         finally:
             self.bench.stop(srv)
 
@@ -189,14 +232,24 @@ class HttpPart:
         """(b), (c)…: the same API rows on `--workers N --state FILE`, a fresh state file each, then its checks."""
         a = self.bench.args
         state = self.bench.work / f"state-{config.key}.sqlite"
-        srv = self.bench.start(emulator(self.bench.work, "--state", str(state), "--workers", str(config.workers),
-                                  threads=a.server_threads, name=f"emulator-{config.key}"))
+        srv = self.bench.start(
+            emulator(
+                self.bench.work,
+                "--state",
+                str(state),
+                "--workers",
+                str(config.workers),
+                threads=a.server_threads,
+                name=f"emulator-{config.key}",
+            )
+        )
         stopped = False
         try:
             self.bench.results.other.append((f"RSS idle ({config.label})", *self.bench.rss_note(srv, config.workers)))
             self.http_rows(srv, config, list_runs=True)
-            self.bench.results.other.append((f"RSS after the HTTP rows ({config.label})",
-                                       *self.bench.rss_note(srv, config.workers)))
+            self.bench.results.other.append(
+                (f"RSS after the HTTP rows ({config.label})", *self.bench.rss_note(srv, config.workers))
+            )
             self.bench.stop(srv)
             stopped = True
             self.check_state_file(config, state)
@@ -208,8 +261,10 @@ class HttpPart:
         """The shared-store configurations, each after a ceiling with its worker count unless one was measured."""
         for config in self.bench.args.configs:
             if not self.bench.results.row(CEILING_ROW, config.baseline):
-                self.bench.attempt(f"ceiling on granian ×{config.workers}",
-                             lambda config=config: self.ceiling_run("granian", config.workers))
+                self.bench.attempt(
+                    f"ceiling on granian ×{config.workers}",
+                    lambda config=config: self.ceiling_run("granian", config.workers),
+                )
             self.bench.attempt(f"emulator {config.label}", lambda config=config: self.emulator_shared(config))
 
     def _execute_until(self, srv: Server, remaining: int, rate: float, headers: dict[str, str], body: str) -> int:
@@ -227,22 +282,33 @@ class HttpPart:
             rate = more.rps or rate
         if done:
             time.sleep(2.5)  # let the last runs finish before reading RSS
-            self.bench.results.other.append((
-                "execute, sustained (memory check)", f"{done / seconds:,.0f} req/s",
-                f"{done:,} more requests in {seconds:.1f} s ({chunk} wrk runs); worst p99 {worst_p99:.1f} ms; "
-                f"non-2xx {bad}"))
+            self.bench.results.other.append(
+                (
+                    "execute, sustained (memory check)",
+                    f"{done / seconds:,.0f} req/s",
+                    f"{done:,} more requests in {seconds:.1f} s ({chunk} wrk runs); worst p99 {worst_p99:.1f} ms; "
+                    f"non-2xx {bad}",
+                )
+            )
         if done < remaining:
-            self.bench.results.warnings.append(f"memory check: time cap {self.bench.args.memory_cap:g} s reached after "
-                                         f"{done:,} of {remaining:,} more executions")
+            self.bench.results.warnings.append(
+                f"memory check: time cap {self.bench.args.memory_cap:g} s reached after "
+                f"{done:,} of {remaining:,} more executions"
+            )
         return done
 
     def emulator_list_only(self, server_kind: str, quiet: bool) -> None:
         name = f"emulator-{server_kind}" + ("" if quiet else "-accesslog")
-        srv = self.bench.start(emulator(self.bench.work, threads=self.bench.args.server_threads, server=server_kind, quiet=quiet,
-                                  name=name))
+        srv = self.bench.start(
+            emulator(
+                self.bench.work, threads=self.bench.args.server_threads, server=server_kind, quiet=quiet, name=name
+            )
+        )
         try:
             token = self.bench.login(srv.base_url)
-            result = self.bench.wrk(srv, f"list-{name}", static_script("GET", LIST, {"Authorization": f"Bearer {token}"}))
+            result = self.bench.wrk(
+                srv, f"list-{name}", static_script("GET", LIST, {"Authorization": f"Bearer {token}"})
+            )
             label = LIST_ROW if quiet else LOGGED_LIST_ROW
             self.bench.add(label, server_kind, result, "" if quiet else "log lines to a file")
             if server_kind == "waitress":
@@ -272,20 +338,32 @@ class HttpPart:
                 warm = self.bench.wrk(srv, f"{name}-warmup", script, duration=self.bench.args.peer_warmup)
                 result = self.bench.wrk(srv, name, script)
                 total, _ = srv.rss()
-                self.bench.add(PEER_ROW, name, result, f"{peers.describe(name)}; after {self.bench.args.peer_warmup:g} s of "
-                         f"warm-up at {warm.rps:,.0f} req/s; RSS {total / 1024:,.0f} MB; cold start "
-                         f"{srv.cold_start_s:.1f} s")
+                self.bench.add(
+                    PEER_ROW,
+                    name,
+                    result,
+                    f"{peers.describe(name)}; after {self.bench.args.peer_warmup:g} s of "
+                    f"warm-up at {warm.rps:,.0f} req/s; RSS {total / 1024:,.0f} MB; cold start "
+                    f"{srv.cold_start_s:.1f} s",
+                )
             finally:
                 self.bench.stop(srv)
 
     def cold_start(self) -> None:
         times = []
         for i in range(3):
-            srv = self.bench.start(emulator(self.bench.work, threads=self.bench.args.server_threads, name=f"coldstart-{i}"))
+            srv = self.bench.start(
+                emulator(self.bench.work, threads=self.bench.args.server_threads, name=f"coldstart-{i}")
+            )
             times.append(srv.cold_start_s or 0.0)
             self.bench.stop(srv)
         median = statistics.median(times)
-        self.bench.results.other.append(("cold start to first 200 on /__admin/clock", f"{median:.2f} s",
-                                   "median of 3 (" + ", ".join(f"{t:.2f}" for t in times) + " s); "
-                                   "spawn of `python -m mock_server serve --quiet` (granian)"))
+        self.bench.results.other.append(
+            (
+                "cold start to first 200 on /__admin/clock",
+                f"{median:.2f} s",
+                "median of 3 (" + ", ".join(f"{t:.2f}" for t in times) + " s); "
+                "spawn of `python -m mock_server serve --quiet` (granian)",
+            )
+        )
         self.bench.results.targets.append(("cold start < 1 s", f"{median:.2f} s", "pass" if median < 1 else "**FAIL**"))

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parents[1]
 
-TEST_FILE = '''
+TEST_FILE = """
 import pytest
 import requests
 
@@ -39,10 +39,10 @@ def test_full_flow(dpa_platform, callback_receiver, n):
     dpa_platform.wait_for_callback(instance, "SUCCESS")
     statuses = [d.json["status"] for d in callback_receiver.for_instance(instance)]
     assert statuses == ["DEFAULT", "RUNNING", "SUCCESS"]
-'''
+"""
 
 # Records each phase's duration as pytest measured it, for the parent process to read.
-CONFTEST = '''
+CONFTEST = """
 import collections, json, os
 
 _phases = collections.defaultdict(dict)
@@ -55,7 +55,7 @@ def pytest_runtest_logreport(report):
 def pytest_sessionfinish(session):
     with open(os.environ["DPA_FLOW_OUT"], "w") as out:
         json.dump(list(_phases.values()), out)
-'''
+"""
 
 
 @dataclass
@@ -69,9 +69,11 @@ class FlowCost:
     passed: bool
 
     def describe(self) -> str:
-        return (f"median of {self.tests} tests (the first, which starts the emulator, left out): "
-                f"setup {self.setup_ms:.1f} + call {self.call_ms:.1f} + teardown {self.teardown_ms:.1f} ms; "
-                f"p90 {self.p90_ms:.1f} ms")
+        return (
+            f"median of {self.tests} tests (the first, which starts the emulator, left out): "
+            f"setup {self.setup_ms:.1f} + call {self.call_ms:.1f} + teardown {self.teardown_ms:.1f} ms; "
+            f"p90 {self.p90_ms:.1f} ms"
+        )
 
 
 def measure(tests: int = 100) -> FlowCost:
@@ -81,27 +83,55 @@ def measure(tests: int = 100) -> FlowCost:
         (folder / "test_flow.py").write_text(TEST_FILE.format(tests=tests + 1), encoding="utf-8")
         (folder / "conftest.py").write_text(CONFTEST, encoding="utf-8")
         out = folder / "phases.json"
-        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", work,
-                               str(folder / "test_flow.py")], cwd=work, capture_output=True, text=True,
-                              env={**_env(), "DPA_FLOW_OUT": str(out)}, timeout=300)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "--rootdir",
+                work,
+                str(folder / "test_flow.py"),
+            ],
+            cwd=work,
+            capture_output=True,
+            text=True,
+            env={**_env(), "DPA_FLOW_OUT": str(out)},
+            timeout=300,
+        )
         phases = json.loads(out.read_text(encoding="utf-8"))[1:]
     totals = sorted(sum(p.values()) * 1000 for p in phases)
 
     def median(when: str) -> float:
         return statistics.median(p.get(when, 0.0) for p in phases) * 1000
 
-    return FlowCost(len(phases), statistics.median(totals), totals[int(len(totals) * 0.9) - 1], median("setup"),
-                    median("call"), median("teardown"), done.returncode == 0)
+    return FlowCost(
+        len(phases),
+        statistics.median(totals),
+        totals[int(len(totals) * 0.9) - 1],
+        median("setup"),
+        median("call"),
+        median("teardown"),
+        done.returncode == 0,
+    )
 
 
 def part(bench: Bench) -> None:
     """The `integrator` part of make bench: the row, and the target of issue 14 (< 20 ms per test)."""
     bench.wait_quiet()  # pytest and the emulator share the machine with whatever else runs
     cost = measure(30 if bench.args.quick else 200)
-    bench.results.other.append(("integrator's full-flow test (dpa_platform + callback_receiver)",
-                                f"{cost.median_ms:.1f} ms", cost.describe()))
-    bench.results.targets.append(("integrator's full-flow test < 20 ms per test", f"{cost.median_ms:.1f} ms",
-                                  "pass" if cost.median_ms < 20 and cost.passed else "**FAIL**"))
+    bench.results.other.append(
+        ("integrator's full-flow test (dpa_platform + callback_receiver)", f"{cost.median_ms:.1f} ms", cost.describe())
+    )
+    bench.results.targets.append(
+        (
+            "integrator's full-flow test < 20 ms per test",
+            f"{cost.median_ms:.1f} ms",
+            "pass" if cost.median_ms < 20 and cost.passed else "**FAIL**",
+        )
+    )
     if not cost.passed:
         bench.failed = True
         bench.results.warnings.append("integrator flow: the generated tests failed")

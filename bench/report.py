@@ -79,18 +79,22 @@ def _wrk_version() -> str:
         out = subprocess.run(["wrk", "--version"], capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
-    return (out.stdout or out.stderr).splitlines()[0].split(" Copyright")[0].strip() if (out.stdout or out.stderr) else "?"
+    return (
+        (out.stdout or out.stderr).splitlines()[0].split(" Copyright")[0].strip() if (out.stdout or out.stderr) else "?"
+    )
 
 
 def header() -> str:
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     packages = ", ".join(f"{p} {_version(p)}" for p in PACKAGES)
-    return "\n".join([
-        f"- Date: {dt.datetime.now().astimezone().isoformat(timespec='seconds')}",
-        f"- Machine: `{' '.join(os.uname())}`",
-        f"- CPU: {_cpu_model()} × {os.cpu_count()} logical CPUs; load average at start {load}",
-        f"- Python {platform.python_version()}; {packages}; {_wrk_version()}",
-    ])
+    return "\n".join(
+        [
+            f"- Date: {dt.datetime.now().astimezone().isoformat(timespec='seconds')}",
+            f"- Machine: `{' '.join(os.uname())}`",
+            f"- CPU: {_cpu_model()} × {os.cpu_count()} logical CPUs; load average at start {load}",
+            f"- Python {platform.python_version()}; {packages}; {_wrk_version()}",
+        ]
+    )
 
 
 def _num(value: float | None, digits: int = 0) -> str:
@@ -105,20 +109,32 @@ def _ms(value: float | None) -> str:
     return f"{value:.2f}" if value < 10 else f"{value:.1f}"
 
 
-SIDE_BY_SIDE = (("list plans (bearer)", "list plans"), (OAUTH_ROW, "authorize + token"),
-                (EXECUTE_ROW, "execute"), ("output params (GET, finished run)", "out params"))
+SIDE_BY_SIDE = (
+    ("list plans (bearer)", "list plans"),
+    (OAUTH_ROW, "authorize + token"),
+    (EXECUTE_ROW, "execute"),
+    ("output params (GET, finished run)", "out params"),
+)
 
 
 def _configs_table(results: Results) -> list[str]:
     """One line per store/worker configuration: req/s (share of the same-worker ceiling), p50 / p99."""
-    configs = [(label, base) for label, base in results.configs
-               if any(results.row(scenario, label) for scenario, _ in SIDE_BY_SIDE)]
+    configs = [
+        (label, base)
+        for label, base in results.configs
+        if any(results.row(scenario, label) for scenario, _ in SIDE_BY_SIDE)
+    ]
     if not configs:
         return []
-    out = ["", "## Store and workers, side by side (same run)", "",
-           "Each cell: req/s (share of the bare-Flask ceiling with the same worker count) · p50 / p99 ms.", "",
-           "| Server | ceiling req/s | " + " | ".join(name for _, name in SIDE_BY_SIDE) + " |",
-           "|---|---:|" + "---:|" * len(SIDE_BY_SIDE)]
+    out = [
+        "",
+        "## Store and workers, side by side (same run)",
+        "",
+        "Each cell: req/s (share of the bare-Flask ceiling with the same worker count) · p50 / p99 ms.",
+        "",
+        "| Server | ceiling req/s | " + " | ".join(name for _, name in SIDE_BY_SIDE) + " |",
+        "|---|---:|" + "---:|" * len(SIDE_BY_SIDE),
+    ]
     for label, base in configs:
         c = results.row("ceiling: bare Flask GET /json", base)
         cells = []
@@ -137,19 +153,31 @@ def markdown(results: Results) -> str:
     out = ["# dpa-mock benchmark", "", results.machine or header(), ""]
     out += [f"Parameters: {results.params}"]
     if results.http:
-        out += ["", "## HTTP (wrk on 127.0.0.1)", "",
-                "| Scenario | Server | req/s | p50 ms | p99 ms | non-2xx | vs ceiling | CPU server + wrk | Notes |",
-                "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+        out += [
+            "",
+            "## HTTP (wrk on 127.0.0.1)",
+            "",
+            "| Scenario | Server | req/s | p50 ms | p99 ms | non-2xx | vs ceiling | CPU server + wrk | Notes |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---|",
+        ]
     for r in results.http:
-        out.append(f"| {r.scenario} | {r.server} | {_num(r.rps)} | {_ms(r.p50_ms)} | {_ms(r.p99_ms)} | "
-                   f"{'—' if r.non2xx is None else r.non2xx} | {r.vs_ceiling} | {r.cpu} | {r.notes} |")
+        out.append(
+            f"| {r.scenario} | {r.server} | {_num(r.rps)} | {_ms(r.p50_ms)} | {_ms(r.p99_ms)} | "
+            f"{'—' if r.non2xx is None else r.non2xx} | {r.vs_ceiling} | {r.cpu} | {r.notes} |"
+        )
     out += _configs_table(results)
-    choice = [(server, results.row("ceiling: bare Flask GET /json", server),
-               results.row("list plans (bearer)", server)) for server in ("granian", "waitress")]
+    choice = [
+        (server, results.row("ceiling: bare Flask GET /json", server), results.row("list plans (bearer)", server))
+        for server in ("granian", "waitress")
+    ]
     if any(c and e for _, c, e in choice):
-        out += ["", "## Server choice (same run, same threads)", "",
-                "| Server | ceiling req/s | list plans req/s | list / ceiling | list p99 ms |",
-                "|---|---:|---:|---:|---:|"]
+        out += [
+            "",
+            "## Server choice (same run, same threads)",
+            "",
+            "| Server | ceiling req/s | list plans req/s | list / ceiling | list p99 ms |",
+            "|---|---:|---:|---:|---:|",
+        ]
         for server, c, e in choice:
             if c and e and c.rps and e.rps:
                 out.append(f"| {server} | {_num(c.rps)} | {_num(e.rps)} | {e.rps / c.rps:.0%} | {_ms(e.p99_ms)} |")

@@ -25,11 +25,16 @@ def run(bench: Bench) -> Results:
     """Every part asked for (--only), in order; then the ratios and targets that compare rows."""
     a = bench.args
     bench.results.machine = header()
-    bench.results.params = (f"wrk {a.threads} threads, {a.connections} connections, {a.duration:g} s per row; "
-                           f"servers: 1 worker process (×N: N processes), {a.server_threads} threads each"
-                           + (f"; shared-store configurations: {','.join(c.key for c in a.configs)}"
-                              if "workers" in a.only and a.configs else "")
-                           + ("; **--quick** (short rows, smaller counts)" if a.quick else ""))
+    bench.results.params = (
+        f"wrk {a.threads} threads, {a.connections} connections, {a.duration:g} s per row; "
+        f"servers: 1 worker process (×N: N processes), {a.server_threads} threads each"
+        + (
+            f"; shared-store configurations: {','.join(c.key for c in a.configs)}"
+            if "workers" in a.only and a.configs
+            else ""
+        )
+        + ("; **--quick** (short rows, smaller counts)" if a.quick else "")
+    )
     http = HttpPart(bench)
     parts: list[tuple[str, str, Callable[[], None]]] = [
         ("granian", "ceiling on granian", lambda: http.ceiling_run("granian")),
@@ -54,7 +59,8 @@ def run(bench: Bench) -> Results:
     if bench.noisy:
         bench.results.warnings.append(
             "measured while other processes kept the machine busy (their cores in brackets; distrust these "
-            "rows and their ratios): " + "; ".join(bench.noisy))
+            "rows and their ratios): " + "; ".join(bench.noisy)
+        )
     configs = [DEFAULT_CONFIG] + list(a.configs if "workers" in a.only else [])
     bench.results.configs = [(c.label, c.baseline) for c in configs]
     return bench.results

@@ -40,8 +40,9 @@ def http_status(port: int, path: str, timeout: float = 0.5) -> int | None:
 class Server:
     """One server under test, started in its own session so stop() can end the whole process group."""
 
-    def __init__(self, name: str, cmd: list[str], port: int, ready_path: str, log: Path,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, name: str, cmd: list[str], port: int, ready_path: str, log: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.name, self.cmd, self.port, self.ready_path, self.log = name, cmd, port, ready_path, log
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
@@ -55,8 +56,9 @@ class Server:
     def start(self, timeout: float = 30.0) -> Server:
         self._log_file = open(self.log, "ab")  # noqa: SIM115 - open for the server's life, closed by stop()
         started = time.perf_counter()
-        self.proc = subprocess.Popen(self.cmd, stdout=self._log_file, stderr=subprocess.STDOUT, env=self.env,
-                                     cwd=ROOT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.cmd, stdout=self._log_file, stderr=subprocess.STDOUT, env=self.env, cwd=ROOT, start_new_session=True
+        )
         deadline = started + timeout
         while time.perf_counter() < deadline:
             if self.proc.poll() is not None:
@@ -106,19 +108,43 @@ class Server:
         self.stop()
 
 
-def emulator(log_dir: Path, *args: str, threads: int, server: str = "granian", quiet: bool = True,
-             name: str = "") -> Server:
+def emulator(
+    log_dir: Path, *args: str, threads: int, server: str = "granian", quiet: bool = True, name: str = ""
+) -> Server:
     port = free_port()
-    cmd = [sys.executable, "-m", "mock_server", "serve", "--port", str(port), "--threads", str(threads),
-           "--server", server, *(["--quiet"] if quiet else []), *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mock_server",
+        "serve",
+        "--port",
+        str(port),
+        "--threads",
+        str(threads),
+        "--server",
+        server,
+        *(["--quiet"] if quiet else []),
+        *args,
+    ]
     label = name or f"emulator-{server}"
     return Server(label, cmd, port, "/__admin/clock", log_dir / f"{label}.log")
 
 
 def ceiling(log_dir: Path, *, threads: int, server: str = "granian", workers: int = 1, raw: bool = False) -> Server:
     port = free_port()
-    cmd = [sys.executable, str(BENCH_DIR / "ceiling_app.py"), "--server", server, "--port", str(port),
-           "--threads", str(threads), "--workers", str(workers), *(["--raw"] if raw else [])]
+    cmd = [
+        sys.executable,
+        str(BENCH_DIR / "ceiling_app.py"),
+        "--server",
+        server,
+        "--port",
+        str(port),
+        "--threads",
+        str(threads),
+        "--workers",
+        str(workers),
+        *(["--raw"] if raw else []),
+    ]
     label = f"ceiling-{server}" + (f"-{workers}w" if workers != 1 else "") + ("-raw" if raw else "")
     # PYTHONPATH so granian's worker process can import `ceiling_app:app` however it is spawned.
     env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(BENCH_DIR), os.environ.get("PYTHONPATH", "")]))}

@@ -95,26 +95,41 @@ def client(base: str, callback: str, deadline: float, seed: int, stats: dict[str
     i = 0
     while time.monotonic() < deadline:
         if i % 50 == 0:  # a fresh OAuth dance now and then
-            code = session.get(base + "/api/dp/auth/oauth/authorize", params={"client_id": POC["client_id"],
-                               "response_type": "code", "scope": "default"}, timeout=30)
-            token = session.post(base + "/api/dp/auth/oauth/token", timeout=30, json={
-                "code": code.json()["data"]["code"], **POC, "grant_type": "authorization_code"})
+            code = session.get(
+                base + "/api/dp/auth/oauth/authorize",
+                params={"client_id": POC["client_id"], "response_type": "code", "scope": "default"},
+                timeout=30,
+            )
+            token = session.post(
+                base + "/api/dp/auth/oauth/token",
+                timeout=30,
+                json={"code": code.json()["data"]["code"], **POC, "grant_type": "authorization_code"},
+            )
             headers = {"Authorization": "Bearer " + token.json()["data"]["access_token"]}
             record(stats, code), record(stats, token)
         i += 1
-        record(stats, session.get(base + "/api/dpa/process/processPlan/queryPlanByUserId", headers=headers,
-                                  timeout=30))
+        record(stats, session.get(base + "/api/dpa/process/processPlan/queryPlanByUserId", headers=headers, timeout=30))
         plan = rnd.choice(PLANS)
-        reply = session.post(base + EXECUTE.format(plan), headers=headers, timeout=30,
-                             json={"processPlanId": plan, "callbackUrl": callback})
+        reply = session.post(
+            base + EXECUTE.format(plan),
+            headers=headers,
+            timeout=30,
+            json={"processPlanId": plan, "callbackUrl": callback},
+        )
         record(stats, reply)
         if reply.status_code == 200:
             instance = reply.json()["data"][0]["planInstanceId"]
             with stats["lock"]:
                 stats["instances"].append(instance)
-            record(stats, session.get(base + "/api/dpa/process//processPlan/queryPlanRunOutParam",
-                                      headers=headers, timeout=30,
-                                      params={"processPlanId": plan, "planInstanceId": instance}))
+            record(
+                stats,
+                session.get(
+                    base + "/api/dpa/process//processPlan/queryPlanRunOutParam",
+                    headers=headers,
+                    timeout=30,
+                    params={"processPlanId": plan, "planInstanceId": instance},
+                ),
+            )
         time.sleep(rnd.uniform(0, 0.01))
 
 
@@ -164,8 +179,10 @@ def main() -> int:
         base, pid = server.base_url, server.proc.pid
         started = time.monotonic()
         deadline = started + args.minutes * 60
-        threads = [threading.Thread(target=client, args=(base, receiver.url, deadline, n, stats), daemon=True)
-                   for n in range(args.clients)]
+        threads = [
+            threading.Thread(target=client, args=(base, receiver.url, deadline, n, stats), daemon=True)
+            for n in range(args.clients)
+        ]
         for t in threads:
             t.start()
         samples = []
@@ -186,8 +203,12 @@ def main() -> int:
     print(f"- callbacks received: {receiver.received}")
     print(f"- server RSS (s, MB): {samples}")
     print(f"- RSS growth from the first quarter to the end: {growth:+.1%}")
-    ok = (server_errors == 0 and not verdict.get("not terminal") and not verdict.get("statuses unaccounted for")
-          and growth < 0.2)
+    ok = (
+        server_errors == 0
+        and not verdict.get("not terminal")
+        and not verdict.get("statuses unaccounted for")
+        and growth < 0.2
+    )
     print(f"\n**{'PASS' if ok else 'FAIL'}**")
     return 0 if ok else 1
 

@@ -154,25 +154,37 @@ def _lua(value: str) -> str:
 def static_script(method: str, path: str, headers: dict[str, str] | None = None, body: str | None = None) -> str:
     """One fixed request, built once per wrk thread (wrk's fastest mode)."""
     setup = "\n".join(f"wrk.headers[{_lua(k)}] = {_lua(v)}" for k, v in (headers or {}).items())
-    text = (_STATIC.replace("METHOD", _lua(method)).replace("PATH", _lua(path))
-            .replace("BODY", _lua(body) if body is not None else "nil").replace("HEADERS_SETUP", setup))
+    text = (
+        _STATIC.replace("METHOD", _lua(method))
+        .replace("PATH", _lua(path))
+        .replace("BODY", _lua(body) if body is not None else "nil")
+        .replace("HEADERS_SETUP", setup)
+    )
     return text + _COMMON
 
 
-def ids_script(method: str, path: str, headers: dict[str, str] | None, body: str | None, pattern: str,
-               ids_file: Path) -> str:
+def ids_script(
+    method: str, path: str, headers: dict[str, str] | None, body: str | None, pattern: str, ids_file: Path
+) -> str:
     """static_script that also writes the id captured by the Lua `pattern` from each 2xx answer to ids_file."""
     setup = "\n".join(f"wrk.headers[{_lua(k)}] = {_lua(v)}" for k, v in (headers or {}).items())
-    text = (_IDS.replace("METHOD", _lua(method)).replace("PATH", _lua(path))
-            .replace("BODY", _lua(body) if body is not None else "nil").replace("HEADERS_SETUP", setup)
-            .replace("PATTERN", _lua(pattern)))
+    text = (
+        _IDS.replace("METHOD", _lua(method))
+        .replace("PATH", _lua(path))
+        .replace("BODY", _lua(body) if body is not None else "nil")
+        .replace("HEADERS_SETUP", setup)
+        .replace("PATTERN", _lua(pattern))
+    )
     return text + _COMMON + _IDS_DONE.replace("IDS_FILE", _lua(str(ids_file)))
 
 
 def oauth_script(authorize_path: str, token_path: str, token_body_format: str) -> str:
     """authorize+token pairs; `token_body_format` has one `%s` for the code (Lua string.format)."""
-    text = (_OAUTH.replace("AUTHORIZE_PATH", _lua(authorize_path)).replace("TOKEN_PATH", _lua(token_path))
-            .replace("TOKEN_BODY", _lua(token_body_format)))
+    text = (
+        _OAUTH.replace("AUTHORIZE_PATH", _lua(authorize_path))
+        .replace("TOKEN_PATH", _lua(token_path))
+        .replace("TOKEN_BODY", _lua(token_body_format))
+    )
     return text + _COMMON
 
 
@@ -198,13 +210,35 @@ class WrkResult:
         return self.requests / self.seconds if self.seconds else 0.0
 
 
-def run_wrk(base_url: str, script: str, script_dir: Path, name: str, *, duration: float, connections: int,
-            threads: int, timeout_s: float = 5.0) -> WrkResult:
+def run_wrk(
+    base_url: str,
+    script: str,
+    script_dir: Path,
+    name: str,
+    *,
+    duration: float,
+    connections: int,
+    threads: int,
+    timeout_s: float = 5.0,
+) -> WrkResult:
     """Run wrk once with --latency; raise RuntimeError with wrk's output if it printed no result."""
     path = script_dir / f"{name}.lua"
     path.write_text(script, encoding="utf-8")
-    cmd = ["wrk", "--latency", "-t", str(threads), "-c", str(connections), "-d", f"{max(1, math.ceil(duration))}s",
-           "--timeout", f"{timeout_s:g}s", "-s", str(path), base_url]
+    cmd = [
+        "wrk",
+        "--latency",
+        "-t",
+        str(threads),
+        "-c",
+        str(connections),
+        "-d",
+        f"{max(1, math.ceil(duration))}s",
+        "--timeout",
+        f"{timeout_s:g}s",
+        "-s",
+        str(path),
+        base_url,
+    ]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk is the only child reaped in between
@@ -212,13 +246,23 @@ def run_wrk(base_url: str, script: str, script_dir: Path, name: str, *, duration
     data, bad_body = None, ""
     for line in proc.stdout.splitlines():
         if line.startswith("BENCH_JSON "):
-            data = json.loads(line[len("BENCH_JSON "):])
+            data = json.loads(line[len("BENCH_JSON ") :])
         elif line.startswith("BENCH_BAD_BODY "):
-            bad_body = line[len("BENCH_BAD_BODY "):].strip()
+            bad_body = line[len("BENCH_BAD_BODY ") :].strip()
     if data is None:
         raise RuntimeError(f"wrk gave no result (exit {proc.returncode}): {proc.stdout[-500:]} {proc.stderr[-500:]}")
     first_bad = f"HTTP {data['first_bad_status']}: {bad_body}" if data["first_bad_status"] else ""
-    return WrkResult(requests=data["requests"], seconds=data["duration_us"] / 1e6, p50_ms=data["p50_us"] / 1000,
-                     p90_ms=data["p90_us"] / 1000, p99_ms=data["p99_us"] / 1000, max_ms=data["max_us"] / 1000,
-                     non2xx=data["non2xx"], socket_errors=data["socket_errors"], timeouts=data["timeouts"],
-                     first_bad=first_bad, extra=data["extra"], wrk_cpu_s=wrk_cpu)
+    return WrkResult(
+        requests=data["requests"],
+        seconds=data["duration_us"] / 1e6,
+        p50_ms=data["p50_us"] / 1000,
+        p90_ms=data["p90_us"] / 1000,
+        p99_ms=data["p99_us"] / 1000,
+        max_ms=data["max_us"] / 1000,
+        non2xx=data["non2xx"],
+        socket_errors=data["socket_errors"],
+        timeouts=data["timeouts"],
+        first_bad=first_bad,
+        extra=data["extra"],
+        wrk_cpu_s=wrk_cpu,
+    )

@@ -38,8 +38,21 @@ def pytest_args(values: dict[str, Any], extra: list[str], ini: Path) -> list[str
     """The pytest command line for these option values: the installed package, the kit's plugin first."""
     # The plugin by module, first; its pytest11 entry point (dpa_mock_kit) is blocked, or pytest would register
     # the same module a second time under that name and stop with "Plugin already registered".
-    args = ["--pyargs", "contract_tests", "-p", "contract_tests.plugin", "-p", "no:dpa_mock_kit", "-p", "no:cacheprovider",
-            "-c", str(ini), "--rootdir", os.getcwd(), "-q"]
+    args = [
+        "--pyargs",
+        "contract_tests",
+        "-p",
+        "contract_tests.plugin",
+        "-p",
+        "no:dpa_mock_kit",
+        "-p",
+        "no:cacheprovider",
+        "-c",
+        str(ini),
+        "--rootdir",
+        os.getcwd(),
+        "-q",
+    ]
     for dest, flag, _env, kind, _text in OPTIONS:
         value = values.get(dest)
         if value is None or value == () or value is False:
@@ -57,16 +70,23 @@ def pytest_args(values: dict[str, Any], extra: list[str], ini: Path) -> list[str
     return args + list(extra)
 
 
-@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
-                                 "help_option_names": ["-h", "--help"]})
+@click.command(
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": ["-h", "--help"]}
+)
 @_kit_options
 @click.option("--seed", type=int, default=None, help="Seed of every property test (printed in the report).")
-@click.option("--junitxml", type=click.Path(dir_okay=False), default=None,
-              help=f"JUnit XML path (default {DEFAULT_JUNIT}).")
+@click.option(
+    "--junitxml", type=click.Path(dir_okay=False), default=None, help=f"JUnit XML path (default {DEFAULT_JUNIT})."
+)
 @click.option("--thorough", is_flag=True, help="About 7x more examples per property, with shrinking.")
-@click.option("--write-profile", "write_profile", type=click.Path(dir_okay=False), default=None,
-              help="After the run, write the emulator profile (YAML) that reproduces what was observed on the "
-                   "target: `dpa-mock serve --profile FILE`. Points not observed keep the default, said in a comment.")
+@click.option(
+    "--write-profile",
+    "write_profile",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="After the run, write the emulator profile (YAML) that reproduces what was observed on the "
+    "target: `dpa-mock serve --profile FILE`. Points not observed keep the default, said in a comment.",
+)
 @click.pass_context
 def verify(ctx: click.Context, /, **values: Any) -> None:
     """Run the contract kit against a deployment: exit 0 without violations, 1 with any, 2 on a usage error.
@@ -80,10 +100,13 @@ def verify(ctx: click.Context, /, **values: Any) -> None:
         click.echo("dpa-mock verify needs the kit's dependencies: pip install 'dpa-mock[kit]'", err=True)
         sys.exit(2)
     base_url = values.get("dpa_base_url") or os.environ.get("DPA_BASE_URL")
-    if base_url and not ((values.get("dpa_client_id") or os.environ.get("DPA_CLIENT_ID"))
-                         and (values.get("dpa_client_secret") or os.environ.get("DPA_CLIENT_SECRET"))):
-        raise click.UsageError("a live target (--base-url) needs --client-id and the secret "
-                               "(DPA_CLIENT_SECRET, or --client-secret)")
+    if base_url and not (
+        (values.get("dpa_client_id") or os.environ.get("DPA_CLIENT_ID"))
+        and (values.get("dpa_client_secret") or os.environ.get("DPA_CLIENT_SECRET"))
+    ):
+        raise click.UsageError(
+            "a live target (--base-url) needs --client-id and the secret (DPA_CLIENT_SECRET, or --client-secret)"
+        )
     if base_url:
         _reachable(str(base_url), values)
     report = Path(values.get("dpa_report") or os.environ.get("DPA_REPORT") or DEFAULT_REPORT)
@@ -93,8 +116,9 @@ def verify(ctx: click.Context, /, **values: Any) -> None:
     write_profile = values.pop("write_profile", None)
     if values.pop("thorough", False):
         os.environ["DPA_HYPOTHESIS_PROFILE"] = "dpa-contract-thorough"
-    os.environ["DPA_VERIFY_ARGV"] = json.dumps(sys.argv[sys.argv.index("verify") + 1:] if "verify" in sys.argv
-                                               else [])  # the report's reproduce line
+    os.environ["DPA_VERIFY_ARGV"] = json.dumps(
+        sys.argv[sys.argv.index("verify") + 1 :] if "verify" in sys.argv else []
+    )  # the report's reproduce line
     for stale in (report, report_json):
         stale.unlink(missing_ok=True)  # a report left from an earlier run must not be read as this one's
     started = time.monotonic()
@@ -109,10 +133,12 @@ def verify(ctx: click.Context, /, **values: Any) -> None:
     violations = summary.get("violations") if summary else None
     verdict = "PASS" if code == 0 and violations == 0 else "FAIL"
     if summary:
-        click.echo(f"dpa-mock verify: {verdict} — {violations} violation(s), {summary['leniencies']} leniency(ies)"
-                   f"{' (--strict: fatal)' if summary.get('strict') else ''}, {summary['observations']} "
-                   f"observation(s); {summary['passed']} passed, {summary['failed']} failed, {summary['skipped']} "
-                   f"skipped in {seconds:.1f} s (seed {summary.get('seed')})")
+        click.echo(
+            f"dpa-mock verify: {verdict} — {violations} violation(s), {summary['leniencies']} leniency(ies)"
+            f"{' (--strict: fatal)' if summary.get('strict') else ''}, {summary['observations']} "
+            f"observation(s); {summary['passed']} passed, {summary['failed']} failed, {summary['skipped']} "
+            f"skipped in {seconds:.1f} s (seed {summary.get('seed')})"
+        )
     else:
         click.echo(f"dpa-mock verify: FAIL — the kit did not finish (pytest exit status {code}), no result written")
     click.echo(f"report: {report}  (JSON: {report_json}; JUnit: {values.get('junitxml') or DEFAULT_JUNIT})")
@@ -150,11 +176,13 @@ def _reachable(base_url: str, values: dict[str, Any]) -> None:
     ca_bundle = values.get("dpa_ca_bundle") or os.environ.get("DPA_CA_BUNDLE")
     verify_tls: bool | str = False if insecure else (ca_bundle or True)
     try:
-        requests.get(base_url.rstrip("/") + "/api/dp/auth/oauth/authorize", timeout=15, verify=verify_tls,
-                     allow_redirects=False)
+        requests.get(
+            base_url.rstrip("/") + "/api/dp/auth/oauth/authorize", timeout=15, verify=verify_tls, allow_redirects=False
+        )
     except requests.exceptions.SSLError as exc:
-        raise click.UsageError(f"{base_url}: TLS failed ({exc.__class__.__name__}); give the CA with --ca-bundle "
-                               "(or --insecure)") from None
+        raise click.UsageError(
+            f"{base_url}: TLS failed ({exc.__class__.__name__}); give the CA with --ca-bundle (or --insecure)"
+        ) from None
     except requests.RequestException as exc:
         raise click.UsageError(f"{base_url} does not answer ({exc.__class__.__name__}): check --base-url") from None
 
@@ -178,8 +206,11 @@ def _result(path: str) -> dict[str, Any]:
         _unreadable(path, "not UTF-8 text")
     except ValueError as exc:
         _unreadable(path, f"not JSON ({exc})")
-    if not isinstance(data, dict) or not isinstance(data.get("observations"), list) or not all(
-            isinstance(o, dict) and isinstance(o.get("topic"), str) for o in data["observations"]):
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("observations"), list)
+        or not all(isinstance(o, dict) and isinstance(o.get("topic"), str) for o in data["observations"])
+    ):
         _unreadable(path, "not a `dpa-mock verify --report-json` result (no list of observations with topics)")
     return dict(data)
 
@@ -197,8 +228,9 @@ def observation_values(result: dict[str, Any]) -> dict[str, tuple[str, ...]]:
     return {topic: tuple(sorted(found)) for topic, found in values.items()}
 
 
-def compare(a: dict[str, Any], b: dict[str, Any], diagnostic: bool = False
-            ) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]], list[str]]:
+def compare(
+    a: dict[str, Any], b: dict[str, Any], diagnostic: bool = False
+) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]], list[str]]:
     """(differing, equal, not compared): rows of (topic, A's values, B's values); diagnostic topics are compared
     only when asked (they describe what the run generated, not the target)."""
     from contract_tests.support.verdicts import DIAGNOSTIC_TOPICS
@@ -224,15 +256,20 @@ def _cell(text: str) -> str:
 
 def _side(name: str, result: dict[str, Any]) -> str:
     s: dict[str, Any] = result["summary"] if isinstance(result.get("summary"), dict) else {}
-    return (f"{name}: {_cell(str(s.get('target', '(target not recorded)')))} — {s.get('violations', '?')} violation(s), "
-            f"{s.get('leniencies', '?')} leniency(ies), seed {s.get('seed', '?')}")
+    return (
+        f"{name}: {_cell(str(s.get('target', '(target not recorded)')))} — {s.get('violations', '?')} violation(s), "
+        f"{s.get('leniencies', '?')} leniency(ies), seed {s.get('seed', '?')}"
+    )
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("a", metavar="A.json", type=click.Path(dir_okay=False))
 @click.argument("b", metavar="B.json", type=click.Path(dir_okay=False))
-@click.option("--diagnostic", is_flag=True,
-              help="Compare the diagnostic topics too (fuzzing.*: what the run generated, not the target).")
+@click.option(
+    "--diagnostic",
+    is_flag=True,
+    help="Compare the diagnostic topics too (fuzzing.*: what the run generated, not the target).",
+)
 def diff(a: str, b: str, diagnostic: bool) -> None:
     """Two `dpa-mock verify --report-json` results side by side: every observation topic with each side's
     values, the differing ones first, and how many differ. Exit 0 when equal, 1 when they differ, 2 when a
@@ -252,6 +289,7 @@ def diff(a: str, b: str, diagnostic: bool) -> None:
     if skipped:
         click.echo(f"\nNot compared (diagnostic; --diagnostic compares them): {', '.join(skipped)}")
     total = len(differ) + len(same)
-    click.echo(f"\n{len(differ)} of {total} topics differ"
-               + (": " + ", ".join(t for t, _, _ in differ) if differ else ""))
+    click.echo(
+        f"\n{len(differ)} of {total} topics differ" + (": " + ", ".join(t for t, _, _ in differ) if differ else "")
+    )
     sys.exit(1 if differ else 0)

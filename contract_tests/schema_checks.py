@@ -82,17 +82,26 @@ def envelope_conformance(ctx: Any, response: Any, case: Any) -> None:
         if code == 200 or (body is None and 200 <= response.status_code < 300):
             _wrong_method_success(ctx, response, case)
             return
-        assert code in ERROR_CODES - {500} or not 500 <= response.status_code < 600 or response.status_code == 503, \
+        assert code in ERROR_CODES - {500} or not 500 <= response.status_code < 600 or response.status_code == 503, (
             f"{response.request.method} on {case.operation.path}: server error HTTP {response.status_code}"
+        )
         return
     problem = _envelope_problem(response, body)
     server_error = isinstance(body, dict) and body.get("code") == 500
-    if problem and not server_error and 400 <= response.status_code < 500 and case.meta is not None \
-            and case.meta.generation.mode.is_negative:
+    if (
+        problem
+        and not server_error
+        and 400 <= response.status_code < 500
+        and case.meta is not None
+        and case.meta.generation.mode.is_negative
+    ):
         # A request the document forbids, refused by the framework's own 4xx page: no follower is hurt.
         request = response.request
-        KIT.lenient("error answer not an envelope", f"{case.operation.label} ({request.method}): {problem}",
-                    curl=curl_line(request.method, request.url, dict(request.headers), request.body))
+        KIT.lenient(
+            "error answer not an envelope",
+            f"{case.operation.label} ({request.method}): {problem}",
+            curl=curl_line(request.method, request.url, dict(request.headers), request.body),
+        )
         return
     if problem:
         raise AssertionError(problem)
@@ -103,11 +112,16 @@ def _wrong_method_success(ctx: Any, response: Any, case: Any) -> None:
     try:
         _by_name("response_schema_conformance")(ctx, response, case)
     except AssertionError as exc:
-        raise AssertionError(f"{what} answered success (HTTP {response.status_code}) with a body that is not "
-                             f"the operation's answer: {_finding_text(exc)}") from None
+        raise AssertionError(
+            f"{what} answered success (HTTP {response.status_code}) with a body that is not "
+            f"the operation's answer: {_finding_text(exc)}"
+        ) from None
     request = response.request
-    KIT.lenient("wrong method accepted", f"{what}: answered as the documented method (HTTP {response.status_code})",
-                curl=curl_line(request.method, request.url, dict(request.headers), request.body))
+    KIT.lenient(
+        "wrong method accepted",
+        f"{what}: answered as the documented method (HTTP {response.status_code})",
+        curl=curl_line(request.method, request.url, dict(request.headers), request.body),
+    )
 
 
 def wrong_method(case: Any) -> bool:
@@ -174,8 +188,15 @@ def _body_validator(op_id: str, media_type: str) -> Any:
     key = (op_id, media_type)
     if key not in _VALIDATORS:
         document = yaml.safe_load(SPEC.read_text(encoding="utf-8"))
-        body = next((op.get("requestBody") for item in document["paths"].values() for op in item.values()
-                     if isinstance(op, dict) and op.get("operationId") == op_id), None)
+        body = next(
+            (
+                op.get("requestBody")
+                for item in document["paths"].values()
+                for op in item.values()
+                if isinstance(op, dict) and op.get("operationId") == op_id
+            ),
+            None,
+        )
         schema = ((body or {}).get("content", {}).get(media_type) or {}).get("schema")
         _VALIDATORS[key] = None if schema is None else jsonschema.Draft7Validator(_inline(schema, document))
     return _VALIDATORS[key]
@@ -213,9 +234,11 @@ def positive_data_acceptance_envelope(ctx: Any, response: Any, case: Any) -> Any
         KIT.observe("fuzzing.codes", f"{op_id}: {media} (not in the document) answered code {code}")
         return None
     JUDGED[op_id] += 1
-    assert code == 200, (f"{case.operation.label}: a request the document promises to accept (real client, plan "
-                         f"or run) was refused: HTTP {response.status_code}, code {code}, "
-                         f"message {(body or {}).get('message')!r}")
+    assert code == 200, (
+        f"{case.operation.label}: a request the document promises to accept (real client, plan "
+        f"or run) was refused: HTTP {response.status_code}, code {code}, "
+        f"message {(body or {}).get('message')!r}"
+    )
     return None
 
 
@@ -271,8 +294,12 @@ def _envelope_of_requests(response: Any) -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
-REPLACED = [builtin.negative_data_rejection, builtin.positive_data_acceptance, builtin.missing_required_header,
-            builtin.ignored_auth]
+REPLACED = [
+    builtin.negative_data_rejection,
+    builtin.positive_data_acceptance,
+    builtin.missing_required_header,
+    builtin.ignored_auth,
+]
 
 
 def _finding_text(exc: BaseException) -> str:
@@ -301,8 +328,9 @@ def classed(check: Callable[..., Any], name: str | None = None) -> Callable[...,
             if verdict is Verdict.LENIENCY:
                 request = response.request
                 detail = f"{case.operation.label} ({request.method}): {_finding_text(exc)}"
-                KIT.lenient(check_name, detail,
-                            curl=curl_line(request.method, request.url, dict(request.headers), request.body))
+                KIT.lenient(
+                    check_name, detail, curl=curl_line(request.method, request.url, dict(request.headers), request.body)
+                )
             return None
 
     wrapper.__name__ = check_name  # schemathesis names a failure after its check
@@ -332,9 +360,11 @@ def _response_schema_conformance(ctx: Any, response: Any, case: Any) -> Any:
         if not negative or not 400 <= response.status_code < 500 or _is_envelope(envelope(response)):
             raise
         request = response.request
-        KIT.lenient("error answer not an envelope", f"{case.operation.label} ({request.method}): "
-                    f"HTTP {response.status_code}: {_finding_text(exc)}",
-                    curl=curl_line(request.method, request.url, dict(request.headers), request.body))
+        KIT.lenient(
+            "error answer not an envelope",
+            f"{case.operation.label} ({request.method}): HTTP {response.status_code}: {_finding_text(exc)}",
+            curl=curl_line(request.method, request.url, dict(request.headers), request.body),
+        )
         return None
 
 
@@ -343,17 +373,28 @@ def _is_envelope(body: dict[str, Any] | None) -> bool:
 
 
 _response_schema_conformance.__name__ = "response_schema_conformance"
-_BUILTIN_KEPT = ("status_code_conformance", "content_type_conformance",
-                 "response_headers_conformance", "unsupported_method", "allow_header_conformance", "use_after_free",
-                 "ensure_resource_availability", "object_level_authorization")
+_BUILTIN_KEPT = (
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_headers_conformance",
+    "unsupported_method",
+    "allow_header_conformance",
+    "use_after_free",
+    "ensure_resource_availability",
+    "object_level_authorization",
+)
 
 
 def _kit_checks() -> list[Callable[..., Any]]:
-    own = [classed(envelope_conformance), classed(negative_data_rejection_envelope, "negative_data_rejection"),
-           classed(positive_data_acceptance_envelope, "positive_data_acceptance"),
-           classed(missing_required_header_envelope, "missing_required_header"),
-           classed(ignored_auth_envelope, "ignored_auth"), classed(_not_a_server_error),
-           classed(_response_schema_conformance)]
+    own = [
+        classed(envelope_conformance),
+        classed(negative_data_rejection_envelope, "negative_data_rejection"),
+        classed(positive_data_acceptance_envelope, "positive_data_acceptance"),
+        classed(missing_required_header_envelope, "missing_required_header"),
+        classed(ignored_auth_envelope, "ignored_auth"),
+        classed(_not_a_server_error),
+        classed(_response_schema_conformance),
+    ]
     return own + [classed(_by_name(name), name) for name in _BUILTIN_KEPT]
 
 

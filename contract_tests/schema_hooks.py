@@ -88,11 +88,15 @@ class Seeding:
     def visible_plans(self) -> list[str]:
         if self.plans is None:
             try:
-                response = target().session.get(target().base_url + "/api/dpa/process/processPlan/queryPlanByUserId",
-                                                 headers={"Authorization": f"Bearer {auth().token()}"}, timeout=30)
+                response = target().session.get(
+                    target().base_url + "/api/dpa/process/processPlan/queryPlanByUserId",
+                    headers={"Authorization": f"Bearer {auth().token()}"},
+                    timeout=30,
+                )
                 data = response.json().get("data") or []
-                self.plans = [p["processPlanId"] for p in data if isinstance(p, dict)
-                              and isinstance(p.get("processPlanId"), str)]
+                self.plans = [
+                    p["processPlanId"] for p in data if isinstance(p, dict) and isinstance(p.get("processPlanId"), str)
+                ]
             except (ValueError, AttributeError, KeyError):
                 self.plans = []
         return self.plans
@@ -106,8 +110,12 @@ class Seeding:
                 return None
             path = f"/api/dpa/process//processPlan/opExecutePlanByApi/{quote(plan, safe='')}"
             try:
-                response = target().session.post(target().base_url + path, json={"processPlanId": plan},
-                                                  headers={"Authorization": f"Bearer {auth().token()}"}, timeout=30)
+                response = target().session.post(
+                    target().base_url + path,
+                    json={"processPlanId": plan},
+                    headers={"Authorization": f"Bearer {auth().token()}"},
+                    timeout=30,
+                )
                 self.run = (plan, response.json()["data"][0]["planInstanceId"])
             except (WriteBlocked, ValueError, KeyError, IndexError, TypeError):
                 return None
@@ -143,8 +151,9 @@ def before_call(ctx: Any, case: Any, kwargs: Any) -> None:
         plan = case.path_parameters.get("processPlanId")
         if (restricted is not None and plan not in restricted) or (positive and SEEDING.chance()):
             case.path_parameters["processPlanId"] = plan = SEEDING.pick(allowed) or plan
-        if body is not None and ((restricted is not None and body.get("processPlanId") not in restricted)
-                                 or (positive and SEEDING.chance())):
+        if body is not None and (
+            (restricted is not None and body.get("processPlanId") not in restricted) or (positive and SEEDING.chance())
+        ):
             body["processPlanId"] = plan
             body.pop("modelVarReq", None)  # generated workflow ids never exist; defaults apply
     elif op_id == "saveTimingParam" and body is not None:
@@ -163,8 +172,12 @@ def before_call(ctx: Any, case: Any, kwargs: Any) -> None:
         case.query = {**(case.query or {}), "client_id": cfg.client_id, "scope": cfg.scope}
         PROMISED.add(id(case))
     elif op_id == "getToken" and body is not None and SEEDING.chance():
-        body.update(code=auth().code(), client_id=cfg.client_id, client_secret=cfg.client_secret,
-                    grant_type="authorization_code")
+        body.update(
+            code=auth().code(),
+            client_id=cfg.client_id,
+            client_secret=cfg.client_secret,
+            grant_type="authorization_code",
+        )
         body.pop("user_id", None)
         if cfg.user_id is not None:
             body["user_id"] = cfg.user_id

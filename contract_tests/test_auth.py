@@ -13,10 +13,22 @@ from contract_tests.support.props import kit_settings
 from contract_tests.support.tokens import is_jwt, resign, tamper_signature, unsigned
 
 MALFORMED = st.one_of(
-    st.sampled_from(["", "Bearer", "Bearer ", "Basic dXNlcjpwYXNz", "Token abc", "bearer", "Bearer a.b",
-                     "Bearer ...", "Bearer eyJhbGciOiJIUzI1NiJ9.e30."]),
-    st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.", min_size=1, max_size=60)
-    .map(lambda t: f"Bearer {t}"),
+    st.sampled_from(
+        [
+            "",
+            "Bearer",
+            "Bearer ",
+            "Basic dXNlcjpwYXNz",
+            "Token abc",
+            "bearer",
+            "Bearer a.b",
+            "Bearer ...",
+            "Bearer eyJhbGciOiJIUzI1NiJ9.e30.",
+        ]
+    ),
+    st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.", min_size=1, max_size=60).map(
+        lambda t: f"Bearer {t}"
+    ),
 )
 
 

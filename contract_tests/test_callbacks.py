@@ -30,22 +30,27 @@ def check_payloads(deliveries: list[Delivery], instance: str, plan: str, path: s
     when given); return the statuses."""
     statuses = []
     for i, d in enumerate(deliveries):
-        assert path is None or d.path == path, \
+        assert path is None or d.path == path, (
             f"callback #{i} for {instance}: POSTed to {d.path!r}, not to the callbackUrl's path {path!r}"
+        )
         body = d.json
         assert isinstance(body, dict), f"callback #{i} for {instance}: body is not a JSON object: {d.raw[:80]!r}"
         for name in ("planInstanceId", "processPlanId", "status"):
             assert isinstance(body.get(name), str), f"callback #{i} for {instance}: {name} is {body.get(name)!r}"
         assert body["processPlanId"] == plan, f"callback #{i} for {instance}: processPlanId {body['processPlanId']!r}"
-        assert body["status"] in STATUSES, \
+        assert body["status"] in STATUSES, (
             f"callback #{i} for {instance}: illegal status {body['status']!r} (allowed: {', '.join(STATUSES)})"
+        )
         ctype = d.headers.get("Content-Type") or d.headers.get("content-type") or ""
         if "application/json" not in ctype.lower():
             # 接口 7's 请求头 lists Content-Type: application/json: a receiver that parses by media type (Spring's
             # @RequestBody) refuses anything else, although the body is JSON.
             KIT.observe("callback.content-type", ctype or "(none)")
-            KIT.lenient("callback Content-Type not JSON", f"callbacks sent with Content-Type {ctype or '(none)'!r} "
-                        f"(e.g. #{i} for a run of {plan}); 接口 7's 请求头 says application/json")
+            KIT.lenient(
+                "callback Content-Type not JSON",
+                f"callbacks sent with Content-Type {ctype or '(none)'!r} "
+                f"(e.g. #{i} for a run of {plan}); 接口 7's 请求头 says application/json",
+            )
         statuses.append(body["status"])
     return statuses
 
@@ -77,8 +82,9 @@ def test_payload_fields_statuses_and_order(kit_api: Api, kit_callbacks: Callback
     assert statuses[-1] in TERMINAL, f"callbacks for {instance} never reported SUCCESS or FAIL: {statuses}"
     KIT.observe("callback.statuses", " -> ".join(statuses))
     KIT.observe("callback.default-sent", "yes" if "DEFAULT" in statuses else "no")
-    assert all(n == 1 for _, n in attempts_per_status(deliveries)), \
+    assert all(n == 1 for _, n in attempts_per_status(deliveries)), (
         f"callbacks for {instance}: an acknowledged status was sent again: {attempts_per_status(deliveries)}"
+    )
 
 
 FAILURES = {
@@ -116,7 +122,8 @@ def test_retried_until_acknowledged(kit_api: Api, kit_callbacks: Callbacks) -> N
         else:
             assert attempts == failures + 1, (
                 f"{label}: {first_status} delivered {attempts}x, expected {failures + 1}"
-                + (" — failed callbacks are never retried" if attempts == 1 and failures else ""))
+                + (" — failed callbacks are never retried" if attempts == 1 and failures else "")
+            )
         others = [(s, n) for s, n in runs[1:] if n != 1]
         assert not others, f"{label}: acknowledged statuses were delivered again: {others}"
 
@@ -137,8 +144,9 @@ def test_never_acknowledged_gives_up_after_three_retries(kit_api: Api, kit_callb
     if attempts < MAX_ATTEMPTS - 1 and _incomplete(kit_callbacks, runs):
         return
     assert attempts > 1, f"run {instance}: {status} was delivered once and never retried although never acknowledged"
-    assert attempts <= MAX_ATTEMPTS, \
+    assert attempts <= MAX_ATTEMPTS, (
         f"run {instance}: {status} delivered {attempts}x: retried more than 3 times (at most {MAX_ATTEMPTS} attempts)"
+    )
     if attempts == MAX_ATTEMPTS - 1:
         KIT.observe("callback.attempts", "3")
     else:
@@ -160,8 +168,11 @@ def _incomplete(callbacks: Callbacks, runs: list[tuple[str, int]]) -> bool:
     if callbacks.clock.controlled or len(runs) > 1 or RETRIED_IN_TIME:
         return False  # the clock was driven, the target moved on, or its retries were seen within the wait
     wait = KIT.config.wait_seconds if KIT.config else None
-    KIT.observe("callback.attempts", f"inconclusive: {runs[0][0]} still retrying after --wait-seconds {wait:g} "
-                                     f"({runs[0][1]} attempts seen); a longer --wait-seconds decides")
+    KIT.observe(
+        "callback.attempts",
+        f"inconclusive: {runs[0][0]} still retrying after --wait-seconds {wait:g} "
+        f"({runs[0][1]} attempts seen); a longer --wait-seconds decides",
+    )
     return True
 
 
@@ -178,23 +189,37 @@ def test_terminal_status_retried_until_acknowledged(kit_api: Api, kit_callbacks:
     status, attempts = runs[-1]
     if attempts < 3 and not kit_callbacks.clock.controlled:
         # Nothing follows a terminal status: on a real clock its retries are waited for, up to --wait-seconds.
-        kit_callbacks.receiver.wait_for(lambda ds: sum(1 for d in ds if isinstance(d.json, dict) and d.json.get(
-            "planInstanceId") == instance and d.json.get("status") == status) >= 3,
-            timeout=KIT.config.wait_seconds if KIT.config else 30.0)
+        kit_callbacks.receiver.wait_for(
+            lambda ds: (
+                sum(
+                    1
+                    for d in ds
+                    if isinstance(d.json, dict)
+                    and d.json.get("planInstanceId") == instance
+                    and d.json.get("status") == status
+                )
+                >= 3
+            ),
+            timeout=KIT.config.wait_seconds if KIT.config else 30.0,
+        )
         attempts = sum(1 for d in kit_callbacks.for_instance(instance) if d.json.get("status") == status)
         if attempts < 3 and _incomplete(kit_callbacks, [(status, attempts)]):
             return
-    assert attempts == 3, (f"run {instance}: the receiver failed {status} twice then acknowledged: delivered "
-                           f"{attempts}x, expected 3" + (" — terminal statuses are never retried" if attempts == 1
-                                                          else ""))
+    assert attempts == 3, (
+        f"run {instance}: the receiver failed {status} twice then acknowledged: delivered "
+        f"{attempts}x, expected 3" + (" — terminal statuses are never retried" if attempts == 1 else "")
+    )
 
 
 def _backoff(callbacks: Callbacks, instance: str, status: str) -> str | None:
     """Seconds between the attempts of one status: target-clock times from dpa-mock's callback ledger when the
     kit drives the clock, else the real arrival times at the receiver (rounded to 0.1 s)."""
     if not callbacks.clock.controlled:
-        arrivals = [d.at for d in callbacks.for_instance(instance)
-                    if isinstance(d.json, dict) and d.json.get("status") == status]
+        arrivals = [
+            d.at
+            for d in callbacks.for_instance(instance)
+            if isinstance(d.json, dict) and d.json.get("status") == status
+        ]
         gaps = [round(b - a, 1) for a, b in itertools.pairwise(arrivals)]
         return ", ".join(f"{g:g}" for g in gaps) + " s" if gaps else None
     try:

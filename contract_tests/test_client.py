@@ -18,8 +18,16 @@ from dpa_client import DpaClient, DpaError, Execution, ModelOutput, ModelVarReq,
 
 def _fresh(target: Target, client: DpaClient) -> DpaClient:
     """A new client for the same app that has not logged in yet."""
-    return DpaClient(target.base_url, client.client_id, client._secret, user_id=client.user_id,
-                     scope=client.scope, session=target.session, verify=client.verify, timeout=30)
+    return DpaClient(
+        target.base_url,
+        client.client_id,
+        client._secret,
+        user_id=client.user_id,
+        scope=client.scope,
+        session=target.session,
+        verify=client.verify,
+        timeout=30,
+    )
 
 
 @pytest.mark.interface(1, 2)
@@ -71,11 +79,15 @@ def test_unknown_plan_raises_dpa_error(kit_client: DpaClient) -> None:
     except DpaError as exc:
         error = exc
     if error is not None:
-        assert error.code in ERROR_CODES, f"unknown plan: code {error.code} is not a documented error code " \
-                                          f"({error.message!r})"
+        assert error.code in ERROR_CODES, (
+            f"unknown plan: code {error.code} is not a documented error code ({error.message!r})"
+        )
     else:
-        KIT.lenient("unknown id accepted", f"queryModelByPlanId of unknown plan 'kit-no-such-plan-0000' through "
-                    f"the client: accepted (code 200, {len(models)} workflows)")
+        KIT.lenient(
+            "unknown id accepted",
+            f"queryModelByPlanId of unknown plan 'kit-no-such-plan-0000' through "
+            f"the client: accepted (code 200, {len(models)} workflows)",
+        )
     assert "kit-no-such-plan" not in repr(kit_client)
 
 
@@ -96,8 +108,11 @@ def test_execute_and_out_params_typed(kit_client: DpaClient, kit_api: Api, kit_c
 @pytest.mark.interface(5)
 def test_double_slash_paths_sent_verbatim(kit_client: DpaClient, kit_api: Api) -> None:
     plan = kit_api.first_writable_plan()
-    response = kit_client.raw("POST", f"/api/dpa/process//processPlan/opExecutePlanByApi/{plan}",
-                              json={"processPlanId": plan, "modelVarReq": kit_api.inputs_for(plan)})
+    response = kit_client.raw(
+        "POST",
+        f"/api/dpa/process//processPlan/opExecutePlanByApi/{plan}",
+        json={"processPlanId": plan, "modelVarReq": kit_api.inputs_for(plan)},
+    )
     assert "/process//processPlan/" in (response.request.url or "")
 
 
@@ -106,9 +121,15 @@ def test_save_timing_param_form_encoded(kit_client: DpaClient, kit_api: Api, kit
     plan = kit_api.first_scene_plan()
     raw = kit_api.inputs_for(plan) or [{"mapParam": {"KIT_INPUT": "kit-value"}}]
     name = f"kit-client-check-{uuid.uuid4().hex[:8]}"
-    scene = kit_client.save_timing_param(plan, DUMMY_CALLBACK, "hours", 1,
-                                         "single", name, model_var_req=[ModelVarReq(r["mapParam"], r.get("modelId"))
-                                                                        for r in raw])
+    scene = kit_client.save_timing_param(
+        plan,
+        DUMMY_CALLBACK,
+        "hours",
+        1,
+        "single",
+        name,
+        model_var_req=[ModelVarReq(r["mapParam"], r.get("modelId")) for r in raw],
+    )
     assert isinstance(scene, Scene) and scene.instance_id and scene.status in STATUSES
     if not kit_target.admin:
         return
@@ -117,13 +138,15 @@ def test_save_timing_param_form_encoded(kit_client: DpaClient, kit_api: Api, kit
     sent = [r for r in journal if isinstance(r.get("body"), dict) and r["body"].get("sceneName") == name]
     assert sent, "the scene request is not in the emulator's journal"
     arrived = sent[-1]["body"]["modelVarReq"]  # the journal may show the field as sent or already decoded
-    assert (json.loads(arrived) if isinstance(arrived, str) else arrived) == raw, \
+    assert (json.loads(arrived) if isinstance(arrived, str) else arrived) == raw, (
         "modelVarReq did not arrive as the JSON it was given"
+    )
 
 
 @pytest.mark.interface(0)
-def test_secrets_not_in_repr_or_logs(kit_target: Target, kit_client: DpaClient,
-                                     caplog: pytest.LogCaptureFixture) -> None:
+def test_secrets_not_in_repr_or_logs(
+    kit_target: Target, kit_client: DpaClient, caplog: pytest.LogCaptureFixture
+) -> None:
     client = _fresh(kit_target, kit_client)
     with caplog.at_level(logging.DEBUG, logger="dpa_client"):
         token = client.login()

@@ -23,14 +23,37 @@ from contract_tests.support.envelope import (
 from contract_tests.support.kit import KIT
 from contract_tests.support.props import kit_settings
 
-SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**12), st.floats(allow_nan=False, allow_infinity=False),
-                    st.text(max_size=12))
-JSON_VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3)
-                           | st.dictionaries(st.text(max_size=6), inner, max_size=3), max_leaves=6)
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**6), 10**12),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=12),
+)
+JSON_VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=6,
+)
 SCENE_FIELDS = ("callbackUrl", "dimension", "intervals", "sceneName", "modelVarReq")
-FIELDS = ["processPlanId", "planInstanceId", "callbackUrl", "modelVarReq", "code", "client_id", "client_secret",
-          "grant_type", "user_id", "response_type", "scope", "dimension", "intervals", "executeStrategy",
-          "sceneName", "x"]
+FIELDS = [
+    "processPlanId",
+    "planInstanceId",
+    "callbackUrl",
+    "modelVarReq",
+    "code",
+    "client_id",
+    "client_secret",
+    "grant_type",
+    "user_id",
+    "response_type",
+    "scope",
+    "dimension",
+    "intervals",
+    "executeStrategy",
+    "sceneName",
+    "x",
+]
 
 
 @pytest.mark.parametrize("op", op_params())
@@ -68,8 +91,11 @@ def _error_variants(op: Op, api: Api) -> list[tuple[str, Req, Any]]:
             path = op.url_path(api.first_writable_plan())
         variants += [
             ("empty JSON object", Req("POST", path, {"json": {}}), True),
-            ("malformed JSON", Req("POST", path, {"data": b'{"processPlanId": ', "headers": {
-                "Content-Type": "application/json"}}), True),
+            (
+                "malformed JSON",
+                Req("POST", path, {"data": b'{"processPlanId": ', "headers": {"Content-Type": "application/json"}}),
+                True,
+            ),
             ("no body", Req("POST", path), True),
             ("a JSON array", Req("POST", path, {"json": [1, 2]}), True),
         ]
@@ -99,22 +125,28 @@ def _random_request(op: Op, api: Api) -> Any:
     """A strategy of arbitrary requests to `op` that the safety options allow sending."""
     if op.method == "GET":
         return st.dictionaries(st.sampled_from(FIELDS), st.text(max_size=20), max_size=4).map(
-            lambda q: Req("GET", op.path, {"params": q}))
+            lambda q: Req("GET", op.path, {"params": q})
+        )
     path = op.url_path(api.first_writable_plan()) if op.write == "execute" else op.path
     if op.write == "scene":
         plan = api.first_scene_plan()
         # The form always names an allowed plan and the single strategy, so the safety policy lets it through.
-        forms = st.fixed_dictionaries({"processPlanId": st.just(plan), "executeStrategy": st.just("single")},
-                                      optional={f: st.text(max_size=12) for f in SCENE_FIELDS})
+        forms = st.fixed_dictionaries(
+            {"processPlanId": st.just(plan), "executeStrategy": st.just("single")},
+            optional={f: st.text(max_size=12) for f in SCENE_FIELDS},
+        )
         return forms.map(lambda f: Req("POST", path, {"data": f}))
     bodies = st.dictionaries(st.sampled_from([f for f in FIELDS if f != "processPlanId"]), JSON_VALUES, max_size=4)
     if op.write == "execute":
         plan = path.rsplit("/", 1)[-1]
         bodies = st.tuples(bodies, st.one_of(st.just(plan), JSON_VALUES.filter(lambda v: not isinstance(v, str)))).map(
-            lambda t: {**t[0], "processPlanId": t[1]})
-    raw = st.one_of(bodies.map(lambda b: {"json": b}),
-                    st.binary(max_size=40).map(lambda b: {"data": b, "headers": {"Content-Type": "application/json"}}),
-                    st.text(max_size=40).map(lambda t: {"data": t.encode(), "headers": {"Content-Type": "text/plain"}}))
+            lambda t: {**t[0], "processPlanId": t[1]}
+        )
+    raw = st.one_of(
+        bodies.map(lambda b: {"json": b}),
+        st.binary(max_size=40).map(lambda b: {"data": b, "headers": {"Content-Type": "application/json"}}),
+        st.text(max_size=40).map(lambda t: {"data": t.encode(), "headers": {"Content-Type": "text/plain"}}),
+    )
     return raw.map(lambda kw: Req("POST", path, kw))
 
 
@@ -143,10 +175,12 @@ def _refusal(response: Any, what: str) -> str:
     KIT.blame(response)
     body, problems = envelope_problems(response)
     code = body.get("code") if body is not None else None
-    assert code != 200 and not (body is None and 200 <= response.status_code < 300), \
+    assert code != 200 and not (body is None and 200 <= response.status_code < 300), (
         f"{what}: answered success (HTTP {response.status_code}, code {code})"
-    assert response.status_code < 500 or response.status_code == 503, \
+    )
+    assert response.status_code < 500 or response.status_code == 503, (
         f"{what}: server error HTTP {response.status_code}"
+    )
     if response.status_code not in (404, 405):
         # Not the plain HTTP answer: then it must be an error envelope with a documented code.
         assert not problems, f"{what}: HTTP {response.status_code} and not a valid envelope: {'; '.join(problems)}"
@@ -166,11 +200,15 @@ def test_unknown_path_and_wrong_method(kit_api: Api) -> None:
         # Spring's @RequestMapping without `method` answers POST as GET: a leniency when the answer is the
         # documented method's own; any other success (a bare or different body) is a violation.
         right_body, _ = envelope_problems(kit_api.list_plans())
-        assert right_body is not None and wrong_body.get("data") == right_body.get("data"), \
-            f"POST to the GET-only listPlans path: answered success (HTTP {wrong.status_code}, code 200) with " \
+        assert right_body is not None and wrong_body.get("data") == right_body.get("data"), (
+            f"POST to the GET-only listPlans path: answered success (HTTP {wrong.status_code}, code 200) with "
             f"data that is not listPlans' answer: {str(wrong_body.get('data'))[:120]}"
-        KIT.lenient("wrong method accepted", "POST to the GET-only listPlans path: answered as GET "
-                    f"(HTTP {wrong.status_code}, code 200)", wrong)
+        )
+        KIT.lenient(
+            "wrong method accepted",
+            f"POST to the GET-only listPlans path: answered as GET (HTTP {wrong.status_code}, code 200)",
+            wrong,
+        )
         KIT.observe("wrong-method.code", "200")
         KIT.observe("wrong-method.http-status", str(wrong.status_code))
         return
@@ -192,6 +230,6 @@ def test_epoch_ms_fields(kit_api: Api) -> None:
     for plan in data:
         for name in ("createTime", "updateTime"):
             value = plan.get(name) if isinstance(plan, dict) else None
-            assert is_epoch_ms(value), \
+            assert is_epoch_ms(value), (
                 f"listPlans {plan.get('processPlanId')}.{name} = {json.dumps(value)} is not an epoch-ms integer"
-
+            )

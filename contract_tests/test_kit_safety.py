@@ -19,9 +19,15 @@ SCENE = BASE + "/api/dpa/process/processPlan/saveTimingParam"
 
 
 def live(**changes: object) -> WritePolicy:
-    options: dict[str, object] = {"in_process": False, "allow_writes": True, "plan_ids": ("acf42dd3",),
-                                  "allow_scenes": True, "scene_strategies": ("single",), "max_runs": None,
-                                  "max_scenes": None}
+    options: dict[str, object] = {
+        "in_process": False,
+        "allow_writes": True,
+        "plan_ids": ("acf42dd3",),
+        "allow_scenes": True,
+        "scene_strategies": ("single",),
+        "max_runs": None,
+        "max_scenes": None,
+    }
     options.update(changes)
     return WritePolicy(**options)  # type: ignore[arg-type]  # tests pass loose option dicts
 
@@ -46,8 +52,12 @@ def test_executions_only_of_allowed_plans_and_within_the_cap() -> None:
     # A body naming another plan is refused even on an allowed path (a lax server might run the body's plan).
     assert not accepted(policy, prepared("POST", EXECUTE.format("acf42dd3"), json={"processPlanId": "b7e1c0a2"}))
     ok = requests.Response()
-    ok.status_code, ok._content = 200, json.dumps({"code": 200, "message": "success", "data": [
-        {"processPlanId": "acf42dd3", "planInstanceId": "in1"}]}).encode()
+    ok.status_code, ok._content = (
+        200,
+        json.dumps(
+            {"code": 200, "message": "success", "data": [{"processPlanId": "acf42dd3", "planInstanceId": "in1"}]}
+        ).encode(),
+    )
     policy.record("execute", prepared("POST", EXECUTE.format("acf42dd3"), json={"processPlanId": "acf42dd3"}), ok)
     assert not accepted(policy, prepared("POST", EXECUTE.format("acf42dd3"), json={"processPlanId": "acf42dd3"}))
     assert not accepted(live(allow_writes=False), prepared("POST", EXECUTE.format("acf42dd3"), json={}))
@@ -64,8 +74,14 @@ def test_unreadable_success_still_counts_as_a_run() -> None:
 
 @pytest.mark.interface(0)
 def test_scenes_single_only_and_never_reset_or_other_methods_live() -> None:
-    form = {"processPlanId": "acf42dd3", "executeStrategy": "single", "callbackUrl": "x", "dimension": "hours",
-            "intervals": "1", "sceneName": "s"}
+    form = {
+        "processPlanId": "acf42dd3",
+        "executeStrategy": "single",
+        "callbackUrl": "x",
+        "dimension": "hours",
+        "intervals": "1",
+        "sceneName": "s",
+    }
     assert accepted(live(), prepared("POST", SCENE, data=form))
     assert not accepted(live(), prepared("POST", SCENE, data={**form, "executeStrategy": "cycle"}))
     assert not accepted(live(), prepared("POST", SCENE, data={k: v for k, v in form.items() if k != "executeStrategy"}))
@@ -85,19 +101,27 @@ def test_redaction_masks_tokens_codes_and_registered_secrets() -> None:
     jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJVMTAwMDAwIn0.c2lnbmF0dXJlc2lnbmF0dXJl"
 
     @kit_settings(max_examples=20)
-    @given(prefix=st.text(max_size=20).filter(lambda t: "eyJ" not in t),
-           suffix=st.text(max_size=20).filter(lambda t: "eyJ" not in t))
+    @given(
+        prefix=st.text(max_size=20).filter(lambda t: "eyJ" not in t),
+        suffix=st.text(max_size=20).filter(lambda t: "eyJ" not in t),
+    )
     def check(prefix: str, suffix: str) -> None:
-        for text in (f"{prefix}{secret}{suffix}", f"{prefix} Authorization: Bearer {jwt}{suffix}",
-                     f'{prefix}{{"access_token": "{jwt[:30]}'):
+        for text in (
+            f"{prefix}{secret}{suffix}",
+            f"{prefix} Authorization: Bearer {jwt}{suffix}",
+            f'{prefix}{{"access_token": "{jwt[:30]}',
+        ):
             clean = redact(text)
             assert secret not in clean and "eyJ" not in clean, clean
 
     check()
     assert redact('{"code": "ABCDEF123456", "message": ""}') == '{"code": "***", "message": ""}'
     assert redact('{"code": 200}') == '{"code": 200}'  # the envelope's code is not a secret
-    line = curl_line("POST", BASE + "/api/dp/auth/oauth/token?code=XYZ",
-                     {"Authorization": f"Bearer {jwt}", "Content-Type": "application/json"},
-                     json.dumps({"code": "XYZ", "client_secret": secret, "client_id": "app"}).encode())
+    line = curl_line(
+        "POST",
+        BASE + "/api/dp/auth/oauth/token?code=XYZ",
+        {"Authorization": f"Bearer {jwt}", "Content-Type": "application/json"},
+        json.dumps({"code": "XYZ", "client_secret": secret, "client_id": "app"}).encode(),
+    )
     assert secret not in line and jwt not in line and "XYZ" not in line
     assert line.startswith("curl -X POST") and "'Authorization: Bearer ***'" in line and '"client_id": "app"' in line

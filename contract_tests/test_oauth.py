@@ -34,8 +34,14 @@ def test_authorize_code_shape_and_uniqueness(kit_auth: KitAuth) -> None:
     # The alphabet of the five together: one random code of A-Z0-9_- often has neither `_` nor `-` (about 1 in
     # 6 of 32 characters), which made the observation differ from run to run for one target.
     joined = "".join(codes)
-    KIT.observe("oauth.code-alphabet", "A-Z0-9" if re.fullmatch(r"[A-Z0-9]+", joined)
-                else "A-Z0-9_-" if all(CODE_PATTERN.match(c) for c in codes) else "other")
+    KIT.observe(
+        "oauth.code-alphabet",
+        "A-Z0-9"
+        if re.fullmatch(r"[A-Z0-9]+", joined)
+        else "A-Z0-9_-"
+        if all(CODE_PATTERN.match(c) for c in codes)
+        else "other",
+    )
 
 
 def test_token_response(kit_auth: KitAuth, kit_clock: KitClock) -> None:
@@ -64,18 +70,24 @@ def test_token_response(kit_auth: KitAuth, kit_clock: KitClock) -> None:
 def test_code_is_single_use(kit_auth: KitAuth) -> None:
     code = kit_auth.code()
     expect_success(kit_auth.token_response(code), "token with a fresh code")
-    expect_rejected(kit_auth.token_response(code), "token: the same code a second time", expected=403,
-                    topic="oauth.code-reuse.code")
+    expect_rejected(
+        kit_auth.token_response(code), "token: the same code a second time", expected=403, topic="oauth.code-reuse.code"
+    )
 
 
 def test_code_is_bound_to_its_client(kit_auth: KitAuth, kit_other_app: tuple[str, str]) -> None:
     other_id, other_secret = kit_other_app
     code = kit_auth.code()  # issued to the configured app
-    expect_rejected(kit_auth.token_response(code, other_id, other_secret),
-                    "token: another app's credentials with this app's code", expected=403)
+    expect_rejected(
+        kit_auth.token_response(code, other_id, other_secret),
+        "token: another app's credentials with this app's code",
+        expected=403,
+    )
     # The other app is real: its own code works, so the rejection above was about the binding.
-    expect_success(kit_auth.token_response(kit_auth.code(client_id=other_id), other_id, other_secret),
-                   "token: the other app with its own code")
+    expect_success(
+        kit_auth.token_response(kit_auth.code(client_id=other_id), other_id, other_secret),
+        "token: the other app with its own code",
+    )
 
 
 def test_wrong_secret_rejected(kit_auth: KitAuth) -> None:
@@ -84,19 +96,25 @@ def test_wrong_secret_rejected(kit_auth: KitAuth) -> None:
 
     # Only an index and a character are drawn, so a falsifying example never prints the secret.
     @kit_settings(max_examples=8)
-    @given(index=st.integers(0, len(secret) - 1), char=st.sampled_from(alphabet), mode=st.sampled_from(
-        ["replace", "drop", "append", "empty"]))
+    @given(
+        index=st.integers(0, len(secret) - 1),
+        char=st.sampled_from(alphabet),
+        mode=st.sampled_from(["replace", "drop", "append", "empty"]),
+    )
     def check(index: int, char: str, mode: str) -> None:
         if mode == "replace":
-            wrong = secret[:index] + (char if char != secret[index] else "~") + secret[index + 1:]
+            wrong = secret[:index] + (char if char != secret[index] else "~") + secret[index + 1 :]
         elif mode == "drop":
-            wrong = secret[:index] + secret[index + 1:]
+            wrong = secret[:index] + secret[index + 1 :]
         elif mode == "append":
             wrong = secret + char
         else:
             wrong = ""
-        expect_rejected(kit_auth.token_response(kit_auth.code(), client_secret=wrong),
-                        f"token with a wrong secret ({mode} at {index})", expected=403 if wrong else 400)
+        expect_rejected(
+            kit_auth.token_response(kit_auth.code(), client_secret=wrong),
+            f"token with a wrong secret ({mode} at {index})",
+            expected=403 if wrong else 400,
+        )
 
     check()
 
@@ -105,22 +123,33 @@ def test_unknown_client_rejected(kit_auth: KitAuth) -> None:
     known = {kit_auth.cfg.client_id, kit_auth.cfg.other_client_id}
 
     @kit_settings(max_examples=6)
-    @given(client_id=st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/=", min_size=4,
-                             max_size=30).filter(lambda c: c not in known))
+    @given(
+        client_id=st.text(
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/=", min_size=4, max_size=30
+        ).filter(lambda c: c not in known)
+    )
     def check(client_id: str) -> None:
         # A code handed to an unregistered client is a leniency as long as it is useless: the token endpoint must
         # refuse it, for that client and for the kit's own (codes are bound to the client they were issued to).
-        body = expect_rejected(kit_auth.authorize_response(client_id=client_id), "authorize with an unknown client_id",
-                               expected=403, lenient="code issued to an unknown client")
+        body = expect_rejected(
+            kit_auth.authorize_response(client_id=client_id),
+            "authorize with an unknown client_id",
+            expected=403,
+            lenient="code issued to an unknown client",
+        )
         data = body.get("data") if body["code"] == 200 else None
         code = data.get("code") if isinstance(data, dict) else None
         if not isinstance(code, str) or not code:
             return
         for who in (client_id, kit_auth.cfg.client_id):
             token = kit_auth.token_response(code, client_id=who)
-            expect_rejected(token, f"token for a code issued to the unknown client {client_id!r} "
-                                   f"(exchanged as {'that client' if who == client_id else 'the kit own client'})",
-                            expected=403, topic=None)
+            expect_rejected(
+                token,
+                f"token for a code issued to the unknown client {client_id!r} "
+                f"(exchanged as {'that client' if who == client_id else 'the kit own client'})",
+                expected=403,
+                topic=None,
+            )
 
     check()
 
@@ -134,8 +163,13 @@ def test_token_expires(kit_auth: KitAuth, kit_api: Api, kit_clock: KitClock) -> 
     kit_clock.require("token expiry", real_seconds=exp - now)
     expect_success(kit_api.list_plans(token=f"Bearer {token}"), "listPlans with a fresh token")
     kit_clock.advance(max(exp - now, 0) + 1)
-    expect_rejected(kit_api.list_plans(token=f"Bearer {token}"), "listPlans with an expired token", expected=403,
-                    topic="oauth.bad-token.code", exact=True)
+    expect_rejected(
+        kit_api.list_plans(token=f"Bearer {token}"),
+        "listPlans with an expired token",
+        expected=403,
+        topic="oauth.bad-token.code",
+        exact=True,
+    )
     # A new login works again after the expiry.
     expect_success(kit_api.list_plans(token=f"Bearer {kit_auth.new_token()}"), "listPlans after logging in again")
 

@@ -23,10 +23,15 @@ def plan_problems(plan: Any) -> list[str]:
     if not isinstance(plan, dict):
         return [f"plan is a {type(plan).__name__}, not an object"]
     problems = [f"{f}: missing" for f in PLAN_FIELDS if f not in plan]
-    problems += [f"{f}: {plan[f]!r} is not a string" for f in PLAN_STRINGS if f in plan and not isinstance(plan[f], str)]
+    problems += [
+        f"{f}: {plan[f]!r} is not a string" for f in PLAN_STRINGS if f in plan and not isinstance(plan[f], str)
+    ]
     problems += [f"{f}: {plan[f]!r} is not an int" for f in PLAN_INTS if f in plan and not is_int(plan[f])]
-    problems += [f"{f}: {plan[f]!r} is not epoch milliseconds (an int between 2000 and 2100)"
-                 for f in PLAN_TIMES if f in plan and not is_epoch_ms(plan[f])]
+    problems += [
+        f"{f}: {plan[f]!r} is not epoch milliseconds (an int between 2000 and 2100)"
+        for f in PLAN_TIMES
+        if f in plan and not is_epoch_ms(plan[f])
+    ]
     if "status" in plan and plan["status"] not in STATUSES:
         problems.append(f"status: {plan['status']!r} is not one of {', '.join(STATUSES)}")
     extra = sorted(set(plan) - set(PLAN_FIELDS))
@@ -41,8 +46,10 @@ def test_list_plans_fields_and_types(kit_api: Api) -> None:
     assert isinstance(data, list), f"listPlans: data is {type(data).__name__}, not a list"
     for i, plan in enumerate(data):
         problems = plan_problems(plan)
-        assert not problems, f"listPlans data[{i}] ({plan.get('processPlanId') if isinstance(plan, dict) else '?'}): " \
-                             + "; ".join(problems)
+        assert not problems, (
+            f"listPlans data[{i}] ({plan.get('processPlanId') if isinstance(plan, dict) else '?'}): "
+            + "; ".join(problems)
+        )
     ids = [p["processPlanId"] for p in data]
     assert len(ids) == len(set(ids)), f"listPlans: a processPlanId is listed twice: {ids}"
     configured = KIT.config.plan_ids if KIT.config else None
@@ -73,8 +80,9 @@ def test_models_fields_and_types(kit_api: Api) -> None:
             for j, param in enumerate(params):
                 assert isinstance(param, dict), f"{where}.mapParam[{j}]: not an object"
                 for name in ("name", "type"):
-                    assert isinstance(param.get(name), str), \
+                    assert isinstance(param.get(name), str), (
                         f"{where}.mapParam[{j}].{name}: {param.get(name)!r} is not a string"
+                    )
         steps = next((p.get("stepNums") for p in kit_api.plans() if p.get("processPlanId") == plan_id), None)
         if is_int(steps):
             KIT.observe("plans.step-nums", "workflows" if steps == len(data) else "other")
@@ -87,10 +95,18 @@ def test_models_of_unknown_plan_rejected(kit_api: Api) -> None:
     known = set(kit_api.plan_ids())
 
     @kit_settings(max_examples=6)
-    @given(plan_id=st.text(st.characters(codec="utf-8", exclude_categories=["Cs", "Cc"]), min_size=1, max_size=24)
-           .filter(lambda p: p not in known and p.strip()))
+    @given(
+        plan_id=st.text(st.characters(codec="utf-8", exclude_categories=["Cs", "Cc"]), min_size=1, max_size=24).filter(
+            lambda p: p not in known and p.strip()
+        )
+    )
     def check(plan_id: str) -> None:
-        expect_rejected(kit_api.models(plan_id), f"queryModelByPlanId of unknown plan {plan_id!r}", expected=404,
-                        topic="unknown-plan.code", lenient="unknown id accepted")
+        expect_rejected(
+            kit_api.models(plan_id),
+            f"queryModelByPlanId of unknown plan {plan_id!r}",
+            expected=404,
+            topic="unknown-plan.code",
+            lenient="unknown id accepted",
+        )
 
     check()

@@ -40,10 +40,12 @@ def output_entries(api: Api, plan: str, instance: str) -> list[tuple[str, str, s
         assert isinstance(params, list), f"{where}.mapParam: {params!r} is not a list"
         for j, entry in enumerate(params):
             assert isinstance(entry, dict), f"{where}.mapParam[{j}]: not an object"
-            assert isinstance(entry.get("nodeName"), str), \
+            assert isinstance(entry.get("nodeName"), str), (
                 f"{where}.mapParam[{j}].nodeName: {entry.get('nodeName', '(missing)')!r} is not a string"
-            assert isinstance(entry.get("result"), str), \
+            )
+            assert isinstance(entry.get("result"), str), (
                 f"{where}.mapParam[{j}].result: {entry.get('result', '(missing)')!r} is not a string"
+            )
             entries.append((model["processModelId"], entry["nodeName"], entry["result"]))
     return entries
 
@@ -65,14 +67,16 @@ def test_execute_returns_distinct_instances(kit_api: Api) -> None:
 @pytest.mark.interface(5)
 def test_execute_response_names_the_plan(kit_api: Api) -> None:
     plan = kit_api.first_writable_plan()
-    data = expect_success(kit_api.execute(plan, {"processPlanId": plan, "modelVarReq": kit_api.inputs_for(plan)}),
-                          f"executePlan {plan}")
+    data = expect_success(
+        kit_api.execute(plan, {"processPlanId": plan, "modelVarReq": kit_api.inputs_for(plan)}), f"executePlan {plan}"
+    )
     assert isinstance(data, list) and data, f"executePlan {plan}: data is not a non-empty list"
     for item in data:
         assert isinstance(item, dict), f"executePlan {plan}: an item is not an object"
         assert item.get("processPlanId") == plan, f"executePlan {plan}: item names plan {item.get('processPlanId')!r}"
-        assert isinstance(item.get("planInstanceId"), str) and item["planInstanceId"], \
+        assert isinstance(item.get("planInstanceId"), str) and item["planInstanceId"], (
             f"executePlan {plan}: planInstanceId {item.get('planInstanceId')!r} is not a non-empty string"
+        )
 
 
 def _follow(api: Api, clock: KitClock, plan: str, instance: str, resume: bool = True) -> list[str]:
@@ -123,8 +127,12 @@ def test_out_params_only_for_finished_nodes(kit_api: Api, kit_clock: KitClock) -
     if not kit_clock.controlled:
         # Real time: only the shape and that outputs never disappear can be judged.
         previous: set[tuple[str, str]] = set()
-        for snapshot in kit_clock.poll(lambda: output_entries(kit_api, plan, instance), lambda e: False, step=1.0,
-                                       limit=min(kit_clock.wait_seconds, 10)):
+        for snapshot in kit_clock.poll(
+            lambda: output_entries(kit_api, plan, instance),
+            lambda e: False,
+            step=1.0,
+            limit=min(kit_clock.wait_seconds, 10),
+        ):
             now = {(m, n) for m, n, _ in snapshot}
             assert previous <= now, f"run {instance}: outputs disappeared: {sorted(previous - now)}"
             previous = now
@@ -133,12 +141,17 @@ def test_out_params_only_for_finished_nodes(kit_api: Api, kit_clock: KitClock) -
     for _ in range(240):
         run = kit_clock.run(instance)
         assert run is not None
-        finished = {(n["modelId"], n["nodeName"]) for n in run.get("nodes", [])
-                    if n.get("state") in ("success", "fail") and n.get("nodeType") in OUTPUT_NODE_TYPES}
+        finished = {
+            (n["modelId"], n["nodeName"])
+            for n in run.get("nodes", [])
+            if n.get("state") in ("success", "fail") and n.get("nodeType") in OUTPUT_NODE_TYPES
+        }
         outputs = output_entries(kit_api, plan, instance)
         listed = {(m, n) for m, n, _ in outputs}
-        assert listed == finished, (f"run {instance} ({run.get('status')}): outputs for nodes {sorted(listed)} "
-                                    f"but the finished api/shell nodes are {sorted(finished)}")
+        assert listed == finished, (
+            f"run {instance} ({run.get('status')}): outputs for nodes {sorted(listed)} "
+            f"but the finished api/shell nodes are {sorted(finished)}"
+        )
         seen_any = seen_any or bool(outputs)
         if run.get("status") in TERMINAL:
             break
@@ -146,8 +159,9 @@ def test_out_params_only_for_finished_nodes(kit_api: Api, kit_clock: KitClock) -
             kit_clock.resume(instance)
             continue
         kit_clock.advance(0.25)
-    assert seen_any or not any(n.get("nodeType") in OUTPUT_NODE_TYPES for n in run.get("nodes", [])), \
+    assert seen_any or not any(n.get("nodeType") in OUTPUT_NODE_TYPES for n in run.get("nodes", [])), (
         f"run {instance}: finished without any output although it has api/shell nodes"
+    )
 
 
 @pytest.mark.interface(6)
@@ -159,8 +173,13 @@ def test_out_params_of_unknown_instance_rejected(kit_api: Api) -> None:
     @kit_settings(max_examples=5)
     @given(instance=st.from_regex(r"\Ain9[0-9]{12}\Z") | st.text("abcdefXYZ0123456789-", min_size=1, max_size=20))
     def check(instance: str) -> None:
-        expect_rejected(kit_api.out_params(plans[0], instance), f"queryPlanRunOutParam of unknown instance {instance!r}",
-                        expected=404, topic="unknown-instance.code", lenient="unknown id accepted")
+        expect_rejected(
+            kit_api.out_params(plans[0], instance),
+            f"queryPlanRunOutParam of unknown instance {instance!r}",
+            expected=404,
+            topic="unknown-instance.code",
+            lenient="unknown id accepted",
+        )
 
     check()
 
@@ -174,7 +193,12 @@ def test_execute_unknown_plan_rejected(kit_api: Api) -> None:
     @kit_settings(max_examples=4)
     @given(plan=st.text("abcdef0123456789", min_size=8, max_size=8).filter(lambda p: p not in known))
     def check(plan: str) -> None:
-        expect_rejected(kit_api.execute(plan), f"executePlan of unknown plan {plan!r}", expected=404,
-                        topic="unknown-plan.code", lenient="unknown id accepted")
+        expect_rejected(
+            kit_api.execute(plan),
+            f"executePlan of unknown plan {plan!r}",
+            expected=404,
+            topic="unknown-plan.code",
+            lenient="unknown id accepted",
+        )
 
     check()

@@ -16,8 +16,9 @@ from contract_tests.support.props import kit_settings
 
 pytestmark = pytest.mark.interface(4)
 DIMENSIONS = ("seconds", "minutes", "hours", "day", "weeks", "month")
-BAD_INTERVALS = st.one_of(st.sampled_from(["0", "-1", "1.5", "abc", "", " ", "00", "1e3", "+"]),
-                          st.integers(-10**6, 0).map(str))
+BAD_INTERVALS = st.one_of(
+    st.sampled_from(["0", "-1", "1.5", "abc", "", " ", "00", "1e3", "+"]), st.integers(-(10**6), 0).map(str)
+)
 
 
 def test_bad_values_rejected(kit_api: Api) -> None:
@@ -31,7 +32,8 @@ def test_bad_values_rejected(kit_api: Api) -> None:
     )
     if policy().scene_strategies is None:  # a live target only ever gets single scenes
         bad = bad | st.text(min_size=1, max_size=10).filter(lambda s: s not in ("single", "cycle")).map(
-            lambda s: {"executeStrategy": s})
+            lambda s: {"executeStrategy": s}
+        )
 
     @kit_settings(max_examples=10)
     @given(change=bad)
@@ -75,11 +77,12 @@ def test_single_scene_fires_once(kit_api: Api, kit_callbacks: Callbacks, kit_clo
         kit_clock.advance(1)
         kit_callbacks.wait_quiet()
         assert not _new_instances(kit_callbacks, set()), "the single scene fired before its 2 seconds were up"
-    fired = kit_clock.poll(lambda: _new_instances(kit_callbacks, set()),
-                           lambda f: any(TERMINAL & set(s) for s in f.values()), step=1.0)[-1]
+    fired = kit_clock.poll(
+        lambda: _new_instances(kit_callbacks, set()), lambda f: any(TERMINAL & set(s) for s in f.values()), step=1.0
+    )[-1]
     assert fired, "the single scene did not fire (no callback arrived)"
     assert len(fired) == 1, f"the single scene started {len(fired)} runs at once: {sorted(fired)}"
-    (instance, statuses), = fired.items()
+    ((instance, statuses),) = fired.items()
     assert set(collapse(statuses)) & TERMINAL, f"the scene's run {instance} did not finish: {statuses}"
     if kit_clock.controlled:
         kit_clock.advance(30)
@@ -94,8 +97,9 @@ def test_cycle_scene_fires_every_period(kit_api: Api, kit_callbacks: Callbacks, 
     if not kit_clock.controlled:
         pytest.skip("needs time control")
     plan = kit_api.first_scene_plan()
-    form = kit_api.scene_form(plan, callbackUrl=kit_callbacks.url, dimension="seconds", intervals="3",
-                              executeStrategy="cycle")
+    form = kit_api.scene_form(
+        plan, callbackUrl=kit_callbacks.url, dimension="seconds", intervals="3", executeStrategy="cycle"
+    )
     scene = expect_success(kit_api.save_scene(form), "saveTimingParam (cycle, every 3 seconds)")
     try:
         kit_clock.advance(10)

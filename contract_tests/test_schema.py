@@ -43,8 +43,7 @@ def test_operation(case: Any) -> None:
         UNSENT_VALID.add(op_id)
         return
     try:
-        response = case.call_and_validate(session=target().session, checks=schema_hooks.checks_for(op_id),
-                                          timeout=30)
+        response = case.call_and_validate(session=target().session, checks=schema_hooks.checks_for(op_id), timeout=30)
     except WriteBlocked as exc:
         KIT.observe("fuzzing.not-sent", f"{op_id}: {exc}")
         return
@@ -65,8 +64,11 @@ def test_every_operation_was_accepted_at_least_once() -> None:
         # A user who sees no plan cannot get any plan operation accepted: nothing to judge there.
         KIT.observe("listPlans.empty", "the user sees no plan: interfaces 3-6 cannot be checked with real ids")
         UNSENT_VALID.update({"queryModelByPlanId", "executePlan", "saveTimingParam", "queryPlanRunOutParam"})
-    never = sorted(op for op, codes in schema_hooks.CODES.items()
-                   if codes.get(200, 0) == 0 and op not in UNSENT_VALID and op not in FAILED_OPS)
+    never = sorted(
+        op
+        for op, codes in schema_hooks.CODES.items()
+        if codes.get(200, 0) == 0 and op not in UNSENT_VALID and op not in FAILED_OPS
+    )
     for op, codes in sorted(schema_hooks.CODES.items()):
         KIT.observe("fuzzing.codes", f"{op}: {dict(sorted(codes.items(), key=str))}")
     assert not never, f"no generated request to {never} was ever accepted (code 200): codes {dict(schema_hooks.CODES)}"
@@ -77,9 +79,35 @@ def test_every_operation_was_accepted_at_least_once() -> None:
 
 # Classic troublemakers: lengths, digits beyond int64, encodings, control and injection strings.
 EDGE_VALUES = [
-    "", " ", "0", "-1", "9" * 20, "9" * 400, "1e309", "NaN", "a" * 1000, "a" * 20000, "\u0000", "\u202e", "\ud7ff",
-    "测试" * 100, "😀", "%00", "../../etc/passwd", "' OR 1=1 --", "<script>", "null", "true", "[]", "{}",
-    "${jndi:ldap://x}", "\r\n", "\t", "[{", "{\"a\":", "\\",
+    "",
+    " ",
+    "0",
+    "-1",
+    "9" * 20,
+    "9" * 400,
+    "1e309",
+    "NaN",
+    "a" * 1000,
+    "a" * 20000,
+    "\u0000",
+    "\u202e",
+    "\ud7ff",
+    "测试" * 100,
+    "😀",
+    "%00",
+    "../../etc/passwd",
+    "' OR 1=1 --",
+    "<script>",
+    "null",
+    "true",
+    "[]",
+    "{}",
+    "${jndi:ldap://x}",
+    "\r\n",
+    "\t",
+    "[{",
+    '{"a":',
+    "\\",
 ]
 EDGE_FIELDS = {
     "authorize": ("query", ["client_id", "response_type", "scope"]),
@@ -112,14 +140,16 @@ def test_edge_values_never_cause_server_errors(op: Op, kit_api: Api) -> None:
             response = kit_api.send_req(req, token=op.secured)
         except WriteBlocked:
             return  # e.g. a plan id the options do not allow: nothing was sent
-        body = check_envelope(response, f"{op.id} with {name} = an edge value ({len(value)} chars)",
-                              refused_request=True)
+        body = check_envelope(
+            response, f"{op.id} with {name} = an edge value ({len(value)} chars)", refused_request=True
+        )
         # Judged by the business code: a documented non-500 code is a refusal whatever HTTP status carries it
         # (check_envelope observed that status).
         server_error = body["code"] == 500 or (response.status_code == 500 and body["code"] not in ERROR_CODES)
-        assert not server_error, \
-            f"{op.id} with {name} = {value[:40]!r}{'…' if len(value) > 40 else ''}: server error " \
+        assert not server_error, (
+            f"{op.id} with {name} = {value[:40]!r}{'…' if len(value) > 40 else ''}: server error "
             f"(HTTP {response.status_code}, code {body['code']}: {body['message']!r})"
+        )
 
     # Every edge value on every field, except writes to a live target (each accepted one is a real run there).
     if policy().in_process or not op.write:

@@ -24,8 +24,11 @@ WRITES = ("executePlan", "saveTimingParam")
 
 def _schema() -> Any:
     schema = schema_hooks.load_schema()
-    blocked = [op for op, reason in (("executePlan", policy().can_execute()),
-                                     ("saveTimingParam", policy().can_save_scene())) if reason]
+    blocked = [
+        op
+        for op, reason in (("executePlan", policy().can_execute()), ("saveTimingParam", policy().can_save_scene()))
+        if reason
+    ]
     return schema.exclude(operation_id=blocked) if blocked else schema
 
 
@@ -49,6 +52,7 @@ class DpaWorkflow(Base):  # type: ignore[misc,valid-type]  # Base is built at ru
         self.recorder.record_case(case=case)
         self.control.record_step(step, self.recorder)
         return self._step(step)
+
     def before_call(self, case: Any) -> None:
         op = case.operation.definition.raw.get("operationId")
         body = case.body if isinstance(case.body, dict) else None
@@ -88,8 +92,12 @@ class DpaWorkflow(Base):  # type: ignore[misc,valid-type]  # Base is built at ru
 
     def validate_response(self, response: Any, case: Any, additional_checks: Any = None, **kwargs: Any) -> None:
         op = case.operation.definition.raw.get("operationId")
-        case.validate_response(response, checks=schema_hooks.checks_for(op), transport_kwargs=kwargs or None,
-                               recorder=getattr(self, "recorder", None))
+        case.validate_response(
+            response,
+            checks=schema_hooks.checks_for(op),
+            transport_kwargs=kwargs or None,
+            recorder=getattr(self, "recorder", None),
+        )
 
 
 def test_linked_workflows() -> None:
@@ -104,5 +112,6 @@ def test_linked_workflows() -> None:
     # the token link must have worked, and so must some link out of listPlans/executePlan when those succeeded.
     assert LINKED["getToken"], f"no linked token exchange succeeded: {dict(CODES)}"
     producers = sum(CODES.get(op, Counter()).get(200, 0) for op in ("listPlans", "executePlan"))
-    assert LINKED["queryModelByPlanId"] or LINKED["queryPlanRunOutParam"] or not producers, \
+    assert LINKED["queryModelByPlanId"] or LINKED["queryPlanRunOutParam"] or not producers, (
         f"listPlans/executePlan succeeded but no step linked to them did: {dict(CODES)}"
+    )

@@ -15,9 +15,13 @@ from contract_tests.support.envelope import expect_rejected
 from contract_tests.support.kit import KIT
 from contract_tests.support.props import kit_settings
 
-NOT_A_STRING = st.one_of(st.integers(-10**9, 10**9), st.booleans(), st.floats(allow_nan=False, allow_infinity=False),
-                         st.lists(st.integers(0, 9), max_size=2), st.dictionaries(st.text("abc", max_size=3),
-                                                                                  st.integers(0, 9), max_size=2))
+NOT_A_STRING = st.one_of(
+    st.integers(-(10**9), 10**9),
+    st.booleans(),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.lists(st.integers(0, 9), max_size=2),
+    st.dictionaries(st.text("abc", max_size=3), st.integers(0, 9), max_size=2),
+)
 
 Builder = Callable[[Api], Req]
 
@@ -50,25 +54,49 @@ def _scene(api: Api) -> dict[str, Any]:
 def _missing_cases() -> list[Any]:
     cases: list[tuple[str, str, Builder]] = []
     for name in ("client_id", "response_type", "scope"):
-        cases.append(("authorize", name, lambda a, n=name: Req("GET", OPS["authorize"].path,
-                                                               {"params": _without(_authorize(a), n)})))
+        cases.append(
+            (
+                "authorize",
+                name,
+                lambda a, n=name: Req("GET", OPS["authorize"].path, {"params": _without(_authorize(a), n)}),
+            )
+        )
     for name in ("code", "client_id", "client_secret", "grant_type"):
-        cases.append(("getToken", name, lambda a, n=name: Req("POST", OPS["getToken"].path,
-                                                              {"json": _without(_token(a), n)})))
-    cases.append(("queryModelByPlanId", "processPlanId",
-                  lambda a: Req("POST", OPS["queryModelByPlanId"].path, {"json": {}})))
+        cases.append(
+            ("getToken", name, lambda a, n=name: Req("POST", OPS["getToken"].path, {"json": _without(_token(a), n)}))
+        )
+    cases.append(
+        ("queryModelByPlanId", "processPlanId", lambda a: Req("POST", OPS["queryModelByPlanId"].path, {"json": {}}))
+    )
     cases.append(("queryModelByPlanId", "body", lambda a: Req("POST", OPS["queryModelByPlanId"].path)))
     for name in ("processPlanId", "callbackUrl", "dimension", "intervals", "executeStrategy", "sceneName"):
-        cases.append(("saveTimingParam", name, lambda a, n=name: Req("POST", OPS["saveTimingParam"].path,
-                                                                     {"data": _without(_scene(a), n)})))
-    cases.append(("executePlan", "processPlanId",
-                  lambda a: (lambda p, b: Req("POST", p, {"json": _without(b, "processPlanId")}))(*_execute(a))))
+        cases.append(
+            (
+                "saveTimingParam",
+                name,
+                lambda a, n=name: Req("POST", OPS["saveTimingParam"].path, {"data": _without(_scene(a), n)}),
+            )
+        )
+    cases.append(
+        (
+            "executePlan",
+            "processPlanId",
+            lambda a: (lambda p, b: Req("POST", p, {"json": _without(b, "processPlanId")}))(*_execute(a)),
+        )
+    )
     cases.append(("executePlan", "body", lambda a: Req("POST", _execute(a)[0])))
     for name in ("processPlanId", "planInstanceId"):
-        cases.append(("queryPlanRunOutParam", name, lambda a, n=name: Req(
-            "GET", OPS["queryPlanRunOutParam"].path, {"params": _without(_out(a), n)})))
-    return [pytest.param(op, name, build, id=f"{op}-{name}", marks=pytest.mark.interface(OPS[op].interface))
-            for op, name, build in cases]
+        cases.append(
+            (
+                "queryPlanRunOutParam",
+                name,
+                lambda a, n=name: Req("GET", OPS["queryPlanRunOutParam"].path, {"params": _without(_out(a), n)}),
+            )
+        )
+    return [
+        pytest.param(op, name, build, id=f"{op}-{name}", marks=pytest.mark.interface(OPS[op].interface))
+        for op, name, build in cases
+    ]
 
 
 @pytest.mark.parametrize(("op_id", "name", "build"), _missing_cases())
@@ -85,8 +113,9 @@ def test_missing_required_parameter(op_id: str, name: str, build: Builder, kit_a
 def _wrong_type_cases() -> list[Any]:
     cases = [("getToken", n) for n in ("code", "client_id", "client_secret", "grant_type")]
     cases += [("queryModelByPlanId", "processPlanId"), ("executePlan", "processPlanId")]
-    return [pytest.param(op, name, id=f"{op}-{name}", marks=pytest.mark.interface(OPS[op].interface))
-            for op, name in cases]
+    return [
+        pytest.param(op, name, id=f"{op}-{name}", marks=pytest.mark.interface(OPS[op].interface)) for op, name in cases
+    ]
 
 
 @pytest.mark.parametrize(("op_id", "name"), _wrong_type_cases())
@@ -104,18 +133,27 @@ def test_required_parameter_of_wrong_type(op_id: str, name: str, kit_api: Api) -
         else:
             path, body = _execute(kit_api)
             req = Req("POST", path, {"json": {**body, name: value}})
-        expect_rejected(kit_api.send_req(req, token=op.secured), f"{op_id}: {name} of type {type(value).__name__}",
-                        lenient="schema-violating value")
+        expect_rejected(
+            kit_api.send_req(req, token=op.secured),
+            f"{op_id}: {name} of type {type(value).__name__}",
+            lenient="schema-violating value",
+        )
 
     check()
 
 
-@pytest.mark.parametrize(("op_id", "name", "allowed"), [
-    pytest.param("authorize", "response_type", {"code"}, id="authorize-response_type", marks=pytest.mark.interface(1)),
-    pytest.param("authorize", "scope", {"all", "default"}, id="authorize-scope", marks=pytest.mark.interface(1)),
-    pytest.param("getToken", "grant_type", {"authorization_code"}, id="getToken-grant_type",
-                 marks=pytest.mark.interface(1)),
-])
+@pytest.mark.parametrize(
+    ("op_id", "name", "allowed"),
+    [
+        pytest.param(
+            "authorize", "response_type", {"code"}, id="authorize-response_type", marks=pytest.mark.interface(1)
+        ),
+        pytest.param("authorize", "scope", {"all", "default"}, id="authorize-scope", marks=pytest.mark.interface(1)),
+        pytest.param(
+            "getToken", "grant_type", {"authorization_code"}, id="getToken-grant_type", marks=pytest.mark.interface(1)
+        ),
+    ],
+)
 def test_enumerated_parameter_out_of_range(op_id: str, name: str, allowed: set[str], kit_api: Api) -> None:
     """response_type is code, scope all|default, grant_type authorization_code: anything else is rejected."""
     op = OPS[op_id]
@@ -127,7 +165,9 @@ def test_enumerated_parameter_out_of_range(op_id: str, name: str, allowed: set[s
             req = Req("GET", op.path, {"params": {**_authorize(kit_api), name: value}})
         else:
             req = Req("POST", op.path, {"json": {**_token(kit_api), name: value}})
-        expect_rejected(kit_api.send_req(req, token=False), f"{op_id}: {name}={value!r}", lenient="schema-violating value")
+        expect_rejected(
+            kit_api.send_req(req, token=False), f"{op_id}: {name}={value!r}", lenient="schema-violating value"
+        )
 
     check()
 
@@ -143,6 +183,9 @@ def test_execute_path_and_body_disagree(kit_api: Api) -> None:
         pytest.skip("needs two executable plans (give --plan-id twice)")
     path, body = _execute(kit_api)
     other = next(p for p in plans if p != body["processPlanId"])
-    answer = expect_rejected(kit_api.send("POST", path, json={**body, "processPlanId": other}),
-                             "executePlan: body processPlanId differs from the path", lenient="path and body disagree")
+    answer = expect_rejected(
+        kit_api.send("POST", path, json={**body, "processPlanId": other}),
+        "executePlan: body processPlanId differs from the path",
+        lenient="path and body disagree",
+    )
     KIT.observe("execute.path-body-mismatch", "accepted" if answer["code"] == 200 else "rejected")

@@ -15,6 +15,16 @@ from dpa_client.models import (
 )
 
 __all__ = [
-    "PATHS", "DpaClient", "DpaError", "Execution", "ModelOutput", "ModelParam", "ModelVarReq", "OutputParam",
-    "Plan", "ProcessModel", "Scene", "Token",
+    "PATHS",
+    "DpaClient",
+    "DpaError",
+    "Execution",
+    "ModelOutput",
+    "ModelParam",
+    "ModelVarReq",
+    "OutputParam",
+    "Plan",
+    "ProcessModel",
+    "Scene",
+    "Token",
 ]

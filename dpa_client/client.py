@@ -35,8 +35,11 @@ def parse_envelope(response: requests.Response) -> dict[str, Any]:
     try:
         body = response.json()
     except ValueError:
-        raise DpaError(None, f"response body is not JSON ({response.headers.get('Content-Type', 'no content type')})",
-                       response.status_code) from None
+        raise DpaError(
+            None,
+            f"response body is not JSON ({response.headers.get('Content-Type', 'no content type')})",
+            response.status_code,
+        ) from None
     if not isinstance(body, dict) or not isinstance(body.get("code"), int) or isinstance(body.get("code"), bool):
         raise DpaError(None, "response is not a {code, message, data} envelope", response.status_code, body)
     if not isinstance(body.get("message"), str):
@@ -65,9 +68,18 @@ def jwt_expiry(token: str) -> float | None:
 class DpaClient:
     """One application (client_id/secret) acting for one user; safe to share between threads of one test run."""
 
-    def __init__(self, base_url: str, client_id: str, client_secret: str, *, user_id: str | None = None,
-                 scope: str = "default", session: requests.Session | None = None, verify: bool | str = True,
-                 timeout: float = 10) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        user_id: str | None = None,
+        scope: str = "default",
+        session: requests.Session | None = None,
+        verify: bool | str = True,
+        timeout: float = 10,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.client_id = client_id
         self._secret = client_secret
@@ -81,8 +93,10 @@ class DpaClient:
 
     def __repr__(self) -> str:
         # The secret and the token are deliberately absent.
-        return (f"DpaClient(base_url={self.base_url!r}, client_id={self.client_id!r}, user_id={self.user_id!r}, "
-                f"scope={self.scope!r}, logged_in={self._token is not None})")
+        return (
+            f"DpaClient(base_url={self.base_url!r}, client_id={self.client_id!r}, user_id={self.user_id!r}, "
+            f"scope={self.scope!r}, logged_in={self._token is not None})"
+        )
 
     __str__ = __repr__
 
@@ -135,8 +149,12 @@ class DpaClient:
         return data["code"]
 
     def exchange(self, code: str) -> Token:
-        body = {"code": code, "client_id": self.client_id, "client_secret": self._secret,
-                "grant_type": "authorization_code"}
+        body = {
+            "code": code,
+            "client_id": self.client_id,
+            "client_secret": self._secret,
+            "grant_type": "authorization_code",
+        }
         if self.user_id is not None:
             body["user_id"] = self.user_id
         return Token.from_json(self._envelope_data(self.raw("POST", PATHS["getToken"], auth=False, json=body)))
@@ -182,15 +200,30 @@ class DpaClient:
         return [Execution.from_json(e, f"data[{i}]") for i, e in enumerate(_as_list(data))]
 
     def out_params(self, plan_id: str, instance_id: str) -> list[ModelOutput]:
-        data = self._call("GET", PATHS["queryPlanRunOutParam"],
-                          params={"processPlanId": plan_id, "planInstanceId": instance_id})
+        data = self._call(
+            "GET", PATHS["queryPlanRunOutParam"], params={"processPlanId": plan_id, "planInstanceId": instance_id}
+        )
         return [ModelOutput.from_json(m, f"data[{i}]") for i, m in enumerate(_as_list(data))]
 
-    def save_timing_param(self, plan_id: str, callback_url: str, dimension: str, intervals: int | str,
-                          execute_strategy: str, scene_name: str, model_var_req: VarReqs = None) -> Scene:
+    def save_timing_param(
+        self,
+        plan_id: str,
+        callback_url: str,
+        dimension: str,
+        intervals: int | str,
+        execute_strategy: str,
+        scene_name: str,
+        model_var_req: VarReqs = None,
+    ) -> Scene:
         # Form-encoded as the document asks; modelVarReq travels as one JSON-string field.
-        form = {"processPlanId": plan_id, "callbackUrl": callback_url, "dimension": dimension,
-                "intervals": str(intervals), "executeStrategy": execute_strategy, "sceneName": scene_name}
+        form = {
+            "processPlanId": plan_id,
+            "callbackUrl": callback_url,
+            "dimension": dimension,
+            "intervals": str(intervals),
+            "executeStrategy": execute_strategy,
+            "sceneName": scene_name,
+        }
         if model_var_req is not None:
             form["modelVarReq"] = json.dumps(_var_reqs(model_var_req), ensure_ascii=False)
         return Scene.from_json(self._call("POST", PATHS["saveTimingParam"], data=form), "data")

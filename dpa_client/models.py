@@ -61,10 +61,14 @@ class Plan:
     @classmethod
     def from_json(cls, data: Any, where: str = "plan") -> Plan:
         return cls(
-            _get(data, "processPlanId", str, where), _get(data, "title", str, where),
-            _get(data, "status", str, where), _get(data, "stepNums", int, where),
-            _get(data, "version", int, where), _get(data, "createTime", int, where),
-            _get(data, "createUser", str, where), _get(data, "updateTime", int, where),
+            _get(data, "processPlanId", str, where),
+            _get(data, "title", str, where),
+            _get(data, "status", str, where),
+            _get(data, "stepNums", int, where),
+            _get(data, "version", int, where),
+            _get(data, "createTime", int, where),
+            _get(data, "createUser", str, where),
+            _get(data, "updateTime", int, where),
             _get(data, "updateUser", str, where),
         )
 
@@ -85,9 +89,14 @@ class ProcessModel:
     def from_json(cls, data: Any, where: str = "model") -> ProcessModel:
         params = _list(_get(data, "mapParam", list, where), f"{where}.mapParam")
         return cls(
-            _get(data, "modelName", str, where), _get(data, "processModelId", str, where),
-            tuple(ModelParam(_get(p, "name", str, f"{where}.mapParam[{i}]"),
-                             _get(p, "type", str, f"{where}.mapParam[{i}]")) for i, p in enumerate(params)),
+            _get(data, "modelName", str, where),
+            _get(data, "processModelId", str, where),
+            tuple(
+                ModelParam(
+                    _get(p, "name", str, f"{where}.mapParam[{i}]"), _get(p, "type", str, f"{where}.mapParam[{i}]")
+                )
+                for i, p in enumerate(params)
+            ),
         )
 
 
@@ -117,9 +126,14 @@ class ModelOutput:
     def from_json(cls, data: Any, where: str = "output") -> ModelOutput:
         params = _list(_get(data, "mapParam", list, where), f"{where}.mapParam")
         return cls(
-            _get(data, "modelName", str, where), _get(data, "processModelId", str, where),
-            tuple(OutputParam(_get(p, "result", str, f"{where}.mapParam[{i}]"),
-                              _get(p, "nodeName", str, f"{where}.mapParam[{i}]")) for i, p in enumerate(params)),
+            _get(data, "modelName", str, where),
+            _get(data, "processModelId", str, where),
+            tuple(
+                OutputParam(
+                    _get(p, "result", str, f"{where}.mapParam[{i}]"), _get(p, "nodeName", str, f"{where}.mapParam[{i}]")
+                )
+                for i, p in enumerate(params)
+            ),
         )
 
 
@@ -131,8 +145,9 @@ class Scene:
 
     @classmethod
     def from_json(cls, data: Any, where: str = "scene") -> Scene:
-        return cls(_get(data, "instanceId", str, where), _get(data, "modelId", str, where),
-                   _get(data, "status", str, where))
+        return cls(
+            _get(data, "instanceId", str, where), _get(data, "modelId", str, where), _get(data, "status", str, where)
+        )
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,14 @@ from mock_server.sqlite_store import SqliteStore
 from mock_server.transport import HttpTransport, SelfCallShortcut
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
-               transport: Transport | None = None, store: Store | None = None, start_engine: bool = True) -> Flask:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    transport: Transport | None = None,
+    store: Store | None = None,
+    start_engine: bool = True,
+) -> Flask:
     settings = settings or Settings()
     catalog = load_catalog(settings.fixtures, settings.timezone)
     clock = clock or make_clock(settings.clock)

@@ -26,34 +26,76 @@ def main() -> None:
 @main.command()
 @click.option("--host", default=None, help="Address to bind (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port to bind (default 29041).")
-@click.option("--fixtures", "fixtures", type=click.Path(file_okay=False), default=None,
-              help="Directory of YAML fixtures (default: the bundled ones).")
-@click.option("--profile", "profile", metavar="NAME|FILE", default=None,
-              help="Behave like a given deployment where the document is silent: a bundled profile (document, "
-                   "gateway) or a profile file, e.g. one `dpa-mock verify --write-profile` wrote. See "
-                   "docs/profiles.md. Precedence: defaults < profile < --config < DPA_MOCK_* < flags.")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
-              help="Settings file, YAML or TOML (see README: Configuration); a profile file works here too, "
-                   "and a `profile: NAME|FILE` key in it loads a profile under it.")
-@click.option("--state", type=click.Path(dir_okay=False), default=None,
-              help="SQLite file keeping all state across restarts (default: in memory only).")
-@click.option("--clock", type=click.Choice(["real", "virtual"]), default=None,
-              help="real (default): wall time plus offsets; virtual: time moves only via /__admin/clock/advance.")
+@click.option(
+    "--fixtures",
+    "fixtures",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Directory of YAML fixtures (default: the bundled ones).",
+)
+@click.option(
+    "--profile",
+    "profile",
+    metavar="NAME|FILE",
+    default=None,
+    help="Behave like a given deployment where the document is silent: a bundled profile (document, "
+    "gateway) or a profile file, e.g. one `dpa-mock verify --write-profile` wrote. See "
+    "docs/profiles.md. Precedence: defaults < profile < --config < DPA_MOCK_* < flags.",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Settings file, YAML or TOML (see README: Configuration); a profile file works here too, "
+    "and a `profile: NAME|FILE` key in it loads a profile under it.",
+)
+@click.option(
+    "--state",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="SQLite file keeping all state across restarts (default: in memory only).",
+)
+@click.option(
+    "--clock",
+    type=click.Choice(["real", "virtual"]),
+    default=None,
+    help="real (default): wall time plus offsets; virtual: time moves only via /__admin/clock/advance.",
+)
 @click.option("--threads", type=int, default=None, help="WSGI server threads per worker (default 1).")
-@click.option("--workers", type=int, default=None,
-              help="Server processes (default 1). More than one needs --state FILE, which they share.")
+@click.option(
+    "--workers",
+    type=int,
+    default=None,
+    help="Server processes (default 1). More than one needs --state FILE, which they share.",
+)
 @click.option("--admin-token", default=None, help="Require this X-Admin-Token on /__admin (and allow non-loopback).")
-@click.option("--http-status", type=click.Choice(["mirror", "always200"]), default=None,
-              help="HTTP status of error envelopes: mirror the code (default) or always 200.")
+@click.option(
+    "--http-status",
+    type=click.Choice(["mirror", "always200"]),
+    default=None,
+    help="HTTP status of error envelopes: mirror the code (default) or always 200.",
+)
 @click.option("--seed", type=int, default=None, help="Seed for `random` node outcomes.")
-@click.option("--server", type=click.Choice(["granian", "waitress"]), default="granian", show_default=True,
-              help="HTTP server: granian (fastest measured; bodies are received whole under read_timeout "
-                   "before the app runs, see docs/performance.md) or waitress (pure Python).")
+@click.option(
+    "--server",
+    type=click.Choice(["granian", "waitress"]),
+    default="granian",
+    show_default=True,
+    help="HTTP server: granian (fastest measured; bodies are received whole under read_timeout "
+    "before the app runs, see docs/performance.md) or waitress (pure Python).",
+)
 @click.option("--quiet", is_flag=True, help="No access log line per request.")
-@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
-              help="Any other setting, e.g. --set callback_retries=5 --set callback_backoff=0.5,1,2 (repeatable).")
-def serve(config_file: str | None, profile: str | None, server: str, quiet: bool, assignments: tuple[str, ...],
-          **options: Any) -> None:
+@click.option(
+    "--set",
+    "assignments",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Any other setting, e.g. --set callback_retries=5 --set callback_backoff=0.5,1,2 (repeatable).",
+)
+def serve(
+    config_file: str | None, profile: str | None, server: str, quiet: bool, assignments: tuple[str, ...], **options: Any
+) -> None:
     """Serve the emulator (Ctrl-C stops it)."""
     try:
         # A dedicated flag names its setting as explicitly as --set does, and more specifically: it wins.
@@ -66,16 +108,22 @@ def serve(config_file: str | None, profile: str | None, server: str, quiet: bool
         click.echo(f"dpa-mock: {exc}", err=True)
         sys.exit(2)
     if not settings.admin_token and not _is_loopback(settings.host):
-        click.echo(f"dpa-mock: warning: binding {settings.host} without --admin-token; the admin API still "
-                   "answers loopback clients only", err=True)
+        click.echo(
+            f"dpa-mock: warning: binding {settings.host} without --admin-token; the admin API still "
+            "answers loopback clients only",
+            err=True,
+        )
     problem = _port_problem(settings.host, settings.port)
     if problem:
         click.echo(f"dpa-mock: cannot serve on {settings.host}:{settings.port}: {problem}", err=True)
         sys.exit(1)
     workers = f", workers: {settings.workers}" if settings.workers > 1 else ""
     shaped = f", profile: {profile}" if profile else ""
-    click.echo(f"dpa-mock serving on http://{settings.host}:{settings.port} (clock: {settings.clock}, "
-               f"server: {server}{workers}{shaped})", err=True)
+    click.echo(
+        f"dpa-mock serving on http://{settings.host}:{settings.port} (clock: {settings.clock}, "
+        f"server: {server}{workers}{shaped})",
+        err=True,
+    )
     if settings.workers > 1 and server != "granian":
         click.echo("dpa-mock: --workers needs --server granian (waitress serves from one process)", err=True)
         sys.exit(2)
@@ -96,9 +144,16 @@ def _serve_granian(settings: Settings) -> None:
     # A worker that dies is replaced, however often (granian's own loop exits after two deaths within 5.5 s,
     # taking the healthy workers down too); with several, the state file they share keeps everything.
     server = _respawning_granian(in_memory=not settings.state)(
-        "mock_server.wsgi:gate", address=settings.host, port=settings.port, interface="rsgi",
-        workers=settings.workers, log_enabled=True, log_access=False, respawn_failed_workers=True,
-        http1_settings=HTTP1Settings(header_read_timeout=max(1, int(settings.read_timeout * 1000))))
+        "mock_server.wsgi:gate",
+        address=settings.host,
+        port=settings.port,
+        interface="rsgi",
+        workers=settings.workers,
+        log_enabled=True,
+        log_access=False,
+        respawn_failed_workers=True,
+        http1_settings=HTTP1Settings(header_read_timeout=max(1, int(settings.read_timeout * 1000))),
+    )
     server.serve()
 
 
@@ -110,18 +165,20 @@ def _respawning_granian(in_memory: bool) -> type:
 
         _deaths: ClassVar[dict[int, tuple[float, int]]] = {}  # worker index -> (last death, deaths in a row)
 
-        def _respawn_workers(self, workers: list[int], spawn_target: Any, target_loader: Any,
-                             delay: float = 0) -> None:
+        def _respawn_workers(self, workers: list[int], spawn_target: Any, target_loader: Any, delay: float = 0) -> None:
             now = time.monotonic()
             pause = 0.0
             for idx in workers:
                 last, streak = self._deaths.get(idx, (0.0, 0))
                 streak = streak + 1 if now - last < 10 else 0
                 self._deaths[idx] = (now, streak)
-                pause = max(pause, min(0.25 * 2 ** streak, 5.0) if streak else 0.0)
+                pause = max(pause, min(0.25 * 2**streak, 5.0) if streak else 0.0)
             if in_memory:
-                click.echo("dpa-mock: warning: the worker died and is replaced; without --state its codes, tokens "
-                           "and runs are gone", err=True)
+                click.echo(
+                    "dpa-mock: warning: the worker died and is replaced; without --state its codes, tokens "
+                    "and runs are gone",
+                    err=True,
+                )
             if pause:
                 time.sleep(pause)  # a worker that cannot start must not spin the supervisor
             super()._respawn_workers(workers, spawn_target, target_loader, delay)
@@ -147,12 +204,18 @@ def _serve_waitress(settings: Settings) -> None:
     try:
         # waitress serves keep-alive connections from its thread pool: one thread starves 16 clients
         # (174 req/s measured), so it gets at least 8 whatever the granian-tuned default says.
-        waitress.serve(app, host=settings.host, port=settings.port, threads=max(settings.threads, 8),
-                       ident="dpa-mock", clear_untrusted_proxy_headers=True,
-                       # waitress dispatches a request only once its body is in; a stalled or idle
-                       # connection is closed after read_timeout (checked every read_timeout).
-                       channel_timeout=max(settings.read_timeout, 1.0),
-                       cleanup_interval=max(settings.read_timeout, 1.0))
+        waitress.serve(
+            app,
+            host=settings.host,
+            port=settings.port,
+            threads=max(settings.threads, 8),
+            ident="dpa-mock",
+            clear_untrusted_proxy_headers=True,
+            # waitress dispatches a request only once its body is in; a stalled or idle
+            # connection is closed after read_timeout (checked every read_timeout).
+            channel_timeout=max(settings.read_timeout, 1.0),
+            cleanup_interval=max(settings.read_timeout, 1.0),
+        )
     except KeyboardInterrupt:
         pass
     finally:
@@ -176,8 +239,10 @@ def _port_problem(host: str, port: int) -> str | None:
             return f"permission denied for port {port}; choose a port above 1023 with --port"
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                return (f"port {port} is in use by another process; stop it (e.g. `ss -ltnp 'sport = :{port}'` "
-                        "shows which) or choose another port with --port")
+                return (
+                    f"port {port} is in use by another process; stop it (e.g. `ss -ltnp 'sport = :{port}'` "
+                    "shows which) or choose another port with --port"
+                )
             return f"{exc.strerror}; check --host"
     return None
 

@@ -31,43 +31,84 @@ _APP = {
     "required": ["name", "objectId", "clientId", "clientSecret", "validUntil", "users"],
     "additionalProperties": False,
     "properties": {
-        "name": _id, "objectId": {"type": ["string", "integer"]}, "clientId": _id, "clientSecret": _id,
-        "validUntil": _id, "scopes": {"type": "array", "items": {"enum": ["all", "default"]}, "minItems": 1},
+        "name": _id,
+        "objectId": {"type": ["string", "integer"]},
+        "clientId": _id,
+        "clientSecret": _id,
+        "validUntil": _id,
+        "scopes": {"type": "array", "items": {"enum": ["all", "default"]}, "minItems": 1},
         "note": _str,
-        "users": {"type": "array", "minItems": 1, "items": {
-            "type": "object", "required": ["id"], "additionalProperties": False,
-            "properties": {"id": {"type": ["string", "integer"]}, "name": _str}}},
+        "users": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["id"],
+                "additionalProperties": False,
+                "properties": {"id": {"type": ["string", "integer"]}, "name": _str},
+            },
+        },
     },
 }
 _NODE = {
-    "type": "object", "required": ["nodeName", "nodeType", "duration"], "additionalProperties": False,
+    "type": "object",
+    "required": ["nodeName", "nodeType", "duration"],
+    "additionalProperties": False,
     "properties": {
-        "nodeName": _id, "nodeType": _id, "duration": {"type": "number", "minimum": 0},
-        "outcome": {"enum": list(NODE_OUTCOMES)}, "probability": {"type": "number", "minimum": 0, "maximum": 1},
+        "nodeName": _id,
+        "nodeType": _id,
+        "duration": {"type": "number", "minimum": 0},
+        "outcome": {"enum": list(NODE_OUTCOMES)},
+        "probability": {"type": "number", "minimum": 0, "maximum": 1},
         "result": {"type": ["string", "number", "boolean"]},
     },
 }
 _PARAM = {
-    "type": "object", "required": ["name"], "additionalProperties": False,
-    "properties": {"name": _id, "type": _str, "required": {"type": "boolean"},
-                   "default": {"type": ["string", "number", "boolean"]}},
+    "type": "object",
+    "required": ["name"],
+    "additionalProperties": False,
+    "properties": {
+        "name": _id,
+        "type": _str,
+        "required": {"type": "boolean"},
+        "default": {"type": ["string", "number", "boolean"]},
+    },
 }
 _PLAN = {
-    "type": "object", "required": ["processPlanId", "title", "workflows"], "additionalProperties": False,
+    "type": "object",
+    "required": ["processPlanId", "title", "workflows"],
+    "additionalProperties": False,
     "properties": {
-        "processPlanId": _id, "title": _id, "status": {"enum": ["DEFAULT", "RUNNING", "PENDING", "SUCCESS", "FAIL"]},
-        "version": {"type": "integer"}, "createTime": {"type": "integer"}, "createUser": _str,
-        "updateTime": {"type": "integer"}, "updateUser": _str, "note": _str,
+        "processPlanId": _id,
+        "title": _id,
+        "status": {"enum": ["DEFAULT", "RUNNING", "PENDING", "SUCCESS", "FAIL"]},
+        "version": {"type": "integer"},
+        "createTime": {"type": "integer"},
+        "createUser": _str,
+        "updateTime": {"type": "integer"},
+        "updateUser": _str,
+        "note": _str,
         "visibleTo": {"type": "array", "items": {"type": ["string", "integer"]}},
-        "workflows": {"type": "array", "minItems": 1, "items": {
-            "type": "object", "required": ["processModelId", "modelName", "nodes"], "additionalProperties": False,
-            "properties": {"processModelId": _id, "modelName": _id,
-                           "mapParam": {"type": "array", "items": _PARAM},
-                           "nodes": {"type": "array", "minItems": 1, "items": _NODE}}}},
+        "workflows": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["processModelId", "modelName", "nodes"],
+                "additionalProperties": False,
+                "properties": {
+                    "processModelId": _id,
+                    "modelName": _id,
+                    "mapParam": {"type": "array", "items": _PARAM},
+                    "nodes": {"type": "array", "minItems": 1, "items": _NODE},
+                },
+            },
+        },
     },
 }
 _FILE = {
-    "type": "object", "additionalProperties": False,
+    "type": "object",
+    "additionalProperties": False,
     # Keys starting with "_" hold YAML anchors (shared user lists and the like) and are ignored.
     "patternProperties": {"^_": {}},
     "properties": {"apps": {"type": "array", "items": _APP}, "plans": {"type": "array", "items": _PLAN}},
@@ -108,10 +149,14 @@ def load_catalog(directory: Path | str | None = None, timezone: str = "Asia/Shan
     tz = ZoneInfo(timezone)
     catalog = Catalog()
     models: dict[str, tuple[Path, str]] = {}
-    audiences: list[tuple[Path, str, str]] = []  # (file, key, user) of every visibleTo entry, checked once all apps are read
+    audiences: list[
+        tuple[Path, str, str]
+    ] = []  # (file, key, user) of every visibleTo entry, checked once all apps are read
     for file in files:
         try:
-            doc = yaml.load(file.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
+            doc = (
+                yaml.load(file.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
+            )
         except yaml.YAMLError as exc:
             raise FixtureError(file, "", f"not valid YAML: {exc}") from None
         error = jsonschema.exceptions.best_match(jsonschema.Draft7Validator(_FILE).iter_errors(doc))
@@ -122,7 +167,9 @@ def load_catalog(directory: Path | str | None = None, timezone: str = "Asia/Shan
             if raw["clientId"] in catalog.apps:
                 raise FixtureError(file, f"{key}.clientId", f"duplicate clientId {raw['clientId']!r}")
             catalog.apps[raw["clientId"]] = App(
-                name=raw["name"], object_id=str(raw["objectId"]), client_id=raw["clientId"],
+                name=raw["name"],
+                object_id=str(raw["objectId"]),
+                client_id=raw["clientId"],
                 client_secret=raw["clientSecret"],
                 valid_until=_parse_time(raw["validUntil"], tz, file, f"{key}.validUntil"),
                 scopes=tuple(raw.get("scopes", ["all", "default"])),
@@ -137,29 +184,45 @@ def load_catalog(directory: Path | str | None = None, timezone: str = "Asia/Shan
                 wkey = f"{key}.workflows[{j}]"
                 if w["processModelId"] in models:
                     f0, k0 = models[w["processModelId"]]
-                    raise FixtureError(file, f"{wkey}.processModelId",
-                                       f"duplicate processModelId {w['processModelId']!r} (first in {f0.name}: {k0})")
+                    raise FixtureError(
+                        file,
+                        f"{wkey}.processModelId",
+                        f"duplicate processModelId {w['processModelId']!r} (first in {f0.name}: {k0})",
+                    )
                 models[w["processModelId"]] = (file, wkey)
                 workflows.append(_workflow(w, file, wkey))
             visible = raw.get("visibleTo")
             audiences += [(file, f"{key}.visibleTo[{j}]", str(u)) for j, u in enumerate(visible or [])]
             catalog.plans[raw["processPlanId"]] = Plan(
-                id=raw["processPlanId"], title=raw["title"], status=raw.get("status", "DEFAULT"),
-                version=raw.get("version", 0), create_time=raw.get("createTime", 1626944836628),
-                create_user=raw.get("createUser", ""), update_time=raw.get("updateTime", raw.get("createTime", 1626944836628)),
-                update_user=raw.get("updateUser", ""), workflows=tuple(workflows),
+                id=raw["processPlanId"],
+                title=raw["title"],
+                status=raw.get("status", "DEFAULT"),
+                version=raw.get("version", 0),
+                create_time=raw.get("createTime", 1626944836628),
+                create_user=raw.get("createUser", ""),
+                update_time=raw.get("updateTime", raw.get("createTime", 1626944836628)),
+                update_user=raw.get("updateUser", ""),
+                workflows=tuple(workflows),
                 visible_to=None if visible is None else tuple(str(v) for v in visible),
             )
     if not catalog.apps:
         what = f"{len(catalog.plans)} plans but " if catalog.plans else ""
-        raise FixtureError(directory, "apps", f"no app defined in any fixture file ({what}no apps file: a "
-                                              f"recording holds plans only; copy the bundled {DEFAULT_FIXTURES / 'apps.yaml'}"
-                                              f" into {directory}, or write your own)")
+        raise FixtureError(
+            directory,
+            "apps",
+            f"no app defined in any fixture file ({what}no apps file: a "
+            f"recording holds plans only; copy the bundled {DEFAULT_FIXTURES / 'apps.yaml'}"
+            f" into {directory}, or write your own)",
+        )
     users = {user.id for app in catalog.apps.values() for user in app.users}
     for file, key, user in audiences:
         if user not in users:
-            raise FixtureError(file, key, f"user {user!r} is not a user of any app (known: {', '.join(sorted(users))}); "
-                                          "add it to an app's users, or the plan is visible to nobody with scope default")
+            raise FixtureError(
+                file,
+                key,
+                f"user {user!r} is not a user of any app (known: {', '.join(sorted(users))}); "
+                "add it to an app's users, or the plan is visible to nobody with scope default",
+            )
     return catalog
 
 
@@ -171,13 +234,24 @@ def _workflow(raw: dict[str, Any], file: Path, key: str) -> Workflow:
             raise FixtureError(file, f"{key}.mapParam[{k}].name", f"duplicate parameter {p['name']!r}")
         seen.add(p["name"])
         default = p.get("default")
-        params.append(ParamDef(p["name"], p.get("type", "running"), p.get("required", False),
-                               None if default is None else str(default)))
+        params.append(
+            ParamDef(
+                p["name"], p.get("type", "running"), p.get("required", False), None if default is None else str(default)
+            )
+        )
     nodes = []
     for k, n in enumerate(raw["nodes"]):
         outcome = n.get("outcome", "succeed")
         if outcome == "random" and "probability" not in n:
             raise FixtureError(file, f"{key}.nodes[{k}].probability", "outcome 'random' needs a probability")
-        nodes.append(Node(n["nodeName"], n["nodeType"], float(n["duration"]), outcome,
-                          float(n.get("probability", 1.0)), str(n.get("result", ""))))
+        nodes.append(
+            Node(
+                n["nodeName"],
+                n["nodeType"],
+                float(n["duration"]),
+                outcome,
+                float(n.get("probability", 1.0)),
+                str(n.get("result", "")),
+            )
+        )
     return Workflow(raw["processModelId"], raw["modelName"], tuple(params), tuple(nodes))

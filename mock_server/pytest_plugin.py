@@ -20,21 +20,39 @@ _SERVERS = pytest.StashKey["_ServerPool"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addini("dpa_fixtures", "dpa-mock: directory of YAML fixtures for the dpa_platform fixture, relative "
-                  "to the ini file (default: the fixtures bundled with dpa-mock)", default="")
-    parser.addini("dpa_profile", "dpa-mock: profile for the dpa_platform fixture: a bundled one (document, gateway) "
-                  "or a file relative to the ini file (default: document); see docs/profiles.md", default="")
+    parser.addini(
+        "dpa_fixtures",
+        "dpa-mock: directory of YAML fixtures for the dpa_platform fixture, relative "
+        "to the ini file (default: the fixtures bundled with dpa-mock)",
+        default="",
+    )
+    parser.addini(
+        "dpa_profile",
+        "dpa-mock: profile for the dpa_platform fixture: a bundled one (document, gateway) "
+        "or a file relative to the ini file (default: document); see docs/profiles.md",
+        default="",
+    )
     parser.getgroup("dpa-mock").addoption(
-        "--dpa-profile", dest="dpa_profile", metavar="NAME|FILE", default=None,
+        "--dpa-profile",
+        dest="dpa_profile",
+        metavar="NAME|FILE",
+        default=None,
         help="run dpa_platform with this profile (a bundled name such as gateway, or a profile file, e.g. one "
-             "`dpa-mock verify --write-profile` wrote); overrides the dpa_profile ini option")
+        "`dpa-mock verify --write-profile` wrote); overrides the dpa_profile ini option",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "dpa_fixtures(path): run this test's dpa_platform with the YAML fixtures "
-                            "in `path` (relative to the test file's directory)")
-    config.addinivalue_line("markers", "dpa_profile(name_or_path): run this test's dpa_platform with this profile "
-                            "(a bundled name, or a file relative to the test file's directory)")
+    config.addinivalue_line(
+        "markers",
+        "dpa_fixtures(path): run this test's dpa_platform with the YAML fixtures "
+        "in `path` (relative to the test file's directory)",
+    )
+    config.addinivalue_line(
+        "markers",
+        "dpa_profile(name_or_path): run this test's dpa_platform with this profile "
+        "(a bundled name, or a file relative to the test file's directory)",
+    )
     config.stash[_SERVERS] = _ServerPool()
 
 
@@ -65,8 +83,9 @@ class _Served:
         self.server = make_server("127.0.0.1", 0, self.app, threaded=True, request_handler=QuietHandler)
         self.base_url = f"http://127.0.0.1:{self.server.server_port}"
         self.credentials = _demo_credentials(self.app.extensions["dpa_platform"])
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                       name="dpa-mock-plugin", daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, name="dpa-mock-plugin", daemon=True
+        )
         self.thread.start()
 
     def close(self) -> None:
@@ -109,8 +128,9 @@ def _fixtures_dir(request: pytest.FixtureRequest) -> str | None:
     marker = request.node.get_closest_marker("dpa_fixtures")
     if marker is not None:
         if not marker.args:
-            pytest.fail("@pytest.mark.dpa_fixtures needs a directory: @pytest.mark.dpa_fixtures('my_fixtures')",
-                        pytrace=False)
+            pytest.fail(
+                "@pytest.mark.dpa_fixtures needs a directory: @pytest.mark.dpa_fixtures('my_fixtures')", pytrace=False
+            )
         path = Path(str(marker.args[0]))
         base = Path(str(request.node.path)).parent
     else:
@@ -148,8 +168,9 @@ def _profile(request: pytest.FixtureRequest) -> str | None:
 class DpaPlatform:
     """A running emulator for one test: its URL, demo credentials and the /__admin API as methods."""
 
-    def __init__(self, base_url: str, fixtures: str | None, credentials: dict[str, str],
-                 profile: str | None = None) -> None:
+    def __init__(
+        self, base_url: str, fixtures: str | None, credentials: dict[str, str], profile: str | None = None
+    ) -> None:
         import requests
 
         self.base_url = base_url
@@ -161,18 +182,29 @@ class DpaPlatform:
         self.http.trust_env = False  # loopback only: never through a proxy from the environment
 
     def __repr__(self) -> str:
-        return (f"<DpaPlatform {self.base_url} fixtures={self.fixtures or 'bundled'} "
-                f"profile={self.profile or 'document'}>")
+        return (
+            f"<DpaPlatform {self.base_url} fixtures={self.fixtures or 'bundled'} profile={self.profile or 'document'}>"
+        )
 
     # -- the vendor API's OAuth dance, for tests that only need a token ----------------------------
-    def token(self, scope: str = "default", user_id: str | None = None, client_id: str | None = None,
-              client_secret: str | None = None) -> str:
+    def token(
+        self,
+        scope: str = "default",
+        user_id: str | None = None,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+    ) -> str:
         """Authorize + token (interfaces 1 and 2) for the demo app, or the given one; returns the access token."""
         client_id = client_id or self.client_id
-        code = self._envelope("GET", AUTHORIZE, params={"client_id": client_id, "response_type": "code",
-                                                        "scope": scope})["code"]
-        body = {"code": code, "client_id": client_id, "client_secret": client_secret or self.client_secret,
-                "grant_type": "authorization_code"}
+        code = self._envelope(
+            "GET", AUTHORIZE, params={"client_id": client_id, "response_type": "code", "scope": scope}
+        )["code"]
+        body = {
+            "code": code,
+            "client_id": client_id,
+            "client_secret": client_secret or self.client_secret,
+            "grant_type": "authorization_code",
+        }
         if user_id is not None:
             body["user_id"] = user_id
         return str(self._envelope("POST", TOKEN, json=body)["access_token"])
@@ -218,12 +250,26 @@ class DpaPlatform:
         """Requests the emulator received, oldest first (secrets shown as ***)."""
         return self._list("GET", "/__admin/requests", params={"limit": limit} if limit else {})
 
-    def fault(self, method: str | None = None, path: str | None = None, code: int | None = None,
-              http_status: int | None = None, latency_ms: float | None = None, times: int | None = None,
-              message: str | None = None) -> dict[str, Any]:
+    def fault(
+        self,
+        method: str | None = None,
+        path: str | None = None,
+        code: int | None = None,
+        http_status: int | None = None,
+        latency_ms: float | None = None,
+        times: int | None = None,
+        message: str | None = None,
+    ) -> dict[str, Any]:
         """Make matching vendor-API requests answer `code`/`http_status` or be slow; `path` is a regex."""
-        spec = {"method": method, "path": path, "code": code, "httpStatus": http_status, "latencyMs": latency_ms,
-                "times": times, "message": message}
+        spec = {
+            "method": method,
+            "path": path,
+            "code": code,
+            "httpStatus": http_status,
+            "latencyMs": latency_ms,
+            "times": times,
+            "message": message,
+        }
         return self._object("POST", "/__admin/faults", json={k: v for k, v in spec.items() if v is not None})
 
     def faults(self) -> list[dict[str, Any]]:
@@ -241,17 +287,18 @@ class DpaPlatform:
         deadline = time.monotonic() + timeout
         while True:
             deliveries = self.callbacks(instance_id)
-            match = next((d for d in deliveries if d["status"] == status and d["state"] in ("acked", "gave_up")),
-                         None)
+            match = next((d for d in deliveries if d["status"] == status and d["state"] in ("acked", "gave_up")), None)
             if match is not None and match["state"] == "acked":
                 return match
             if match is not None or time.monotonic() >= deadline:
-                pytest.fail(self._callback_report(instance_id, status, timeout, deliveries, gave_up=bool(match)),
-                            pytrace=False)
+                pytest.fail(
+                    self._callback_report(instance_id, status, timeout, deliveries, gave_up=bool(match)), pytrace=False
+                )
             time.sleep(0.02)
 
-    def _callback_report(self, instance_id: str, status: str, timeout: float, deliveries: list[dict[str, Any]],
-                         gave_up: bool) -> str:
+    def _callback_report(
+        self, instance_id: str, status: str, timeout: float, deliveries: list[dict[str, Any]], gave_up: bool
+    ) -> str:
         why = "was given up" if gave_up else f"was not acknowledged within {timeout:g}s"
         lines = [f"dpa_platform: the {status} callback of {instance_id} {why}."]
         try:
@@ -281,8 +328,9 @@ class DpaPlatform:
         except ValueError:
             body = None
         if not isinstance(body, dict) or body.get("code") != 200:
-            raise AssertionError(f"dpa-mock {method} {path} answered HTTP {response.status_code}: "
-                                 f"{response.text[:500]}")
+            raise AssertionError(
+                f"dpa-mock {method} {path} answered HTTP {response.status_code}: {response.text[:500]}"
+            )
         return body.get("data")
 
     def _object(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:

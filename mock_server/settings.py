@@ -67,7 +67,9 @@ class Settings:
     advance_timeout: float = 600.0  # seconds a clock advance may wait for the process holding the lease
     log_requests: bool = True
     # -- the emulator's choices where the document is silent (docs/profiles.md; a profile sets them) --------
-    http_status_by_code: dict[int, int] = field(default_factory=dict, hash=False)  # business code -> HTTP status, over http_status
+    http_status_by_code: dict[int, int] = field(
+        default_factory=dict, hash=False
+    )  # business code -> HTTP status, over http_status
     unknown_plan_code: int = 404
     unknown_instance_code: int = 404
     unknown_path_code: int = 404
@@ -159,18 +161,38 @@ def _check(s: Settings) -> Settings:
         raise SettingsError("callback_retries: must be >= 0")
     if not 0 <= s.port <= 65535:
         raise SettingsError(f"port: {s.port} is not a TCP port (0-65535)")
-    for name in ("code_ttl", "token_ttl", "callback_timeout", "lease_ttl", "shared_poll_interval", "advance_timeout",
-                 "read_timeout"):
+    for name in (
+        "code_ttl",
+        "token_ttl",
+        "callback_timeout",
+        "lease_ttl",
+        "shared_poll_interval",
+        "advance_timeout",
+        "read_timeout",
+    ):
         if not getattr(s, name) > 0:
             raise SettingsError(f"{name}: must be > 0, got {getattr(s, name)}")
-    for name in ("threads", "workers", "callback_workers", "ledger_size", "journal_size", "runs_keep", "max_body_bytes",
-                 "scene_catchup_limit", "advance_firing_budget", "json_max_depth", "json_max_number_digits",
-                 "json_max_string_chars", "json_max_values"):
+    for name in (
+        "threads",
+        "workers",
+        "callback_workers",
+        "ledger_size",
+        "journal_size",
+        "runs_keep",
+        "max_body_bytes",
+        "scene_catchup_limit",
+        "advance_firing_budget",
+        "json_max_depth",
+        "json_max_number_digits",
+        "json_max_string_chars",
+        "json_max_values",
+    ):
         if getattr(s, name) < 1:
             raise SettingsError(f"{name}: must be >= 1, got {getattr(s, name)}")
     if s.workers > 1 and not s.state:
-        raise SettingsError(f"workers: {s.workers} processes need a shared state file (--state FILE); "
-                            "in-memory state is per process")
+        raise SettingsError(
+            f"workers: {s.workers} processes need a shared state file (--state FILE); in-memory state is per process"
+        )
     _check_choices(s)
     if s.run_start_delay < 0 or any(b < 0 for b in s.callback_backoff):
         raise SettingsError("run_start_delay and callback_backoff: must be >= 0")
@@ -185,12 +207,21 @@ def _check_choices(s: Settings) -> None:
     """The profile settings (docs/profiles.md): each error names the setting and what it accepts."""
     for code, status in s.http_status_by_code.items():
         if code not in BUSINESS_CODES:
-            raise SettingsError(f"http_status_by_code: {code} is not a business code of the document "
-                                f"({', '.join(map(str, BUSINESS_CODES))})")
+            raise SettingsError(
+                f"http_status_by_code: {code} is not a business code of the document "
+                f"({', '.join(map(str, BUSINESS_CODES))})"
+            )
         if not 100 <= status <= 599:
             raise SettingsError(f"http_status_by_code: {code}: {status} is not an HTTP status (100-599)")
-    for name in ("unknown_plan_code", "unknown_instance_code", "unknown_path_code", "validation_code",
-                 "bad_token_code", "code_reuse_code", "wrong_method_code"):
+    for name in (
+        "unknown_plan_code",
+        "unknown_instance_code",
+        "unknown_path_code",
+        "validation_code",
+        "bad_token_code",
+        "code_reuse_code",
+        "wrong_method_code",
+    ):
         allowed = ERROR_CODES + ((405,) if name == "wrong_method_code" else ())
         if getattr(s, name) not in allowed:
             raise SettingsError(f"{name}: {getattr(s, name)} is not one of {', '.join(map(str, allowed))}")
@@ -207,8 +238,10 @@ def _check_choices(s: Settings) -> None:
     if s.code_alphabet not in CODE_ALPHABETS:
         raise SettingsError(f"code_alphabet: {s.code_alphabet!r} is not one of {', '.join(CODE_ALPHABETS)}")
     if s.plan_instance_id_format not in PLAN_INSTANCE_ID_FORMATS:
-        raise SettingsError(f"plan_instance_id_format: {s.plan_instance_id_format!r} is not one of "
-                            f"{', '.join(PLAN_INSTANCE_ID_FORMATS)}")
+        raise SettingsError(
+            f"plan_instance_id_format: {s.plan_instance_id_format!r} is not one of "
+            f"{', '.join(PLAN_INSTANCE_ID_FORMATS)}"
+        )
     claims = set(s.token_claims)
     unknown = claims - set(TOKEN_CLAIMS)
     if unknown:
@@ -219,8 +252,9 @@ def _check_choices(s: Settings) -> None:
     if not claims & {"sub", "user_id"}:
         raise SettingsError("token_claims: must include sub or user_id (the user the token speaks for)")
     if "client_id" not in claims and (s.token_audience or "aud" not in claims):
-        raise SettingsError("token_claims: must include client_id, or aud without token_audience "
-                            "(the app the token speaks for)")
+        raise SettingsError(
+            "token_claims: must include client_id, or aud without token_audience (the app the token speaks for)"
+        )
     if s.token_audience and "aud" not in claims:
         raise SettingsError("token_audience: is set but token_claims has no aud")
 
@@ -240,8 +274,9 @@ def profile_path(profile: str | Path) -> Path:
         return bundled
     path = Path(text)
     if not path.is_file():
-        raise SettingsError(f"profile: {text!r} is neither a bundled profile ({', '.join(bundled_profiles())}) "
-                            "nor a readable file")
+        raise SettingsError(
+            f"profile: {text!r} is neither a bundled profile ({', '.join(bundled_profiles())}) nor a readable file"
+        )
     return path
 
 
@@ -268,8 +303,12 @@ def _file_values(path: Path, raw: dict[str, Any], allow_profile: bool) -> dict[s
     return values
 
 
-def load_settings(config_file: str | Path | None = None, env: dict[str, str] | None = None,
-                  profile: str | Path | None = None, **overrides: Any) -> Settings:
+def load_settings(
+    config_file: str | Path | None = None,
+    env: dict[str, str] | None = None,
+    profile: str | Path | None = None,
+    **overrides: Any,
+) -> Settings:
     """defaults < profile < config file < DPA_MOCK_* < overrides. The profile is `profile`, else the config
     file's `profile` key, else DPA_MOCK_PROFILE; a profile is itself a settings file (without `profile`)."""
     environ: Mapping[str, str] = os.environ if env is None else env

@@ -38,8 +38,10 @@ class SqliteJournal:
         self._db = connect(self.path)
         self._db.execute("PRAGMA journal_mode=WAL")
         # first_at/last_at: the batch's earliest and latest entry; batches of different processes overlap in time.
-        self._db.execute("CREATE TABLE IF NOT EXISTS batches (id INTEGER PRIMARY KEY AUTOINCREMENT, n INTEGER NOT NULL, "
-                         "first_at REAL NOT NULL, last_at REAL NOT NULL, body TEXT NOT NULL)")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS batches (id INTEGER PRIMARY KEY AUTOINCREMENT, n INTEGER NOT NULL, "
+            "first_at REAL NOT NULL, last_at REAL NOT NULL, body TEXT NOT NULL)"
+        )
         self._size = max(size, 1)
         self._unpruned = self._size  # entries written since the last trim: trim at once, then every tenth of size
         self._buffer: list[dict[str, Any]] = []
@@ -68,8 +70,10 @@ class SqliteJournal:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
                     ats = [_at(e) for e in batch]
-                    self._db.execute("INSERT INTO batches (n, first_at, last_at, body) VALUES (?, ?, ?, ?)",
-                                     (len(batch), min(ats), max(ats), body))
+                    self._db.execute(
+                        "INSERT INTO batches (n, first_at, last_at, body) VALUES (?, ?, ?, ?)",
+                        (len(batch), min(ats), max(ats), body),
+                    )
                     self._unpruned += len(batch)
                     if self._unpruned >= max(self._size // 10, 1):
                         self._trim()

@@ -155,16 +155,20 @@ class SqliteStore:
                 return  # a callback attempt finishing after shutdown: the next start retries it anyway
             if self._in_tx:
                 self._seq += 1
-                self._db.execute("INSERT OR REPLACE INTO records (kind, key, body, seq, writer) VALUES (?, ?, ?, ?, ?)",
-                                 (kind, key, body, self._seq, self.holder))
+                self._db.execute(
+                    "INSERT OR REPLACE INTO records (kind, key, body, seq, writer) VALUES (?, ?, ?, ?, ?)",
+                    (kind, key, body, self._seq, self.holder),
+                )
                 return
             # A write outside a platform transaction: its own small one (poll() will skip it as ours).
             with self._writer.held():
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
                     seq = self._counter("seq") + 1
-                    self._db.execute("INSERT OR REPLACE INTO records (kind, key, body, seq, writer) "
-                                     "VALUES (?, ?, ?, ?, ?)", (kind, key, body, seq, self.holder))
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO records (kind, key, body, seq, writer) VALUES (?, ?, ?, ?, ?)",
+                        (kind, key, body, seq, self.holder),
+                    )
                     self._db.execute("UPDATE counters SET value = ? WHERE name = 'seq'", (seq,))
                 finally:
                     self._db.execute("COMMIT")
@@ -196,8 +200,9 @@ class SqliteStore:
                 epoch, purged = self._counter("epoch"), self._counter("purged")
                 if epoch != self._epoch or purged > self._cursor:
                     return RELOAD
-                rows = self._db.execute("SELECT seq, kind, key, body, writer FROM records WHERE seq > ? ORDER BY seq",
-                                        (self._cursor,)).fetchall()
+                rows = self._db.execute(
+                    "SELECT seq, kind, key, body, writer FROM records WHERE seq > ? ORDER BY seq", (self._cursor,)
+                ).fetchall()
             finally:
                 if not self._in_tx:
                     self._db.execute("COMMIT")
@@ -297,8 +302,10 @@ class SqliteStore:
                 return False
             self._takeover = False
             if row is None or row[0] != self.holder or row[1] - now < self.lease_ttl * 2 / 3:
-                self._db.execute("INSERT OR REPLACE INTO lease (name, holder, expires_at) VALUES ('engine', ?, ?)",
-                                 (self.holder, now + self.lease_ttl))
+                self._db.execute(
+                    "INSERT OR REPLACE INTO lease (name, holder, expires_at) VALUES ('engine', ?, ?)",
+                    (self.holder, now + self.lease_ttl),
+                )
             return True
 
     def lease_holder(self) -> str | None:

@@ -20,8 +20,14 @@ class HttpTransport:
     def post_json(self, url: str, payload: dict[str, Any], timeout: float) -> tuple[int, str]:
         body = jsonbytes.dumps(payload)
         try:
-            response = self._pool.request("POST", url, body=body, headers={"Content-Type": "application/json"},
-                                          timeout=urllib3.Timeout(total=timeout), redirect=False)
+            response = self._pool.request(
+                "POST",
+                url,
+                body=body,
+                headers={"Content-Type": "application/json"},
+                timeout=urllib3.Timeout(total=timeout),
+                redirect=False,
+            )
         except (urllib3.exceptions.HTTPError, ValueError, OSError) as exc:
             raise TransportError(f"{type(exc).__name__}: {exc}") from exc
         return response.status, response.data.decode("utf-8", "replace")
@@ -53,8 +59,11 @@ class SelfCallShortcut:
         if self._app is not None and parts.scheme == "http" and (parts.host, parts.port or 80) in self._own:
             from werkzeug.test import Client
 
-            response = Client(self._app).post(parts.request_uri, data=jsonbytes.dumps(payload),  # the same bytes
-                                              content_type="application/json",
-                                              environ_base={"REMOTE_ADDR": "127.0.0.1"})
+            response = Client(self._app).post(
+                parts.request_uri,
+                data=jsonbytes.dumps(payload),  # the same bytes
+                content_type="application/json",
+                environ_base={"REMOTE_ADDR": "127.0.0.1"},
+            )
             return response.status_code, response.get_data(as_text=True)
         return self._inner.post_json(url, payload, timeout)

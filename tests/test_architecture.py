@@ -16,9 +16,18 @@ NETWORK = ("socket", "ssl", "http.client", "urllib.request", "urllib3", "request
 WEB = ("flask", "werkzeug", "jinja2", "granian", "waitress")
 STORAGE = ("sqlite3", "mock_server.sqlite_store", "mock_server.sqlite_journal")
 # Reading the wall clock or sleeping on it: the domain's time comes from the injected Clock (domain/clock.py).
-WALL_CLOCK = ("time.time", "time.time_ns", "time.sleep", "time.localtime", "time.gmtime", "time.ctime",
-              "datetime.datetime.now", "datetime.datetime.utcnow", "datetime.datetime.today",
-              "datetime.date.today")
+WALL_CLOCK = (
+    "time.time",
+    "time.time_ns",
+    "time.sleep",
+    "time.localtime",
+    "time.gmtime",
+    "time.ctime",
+    "datetime.datetime.now",
+    "datetime.datetime.utcnow",
+    "datetime.datetime.today",
+    "datetime.date.today",
+)
 FIRST_PARTY = ("mock_server", "dpa_client")
 
 
@@ -43,23 +52,37 @@ class Rule:
 
 
 RULES = (
-    Rule("the domain has no web framework, network, storage engine or wall clock", "mock_server/domain/",
-         forbidden_imports=WEB + NETWORK + STORAGE + ("http", "urllib", "subprocess", "threading.Timer"),
-         # Within the package the domain sees only itself and the settings' values.
-         allowed_first_party=("mock_server.domain", "mock_server.settings"),
-         forbidden_calls=WALL_CLOCK,
-         exempt=("mock_server/domain/clock.py",)),  # the one clock: RealClock reads wall time, nothing else does
-    Rule("the domain's wall-clock exemption is the clock alone", "mock_server/domain/clock.py",
-         forbidden_imports=WEB + NETWORK + STORAGE,
-         allowed_first_party=("mock_server.domain",)),
-    Rule("the HTTP layer parses and renders; it stores nothing itself and calls nothing outside",
-         "mock_server/http/", forbidden_imports=STORAGE + NETWORK),
-    Rule("the contract kit judges a server from outside: no emulator internals",
-         "contract_tests/",
-         forbidden_imports=("mock_server.domain", "mock_server.http", "mock_server.sqlite_store",
-                            "mock_server.sqlite_journal")),
-    Rule("the Python client ships to integrators on its own", "dpa_client/",
-         allowed_first_party=("dpa_client",)),
+    Rule(
+        "the domain has no web framework, network, storage engine or wall clock",
+        "mock_server/domain/",
+        forbidden_imports=WEB + NETWORK + STORAGE + ("http", "urllib", "subprocess", "threading.Timer"),
+        # Within the package the domain sees only itself and the settings' values.
+        allowed_first_party=("mock_server.domain", "mock_server.settings"),
+        forbidden_calls=WALL_CLOCK,
+        exempt=("mock_server/domain/clock.py",),
+    ),  # the one clock: RealClock reads wall time, nothing else does
+    Rule(
+        "the domain's wall-clock exemption is the clock alone",
+        "mock_server/domain/clock.py",
+        forbidden_imports=WEB + NETWORK + STORAGE,
+        allowed_first_party=("mock_server.domain",),
+    ),
+    Rule(
+        "the HTTP layer parses and renders; it stores nothing itself and calls nothing outside",
+        "mock_server/http/",
+        forbidden_imports=STORAGE + NETWORK,
+    ),
+    Rule(
+        "the contract kit judges a server from outside: no emulator internals",
+        "contract_tests/",
+        forbidden_imports=(
+            "mock_server.domain",
+            "mock_server.http",
+            "mock_server.sqlite_store",
+            "mock_server.sqlite_journal",
+        ),
+    ),
+    Rule("the Python client ships to integrators on its own", "dpa_client/", allowed_first_party=("dpa_client",)),
 )
 
 
@@ -69,7 +92,9 @@ def _aliases(tree: ast.AST) -> dict[str, str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                names[alias.asname or alias.name.split(".")[0]] = alias.name if alias.asname else alias.name.split(".")[0]
+                names[alias.asname or alias.name.split(".")[0]] = (
+                    alias.name if alias.asname else alias.name.split(".")[0]
+                )
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             for alias in node.names:
                 names[alias.asname or alias.name] = f"{node.module}.{alias.name}"
@@ -83,7 +108,7 @@ def _imports(tree: ast.AST, module: str) -> Iterator[tuple[int, str]]:
                 yield node.lineno, alias.name
         elif isinstance(node, ast.ImportFrom):
             if node.level:  # relative: resolved against the importing module's package
-                base = module.split(".")[:-node.level]
+                base = module.split(".")[: -node.level]
                 target = ".".join([*base, node.module] if node.module else base)
             else:
                 target = node.module or ""
@@ -132,8 +157,11 @@ def _sources() -> Iterator[Path]:
 
 
 def test_every_module_keeps_its_layer_rules() -> None:
-    found = [v for path in _sources() for v in violations(path.read_text(encoding="utf-8"),
-                                                          path.relative_to(ROOT).as_posix())]
+    found = [
+        v
+        for path in _sources()
+        for v in violations(path.read_text(encoding="utf-8"), path.relative_to(ROOT).as_posix())
+    ]
     assert found == [], "layer rules broken (see docs/ARCHITECTURE.md):\n" + "\n".join(found)
 
 
@@ -143,38 +171,62 @@ def test_the_rules_look_at_real_files() -> None:
     assert all(any(rule.applies_to(rel) for rel in rels) for rule in RULES)
 
 
-@pytest.mark.parametrize(("rel", "source", "expected"), [
-    ("mock_server/domain/evil.py", "from flask import Flask\n", "imports flask"),
-    ("mock_server/domain/evil.py", "import werkzeug.test\n", "imports werkzeug.test"),
-    ("mock_server/domain/evil.py", "import urllib3\n", "imports urllib3"),
-    ("mock_server/domain/evil.py", "import socket\n", "imports socket"),
-    ("mock_server/domain/evil.py", "from mock_server.http.envelope import ok\n", "imports mock_server.http.envelope"),
-    ("mock_server/domain/evil.py", "from mock_server import sqlite_store\n", "imports mock_server.sqlite_store"),
-    ("mock_server/domain/evil.py", "from .. import transport\n", "imports mock_server.transport"),
-    ("mock_server/domain/evil.py", "import time\nx = time.time()\n", "calls time.time()"),
-    ("mock_server/domain/evil.py", "from time import time as now\nx = now()\n", "calls time.time()"),
-    ("mock_server/domain/evil.py", "import datetime as dt\nx = dt.datetime.now()\n", "calls datetime.datetime.now()"),
-    ("mock_server/domain/evil.py", "from datetime import datetime\nx = datetime.utcnow()\n",
-     "calls datetime.datetime.utcnow()"),
-    ("mock_server/domain/evil.py", "import time\ntime.sleep(1)\n", "calls time.sleep()"),
-    ("mock_server/http/evil.py", "import sqlite3\n", "imports sqlite3"),
-    ("mock_server/http/evil.py", "from mock_server.sqlite_store import SqliteStore\n",
-     "imports mock_server.sqlite_store"),
-    ("mock_server/http/evil.py", "import requests\n", "imports requests"),
-    ("contract_tests/support/evil.py", "from mock_server.domain.runs import Run\n", "imports mock_server.domain.runs"),
-    ("dpa_client/evil.py", "from mock_server.domain.errors import NotFound\n", "imports mock_server.domain.errors"),
-])
+@pytest.mark.parametrize(
+    ("rel", "source", "expected"),
+    [
+        ("mock_server/domain/evil.py", "from flask import Flask\n", "imports flask"),
+        ("mock_server/domain/evil.py", "import werkzeug.test\n", "imports werkzeug.test"),
+        ("mock_server/domain/evil.py", "import urllib3\n", "imports urllib3"),
+        ("mock_server/domain/evil.py", "import socket\n", "imports socket"),
+        (
+            "mock_server/domain/evil.py",
+            "from mock_server.http.envelope import ok\n",
+            "imports mock_server.http.envelope",
+        ),
+        ("mock_server/domain/evil.py", "from mock_server import sqlite_store\n", "imports mock_server.sqlite_store"),
+        ("mock_server/domain/evil.py", "from .. import transport\n", "imports mock_server.transport"),
+        ("mock_server/domain/evil.py", "import time\nx = time.time()\n", "calls time.time()"),
+        ("mock_server/domain/evil.py", "from time import time as now\nx = now()\n", "calls time.time()"),
+        (
+            "mock_server/domain/evil.py",
+            "import datetime as dt\nx = dt.datetime.now()\n",
+            "calls datetime.datetime.now()",
+        ),
+        (
+            "mock_server/domain/evil.py",
+            "from datetime import datetime\nx = datetime.utcnow()\n",
+            "calls datetime.datetime.utcnow()",
+        ),
+        ("mock_server/domain/evil.py", "import time\ntime.sleep(1)\n", "calls time.sleep()"),
+        ("mock_server/http/evil.py", "import sqlite3\n", "imports sqlite3"),
+        (
+            "mock_server/http/evil.py",
+            "from mock_server.sqlite_store import SqliteStore\n",
+            "imports mock_server.sqlite_store",
+        ),
+        ("mock_server/http/evil.py", "import requests\n", "imports requests"),
+        (
+            "contract_tests/support/evil.py",
+            "from mock_server.domain.runs import Run\n",
+            "imports mock_server.domain.runs",
+        ),
+        ("dpa_client/evil.py", "from mock_server.domain.errors import NotFound\n", "imports mock_server.domain.errors"),
+    ],
+)
 def test_a_broken_rule_is_reported(rel: str, source: str, expected: str) -> None:
     found = violations(source, rel)
     assert any(expected in v for v in found), found
 
 
-@pytest.mark.parametrize(("rel", "source"), [
-    ("mock_server/domain/ok.py", "import time\nstart = time.monotonic()\n"),  # a wait's deadline, not a date
-    ("mock_server/domain/ok.py", "import datetime as dt\nx = dt.datetime.fromtimestamp(0)\n"),
-    ("mock_server/domain/ok.py", "from mock_server.settings import Settings\n"),
-    ("mock_server/domain/clock.py", "import time\nx = time.time()\n"),
-    ("mock_server/http/ok.py", "from flask import Flask\n"),
-])
+@pytest.mark.parametrize(
+    ("rel", "source"),
+    [
+        ("mock_server/domain/ok.py", "import time\nstart = time.monotonic()\n"),  # a wait's deadline, not a date
+        ("mock_server/domain/ok.py", "import datetime as dt\nx = dt.datetime.fromtimestamp(0)\n"),
+        ("mock_server/domain/ok.py", "from mock_server.settings import Settings\n"),
+        ("mock_server/domain/clock.py", "import time\nx = time.time()\n"),
+        ("mock_server/http/ok.py", "from flask import Flask\n"),
+    ],
+)
 def test_what_the_rules_allow_is_not_reported(rel: str, source: str) -> None:
     assert violations(source, rel) == []

@@ -15,21 +15,57 @@ from mock_server.testing.server import ServerProcess
 from tests.kit_selftest.harness import CLIENT_ID, CLIENT_SECRET, kit_env
 
 pytestmark = pytest.mark.slow
-KIT = ["--client-id", CLIENT_ID, "--allow-writes", "--plan-id", "acf42dd3", "--plan-id", "d4a8e6f1",
-       "--plan-id", "c3d9f4e5", "--allow-scenes", "--callback-listen", "127.0.0.1:0", "--callback-public-url",
-       "auto", "--seed", "7"]
+KIT = [
+    "--client-id",
+    CLIENT_ID,
+    "--allow-writes",
+    "--plan-id",
+    "acf42dd3",
+    "--plan-id",
+    "d4a8e6f1",
+    "--plan-id",
+    "c3d9f4e5",
+    "--allow-scenes",
+    "--callback-listen",
+    "127.0.0.1:0",
+    "--callback-public-url",
+    "auto",
+    "--seed",
+    "7",
+]
 # The modules where the gateway profile's choices show (fuzzing, stateful and client modules add only time).
 MODULES = "test_envelope or test_oauth or test_paths or test_plans or test_runs or test_callbacks or test_validation"
 
 
 def dpa_mock(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "mock_server", *args], cwd=cwd, capture_output=True, text=True,
-                          env=kit_env({"DPA_CLIENT_SECRET": CLIENT_SECRET}), timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "mock_server", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=kit_env({"DPA_CLIENT_SECRET": CLIENT_SECRET}),
+        timeout=600,
+    )
 
 
 def verify(cwd: Path, base_url: str, name: str, *extra: str) -> subprocess.CompletedProcess[str]:
-    return dpa_mock(cwd, "verify", "--base-url", base_url, *KIT, "--report", f"{name}.md", "--junitxml",
-                    f"{name}.xml", "--report-json", f"{name}.json", *extra, "--", "-k", MODULES)
+    return dpa_mock(
+        cwd,
+        "verify",
+        "--base-url",
+        base_url,
+        *KIT,
+        "--report",
+        f"{name}.md",
+        "--junitxml",
+        f"{name}.xml",
+        "--report-json",
+        f"{name}.json",
+        *extra,
+        "--",
+        "-k",
+        MODULES,
+    )
 
 
 def test_gateway_calibrated_served_and_diffed_has_no_difference(tmp_path: Path) -> None:
@@ -39,17 +75,31 @@ def test_gateway_calibrated_served_and_diffed_has_no_difference(tmp_path: Path) 
     assert "profile: staging.yaml" in first.stdout
     written = yaml.safe_load((tmp_path / "staging.yaml").read_text(encoding="utf-8"))
     gateway = load_settings(profile="gateway", env={})
-    for name in ("http_status", "unknown_plan_code", "unknown_instance_code", "wrong_method_code",
-                 "wrong_method_allow", "error_data", "success_message", "oauth_success_message",
-                 "single_slash_paths", "execute_body_plan_id", "callback_after_give_up", "code_length",
-                 "code_alphabet", "token_ttl", "plan_instance_id_format"):
+    for name in (
+        "http_status",
+        "unknown_plan_code",
+        "unknown_instance_code",
+        "wrong_method_code",
+        "wrong_method_allow",
+        "error_data",
+        "success_message",
+        "oauth_success_message",
+        "single_slash_paths",
+        "execute_body_plan_id",
+        "callback_after_give_up",
+        "code_length",
+        "code_alphabet",
+        "token_ttl",
+        "plan_instance_id_format",
+    ):
         assert written[name] == getattr(gateway, name), (name, written[name], getattr(gateway, name))
     assert written["callback_statuses"] == list(gateway.callback_statuses)
     assert written["callback_backoff"] == list(gateway.callback_backoff)
     assert sorted(written["token_claims"]) == sorted(gateway.token_claims)
 
-    with ServerProcess("--clock", "virtual", "--profile", str(tmp_path / "staging.yaml"),
-                       log=tmp_path / "emulator.log") as emulator:
+    with ServerProcess(
+        "--clock", "virtual", "--profile", str(tmp_path / "staging.yaml"), log=tmp_path / "emulator.log"
+    ) as emulator:
         second = verify(tmp_path, emulator.base_url, "emulator")
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-2000:]
     compared = dpa_mock(tmp_path, "diff", "staging.json", "emulator.json")
@@ -61,8 +111,18 @@ def test_gateway_calibrated_served_and_diffed_has_no_difference(tmp_path: Path) 
 
 def test_write_profile_to_an_unwritable_place_is_a_usage_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("", encoding="utf-8")
-    result = dpa_mock(tmp_path, "verify", *KIT[:2], "--report", "r.md", "--write-profile", "file/profile.yaml",
-                      "--", "-k", "test_code_is_single_use")
+    result = dpa_mock(
+        tmp_path,
+        "verify",
+        *KIT[:2],
+        "--report",
+        "r.md",
+        "--write-profile",
+        "file/profile.yaml",
+        "--",
+        "-k",
+        "test_code_is_single_use",
+    )
     assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
     assert "profile: cannot write file/profile.yaml" in result.stderr
     assert "Traceback" not in result.stderr

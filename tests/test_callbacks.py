@@ -17,8 +17,6 @@ from tests.plugins.engine import START, PinnedApps, ScriptedTransport, api_for, 
 T0 = ms(START)
 
 
-
-
 @pytest.fixture
 def capi(pinned: PinnedApps) -> Api:
     return api_for(pinned())
@@ -51,17 +49,24 @@ def test_success_run_delivers_default_running_success_in_order(capi: Api, receiv
         assert delivery.path == "/callback"
     entries = ledger(capi.client, instance)
     assert [(d["status"], d["state"], verdicts(d)) for d in entries] == [
-        ("DEFAULT", "acked", ["ack"]), ("RUNNING", "acked", ["ack"]), ("SUCCESS", "acked", ["ack"])]
+        ("DEFAULT", "acked", ["ack"]),
+        ("RUNNING", "acked", ["ack"]),
+        ("SUCCESS", "acked", ["ack"]),
+    ]
     assert [d["attempts"][0]["at"] - T0 for d in entries] == [0, 200, 1500]  # sent when the status is entered
     assert len(receiver.deliveries) == 3  # nothing more arrives later
 
 
-@pytest.mark.parametrize("plan_id,expected", [
-    ("c3d9f4e5", ["DEFAULT", "RUNNING", "FAIL"]),
-    ("d4a8e6f1", ["DEFAULT", "RUNNING", "PENDING"]),
-])
-def test_fail_and_pending_runs_deliver_their_statuses(capi: Api, receiver: CallbackReceiver, plan_id: str,
-                                                      expected: list[str]) -> None:
+@pytest.mark.parametrize(
+    "plan_id,expected",
+    [
+        ("c3d9f4e5", ["DEFAULT", "RUNNING", "FAIL"]),
+        ("d4a8e6f1", ["DEFAULT", "RUNNING", "PENDING"]),
+    ],
+)
+def test_fail_and_pending_runs_deliver_their_statuses(
+    capi: Api, receiver: CallbackReceiver, plan_id: str, expected: list[str]
+) -> None:
     instance = capi.start(capi.login(), plan_id, callbackUrl=receiver.url)
     capi.advance(60)
     assert receiver.wait_for(count(3), timeout=5)
@@ -99,8 +104,9 @@ def test_receiver_failing_twice_gets_three_attempts_then_the_rest(capi: Api, rec
     assert verdicts(running) == ["ack"] and verdicts(success) == ["ack"]
 
 
-def test_receiver_failing_four_times_gives_up_and_the_next_status_still_goes(capi: Api,
-                                                                            receiver: CallbackReceiver) -> None:
+def test_receiver_failing_four_times_gives_up_and_the_next_status_still_goes(
+    capi: Api, receiver: CallbackReceiver
+) -> None:
     receiver.fail(times=4)
     instance = capi.start(capi.login(), callbackUrl=receiver.url)
     capi.advance(5)
@@ -114,8 +120,7 @@ def test_receiver_failing_four_times_gives_up_and_the_next_status_still_goes(cap
     assert (running["state"], success["state"]) == ("acked", "acked")
 
 
-def test_receiver_that_never_acks_gets_exactly_four_attempts_per_status(capi: Api,
-                                                                      receiver: CallbackReceiver) -> None:
+def test_receiver_that_never_acks_gets_exactly_four_attempts_per_status(capi: Api, receiver: CallbackReceiver) -> None:
     receiver.fail()
     instance = capi.start(capi.login(), callbackUrl=receiver.url)
     capi.advance(10)
@@ -124,7 +129,10 @@ def test_receiver_that_never_acks_gets_exactly_four_attempts_per_status(capi: Ap
     assert statuses(receiver.deliveries) == ["DEFAULT"] * 4 + ["RUNNING"] * 4 + ["SUCCESS"] * 4
     entries = ledger(capi.client, instance)
     assert [(d["status"], d["state"], len(d["attempts"])) for d in entries] == [
-        ("DEFAULT", "gave_up", 4), ("RUNNING", "gave_up", 4), ("SUCCESS", "gave_up", 4)]
+        ("DEFAULT", "gave_up", 4),
+        ("RUNNING", "gave_up", 4),
+        ("SUCCESS", "gave_up", 4),
+    ]
 
 
 @pytest.mark.parametrize("text", ["SUCESS", "success", "OK", "SUCCESS!", "", "SUCCESS SUCCESS", '"SUCCESS"'])
@@ -149,8 +157,17 @@ def test_success_with_surrounding_whitespace_is_an_ack(capi: Api, receiver: Call
     assert all(verdicts(d) == ["ack"] for d in ledger(capi.client, instance))
 
 
-@pytest.mark.parametrize("answer,acked", [("500:SUCCESS", False), ("404:SUCCESS", False), ("302:SUCCESS", False),
-                                          ("201:SUCCESS", True), ("204:", False), ("200:SUCCESS", True)])
+@pytest.mark.parametrize(
+    "answer,acked",
+    [
+        ("500:SUCCESS", False),
+        ("404:SUCCESS", False),
+        ("302:SUCCESS", False),
+        ("201:SUCCESS", True),
+        ("204:", False),
+        ("200:SUCCESS", True),
+    ],
+)
 def test_only_a_2xx_with_success_body_acks(pinned: PinnedApps, answer: str, acked: bool) -> None:
     transport = ScriptedTransport(lambda instance, status, n: answer if n == 0 else "ack")
     api = api_for(pinned(transport=transport))
@@ -202,7 +219,8 @@ def test_callback_statuses_setting_restricts_what_is_sent(pinned: PinnedApps, re
     assert receiver.wait_for(count(2), timeout=5)
     api.advance(10)
     assert sorted((d.json["planInstanceId"], d.json["status"]) for d in receiver.deliveries) == sorted(
-        [(ok, "SUCCESS"), (failed, "FAIL")])
+        [(ok, "SUCCESS"), (failed, "FAIL")]
+    )
     assert [d["status"] for d in ledger(api.client)] == ["SUCCESS", "FAIL"]
 
 

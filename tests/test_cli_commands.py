@@ -20,8 +20,9 @@ def test_help_lists_every_command() -> None:
 
 
 def _result(path: Path, observations: list[dict[str, object]]) -> str:
-    path.write_text(json.dumps({"summary": {}, "violations": [], "leniencies": [], "observations": observations}),
-                    encoding="utf-8")
+    path.write_text(
+        json.dumps({"summary": {}, "violations": [], "leniencies": [], "observations": observations}), encoding="utf-8"
+    )
     return str(path)
 
 

@@ -20,8 +20,9 @@ from mock_server.testing.server import ServerProcess, free_port
 ROOT = Path(__file__).resolve().parents[1]
 DOC_HOST = "https://jkstack.dev.jingkunsystem.com:29041"
 # The document's curl URL (its line break removed), on the document's host; only the host is swapped.
-DOC_AUTHORIZE = (f"{DOC_HOST}/api/dp/auth/oauth/authorize?"
-                 "response_type=code&client_id=CfjisL9AeNc066tkxSiKig==&scope=default")
+DOC_AUTHORIZE = (
+    f"{DOC_HOST}/api/dp/auth/oauth/authorize?response_type=code&client_id=CfjisL9AeNc066tkxSiKig==&scope=default"
+)
 
 
 def _ok(response: requests.Response, message: str = "success") -> object:
@@ -36,43 +37,88 @@ def test_documents_walkthrough_over_real_http(tmp_path: Path) -> None:
     with ServerProcess("--clock", "virtual", log=tmp_path / "serve.log") as srv:
         s = requests.Session()
         s.trust_env = False
-        code = _ok(s.get(DOC_AUTHORIZE.replace(DOC_HOST, srv.base_url),
-                         headers={"content-type": "multipart/form-data"}), message="")["code"]  # type: ignore[index]
+        code = _ok(
+            s.get(DOC_AUTHORIZE.replace(DOC_HOST, srv.base_url), headers={"content-type": "multipart/form-data"}),
+            message="",
+        )["code"]  # type: ignore[index]
         assert len(code) == 48
         # The document's token example, its code swapped for the fresh one.
-        token_body = json.dumps({"code": code, "client_id": "CfjisL9AeNc066tkxSiKig==",
-                                 "client_secret": "xB5hQnmlNnc+iab3RODs6yHlcHqFHAM2e4PawddAxtI=",
-                                 "grant_type": "authorization_code"})
-        token = _ok(s.post(srv.base_url + "/api/dp/auth/oauth/token", data=token_body,
-                           headers={"Content-Type": "application/json"}), message="")
+        token_body = json.dumps(
+            {
+                "code": code,
+                "client_id": "CfjisL9AeNc066tkxSiKig==",
+                "client_secret": "xB5hQnmlNnc+iab3RODs6yHlcHqFHAM2e4PawddAxtI=",
+                "grant_type": "authorization_code",
+            }
+        )
+        token = _ok(
+            s.post(
+                srv.base_url + "/api/dp/auth/oauth/token", data=token_body, headers={"Content-Type": "application/json"}
+            ),
+            message="",
+        )
         assert token["token_type"] == "Bearer"  # type: ignore[index]
         auth = {"Authorization": f"Bearer {token['access_token']}"}  # type: ignore[index]
         plans = _ok(s.get(srv.base_url + "/api/dpa/process/processPlan/queryPlanByUserId", headers=auth))
-        assert plans[0] == {"processPlanId": "acf42dd3", "title": "测试预案", "status": "DEFAULT",  # type: ignore[index]
-                            "stepNums": 1, "version": 0, "createTime": 1626944836628, "createUser": "U100000",
-                            "updateTime": 1626944836628, "updateUser": ""}
-        models = _ok(s.post(srv.base_url + "/api/dpa/process/processPlan/queryModelByPlanId", headers=auth,
-                            json={"processPlanId": "acf42dd3"}))
-        assert models == [{"modelName": "工作流名称", "processModelId": "md1606743910508",
-                           "mapParam": [{"name": "DPA_MODEL_WORKDIR", "type": "running"}]}]
-        started = _ok(s.post(srv.base_url + "/api/dpa/process//processPlan/opExecutePlanByApi/acf42dd3",
-                             headers=auth, json={"processPlanId": "acf42dd3"}))
+        assert plans[0] == {
+            "processPlanId": "acf42dd3",
+            "title": "测试预案",
+            "status": "DEFAULT",  # type: ignore[index]
+            "stepNums": 1,
+            "version": 0,
+            "createTime": 1626944836628,
+            "createUser": "U100000",
+            "updateTime": 1626944836628,
+            "updateUser": "",
+        }
+        models = _ok(
+            s.post(
+                srv.base_url + "/api/dpa/process/processPlan/queryModelByPlanId",
+                headers=auth,
+                json={"processPlanId": "acf42dd3"},
+            )
+        )
+        assert models == [
+            {
+                "modelName": "工作流名称",
+                "processModelId": "md1606743910508",
+                "mapParam": [{"name": "DPA_MODEL_WORKDIR", "type": "running"}],
+            }
+        ]
+        started = _ok(
+            s.post(
+                srv.base_url + "/api/dpa/process//processPlan/opExecutePlanByApi/acf42dd3",
+                headers=auth,
+                json={"processPlanId": "acf42dd3"},
+            )
+        )
         instance = started[0]["planInstanceId"]  # type: ignore[index]
         assert started == [{"processPlanId": "acf42dd3", "planInstanceId": instance}]
         assert instance.startswith("in") and instance[2:].isdigit() and len(instance) == 15
         clock = _ok(s.post(srv.base_url + "/__admin/clock/advance", json={"seconds": 5}))
         assert clock["mode"] == "virtual" and clock["offset"] >= 5  # type: ignore[index]
-        outputs = _ok(s.get(srv.base_url + "/api/dpa/process//processPlan/queryPlanRunOutParam", headers=auth,
-                            params={"processPlanId": "acf42dd3", "planInstanceId": instance}))
-        assert outputs == [{"modelName": "工作流名称", "processModelId": "md1606743910508", "mapParam": [
-            {"result": "mkdir -p /opt/dpa/work && echo ok", "nodeName": "准备工作目录"},
-            {"result": '{"status":"UP","workdir":"/opt/dpa/work"}', "nodeName": "调用健康检查"}]}]
+        outputs = _ok(
+            s.get(
+                srv.base_url + "/api/dpa/process//processPlan/queryPlanRunOutParam",
+                headers=auth,
+                params={"processPlanId": "acf42dd3", "planInstanceId": instance},
+            )
+        )
+        assert outputs == [
+            {
+                "modelName": "工作流名称",
+                "processModelId": "md1606743910508",
+                "mapParam": [
+                    {"result": "mkdir -p /opt/dpa/work && echo ok", "nodeName": "准备工作目录"},
+                    {"result": '{"status":"UP","workdir":"/opt/dpa/work"}', "nodeName": "调用健康检查"},
+                ],
+            }
+        ]
         listed = _ok(s.get(srv.base_url + "/api/dpa/process/processPlan/queryPlanByUserId", headers=auth))
         assert listed[0]["status"] == "SUCCESS"  # type: ignore[index]
         # The `//` arrived verbatim: no redirect, no collapsing on the way.
         journal = _ok(s.get(srv.base_url + "/__admin/requests"))
-        assert any(r["path"] == "/api/dpa/process//processPlan/opExecutePlanByApi/acf42dd3"
-                   for r in journal), journal  # type: ignore[union-attr]
+        assert any(r["path"] == "/api/dpa/process//processPlan/opExecutePlanByApi/acf42dd3" for r in journal), journal  # type: ignore[union-attr]
 
 
 def _refused(port: int) -> bool:
@@ -82,8 +128,9 @@ def _refused(port: int) -> bool:
 
 
 @pytest.mark.http
-@pytest.mark.parametrize("server,sig", [("granian", signal.SIGINT), ("waitress", signal.SIGINT),
-                                        ("granian", signal.SIGTERM)])
+@pytest.mark.parametrize(
+    "server,sig", [("granian", signal.SIGINT), ("waitress", signal.SIGINT), ("granian", signal.SIGTERM)]
+)
 def test_signal_stops_the_server_cleanly(tmp_path: Path, server: str, sig: signal.Signals) -> None:
     log = tmp_path / "serve.log"
     srv = ServerProcess("--server", server, log=log).start()
@@ -108,8 +155,13 @@ def test_port_in_use_is_a_clear_error(server: str) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = subprocess.run([sys.executable, "-m", "mock_server", "serve", "--port", str(port), "--quiet",
-                                 "--server", server], capture_output=True, text=True, timeout=30, cwd=ROOT)
+        result = subprocess.run(
+            [sys.executable, "-m", "mock_server", "serve", "--port", str(port), "--quiet", "--server", server],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            cwd=ROOT,
+        )
     assert result.returncode != 0, result
     assert f"cannot serve on 127.0.0.1:{port}" in result.stderr and "in use" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
@@ -137,21 +189,38 @@ def test_bad_option_value_is_a_usage_error_without_starting() -> None:
 # A value for every setting, unlike its default, as --set would write it; and the setting it becomes.
 _FIXTURES_DIR = str(ROOT / "fixtures")
 _SET_VALUES: dict[str, tuple[str, object]] = {
-    "bool": ("false", False), "port": ("12345", 12345), "host": ("127.0.0.2", "127.0.0.2"),
-    "fixtures": (_FIXTURES_DIR, _FIXTURES_DIR), "clock": ("virtual", "virtual"), "timezone": ("UTC", "UTC"),
-    "http_status": ("always200", "always200"), "callback_backoff": ("1,2.5", (1.0, 2.5)),
-    "callback_statuses": ("SUCCESS,FAIL", ("SUCCESS", "FAIL")), "admin_token": ("tok", "tok"),
+    "bool": ("false", False),
+    "port": ("12345", 12345),
+    "host": ("127.0.0.2", "127.0.0.2"),
+    "fixtures": (_FIXTURES_DIR, _FIXTURES_DIR),
+    "clock": ("virtual", "virtual"),
+    "timezone": ("UTC", "UTC"),
+    "http_status": ("always200", "always200"),
+    "callback_backoff": ("1,2.5", (1.0, 2.5)),
+    "callback_statuses": ("SUCCESS,FAIL", ("SUCCESS", "FAIL")),
+    "admin_token": ("tok", "tok"),
     "jwt_secret": ("another-secret-of-at-least-32-bytes!", "another-secret-of-at-least-32-bytes!"),
     "issuer": ("someone", "someone"),
     # The profile settings (docs/profiles.md): values their checks accept.
-    "http_status_by_code": ("997:503,999:200", {997: 503, 999: 200}), "unknown_plan_code": ("999", 999),
-    "unknown_instance_code": ("998", 998), "unknown_path_code": ("400", 400), "unknown_path_http_status": ("200", 200),
-    "wrong_method_code": ("405", 405), "wrong_method_http_status": ("0", 0), "validation_code": ("999", 999),
-    "bad_token_code": ("400", 400), "code_reuse_code": ("400", 400), "error_data": ("absent", "absent"),
-    "success_message": ("操作成功", "操作成功"), "oauth_success_message": ("ok", "ok"),
-    "execute_body_plan_id": ("path-only", "path-only"), "code_length": ("32", 32),
-    "code_alphabet": ("A-Z0-9_-", "A-Z0-9_-"), "token_claims": ("aud,exp,sub", ("aud", "exp", "sub")),
-    "token_audience": ("dpa-platform", "dpa-platform"), "plan_instance_id_format": ("uuid", "uuid"),
+    "http_status_by_code": ("997:503,999:200", {997: 503, 999: 200}),
+    "unknown_plan_code": ("999", 999),
+    "unknown_instance_code": ("998", 998),
+    "unknown_path_code": ("400", 400),
+    "unknown_path_http_status": ("200", 200),
+    "wrong_method_code": ("405", 405),
+    "wrong_method_http_status": ("0", 0),
+    "validation_code": ("999", 999),
+    "bad_token_code": ("400", 400),
+    "code_reuse_code": ("400", 400),
+    "error_data": ("absent", "absent"),
+    "success_message": ("操作成功", "操作成功"),
+    "oauth_success_message": ("ok", "ok"),
+    "execute_body_plan_id": ("path-only", "path-only"),
+    "code_length": ("32", 32),
+    "code_alphabet": ("A-Z0-9_-", "A-Z0-9_-"),
+    "token_claims": ("aud,exp,sub", ("aud", "exp", "sub")),
+    "token_audience": ("dpa-platform", "dpa-platform"),
+    "plan_instance_id_format": ("uuid", "uuid"),
 }
 
 
@@ -192,21 +261,33 @@ def test_set_reaches_every_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     names = [f.name for f in fields(Settings) if f.name != "extra"]
     for name in names:
         text, value = _set_value(name, tmp_path)
-        extra = {"workers": ["--set", f"state={tmp_path / 'w.db'}"],
-                 "token_audience": ["--set", "token_claims=aud,client_id,sub,exp"]}.get(name, [])
+        extra = {
+            "workers": ["--set", f"state={tmp_path / 'w.db'}"],
+            "token_audience": ["--set", "token_claims=aud,client_id,sub,exp"],
+        }.get(name, [])
         settings = _served_settings(monkeypatch, ["--set", f"{name}={text}", *extra])
         assert getattr(settings, name) == value, name
 
 
-@pytest.mark.parametrize(("flag", "flag_value", "name", "expected"), [
-    ("--host", "127.0.0.3", "host", "127.0.0.3"), ("--port", "23456", "port", 23456),
-    ("--fixtures", _FIXTURES_DIR, "fixtures", _FIXTURES_DIR), ("--clock", "virtual", "clock", "virtual"),
-    ("--threads", "3", "threads", 3), ("--workers", "1", "workers", 1), ("--admin-token", "flag", "admin_token", "flag"),
-    ("--http-status", "always200", "http_status", "always200"), ("--seed", "7", "seed", 7),
-    ("--quiet", None, "log_requests", False), ("--state", "FLAGSTATE", "state", "FLAGSTATE"),
-])
-def test_set_combines_with_every_flag(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, flag: str,
-                                      flag_value: str | None, name: str, expected: object) -> None:
+@pytest.mark.parametrize(
+    ("flag", "flag_value", "name", "expected"),
+    [
+        ("--host", "127.0.0.3", "host", "127.0.0.3"),
+        ("--port", "23456", "port", 23456),
+        ("--fixtures", _FIXTURES_DIR, "fixtures", _FIXTURES_DIR),
+        ("--clock", "virtual", "clock", "virtual"),
+        ("--threads", "3", "threads", 3),
+        ("--workers", "1", "workers", 1),
+        ("--admin-token", "flag", "admin_token", "flag"),
+        ("--http-status", "always200", "http_status", "always200"),
+        ("--seed", "7", "seed", 7),
+        ("--quiet", None, "log_requests", False),
+        ("--state", "FLAGSTATE", "state", "FLAGSTATE"),
+    ],
+)
+def test_set_combines_with_every_flag(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, flag: str, flag_value: str | None, name: str, expected: object
+) -> None:
     """The flag and --set of the same setting (the flag wins: it is the more specific), and of another one."""
     if flag_value == "FLAGSTATE":
         flag_value = expected = str(tmp_path / "flag.db")

@@ -27,8 +27,6 @@ from tests.plugins.engine import (
 REMOTE = {"REMOTE_ADDR": "10.1.2.3"}
 
 
-
-
 def error(response: Any, code: int) -> str:
     body = response.get_json()
     assert response.status_code == code and body["code"] == code and body["data"] is None, body
@@ -76,10 +74,18 @@ def test_real_clock_advance_moves_runs_forward(make_app: Any) -> None:
     assert api.run(instance)["status"] == "SUCCESS"
 
 
-@pytest.mark.parametrize("body,named", [({"seconds": -1}, "seconds"), ({}, "seconds"), ({"seconds": "10"}, "seconds"),
-                                        ({"seconds": None}, "seconds"), ({"seconds": 1, "x": 2}, "x"),
-                                        ([10], "body")],
-                         ids=["negative", "missing", "string", "null", "extra", "array"])
+@pytest.mark.parametrize(
+    "body,named",
+    [
+        ({"seconds": -1}, "seconds"),
+        ({}, "seconds"),
+        ({"seconds": "10"}, "seconds"),
+        ({"seconds": None}, "seconds"),
+        ({"seconds": 1, "x": 2}, "x"),
+        ([10], "body"),
+    ],
+    ids=["negative", "missing", "string", "null", "extra", "array"],
+)
 def test_advance_rejects_bad_bodies(pinned: PinnedApps, body: Any, named: str) -> None:
     client = pinned().test_client()
     assert named in error(client.post("/__admin/clock/advance", json=body), 400)
@@ -89,8 +95,9 @@ def test_advance_rejects_bad_bodies(pinned: PinnedApps, body: Any, named: str) -
 def test_advance_without_a_json_body_is_400(pinned: PinnedApps) -> None:
     client = pinned().test_client()
     error(client.post("/__admin/clock/advance"), 400)
-    error(client.post("/__admin/clock/advance", data="seconds=5",
-                      content_type="application/x-www-form-urlencoded"), 400)
+    error(
+        client.post("/__admin/clock/advance", data="seconds=5", content_type="application/x-www-form-urlencoded"), 400
+    )
     error(client.post("/__admin/clock/advance", data="{not json", content_type="application/json"), 400)
     assert clock(client)["now"] == START
 
@@ -145,11 +152,18 @@ def test_reset_drops_deliveries_still_being_retried(pinned: PinnedApps) -> None:
 
 
 # -- access control ---------------------------------------------------------------------------------
-ADMIN_CALLS = [("GET", "/__admin/clock", None), ("POST", "/__admin/clock/advance", {"seconds": 10}),
-               ("POST", "/__admin/reset", None), ("GET", "/__admin/runs", None), ("GET", "/__admin/scenes", None),
-               ("GET", "/__admin/callbacks", None), ("GET", "/__admin/requests", None),
-               ("GET", "/__admin/faults", None), ("POST", "/__admin/faults", {"code": 503}),
-               ("DELETE", "/__admin/faults", None)]
+ADMIN_CALLS = [
+    ("GET", "/__admin/clock", None),
+    ("POST", "/__admin/clock/advance", {"seconds": 10}),
+    ("POST", "/__admin/reset", None),
+    ("GET", "/__admin/runs", None),
+    ("GET", "/__admin/scenes", None),
+    ("GET", "/__admin/callbacks", None),
+    ("GET", "/__admin/requests", None),
+    ("GET", "/__admin/faults", None),
+    ("POST", "/__admin/faults", {"code": 503}),
+    ("DELETE", "/__admin/faults", None),
+]
 
 
 def _call(client: FlaskClient, method: str, path: str, body: Any, **kw: Any) -> Any:
@@ -223,12 +237,20 @@ def test_admin_runs_filters_by_plan_and_status(pinned: PinnedApps) -> None:
 
 def test_admin_run_detail_and_unknown_run(pinned: PinnedApps) -> None:
     api = api_for(pinned())
-    instance = api.start(api.login(), callbackUrl="http://127.0.0.1:9/cb",
-                         modelVarReq=[{"modelId": "md1606743910508", "mapParam": {"DPA_MODEL_WORKDIR": "/w"}}])
+    instance = api.start(
+        api.login(),
+        callbackUrl="http://127.0.0.1:9/cb",
+        modelVarReq=[{"modelId": "md1606743910508", "mapParam": {"DPA_MODEL_WORKDIR": "/w"}}],
+    )
     run = data(api.client.get(f"/__admin/runs/{instance}"))
     assert {k: run[k] for k in ("planInstanceId", "processPlanId", "status", "callbackUrl", "userId", "sceneId")} == {
-        "planInstanceId": instance, "processPlanId": "acf42dd3", "status": "DEFAULT",
-        "callbackUrl": "http://127.0.0.1:9/cb", "userId": "U100000", "sceneId": None}
+        "planInstanceId": instance,
+        "processPlanId": "acf42dd3",
+        "status": "DEFAULT",
+        "callbackUrl": "http://127.0.0.1:9/cb",
+        "userId": "U100000",
+        "sceneId": None,
+    }
     assert run["inputs"] == {"md1606743910508": {"DPA_MODEL_WORKDIR": "/w"}}
     assert [n["nodeType"] for n in run["nodes"]] == ["shell", "api", "end"]
     assert "in404" in error(api.client.get("/__admin/runs/in404"), 404)
@@ -242,7 +264,10 @@ def test_admin_callbacks_filter_by_instance(pinned: PinnedApps) -> None:
     api.advance(5)
     assert {d["planInstanceId"] for d in ledger(api.client)} == {first, second}
     assert [(d["status"], d["url"]) for d in ledger(api.client, second)] == [
-        ("DEFAULT", "http://127.0.0.1:9/b"), ("RUNNING", "http://127.0.0.1:9/b"), ("SUCCESS", "http://127.0.0.1:9/b")]
+        ("DEFAULT", "http://127.0.0.1:9/b"),
+        ("RUNNING", "http://127.0.0.1:9/b"),
+        ("SUCCESS", "http://127.0.0.1:9/b"),
+    ]
     assert ledger(api.client, "in0") == []
 
 

@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 from mock_server.http.spec import Contract, admin_contract, vendor_contract
 
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-3, 3) | st.sampled_from([1.0, 2.5, -0.0, 10**20])
-    | st.text(max_size=6),
+    st.none() | st.booleans() | st.integers(-3, 3) | st.sampled_from([1.0, 2.5, -0.0, 10**20]) | st.text(max_size=6),
     lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=4), children, max_size=3),
-    max_leaves=6)
+    max_leaves=6,
+)
 
 
 def instances(schema: Any, depth: int = 0) -> st.SearchStrategy[Any]:
@@ -59,13 +59,19 @@ CHECKS = checks(vendor_contract()) + checks(admin_contract())
 
 def test_every_request_schema_is_compiled() -> None:
     names = {name for name, *_ in CHECKS}
-    assert {"authorize query", "getToken application/json", "executePlan application/json",
-            "queryPlanRunOutParam query", "saveTimingParam application/x-www-form-urlencoded"} <= names
+    assert {
+        "authorize query",
+        "getToken application/json",
+        "executePlan application/json",
+        "queryPlanRunOutParam query",
+        "saveTimingParam application/x-www-form-urlencoded",
+    } <= names
 
 
 @pytest.mark.parametrize("name, validator, compiled, schema", CHECKS, ids=[c[0] for c in CHECKS])
-def test_the_compiled_check_agrees_with_jsonschema(name: str, validator: Any, compiled: Any,
-                                                   schema: dict[str, Any]) -> None:
+def test_the_compiled_check_agrees_with_jsonschema(
+    name: str, validator: Any, compiled: Any, schema: dict[str, Any]
+) -> None:
     @given(instances(schema))
     def agree(instance: Any) -> None:
         assert compiled(instance) == validator.is_valid(instance), instance

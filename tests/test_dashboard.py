@@ -34,8 +34,10 @@ def test_page_is_html_with_a_strict_policy(client: Any) -> None:
     assert client.get("/__admin/ui/").status_code == 200
 
 
-@pytest.mark.parametrize(("name", "mimetype"), [("dashboard.js", "text/javascript"), ("dashboard.css", "text/css"),
-                                                ("favicon.svg", "image/svg+xml")])
+@pytest.mark.parametrize(
+    ("name", "mimetype"),
+    [("dashboard.js", "text/javascript"), ("dashboard.css", "text/css"), ("favicon.svg", "image/svg+xml")],
+)
 def test_assets_have_their_content_types(client: Any, name: str, mimetype: str) -> None:
     response = client.get(f"/__admin/ui/static/{name}")
     assert response.status_code == 200
@@ -71,8 +73,15 @@ def test_the_script_only_calls_admin_operations_that_exist() -> None:
         assert method.lower() in spec.get(path, {}), f"{method} {path} is not in openapi/admin.yaml"
 
 
-@pytest.mark.parametrize("path", ["/__admin/ui/static/../app.py", "/__admin/ui/static/nope.js",
-                                  "/__admin/ui/static/.hidden.js", "/__admin/ui/static/index.txt"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/__admin/ui/static/../app.py",
+        "/__admin/ui/static/nope.js",
+        "/__admin/ui/static/.hidden.js",
+        "/__admin/ui/static/index.txt",
+    ],
+)
 def test_unknown_or_sneaky_asset_paths_are_404_envelopes(client: Any, path: str) -> None:
     response = client.get(path)
     assert response.status_code == 404

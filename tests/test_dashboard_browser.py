@@ -30,8 +30,10 @@ EXECUTE = "/api/dpa/process//processPlan/opExecutePlanByApi/{}"
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
-                       reason="needs Debian's chromium and chromedriver: apt-get install -y chromium chromium-driver"),
+    pytest.mark.skipif(
+        not (CHROMIUM and CHROMEDRIVER),
+        reason="needs Debian's chromium and chromedriver: apt-get install -y chromium chromium-driver",
+    ),
     pytest.mark.skipif(webdriver is None, reason="needs selenium: pip install -e '.[test]'"),
 ]
 
@@ -47,9 +49,19 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 def browser() -> Iterator[Any]:
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--window-size=1440,1900", "--lang=zh-CN"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1440,1900",
+        "--lang=zh-CN",
+    ):
         options.add_argument(flag)
     profile = tempfile.mkdtemp(prefix="dpa-chromium-")
     options.add_argument(f"--user-data-dir={profile}")
@@ -67,16 +79,24 @@ def console_errors(driver: Any) -> list[str]:
 
 
 def bearer(base: str) -> dict[str, str]:
-    code = requests.get(base + "/api/dp/auth/oauth/authorize", timeout=5, params={
-        "client_id": POC["client_id"], "response_type": "code", "scope": "default"}).json()["data"]["code"]
-    token = requests.post(base + "/api/dp/auth/oauth/token", timeout=5, json={
-        **POC, "code": code, "grant_type": "authorization_code"}).json()["data"]["access_token"]
+    code = requests.get(
+        base + "/api/dp/auth/oauth/authorize",
+        timeout=5,
+        params={"client_id": POC["client_id"], "response_type": "code", "scope": "default"},
+    ).json()["data"]["code"]
+    token = requests.post(
+        base + "/api/dp/auth/oauth/token", timeout=5, json={**POC, "code": code, "grant_type": "authorization_code"}
+    ).json()["data"]["access_token"]
     return {"Authorization": f"Bearer {token}"}
 
 
 def start(base: str, headers: dict[str, str], plan_id: str, callback_url: str) -> str:
-    body = requests.post(base + EXECUTE.format(plan_id), headers=headers, timeout=5,
-                         json={"processPlanId": plan_id, "callbackUrl": callback_url}).json()
+    body = requests.post(
+        base + EXECUTE.format(plan_id),
+        headers=headers,
+        timeout=5,
+        json={"processPlanId": plan_id, "callbackUrl": callback_url},
+    ).json()
     assert body["code"] == 200, body
     return body["data"][0]["planInstanceId"]
 
@@ -84,8 +104,9 @@ def start(base: str, headers: dict[str, str], plan_id: str, callback_url: str) -
 def text(driver: Any, selector: str) -> str | None:
     """The element's visible text, read in one script call: the page re-renders every second, so a
     WebElement found a moment earlier may already be stale."""
-    return driver.execute_script("const e = document.querySelector(arguments[0]); return e ? e.innerText : null;",
-                                 selector)
+    return driver.execute_script(
+        "const e = document.querySelector(arguments[0]); return e ? e.innerText : null;", selector
+    )
 
 
 def row_status(driver: Any, instance_id: str) -> str | None:
@@ -107,9 +128,19 @@ def test_run_started_over_the_api_reaches_success_on_the_page(server: ServerProc
         receiver.fail(times=2)  # the DEFAULT callback of the first run is retried twice before its ack
         instance_id = start(base, headers, "acf42dd3", receiver.url)
         failing = start(base, headers, "c3d9f4e5", receiver.url)
-        scene = requests.post(base + "/api/dpa/process/processPlan/saveTimingParam", headers=headers, timeout=5, data={
-            "processPlanId": "acf42dd3", "callbackUrl": receiver.url, "dimension": "minutes", "intervals": "5",
-            "executeStrategy": "cycle", "sceneName": "每五分钟巡检"}).json()
+        scene = requests.post(
+            base + "/api/dpa/process/processPlan/saveTimingParam",
+            headers=headers,
+            timeout=5,
+            data={
+                "processPlanId": "acf42dd3",
+                "callbackUrl": receiver.url,
+                "dimension": "minutes",
+                "intervals": "5",
+                "executeStrategy": "cycle",
+                "sceneName": "每五分钟巡检",
+            },
+        ).json()
         assert scene["code"] == 200, scene
 
         # The page picks the runs up by itself; virtual time has not moved, so they wait in DEFAULT.
@@ -144,8 +175,7 @@ def test_run_started_over_the_api_reaches_success_on_the_page(server: ServerProc
 def test_admin_token_page_works_through_the_query_token(browser: Any, tmp_path: Path) -> None:
     with ServerProcess("--clock", "virtual", "--admin-token", "s3cret", log=tmp_path / "dpa-mock.log") as srv:
         browser.get(srv.base_url + "/__admin/ui?token=s3cret")
-        WebDriverWait(browser, 15, poll_frequency=0.1).until(
-            lambda d: "实时" in (text(d, "#conn") or ""))
+        WebDriverWait(browser, 15, poll_frequency=0.1).until(lambda d: "实时" in (text(d, "#conn") or ""))
         assert console_errors(browser) == []
         browser.get(srv.base_url + "/__admin/ui")  # without the token: the admin guard's 403 envelope
         assert '"code": 403' in browser.page_source.replace('"code":403', '"code": 403')

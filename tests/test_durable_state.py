@@ -20,28 +20,40 @@ ACF_NODE_MS = [500, 500, 300]  # fixtures/plans.yaml: acf42dd3's node durations
 START_DELAY_MS = 200  # Settings.run_start_delay
 
 
-def launch(trees: list[Tree], tmp_path: Path, *args: str, port: int | None = None,
-           env: dict[str, str] | None = None) -> Tree:
+def launch(
+    trees: list[Tree], tmp_path: Path, *args: str, port: int | None = None, env: dict[str, str] | None = None
+) -> Tree:
     tree = Tree(*args, port=port, env=env, log=tmp_path / f"server{len(trees)}.log")
     trees.append(tree)
     return tree.start()
 
 
 def authorize_code(tree: Tree) -> str:
-    body = requests.get(tree.base_url + AUTHORIZE, timeout=10,
-                        params={"client_id": POC["client_id"], "response_type": "code", "scope": "default"}).json()
+    body = requests.get(
+        tree.base_url + AUTHORIZE,
+        timeout=10,
+        params={"client_id": POC["client_id"], "response_type": "code", "scope": "default"},
+    ).json()
     assert body["code"] == 200, body
     return str(body["data"]["code"])
 
 
 def redeem(tree: Tree, code: str) -> dict[str, Any]:
-    return requests.post(tree.base_url + TOKEN, timeout=10,
-                         json={"code": code, "grant_type": "authorization_code", **POC}).json()
+    return requests.post(
+        tree.base_url + TOKEN, timeout=10, json={"code": code, "grant_type": "authorization_code", **POC}
+    ).json()
 
 
 def save_scene(tree: Tree, headers: dict[str, str], callback_url: str, **fields: str) -> dict[str, Any]:
-    form = {"processPlanId": "acf42dd3", "callbackUrl": callback_url, "sceneName": "崩溃后继续",
-            "executeStrategy": "cycle", "dimension": "seconds", "intervals": "2", **fields}
+    form = {
+        "processPlanId": "acf42dd3",
+        "callbackUrl": callback_url,
+        "sceneName": "崩溃后继续",
+        "executeStrategy": "cycle",
+        "dimension": "seconds",
+        "intervals": "2",
+        **fields,
+    }
     body = requests.post(tree.base_url + SCENE, headers=headers, data=form, timeout=10).json()
     assert body["code"] == 200, body
     return dict(body["data"])
@@ -59,8 +71,9 @@ def by_id(items: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
     return sorted(items, key=lambda item: item[key])
 
 
-def test_kill_9_mid_runs_scenes_and_retries_then_restart_loses_nothing(trees: list[Tree], tmp_path: Path,
-                                                                      receiver: CallbackReceiver) -> None:
+def test_kill_9_mid_runs_scenes_and_retries_then_restart_loses_nothing(
+    trees: list[Tree], tmp_path: Path, receiver: CallbackReceiver
+) -> None:
     state = tmp_path / "state.db"
     # Retries every 0.25 s for ~12 s, so at the crash every DEFAULT callback is still being retried.
     settings = ("--state", str(state), "--set", "callback_retries=50", "--set", "callback_backoff=0.25")
@@ -97,8 +110,14 @@ def test_kill_9_mid_runs_scenes_and_retries_then_restart_loses_nothing(trees: li
     assert second.ready_at < scene_created + 5.8, "restart took too long for the schedule this test expects"
 
     # Every accepted run continues: the nodes due during the downtime finish right after the restart.
-    done = wait_until(lambda: (runs := runs_by_id(second)) and all(
-        runs.get(i, {}).get("status") == "SUCCESS" for i in acf) and time.time(), timeout=5)
+    done = wait_until(
+        lambda: (
+            (runs := runs_by_id(second))
+            and all(runs.get(i, {}).get("status") == "SUCCESS" for i in acf)
+            and time.time()
+        ),
+        timeout=5,
+    )
     assert done, {i: r["status"] for i, r in runs_by_id(second).items()}
     assert done - second.ready_at < 1.0, "finishing took a node's duration again after the restart"
     after = runs_by_id(second)
@@ -133,6 +152,7 @@ def test_kill_9_mid_runs_scenes_and_retries_then_restart_loses_nothing(trees: li
     # before the crash (the receiver answered 500) and the receiver acks everything since: exactly once each.
     expected = {i: ["DEFAULT", "RUNNING", "SUCCESS"] for i in acf}
     expected[pending] = ["DEFAULT", "RUNNING", "PENDING", "RUNNING", "SUCCESS"]
+
     def arrived(deliveries: list[Any]) -> bool:
         got = [d.json["planInstanceId"] for d in deliveries]
         return all(got.count(i) >= len(s) for i, s in expected.items())
@@ -143,14 +163,16 @@ def test_kill_9_mid_runs_scenes_and_retries_then_restart_loses_nothing(trees: li
     slot = scene_created + 2 * (int((second.ready_at - scene_created) // 2) + 1)  # first slot after restart
     fired = wait_until(lambda: (s := scene_of(second, scene["instanceId"]))["firedCount"] >= 3 and s, timeout=8)
     assert fired, scene_of(second, scene["instanceId"])
-    scene_runs = by_id([r for r in admin(second, "GET", "/__admin/runs") if r["sceneId"] == scene["instanceId"]],
-                       "createTime")
+    scene_runs = by_id(
+        [r for r in admin(second, "GET", "/__admin/runs") if r["sceneId"] == scene["instanceId"]], "createTime"
+    )
     catch_up = [r for r in scene_runs if r["createTime"] < round(slot * 1000) - 1]
     on_time = [r for r in scene_runs if r["createTime"] >= round(slot * 1000) - 1]
     assert len(catch_up) == 1, ("missed firings must be coalesced into one", [r["createTime"] for r in catch_up])
     assert [r["createTime"] - fired["createTime"] for r in on_time[:2]] == [
         pytest.approx(round((slot - scene_created) * 1000), abs=1),
-        pytest.approx(round((slot + 2 - scene_created) * 1000), abs=1)], [r["createTime"] for r in on_time]
+        pytest.approx(round((slot + 2 - scene_created) * 1000), abs=1),
+    ], [r["createTime"] for r in on_time]
     assert fired["firedCount"] == len(scene_runs) or fired["firedCount"] == len(scene_runs) - 1  # read apart
     assert (fired["nextFireTime"] - fired["createTime"]) % 2000 in (0, 1, 1999), fired
     pre_crash_ids = set(acf) | {pending}
@@ -165,13 +187,21 @@ def test_kill_9_mid_runs_scenes_and_retries_then_restart_loses_nothing(trees: li
         assert {d["state"] for d in ledger if d["planInstanceId"] == instance} == {"acked"}, instance
 
 
-def test_acknowledged_callbacks_are_never_sent_again(trees: list[Tree], tmp_path: Path,
-                                                     receiver: CallbackReceiver) -> None:
+def test_acknowledged_callbacks_are_never_sent_again(
+    trees: list[Tree], tmp_path: Path, receiver: CallbackReceiver
+) -> None:
     state = tmp_path / "state.db"
     first = launch(trees, tmp_path, "--state", str(state))
     instance = http_execute(first.base_url, http_login(first.base_url), callbackUrl=receiver.url)
-    acked = wait_until(lambda: (d := admin(first, "GET", "/__admin/callbacks", params={"planInstanceId": instance}))
-                       and len(d) == 3 and all(x["state"] == "acked" for x in d) and d, timeout=8)
+    acked = wait_until(
+        lambda: (
+            (d := admin(first, "GET", "/__admin/callbacks", params={"planInstanceId": instance}))
+            and len(d) == 3
+            and all(x["state"] == "acked" for x in d)
+            and d
+        ),
+        timeout=8,
+    )
     assert acked, admin(first, "GET", "/__admin/callbacks")
     assert statuses(receiver.deliveries) == ["DEFAULT", "RUNNING", "SUCCESS"]
     first.kill9()

@@ -15,22 +15,28 @@ from mock_server.sqlite_store import SqliteStore
 from tests.plugins.engine import ALL_PRINCIPAL, POC, START, ScriptedTransport, domain_platform
 
 PLANS = ["acf42dd3", "c3d9f4e5", "d4a8e6f1", "e5f2b7c9"]
-steps = st.lists(st.one_of(
-    st.tuples(st.just("execute"), st.sampled_from(PLANS), st.booleans()),
-    st.tuples(st.just("advance"), st.sampled_from([0.0, 0.1, 0.3, 0.7, 2.0])),
-    st.tuples(st.just("resume"), st.integers(0, 10)),
-    st.tuples(st.just("scene"), st.sampled_from(["single", "cycle"])),
-    st.tuples(st.just("code"), st.booleans()),
-), max_size=14)
+steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("execute"), st.sampled_from(PLANS), st.booleans()),
+        st.tuples(st.just("advance"), st.sampled_from([0.0, 0.1, 0.3, 0.7, 2.0])),
+        st.tuples(st.just("resume"), st.integers(0, 10)),
+        st.tuples(st.just("scene"), st.sampled_from(["single", "cycle"])),
+        st.tuples(st.just("code"), st.booleans()),
+    ),
+    max_size=14,
+)
 
 
 def state_of(platform: Platform) -> dict[str, Any]:
     with platform.lock:
         return {
-            "runs": {i: (r.status, r.history, [(n.state, n.result, n.started_at, n.finished_at) for n in r.nodes])
-                     for i, r in platform.runs.runs.items()},
-            "deliveries": sorted((d.id, d.instance_id, d.status, d.state, len(d.attempts))
-                                 for d in platform.outbox.deliveries()),
+            "runs": {
+                i: (r.status, r.history, [(n.state, n.result, n.started_at, n.finished_at) for n in r.nodes])
+                for i, r in platform.runs.runs.items()
+            },
+            "deliveries": sorted(
+                (d.id, d.instance_id, d.status, d.state, len(d.attempts)) for d in platform.outbox.deliveries()
+            ),
             "scenes": {i: (s.k, s.fired, s.active, s.next_fire) for i, s in platform.scenes.scenes.items()},
             "codes": {c: (e.client_id, e.used) for c, e in platform.oauth._codes.items()},
             "now": platform.clock.now(),
@@ -50,9 +56,17 @@ def drive(platform: Platform, ops: list[tuple[Any, ...]]) -> None:
             if run.status == "PENDING":
                 platform.resume(run.instance_id)
         elif op[0] == "scene":
-            platform.save_scene(ALL_PRINCIPAL, {"processPlanId": "acf42dd3", "callbackUrl": "http://r.invalid/cb",
-                                                "dimension": "seconds", "intervals": "1", "executeStrategy": op[1],
-                                                "sceneName": "s"})
+            platform.save_scene(
+                ALL_PRINCIPAL,
+                {
+                    "processPlanId": "acf42dd3",
+                    "callbackUrl": "http://r.invalid/cb",
+                    "dimension": "seconds",
+                    "intervals": "1",
+                    "executeStrategy": op[1],
+                    "sceneName": "s",
+                },
+            )
         elif op[0] == "code":
             code = platform.oauth.authorize(POC["client_id"], "code", "all")
             if op[1]:
@@ -73,10 +87,12 @@ def test_a_platform_rebuilt_from_the_file_has_the_same_state_and_the_same_future
     second = domain_platform(ScriptedTransport(), VirtualClock(START + 999), SqliteStore(path), callback_workers=1)
     try:
         # Deliveries that were queued are attempted again (at-least-once); everything else is as it was.
-        assert {k: v for k, v in state_of(second).items() if k != "deliveries"} == \
-               {k: v for k, v in before.items() if k != "deliveries"}
-        assert {d[:4] for d in state_of(second)["deliveries"]} >= {d[:4] for d in before["deliveries"]
-                                                                    if d[3] in ("acked", "gave_up")}
+        assert {k: v for k, v in state_of(second).items() if k != "deliveries"} == {
+            k: v for k, v in before.items() if k != "deliveries"
+        }
+        assert {d[:4] for d in state_of(second)["deliveries"]} >= {
+            d[:4] for d in before["deliveries"] if d[3] in ("acked", "gave_up")
+        }
         second.advance(3600)
         for run in second.runs.runs.values():
             assert run.terminal or run.status == "PENDING"

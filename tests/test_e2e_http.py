@@ -20,8 +20,6 @@ from tests.plugins.engine import http_admin, http_advance, http_execute, http_lo
 pytestmark = pytest.mark.http
 
 
-
-
 def run_of(base: str, instance_id: str) -> dict[str, Any]:
     return http_admin(base, "GET", f"/__admin/runs/{instance_id}")
 
@@ -37,10 +35,16 @@ def test_run_to_success_with_callbacks(live: ServerProcess, receiver: CallbackRe
     http_advance(live.base_url, 5)
     assert receiver.wait_for(arrived(3), timeout=10)
     assert [d.json for d in receiver.deliveries] == [
-        {"planInstanceId": instance, "processPlanId": "acf42dd3", "status": s} for s in ("DEFAULT", "RUNNING", "SUCCESS")]
+        {"planInstanceId": instance, "processPlanId": "acf42dd3", "status": s}
+        for s in ("DEFAULT", "RUNNING", "SUCCESS")
+    ]
     assert run_of(live.base_url, instance)["status"] == "SUCCESS"
-    out = requests.get(live.base_url + OUT_PARAMS, headers=headers, timeout=10,
-                       params={"processPlanId": "acf42dd3", "planInstanceId": instance}).json()
+    out = requests.get(
+        live.base_url + OUT_PARAMS,
+        headers=headers,
+        timeout=10,
+        params={"processPlanId": "acf42dd3", "planInstanceId": instance},
+    ).json()
     assert [p["nodeName"] for p in out["data"][0]["mapParam"]] == ["准备工作目录", "调用健康检查"]
 
 
@@ -86,8 +90,9 @@ def test_receiver_never_acking_gets_four_attempts(live: ServerProcess, receiver:
     assert [(d["state"], len(d["attempts"])) for d in ledger] == [("gave_up", 4)] * 3
 
 
-def test_200_concurrent_executions_all_finish_and_every_status_arrives_once(live: ServerProcess,
-                                                                            receiver: CallbackReceiver) -> None:
+def test_200_concurrent_executions_all_finish_and_every_status_arrives_once(
+    live: ServerProcess, receiver: CallbackReceiver
+) -> None:
     headers = http_login(live.base_url)
     plans = ["acf42dd3", "c3d9f4e5", "e5f2b7c9"]
     local = threading.local()
@@ -117,11 +122,16 @@ def test_200_concurrent_executions_all_finish_and_every_status_arrives_once(live
 
 def test_the_documents_execute_request_verbatim(live: ServerProcess, receiver: CallbackReceiver) -> None:
     headers = http_login(live.base_url)
-    raw = ('{"processPlanId":"acf42dd3","callbackUrl":"' + receiver.url + '","modelVarReq":[{"modelId":'
-           '"md1606743910508","mapParam":{"DPA_MODEL_WORKDIR":"/opt/dpa/doc"}}]}')
-    response = requests.post(live.base_url + "/api/dpa/process//processPlan/opExecutePlanByApi/acf42dd3",
-                             data=raw.encode(), timeout=10,
-                             headers={**headers, "Content-Type": "application/json"})
+    raw = (
+        '{"processPlanId":"acf42dd3","callbackUrl":"' + receiver.url + '","modelVarReq":[{"modelId":'
+        '"md1606743910508","mapParam":{"DPA_MODEL_WORKDIR":"/opt/dpa/doc"}}]}'
+    )
+    response = requests.post(
+        live.base_url + "/api/dpa/process//processPlan/opExecutePlanByApi/acf42dd3",
+        data=raw.encode(),
+        timeout=10,
+        headers={**headers, "Content-Type": "application/json"},
+    )
     body = response.json()
     assert response.status_code == 200 and body["code"] == 200 and body["message"] == "success", body
     instance = body["data"][0]["planInstanceId"]
@@ -129,17 +139,28 @@ def test_the_documents_execute_request_verbatim(live: ServerProcess, receiver: C
     http_advance(live.base_url, 5)
     assert receiver.wait_for(arrived(3), timeout=10)
     assert statuses(receiver.for_instance(instance)) == ["DEFAULT", "RUNNING", "SUCCESS"]
-    out = requests.get(live.base_url + OUT_PARAMS, headers=headers, timeout=10,
-                       params={"processPlanId": "acf42dd3", "planInstanceId": instance}).json()
+    out = requests.get(
+        live.base_url + OUT_PARAMS,
+        headers=headers,
+        timeout=10,
+        params={"processPlanId": "acf42dd3", "planInstanceId": instance},
+    ).json()
     assert out["data"][0]["mapParam"][0]["result"] == "mkdir -p /opt/dpa/doc && echo ok"
 
 
 def test_the_schedule_request_as_a_form(live: ServerProcess, receiver: CallbackReceiver) -> None:
     headers = http_login(live.base_url)
-    form = {"processPlanId": "acf42dd3", "callbackUrl": receiver.url, "dimension": "minutes", "intervals": "5",
-            "executeStrategy": "cycle", "sceneName": "每5分钟巡检",
-            "modelVarReq": json.dumps([{"modelId": "md1606743910508",
-                                        "mapParam": {"DPA_MODEL_WORKDIR": "/opt/dpa/scene"}}])}
+    form = {
+        "processPlanId": "acf42dd3",
+        "callbackUrl": receiver.url,
+        "dimension": "minutes",
+        "intervals": "5",
+        "executeStrategy": "cycle",
+        "sceneName": "每5分钟巡检",
+        "modelVarReq": json.dumps(
+            [{"modelId": "md1606743910508", "mapParam": {"DPA_MODEL_WORKDIR": "/opt/dpa/scene"}}]
+        ),
+    }
     response = requests.post(live.base_url + SCENE, headers=headers, data=form, timeout=10)
     assert response.request.headers["Content-Type"] == "application/x-www-form-urlencoded"
     body = response.json()
@@ -176,8 +197,9 @@ def test_callbacks_addressed_to_the_server_itself_do_not_stall_an_advance(live: 
     advanced = requests.post(live.base_url + "/__admin/clock/advance", json={"seconds": 10}, timeout=30).json()
     assert advanced["code"] == 200
     assert time.monotonic() - started < 5  # three statuses × four attempts would be 24 s of timeouts
-    ledger = requests.get(live.base_url + "/__admin/callbacks", params={"planInstanceId": instance},
-                          timeout=5).json()["data"]
+    ledger = requests.get(live.base_url + "/__admin/callbacks", params={"planInstanceId": instance}, timeout=5).json()[
+        "data"
+    ]
     assert [d["status"] for d in ledger] == ["DEFAULT", "RUNNING", "SUCCESS"]
     assert all(d["state"] == "gave_up" and len(d["attempts"]) == 4 for d in ledger)
     assert all(a["httpStatus"] == 404 and a["verdict"] in ("retry", "gave_up") for d in ledger for a in d["attempts"])

@@ -23,8 +23,17 @@ from tests.plugins.foundation import built_app
 SPEC = Path(__file__).resolve().parents[1] / "openapi" / "dpa-platform.yaml"
 POC = {"client_id": "JhYhK/XcFKuVlpVijwLCkw==", "client_secret": "EZOXzdyqbGt1CpxtHrt5te35zS9iE6jfcgyvpPpNmPU="}
 MIRRORED = {200, 400, 403, 404, 500, 503}
-PLAN_FIELDS = {"processPlanId", "title", "status", "stepNums", "version", "createTime", "createUser", "updateTime",
-               "updateUser"}
+PLAN_FIELDS = {
+    "processPlanId",
+    "title",
+    "status",
+    "stepNums",
+    "version",
+    "createTime",
+    "createUser",
+    "updateTime",
+    "updateUser",
+}
 OAUTH = ("authorize", "getToken")
 
 
@@ -48,8 +57,12 @@ def contract() -> dict[str, Any]:
 
 def conforms(contract: dict[str, Any], op_id: str, response: TestResponse) -> None:
     """The answer is valid under the contract's response for its HTTP status (or `default`)."""
-    operation = next(op for item in contract["paths"].values() for op in item.values()
-                     if isinstance(op, dict) and op.get("operationId") == op_id)
+    operation = next(
+        op
+        for item in contract["paths"].values()
+        for op in item.values()
+        if isinstance(op, dict) and op.get("operationId") == op_id
+    )
     declared = operation["responses"].get(str(response.status_code)) or operation["responses"]["default"]
     schema = _inline(declared, contract)["content"]["application/json"]["schema"]
     errors = [e.message for e in OAS30Validator(schema).iter_errors(response.get_json())]
@@ -88,49 +101,110 @@ def test_success_answers(contract: dict[str, Any], client: FlaskClient, mode: st
         assert body["code"] == 200, body
         return body["data"]
 
-    data = check("authorize", client.get("/api/dp/auth/oauth/authorize",
-                                         query_string={"client_id": POC["client_id"], "response_type": "code",
-                                                       "scope": "default"}))
+    data = check(
+        "authorize",
+        client.get(
+            "/api/dp/auth/oauth/authorize",
+            query_string={"client_id": POC["client_id"], "response_type": "code", "scope": "default"},
+        ),
+    )
     assert re.fullmatch(r"[A-Z0-9_-]{48}", data["code"]), data  # D17: uppercase base64url of a UUID, 48 chars
-    token = check("getToken", client.post("/api/dp/auth/oauth/token", json={
-        "code": data["code"], **POC, "grant_type": "authorization_code"}))
+    token = check(
+        "getToken",
+        client.post("/api/dp/auth/oauth/token", json={"code": data["code"], **POC, "grant_type": "authorization_code"}),
+    )
     assert set(token) == {"token_type", "access_token"} and token["token_type"] == "Bearer"
     auth = {"Authorization": f"Bearer {token['access_token']}"}
     plans = check("listPlans", client.get("/api/dpa/process/processPlan/queryPlanByUserId", headers=auth))
     assert plans and all(set(p) == PLAN_FIELDS for p in plans), plans  # D6: exactly the nine fields
-    models = check("queryModelByPlanId", client.post("/api/dpa/process/processPlan/queryModelByPlanId",
-                                                     headers=auth, json={"processPlanId": "acf42dd3"}))
+    models = check(
+        "queryModelByPlanId",
+        client.post(
+            "/api/dpa/process/processPlan/queryModelByPlanId", headers=auth, json={"processPlanId": "acf42dd3"}
+        ),
+    )
     assert all(set(m) == {"modelName", "processModelId", "mapParam"} for m in models), models
-    runs = check("executePlan", client.post("/api/dpa/process//processPlan/opExecutePlanByApi/acf42dd3",
-                                            headers=auth, json={"processPlanId": "acf42dd3"}))
+    runs = check(
+        "executePlan",
+        client.post(
+            "/api/dpa/process//processPlan/opExecutePlanByApi/acf42dd3",
+            headers=auth,
+            json={"processPlanId": "acf42dd3"},
+        ),
+    )
     assert len(runs) == 1 and re.fullmatch(r"in\d{13}", runs[0]["planInstanceId"]), runs  # D25
-    check("queryPlanRunOutParam", client.get("/api/dpa/process//processPlan/queryPlanRunOutParam", headers=auth,
-                                             query_string={"processPlanId": "acf42dd3",
-                                                           "planInstanceId": runs[0]["planInstanceId"]}))
+    check(
+        "queryPlanRunOutParam",
+        client.get(
+            "/api/dpa/process//processPlan/queryPlanRunOutParam",
+            headers=auth,
+            query_string={"processPlanId": "acf42dd3", "planInstanceId": runs[0]["planInstanceId"]},
+        ),
+    )
 
 
 def test_error_answers(contract: dict[str, Any], client: FlaskClient, mode: str) -> None:
-    code = client.get("/api/dp/auth/oauth/authorize", query_string={
-        "client_id": POC["client_id"], "response_type": "code", "scope": "default"}).get_json()["data"]["code"]
+    code = client.get(
+        "/api/dp/auth/oauth/authorize",
+        query_string={"client_id": POC["client_id"], "response_type": "code", "scope": "default"},
+    ).get_json()["data"]["code"]
     token = client.post("/api/dp/auth/oauth/token", json={"code": code, **POC, "grant_type": "authorization_code"})
     auth = {"Authorization": f"Bearer {token.get_json()['data']['access_token']}"}
     cases = [
-        ("authorize", 400, client.get("/api/dp/auth/oauth/authorize",
-                                      query_string={"client_id": POC["client_id"], "response_type": "code"})),
-        ("getToken", 403, client.post("/api/dp/auth/oauth/token", json={"code": code, **POC,
-                                                                        "grant_type": "authorization_code"})),
-        ("getToken", 998, client.post("/api/dp/auth/oauth/token", json={
-            "code": client.get("/api/dp/auth/oauth/authorize", query_string={
-                "client_id": POC["client_id"], "response_type": "code", "scope": "default"}).get_json()["data"]["code"],
-            **POC, "grant_type": "authorization_code", "user_id": "no-such-user"})),
+        (
+            "authorize",
+            400,
+            client.get(
+                "/api/dp/auth/oauth/authorize", query_string={"client_id": POC["client_id"], "response_type": "code"}
+            ),
+        ),
+        (
+            "getToken",
+            403,
+            client.post("/api/dp/auth/oauth/token", json={"code": code, **POC, "grant_type": "authorization_code"}),
+        ),
+        (
+            "getToken",
+            998,
+            client.post(
+                "/api/dp/auth/oauth/token",
+                json={
+                    "code": client.get(
+                        "/api/dp/auth/oauth/authorize",
+                        query_string={"client_id": POC["client_id"], "response_type": "code", "scope": "default"},
+                    ).get_json()["data"]["code"],
+                    **POC,
+                    "grant_type": "authorization_code",
+                    "user_id": "no-such-user",
+                },
+            ),
+        ),
         ("listPlans", 403, client.get("/api/dpa/process/processPlan/queryPlanByUserId")),
-        ("queryModelByPlanId", 404, client.post("/api/dpa/process/processPlan/queryModelByPlanId", headers=auth,
-                                                json={"processPlanId": "no-such-plan"})),  # D19
-        ("queryPlanRunOutParam", 404, client.get("/api/dpa/process//processPlan/queryPlanRunOutParam", headers=auth,
-                                                 query_string={"processPlanId": "acf42dd3",
-                                                               "planInstanceId": "in0000000000000"})),
-        ("executePlan", 400, client.post("/api/dpa/process//processPlan/opExecutePlanByApi/acf42dd3", headers=auth,
-                                         json={"processPlanId": "d4a8e6f1"})),  # D23: path and body disagree
+        (
+            "queryModelByPlanId",
+            404,
+            client.post(
+                "/api/dpa/process/processPlan/queryModelByPlanId", headers=auth, json={"processPlanId": "no-such-plan"}
+            ),
+        ),  # D19
+        (
+            "queryPlanRunOutParam",
+            404,
+            client.get(
+                "/api/dpa/process//processPlan/queryPlanRunOutParam",
+                headers=auth,
+                query_string={"processPlanId": "acf42dd3", "planInstanceId": "in0000000000000"},
+            ),
+        ),
+        (
+            "executePlan",
+            400,
+            client.post(
+                "/api/dpa/process//processPlan/opExecutePlanByApi/acf42dd3",
+                headers=auth,
+                json={"processPlanId": "d4a8e6f1"},
+            ),
+        ),  # D23: path and body disagree
     ]
     for op_id, expected, response in cases:
         conforms(contract, op_id, response)

@@ -36,8 +36,9 @@ MAX_ATTEMPTS = 4
 TZ = ZoneInfo("Asia/Shanghai")
 
 behaviours = st.sampled_from([ACK, FAIL, WRONG, RAISE])
-execute_op = st.tuples(st.just("execute"), st.sampled_from(PLANS), st.booleans(),
-                       st.lists(behaviours, min_size=1, max_size=9))
+execute_op = st.tuples(
+    st.just("execute"), st.sampled_from(PLANS), st.booleans(), st.lists(behaviours, min_size=1, max_size=9)
+)
 resume_op = st.tuples(st.just("resume"), st.integers(0, 30))
 advance_op = st.tuples(st.just("advance"), st.sampled_from([0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1, 1.5, 3, 10]))
 operations = st.lists(st.one_of(execute_op, resume_op, advance_op), min_size=1, max_size=30)
@@ -97,8 +98,9 @@ def check_deliveries(platform: Platform, transport: ScriptedTransport, run: Any,
 # The same property against both stores: the durable one must not change what happens.
 @pytest.mark.parametrize("store_kind", ["memory", "sqlite"])
 @given(ops=operations)
-def test_any_sequence_keeps_runs_legal_and_callbacks_bounded_and_ordered(store_kind: str,
-                                                                         ops: list[tuple[Any, ...]]) -> None:
+def test_any_sequence_keeps_runs_legal_and_callbacks_bounded_and_ordered(
+    store_kind: str, ops: list[tuple[Any, ...]]
+) -> None:
     scripts = Scripts()
     transport = ScriptedTransport(scripts.choose)
     platform = domain_platform(transport, VirtualClock(START), make_store(store_kind), callback_workers=2)
@@ -175,10 +177,16 @@ def expected_fire_ms(anchor: dt.datetime, k: int, dimension: str, intervals: int
 
 
 anchors = st.datetimes(min_value=dt.datetime(2023, 1, 1), max_value=dt.datetime(2029, 12, 31, 23, 59, 59)).map(
-    lambda d: d.replace(microsecond=d.microsecond // 1000 * 1000))
+    lambda d: d.replace(microsecond=d.microsecond // 1000 * 1000)
+)
 month_end_anchors = st.builds(
     lambda y, m, back, h, mi: dt.datetime(y, m, _month_days(y, m) - back, h, mi),
-    st.integers(2023, 2029), st.integers(1, 12), st.integers(0, 3), st.integers(0, 23), st.integers(0, 59))
+    st.integers(2023, 2029),
+    st.integers(1, 12),
+    st.integers(0, 3),
+    st.integers(0, 23),
+    st.integers(0, 59),
+)
 dimensions = st.sampled_from(["seconds", "minutes", "hours", "day", "weeks", "month"])
 
 
@@ -187,21 +195,29 @@ def _anchor_epoch(anchor: dt.datetime) -> float:
 
 
 @given(st.one_of(anchors, month_end_anchors), dimensions, st.integers(1, 40), st.integers(1, 30))
-def test_fire_time_matches_an_independent_calendar(anchor: dt.datetime, dimension: str, intervals: int,
-                                                   k: int) -> None:
+def test_fire_time_matches_an_independent_calendar(anchor: dt.datetime, dimension: str, intervals: int, k: int) -> None:
     got = fire_time(_anchor_epoch(anchor), k, dimension, intervals, TZ)
     assert ms(got) == expected_fire_ms(anchor, k, dimension, intervals)
 
 
 @given(st.one_of(anchors, month_end_anchors), dimensions, st.integers(1, 13), st.sampled_from(["single", "cycle"]))
-def test_scenes_fire_exactly_at_their_calendar_times(anchor: dt.datetime, dimension: str, intervals: int,
-                                                     strategy: str) -> None:
+def test_scenes_fire_exactly_at_their_calendar_times(
+    anchor: dt.datetime, dimension: str, intervals: int, strategy: str
+) -> None:
     clock = VirtualClock(_anchor_epoch(anchor))
     platform = domain_platform(ScriptedTransport(), clock, callback_workers=1)
     try:
-        scene = platform.save_scene(ALL_PRINCIPAL, {
-            "processPlanId": "e5f2b7c9", "callbackUrl": "http://receiver.invalid/cb", "dimension": dimension,
-            "intervals": str(intervals), "executeStrategy": strategy, "sceneName": "p"})
+        scene = platform.save_scene(
+            ALL_PRINCIPAL,
+            {
+                "processPlanId": "e5f2b7c9",
+                "callbackUrl": "http://receiver.invalid/cb",
+                "dimension": dimension,
+                "intervals": str(intervals),
+                "executeStrategy": strategy,
+                "sceneName": "p",
+            },
+        )
         expected = [expected_fire_ms(anchor, k, dimension, intervals) for k in (1, 2, 3, 4)]
         # Stop half-way between the third and fourth firings: no boundary rounding can matter.
         platform.advance((expected[2] + expected[3]) / 2000 - clock.now())

@@ -16,19 +16,25 @@ from tests.plugins.foundation import envelope_of, expect_error
 
 
 def test_unknown_path_is_a_404_envelope(client: FlaskClient) -> None:
-    expect_error(client.get("/api/dpa/process/processPlan/noSuchThing"), 404, "/api/dpa/process/processPlan/noSuchThing")
+    expect_error(
+        client.get("/api/dpa/process/processPlan/noSuchThing"), 404, "/api/dpa/process/processPlan/noSuchThing"
+    )
     expect_error(client.post("/", json={}), 404, "POST /")
 
 
-@pytest.mark.parametrize("method,path,allowed", [
-    ("post", AUTHORIZE, "GET"),
-    ("get", TOKEN, "POST"),
-    ("delete", LIST_PLANS, "GET"),
-    ("put", MODELS, "POST"),
-    ("get", EXECUTE.format("acf42dd3"), "POST"),
-])
-def test_wrong_method_is_http_405_with_allow_and_code_404(client: FlaskClient, method: str, path: str,
-                                                          allowed: str) -> None:
+@pytest.mark.parametrize(
+    "method,path,allowed",
+    [
+        ("post", AUTHORIZE, "GET"),
+        ("get", TOKEN, "POST"),
+        ("delete", LIST_PLANS, "GET"),
+        ("put", MODELS, "POST"),
+        ("get", EXECUTE.format("acf42dd3"), "POST"),
+    ],
+)
+def test_wrong_method_is_http_405_with_allow_and_code_404(
+    client: FlaskClient, method: str, path: str, allowed: str
+) -> None:
     response = getattr(client, method)(path)
     body = envelope_of(response)
     assert response.status_code == 405 and body["code"] == 404 and body["data"] is None, body
@@ -44,19 +50,23 @@ def test_options_gets_an_envelope_not_an_empty_200(client: FlaskClient) -> None:
     assert response.headers["Allow"] == "POST"
 
 
-@pytest.mark.parametrize("raw,fragment", [
-    (b'{"code": "x",', "malformed JSON"),
-    (b"{'code': 'x'}", "malformed JSON"),
-    (b'{"code": "\xff\xfe"}', "malformed JSON"),
-])
+@pytest.mark.parametrize(
+    "raw,fragment",
+    [
+        (b'{"code": "x",', "malformed JSON"),
+        (b"{'code': 'x'}", "malformed JSON"),
+        (b'{"code": "\xff\xfe"}', "malformed JSON"),
+    ],
+)
 def test_malformed_json_is_400(client: FlaskClient, raw: bytes, fragment: str) -> None:
     expect_error(client.post(TOKEN, data=raw, content_type="application/json"), 400, fragment)
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/xml", "application/octet-stream"])
 def test_wrong_content_type_is_400(client: FlaskClient, content_type: str) -> None:
-    expect_error(client.post(TOKEN, data=b'{"code": "x"}', content_type=content_type), 400, content_type,
-                 "application/json")
+    expect_error(
+        client.post(TOKEN, data=b'{"code": "x"}', content_type=content_type), 400, content_type, "application/json"
+    )
 
 
 def test_json_with_a_charset_parameter_is_accepted(api: Api, client: FlaskClient) -> None:
@@ -75,9 +85,9 @@ def test_oversized_body_is_400(make_app: Callable[..., Flask]) -> None:
     expect_error(client.post(TOKEN, json=small), 403, "authorization code is unknown")
 
 
-def test_internal_error_is_a_500_envelope_without_a_stack_trace(client: FlaskClient, platform: Platform,
-                                                                auth: dict[str, str],
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_internal_error_is_a_500_envelope_without_a_stack_trace(
+    client: FlaskClient, platform: Platform, auth: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     def boom(*_: Any, **__: Any) -> Any:
         raise RuntimeError("secret internals at /srv/app/db.py line 42")
 
@@ -117,8 +127,9 @@ def test_mirror_mode_statuses(client: FlaskClient, api: Api) -> None:
     assert response.status_code == 200 and envelope_of(response)["code"] == 998
 
 
-def test_single_slash_forms_answer_like_the_double_slash_paths(client: FlaskClient, api: Api,
-                                                               auth: dict[str, str]) -> None:
+def test_single_slash_forms_answer_like_the_double_slash_paths(
+    client: FlaskClient, api: Api, auth: dict[str, str]
+) -> None:
     single_execute = EXECUTE.replace("//", "/")
     single_out = OUT_PARAMS.replace("//", "/")
     assert single_execute != EXECUTE and single_out != OUT_PARAMS
@@ -138,15 +149,20 @@ def test_single_slash_forms_answer_like_the_double_slash_paths(client: FlaskClie
         a, b = (client.get(p, headers=auth, query_string=bad) for p in (OUT_PARAMS, single_out))
         assert (a.status_code, envelope_of(a)) == (b.status_code, envelope_of(b))
         assert a.status_code in (400, 404)
-    a, b = (client.post(p.format("acf42dd3"), headers=auth, json={"processPlanId": "other"})
-            for p in (EXECUTE, single_execute))
+    a, b = (
+        client.post(p.format("acf42dd3"), headers=auth, json={"processPlanId": "other"})
+        for p in (EXECUTE, single_execute)
+    )
     assert (a.status_code, envelope_of(a)) == (b.status_code, envelope_of(b)) and a.status_code == 400
 
 
 def test_other_slash_counts_are_404(client: FlaskClient, auth: dict[str, str]) -> None:
     triple = OUT_PARAMS.replace("//", "///")
-    expect_error(client.get(triple, headers=auth, query_string={"processPlanId": "a", "planInstanceId": "b"}), 404,
-                 "no such path")
+    expect_error(
+        client.get(triple, headers=auth, query_string={"processPlanId": "a", "planInstanceId": "b"}),
+        404,
+        "no such path",
+    )
     expect_error(client.get(LIST_PLANS.replace("/processPlan", "//processPlan"), headers=auth), 404, "no such path")
 
 

@@ -64,8 +64,13 @@ class Lanes:
                 response = client.open(path, method=method, **kw)
             entries = [{k: v for k, v in e.items() if k != "durationMs"} for e in self.journal.recent()[before:]]
             headers = sorted((k, v) for k, v in response.headers.items() if k not in ("Date", "Server"))
-            results.append(((response.status, headers, response.get_data()), entries,
-                            [re.sub(r" [\d.]+ms$", "", line) for line in lines]))
+            results.append(
+                (
+                    (response.status, headers, response.get_data()),
+                    entries,
+                    [re.sub(r" [\d.]+ms$", "", line) for line in lines],
+                )
+            )
         return results[0], results[1]
 
 
@@ -109,32 +114,42 @@ def test_the_fast_lane_serves_plain_reads_without_flask(lanes: Lanes, api: Api) 
     instance = api.start(auth)
     calls = lanes.flask_calls
     listed = lanes.fast.get(LIST_PLANS, headers=auth)
-    out = lanes.fast.get(OUT_PARAMS, headers=auth,
-                         query_string={"processPlanId": "acf42dd3", "planInstanceId": instance})
+    out = lanes.fast.get(
+        OUT_PARAMS, headers=auth, query_string={"processPlanId": "acf42dd3", "planInstanceId": instance}
+    )
     assert listed.status_code == 200 and listed.get_json()["code"] == 200 and listed.get_json()["data"]
     assert out.status_code == 200 and out.get_json()["code"] == 200
     assert lanes.flask_calls == calls, "plain reads should not have reached Flask"
 
 
-@pytest.mark.parametrize("query", [
-    {}, {"processPlanId": "acf42dd3"}, {"processPlanId": "nope", "planInstanceId": "1"},
-    {"processPlanId": "acf42dd3", "planInstanceId": "does-not-exist"}, {"code": "secret", "token": "t"},
-    "processPlanId=%FF%FE&planInstanceId=%E4%B8%AD", "processPlanId&planInstanceId=", "a=1&a=2",
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        {},
+        {"processPlanId": "acf42dd3"},
+        {"processPlanId": "nope", "planInstanceId": "1"},
+        {"processPlanId": "acf42dd3", "planInstanceId": "does-not-exist"},
+        {"code": "secret", "token": "t"},
+        "processPlanId=%FF%FE&planInstanceId=%E4%B8%AD",
+        "processPlanId&planInstanceId=",
+        "a=1&a=2",
+    ],
+)
 @pytest.mark.parametrize("path", PATHS)
 def test_every_answer_matches_flask(lanes: Lanes, tokens: list[str], path: str, query: Any) -> None:
     instance, *headers = tokens
     if isinstance(query, dict) and query.get("planInstanceId") == "1":
         query = {**query, "planInstanceId": instance}
     for header in headers:
-        fast, slow = lanes.both("GET", path, headers={"Authorization": header} if header else {},
-                                query_string=query)
+        fast, slow = lanes.both("GET", path, headers={"Authorization": header} if header else {}, query_string=query)
         assert fast == slow, (path, query, header)
 
 
-@given(header=st.one_of(st.just(""), st.text(max_size=40)),
-       query=st.dictionaries(st.sampled_from(QUERY_NAMES), st.text(max_size=12), max_size=4),
-       path=st.sampled_from(PATHS))
+@given(
+    header=st.one_of(st.just(""), st.text(max_size=40)),
+    query=st.dictionaries(st.sampled_from(QUERY_NAMES), st.text(max_size=12), max_size=4),
+    path=st.sampled_from(PATHS),
+)
 # Reads change no state, so one app serves every example.
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_any_header_and_query_match_flask(lanes: Lanes, header: str, query: dict[str, str], path: str) -> None:
@@ -162,9 +177,14 @@ def test_a_pending_fault_is_taken_once_through_flask(lanes: Lanes, api: Api) -> 
     assert second.get_json()["code"] == 200 and lanes.flask_calls == calls + 1
 
 
-@pytest.mark.parametrize("method, kw", [
-    ("HEAD", {}), ("POST", {}), ("GET", {"data": b"{}", "content_type": "application/json"}),
-])
+@pytest.mark.parametrize(
+    "method, kw",
+    [
+        ("HEAD", {}),
+        ("POST", {}),
+        ("GET", {"data": b"{}", "content_type": "application/json"}),
+    ],
+)
 def test_unusual_requests_go_to_flask(lanes: Lanes, api: Api, method: str, kw: dict[str, Any]) -> None:
     auth = api.login()
     calls = lanes.flask_calls
@@ -181,8 +201,9 @@ def test_trailing_slash_goes_to_flask_and_still_answers(lanes: Lanes, api: Api) 
 
 
 @pytest.mark.parametrize("where", ["list_plans", "faults_pending"])  # in the read, and before it
-def test_an_unexpected_error_is_a_500_envelope_both_ways(lanes: Lanes, api: Api, monkeypatch: pytest.MonkeyPatch,
-                                                         where: str) -> None:
+def test_an_unexpected_error_is_a_500_envelope_both_ways(
+    lanes: Lanes, api: Api, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
     auth = api.login()
 
     def broken(*_: Any) -> Any:
@@ -213,14 +234,23 @@ def test_the_single_slash_alias_is_served_by_the_fast_lane(lanes: Lanes, api: Ap
     auth = api.login()
     instance = api.start(auth)
     calls = lanes.flask_calls
-    alias = lanes.fast.get(OUT_PARAMS.replace("//", "/"), headers=auth,
-                           query_string={"processPlanId": "acf42dd3", "planInstanceId": instance})
+    alias = lanes.fast.get(
+        OUT_PARAMS.replace("//", "/"),
+        headers=auth,
+        query_string={"processPlanId": "acf42dd3", "planInstanceId": instance},
+    )
     assert alias.get_json()["code"] == 200 and lanes.flask_calls == calls
 
 
-@pytest.mark.parametrize("environ", [
-    {"HTTP_TRANSFER_ENCODING": "chunked"}, {"CONTENT_LENGTH": "00"}, {"HTTP_HOST": "a..b"}, {"HTTP_HOST": "a" * 64},
-])
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {"HTTP_TRANSFER_ENCODING": "chunked"},
+        {"CONTENT_LENGTH": "00"},
+        {"HTTP_HOST": "a..b"},
+        {"HTTP_HOST": "a" * 64},
+    ],
+)
 def test_odd_framing_and_hosts_go_to_flask(lanes: Lanes, api: Api, environ: dict[str, str]) -> None:
     auth = api.login()
     calls = lanes.flask_calls
@@ -252,13 +282,16 @@ def test_any_raw_query_string_matches_flask(lanes: Lanes, query: str, path: str)
 
 def test_a_lone_surrogate_in_a_run_input_still_reads_back(lanes: Lanes, api: Api) -> None:
     auth = api.login()
-    raw = ('{"processPlanId":"acf42dd3","modelVarReq":[{"modelId":"md1606743910508",'
-           '"mapParam":{"DPA_MODEL_WORKDIR":"\\ud800"}}]}')
+    raw = (
+        '{"processPlanId":"acf42dd3","modelVarReq":[{"modelId":"md1606743910508",'
+        '"mapParam":{"DPA_MODEL_WORKDIR":"\\ud800"}}]}'
+    )
     started = api.client.post(EXECUTE.format("acf42dd3"), headers=auth, data=raw, content_type="application/json")
     instance = started.get_json()["data"][0]["planInstanceId"]
     api.advance(5)
-    fast, slow = lanes.both("GET", OUT_PARAMS, headers=auth,
-                            query_string={"processPlanId": "acf42dd3", "planInstanceId": instance})
+    fast, slow = lanes.both(
+        "GET", OUT_PARAMS, headers=auth, query_string={"processPlanId": "acf42dd3", "planInstanceId": instance}
+    )
     assert fast == slow
     assert fast[0][0] == "200 OK" and json.loads(fast[0][2])["code"] == 200
 
@@ -268,11 +301,13 @@ FORM = "application/x-www-form-urlencoded"
 
 def test_all_seven_operations_take_the_fast_door_when_ordinary(lanes: Lanes) -> None:
     calls = lanes.flask_calls
-    authorized = lanes.fast.get(AUTHORIZE, query_string={"client_id": POC["client_id"], "response_type": "code",
-                                                         "scope": "default"}).get_json()
+    authorized = lanes.fast.get(
+        AUTHORIZE, query_string={"client_id": POC["client_id"], "response_type": "code", "scope": "default"}
+    ).get_json()
     assert authorized["code"] == 200, authorized
-    token = lanes.fast.post(TOKEN, json={**POC, "code": authorized["data"]["code"],
-                                         "grant_type": "authorization_code"}).get_json()
+    token = lanes.fast.post(
+        TOKEN, json={**POC, "code": authorized["data"]["code"], "grant_type": "authorization_code"}
+    ).get_json()
     assert token["code"] == 200, token
     auth = {"Authorization": f"Bearer {token['data']['access_token']}"}
     answers = [
@@ -282,27 +317,48 @@ def test_all_seven_operations_take_the_fast_door_when_ordinary(lanes: Lanes) -> 
     ]
     started = lanes.fast.post(EXECUTE.format("acf42dd3"), headers=auth, json={"processPlanId": "acf42dd3"})
     instance = started.get_json()["data"][0]["planInstanceId"]
-    answers += [started, lanes.fast.get(OUT_PARAMS, headers=auth,
-                                        query_string={"processPlanId": "acf42dd3", "planInstanceId": instance})]
+    answers += [
+        started,
+        lanes.fast.get(
+            OUT_PARAMS, headers=auth, query_string={"processPlanId": "acf42dd3", "planInstanceId": instance}
+        ),
+    ]
     assert [a.get_json()["code"] for a in answers] == [200] * 5, [a.get_json() for a in answers]
     assert lanes.flask_calls == calls, "ordinary vendor requests should not have reached Flask"
     # Each was journalled once, as Flask's door journals: method, path, code, secrets masked.
     entries = lanes.journal.recent()[-7:]
-    assert [(e["method"], e["code"]) for e in entries] == [("GET", 200), ("POST", 200), ("GET", 200),
-                                                           ("POST", 200), ("POST", 200), ("POST", 200), ("GET", 200)]
+    assert [(e["method"], e["code"]) for e in entries] == [
+        ("GET", 200),
+        ("POST", 200),
+        ("GET", 200),
+        ("POST", 200),
+        ("POST", 200),
+        ("POST", 200),
+        ("GET", 200),
+    ]
     assert entries[1]["body"]["client_secret"] == "***" and entries[1]["body"]["code"] == "***"
 
 
-@pytest.mark.parametrize("body, content_type", [
-    (b"", None), (b"{", "application/json"), (b"\xff\xfe", "application/json"), (b"[1, 2]", "application/json"),
-    (b'{"code": "a-secret-code", "client_secret": "a-secret-value", "processPlanId": 7}', "application/json"),
-    (b'"just a string"', None), (b"x=1&code=a-secret-code&client_secret=zzzzzz", FORM), (b"x", "text/plain"),
-    (b"processPlanId=acf42dd3&cycleType=bogus", FORM), (b"%ff=%fe", FORM),
-    (b'{"processPlanId": ["acf42dd3"], "modelVarReq": 3}', "application/json; charset=utf-8"),
-])
+@pytest.mark.parametrize(
+    "body, content_type",
+    [
+        (b"", None),
+        (b"{", "application/json"),
+        (b"\xff\xfe", "application/json"),
+        (b"[1, 2]", "application/json"),
+        (b'{"code": "a-secret-code", "client_secret": "a-secret-value", "processPlanId": 7}', "application/json"),
+        (b'"just a string"', None),
+        (b"x=1&code=a-secret-code&client_secret=zzzzzz", FORM),
+        (b"x", "text/plain"),
+        (b"processPlanId=acf42dd3&cycleType=bogus", FORM),
+        (b"%ff=%fe", FORM),
+        (b'{"processPlanId": ["acf42dd3"], "modelVarReq": 3}', "application/json; charset=utf-8"),
+    ],
+)
 @pytest.mark.parametrize("path", [TOKEN, MODELS, EXECUTE.format("acf42dd3"), EXECUTE.format("nope"), SCENE])
-def test_every_refused_write_matches_flask(lanes: Lanes, tokens: list[str], path: str, body: bytes,
-                                           content_type: str | None) -> None:
+def test_every_refused_write_matches_flask(
+    lanes: Lanes, tokens: list[str], path: str, body: bytes, content_type: str | None
+) -> None:
     for header in tokens[1:4] + [""]:
         headers = {"Authorization": header} if header else {}
         if content_type:
@@ -312,19 +368,26 @@ def test_every_refused_write_matches_flask(lanes: Lanes, tokens: list[str], path
 
 
 def test_a_secret_in_a_refused_body_is_masked_both_ways(lanes: Lanes) -> None:
-    body = {"code": "not-a-real-code-1234", "client_id": POC["client_id"], "client_secret": POC["client_secret"],
-            "grant_type": "authorization_code"}
+    body = {
+        "code": "not-a-real-code-1234",
+        "client_id": POC["client_id"],
+        "client_secret": POC["client_secret"],
+        "grant_type": "authorization_code",
+    }
     fast, slow = lanes.both("POST", TOKEN, json=body)
     assert fast == slow
     assert b"not-a-real-code-1234" not in fast[0][2] and POC["client_secret"].encode() not in fast[0][2]
     assert fast[1][0]["body"]["code"] == "***"
 
 
-@pytest.mark.parametrize("kw", [
-    {"data": {"processPlanId": "acf42dd3"}, "content_type": "multipart/form-data"},
-    {"data": b"{}", "content_type": "application/json", "environ_overrides": {"CONTENT_LENGTH": "02"}},
-    {"data": b"{}", "content_type": "application/json", "environ_overrides": {"HTTP_TRANSFER_ENCODING": "chunked"}},
-])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"data": {"processPlanId": "acf42dd3"}, "content_type": "multipart/form-data"},
+        {"data": b"{}", "content_type": "application/json", "environ_overrides": {"CONTENT_LENGTH": "02"}},
+        {"data": b"{}", "content_type": "application/json", "environ_overrides": {"HTTP_TRANSFER_ENCODING": "chunked"}},
+    ],
+)
 def test_unusual_writes_go_to_flask(lanes: Lanes, api: Api, kw: dict[str, Any]) -> None:
     auth = api.login()
     calls = lanes.flask_calls
@@ -352,8 +415,7 @@ def test_a_path_parameter_is_routed_as_flask_routes_it(lanes: Lanes, api: Api) -
 
 
 @pytest.mark.parametrize("mode", ["always200", "gateway"])
-def test_writes_match_flask_under_always200_and_the_gateway_profile(make_app: Callable[..., Flask],
-                                                                    mode: str) -> None:
+def test_writes_match_flask_under_always200_and_the_gateway_profile(make_app: Callable[..., Flask], mode: str) -> None:
     if mode == "gateway":
         settings = load_settings(env={}, profile="gateway").replace(clock="virtual", log_requests=True)
         app = create_app(settings)

@@ -18,8 +18,6 @@ from tests.plugins.engine import admin_runs, api_for, data
 ADMIN_SPEC = Path(__file__).resolve().parents[1] / "openapi" / "admin.yaml"
 
 
-
-
 def add_fault(api: Api, **spec: Any) -> dict[str, Any]:
     return data(api.client.post("/__admin/faults", json=spec))
 
@@ -29,10 +27,14 @@ def journal(api: Api, **query: Any) -> list[dict[str, Any]]:
 
 
 # -- faults -----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("match", [{"method": "POST", "path": "opExecutePlanByApi"}, {"operationId": "executePlan"}],
-                         ids=["path-regex", "operation-id"])
-def test_code_fault_applies_times_then_the_call_works_again(api: Api, auth: dict[str, str],
-                                                           match: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    "match",
+    [{"method": "POST", "path": "opExecutePlanByApi"}, {"operationId": "executePlan"}],
+    ids=["path-regex", "operation-id"],
+)
+def test_code_fault_applies_times_then_the_call_works_again(
+    api: Api, auth: dict[str, str], match: dict[str, str]
+) -> None:
     fault = add_fault(api, code=503, times=2, message="busy", **match)
     assert fault["remaining"] == 2 and fault["hits"] == 0
     for _ in range(2):
@@ -94,12 +96,19 @@ def test_admin_paths_are_never_faulted(api: Api, auth: dict[str, str]) -> None:
     assert api.client.get(LIST_PLANS, headers=auth).get_json()["code"] == 503
 
 
-@pytest.mark.parametrize("spec,named", [({"path": "(unclosed", "code": 503}, "path"), ({"path": "x"}, "code"),
-                                        ({"code": 503, "times": 0}, "times"), ({"httpStatus": 42}, "httpStatus"),
-                                        ({"code": 503, "colour": "red"}, "colour"), ({"latencyMs": -5}, "latencyMs"),
-                                        ({"code": "503"}, "code")],
-                         ids=["bad-regex", "no-effect", "times-0", "status-42", "unknown-field", "negative-latency",
-                              "code-string"])
+@pytest.mark.parametrize(
+    "spec,named",
+    [
+        ({"path": "(unclosed", "code": 503}, "path"),
+        ({"path": "x"}, "code"),
+        ({"code": 503, "times": 0}, "times"),
+        ({"httpStatus": 42}, "httpStatus"),
+        ({"code": 503, "colour": "red"}, "colour"),
+        ({"latencyMs": -5}, "latencyMs"),
+        ({"code": "503"}, "code"),
+    ],
+    ids=["bad-regex", "no-effect", "times-0", "status-42", "unknown-field", "negative-latency", "code-string"],
+)
 def test_invalid_fault_is_400(api: Api, spec: dict[str, Any], named: str) -> None:
     response = api.client.post("/__admin/faults", json=spec)
     body = response.get_json()
@@ -116,8 +125,11 @@ def test_journal_records_method_path_status_and_code(api: Api, auth: dict[str, s
     api.client.get(LIST_PLANS, headers=auth)
     entries = [(e["method"], e["path"], e["status"], e["code"]) for e in journal(api)]
     assert entries[-4:] == [
-        ("POST", EXECUTE.format("acf42dd3"), 200, 200), ("POST", EXECUTE.format("00000000"), 404, 404),
-        ("POST", "/__admin/faults", 200, 200), ("GET", LIST_PLANS, 503, 503)]
+        ("POST", EXECUTE.format("acf42dd3"), 200, 200),
+        ("POST", EXECUTE.format("00000000"), 404, 404),
+        ("POST", "/__admin/faults", 200, 200),
+        ("GET", LIST_PLANS, 503, 503),
+    ]
     assert all(isinstance(e["at"], int) and e["durationMs"] >= 0 for e in journal(api))
 
 

@@ -30,25 +30,60 @@ def _node(doc: dict[str, Any], plan: str) -> dict[str, Any]:
 
 # name -> (file, how to break it, expected key path, fragment of the reason)
 BREAKS: dict[str, tuple[str, Callable[[Path], None], str, str]] = {
-    "bad YAML": ("apps.yaml", lambda p: p.write_text("apps:\n  - {name: x, clientId: [unclosed\n", encoding="utf-8"),
-                 "", "not valid YAML"),
-    "unknown key": ("plans.yaml", lambda p: edit(p, lambda d: d["plans"][0].update(colour="red")),
-                    "plans[0]", "unknown key 'colour' (allowed: "),
-    "missing clientId": ("apps.yaml", lambda p: edit(p, lambda d: d["apps"][0].pop("clientId")),
-                         "apps[0]", "'clientId' is a required property"),
-    "duplicate processPlanId": ("plans.yaml",
-                                lambda p: edit(p, lambda d: d["plans"][1].update(processPlanId="acf42dd3")),
-                                "plans[1].processPlanId", "duplicate processPlanId 'acf42dd3'"),
-    "random without probability": ("plans.yaml", lambda p: edit(p, lambda d: _node(d, "e5f2b7c9").pop("probability")),
-                                   "plans[4].workflows[0].nodes[0].probability", "outcome 'random' needs a probability"),
-    "bad validUntil": ("apps.yaml", lambda p: edit(p, lambda d: d["apps"][2].update(validUntil="31/12/2099")),
-                       "apps[2].validUntil", "'31/12/2099' is not a 'YYYY-MM-DD HH:MM:SS' time"),
-    "negative duration": ("plans.yaml", lambda p: edit(p, lambda d: _node(d, "acf42dd3").update(duration=-1)),
-                          "plans[0].workflows[0].nodes[0].duration", "-1"),
-    "unknown outcome": ("plans.yaml", lambda p: edit(p, lambda d: _node(d, "c3d9f4e5").update(outcome="explode")),
-                        "plans[2].workflows[0].nodes[0].outcome", "'explode'"),
-    "duplicate clientId": ("apps.yaml", lambda p: edit(p, lambda d: d["apps"][1].update(clientId=d["apps"][0]["clientId"])),
-                           "apps[1].clientId", "duplicate clientId"),
+    "bad YAML": (
+        "apps.yaml",
+        lambda p: p.write_text("apps:\n  - {name: x, clientId: [unclosed\n", encoding="utf-8"),
+        "",
+        "not valid YAML",
+    ),
+    "unknown key": (
+        "plans.yaml",
+        lambda p: edit(p, lambda d: d["plans"][0].update(colour="red")),
+        "plans[0]",
+        "unknown key 'colour' (allowed: ",
+    ),
+    "missing clientId": (
+        "apps.yaml",
+        lambda p: edit(p, lambda d: d["apps"][0].pop("clientId")),
+        "apps[0]",
+        "'clientId' is a required property",
+    ),
+    "duplicate processPlanId": (
+        "plans.yaml",
+        lambda p: edit(p, lambda d: d["plans"][1].update(processPlanId="acf42dd3")),
+        "plans[1].processPlanId",
+        "duplicate processPlanId 'acf42dd3'",
+    ),
+    "random without probability": (
+        "plans.yaml",
+        lambda p: edit(p, lambda d: _node(d, "e5f2b7c9").pop("probability")),
+        "plans[4].workflows[0].nodes[0].probability",
+        "outcome 'random' needs a probability",
+    ),
+    "bad validUntil": (
+        "apps.yaml",
+        lambda p: edit(p, lambda d: d["apps"][2].update(validUntil="31/12/2099")),
+        "apps[2].validUntil",
+        "'31/12/2099' is not a 'YYYY-MM-DD HH:MM:SS' time",
+    ),
+    "negative duration": (
+        "plans.yaml",
+        lambda p: edit(p, lambda d: _node(d, "acf42dd3").update(duration=-1)),
+        "plans[0].workflows[0].nodes[0].duration",
+        "-1",
+    ),
+    "unknown outcome": (
+        "plans.yaml",
+        lambda p: edit(p, lambda d: _node(d, "c3d9f4e5").update(outcome="explode")),
+        "plans[2].workflows[0].nodes[0].outcome",
+        "'explode'",
+    ),
+    "duplicate clientId": (
+        "apps.yaml",
+        lambda p: edit(p, lambda d: d["apps"][1].update(clientId=d["apps"][0]["clientId"])),
+        "apps[1].clientId",
+        "duplicate clientId",
+    ),
     "unknown top-level key": ("apps.yaml", lambda p: edit(p, lambda d: d.update(aps=[])), "", "'aps'"),
 }
 
@@ -56,7 +91,13 @@ BREAKS: dict[str, tuple[str, Callable[[Path], None], str, str]] = {
 def test_bundled_fixtures_load(tmp_path: Path) -> None:
     catalog = load_catalog(copy_fixtures(tmp_path))
     assert len(catalog.apps) >= 11 and list(catalog.plans)[:6] == [
-        "acf42dd3", "b7e1c0a2", "c3d9f4e5", "d4a8e6f1", "e5f2b7c9", "f6c1a3d8"]
+        "acf42dd3",
+        "b7e1c0a2",
+        "c3d9f4e5",
+        "d4a8e6f1",
+        "e5f2b7c9",
+        "f6c1a3d8",
+    ]
     assert catalog == load_catalog(DEFAULT_FIXTURES)
 
 
@@ -107,8 +148,21 @@ def test_duplicate_model_id_across_files_names_the_first_file(tmp_path: Path) ->
 
 def test_a_second_file_can_add_plans(tmp_path: Path) -> None:
     directory = copy_fixtures(tmp_path)
-    extra = {"plans": [{"processPlanId": "zz000002", "title": "额外预案", "workflows": [
-        {"processModelId": "mdzz", "modelName": "x", "nodes": [{"nodeName": "n", "nodeType": "api", "duration": 1}]}]}]}
+    extra = {
+        "plans": [
+            {
+                "processPlanId": "zz000002",
+                "title": "额外预案",
+                "workflows": [
+                    {
+                        "processModelId": "mdzz",
+                        "modelName": "x",
+                        "nodes": [{"nodeName": "n", "nodeType": "api", "duration": 1}],
+                    }
+                ],
+            }
+        ]
+    }
     (directory / "extra.yml").write_text(yaml.safe_dump(extra, allow_unicode=True), encoding="utf-8")
     plan = load_catalog(directory).plans["zz000002"]
     assert plan.status == "DEFAULT" and plan.workflows[0].nodes[0].outcome == "succeed"
@@ -116,9 +170,11 @@ def test_a_second_file_can_add_plans(tmp_path: Path) -> None:
 
 # -- the CLI reports the same message and exits 2 ----------------------------------------------------------
 
+
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "mock_server", *args], capture_output=True, text=True,
-                          timeout=60, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "mock_server", *args], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
 
 
 @pytest.mark.parametrize("name", ["unknown key", "bad validUntil"])

@@ -8,8 +8,10 @@ from mock_server.domain.errors import ValidationError
 from mock_server.http.spec import form_to_dict, vendor_contract
 
 SCHEMA = vendor_contract().operations["saveTimingParam"].bodies["application/x-www-form-urlencoded"].schema
-KEY_PART = st.one_of(st.sampled_from(["modelVarReq", "mapParam", "modelId", "name", "value", "0", "1", "x"]),
-                     st.text(alphabet="[].0a", max_size=4))
+KEY_PART = st.one_of(
+    st.sampled_from(["modelVarReq", "mapParam", "modelId", "name", "value", "0", "1", "x"]),
+    st.text(alphabet="[].0a", max_size=4),
+)
 KEYS = st.lists(KEY_PART, min_size=1, max_size=5).map("".join) | st.text(alphabet="[].0ab", max_size=8)
 
 

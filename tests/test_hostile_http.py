@@ -37,8 +37,11 @@ def _session() -> requests.Session:
 
 def login(base: str) -> dict[str, str]:
     s = _session()
-    code = s.get(base + "/api/dp/auth/oauth/authorize", params={"response_type": "code", "scope": "default",
-                                                                 "client_id": POC["client_id"]}, timeout=5)
+    code = s.get(
+        base + "/api/dp/auth/oauth/authorize",
+        params={"response_type": "code", "scope": "default", "client_id": POC["client_id"]},
+        timeout=5,
+    )
     body = {"code": code.json()["data"]["code"], "grant_type": "authorization_code", **POC}
     token = s.post(base + TOKEN, json=body, timeout=5).json()["data"]["access_token"]
     return {"Authorization": f"Bearer {token}"}
@@ -84,13 +87,16 @@ def _runs(srv: ServerProcess) -> list[dict[str, Any]]:
 
 # -- 1: a stalled client never delays the others ---------------------------------------------------------------
 def test_stalled_clients_do_not_delay_others_and_are_closed_after_the_read_timeout(
-        srv: ServerProcess, auth: dict[str, str]) -> None:
+    srv: ServerProcess, auth: dict[str, str]
+) -> None:
     stalled = []
     for i in range(8):
         s = socket.create_connection(("127.0.0.1", srv.port))
         if i % 2:  # mid-body: headers done, 10 of 1000 bytes sent
-            s.sendall(f"POST {MODELS} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                      f"Authorization: {auth['Authorization']}\r\nContent-Length: 1000\r\n\r\n0123456789".encode())
+            s.sendall(
+                f"POST {MODELS} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                f"Authorization: {auth['Authorization']}\r\nContent-Length: 1000\r\n\r\n0123456789".encode()
+            )
         else:  # mid-headers
             s.sendall(f"GET {LIST} HTTP/1.1\r\nHost: x\r\nX-Slow: ".encode())
         stalled.append(s)
@@ -128,8 +134,10 @@ def test_stalled_clients_do_not_delay_others_and_are_closed_after_the_read_timeo
 def test_a_body_cut_short_by_a_close_is_never_processed(srv: ServerProcess, auth: dict[str, str]) -> None:
     before = len(_runs(srv))
     body = json.dumps({"processPlanId": "acf42dd3"}).encode()
-    head = (f"POST {EXECUTE} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            f"Authorization: {auth['Authorization']}\r\nContent-Length: {len(body) + 50}\r\n\r\n").encode()
+    head = (
+        f"POST {EXECUTE} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Authorization: {auth['Authorization']}\r\nContent-Length: {len(body) + 50}\r\n\r\n"
+    ).encode()
     raw_exchange(srv.port, head + body, wait=3, shut=True)
     time.sleep(0.2)
     assert len(_runs(srv)) == before
@@ -141,20 +149,25 @@ def test_a_body_cut_short_by_a_close_is_never_processed(srv: ServerProcess, auth
 
 
 # -- 5, 6 and the other limits: 400 envelopes that name the limit ----------------------------------------------
-@pytest.mark.parametrize(("body", "setting"), [
-    ("[" * 1000 + "]" * 1000, "json_max_depth"),
-    ("[" * 100_000 + "]" * 100_000, "json_max_depth"),
-    ('{"processPlanId": "acf42dd3", "x": ' + "[" * 40 + "]" * 40 + "}", "json_max_depth"),
-    ('{"processPlanId": ' + "7" * 5000 + "}", "json_max_number_digits"),
-    ('{"processPlanId": 1' + "0" * 400 + ".5}", "json_max_number_digits"),
-    ('{"processPlanId": "' + "a" * 70_000 + '"}', "json_max_string_chars"),
-    ('{"processPlanId": "acf42dd3", "x": [' + ",".join(["1"] * 20_000) + "]}", "json_max_values"),
-    ('{"processPlanId": "' + "a" * 1_100_000 + '"}', "max_body_bytes"),
-])
-def test_json_limits_are_400_envelopes_naming_the_limit(srv: ServerProcess, auth: dict[str, str], body: str,
-                                                       setting: str) -> None:
-    r = _session().post(srv.base_url + MODELS, data=body.encode(), timeout=10,
-                        headers={**auth, "Content-Type": "application/json"})
+@pytest.mark.parametrize(
+    ("body", "setting"),
+    [
+        ("[" * 1000 + "]" * 1000, "json_max_depth"),
+        ("[" * 100_000 + "]" * 100_000, "json_max_depth"),
+        ('{"processPlanId": "acf42dd3", "x": ' + "[" * 40 + "]" * 40 + "}", "json_max_depth"),
+        ('{"processPlanId": ' + "7" * 5000 + "}", "json_max_number_digits"),
+        ('{"processPlanId": 1' + "0" * 400 + ".5}", "json_max_number_digits"),
+        ('{"processPlanId": "' + "a" * 70_000 + '"}', "json_max_string_chars"),
+        ('{"processPlanId": "acf42dd3", "x": [' + ",".join(["1"] * 20_000) + "]}", "json_max_values"),
+        ('{"processPlanId": "' + "a" * 1_100_000 + '"}', "max_body_bytes"),
+    ],
+)
+def test_json_limits_are_400_envelopes_naming_the_limit(
+    srv: ServerProcess, auth: dict[str, str], body: str, setting: str
+) -> None:
+    r = _session().post(
+        srv.base_url + MODELS, data=body.encode(), timeout=10, headers={**auth, "Content-Type": "application/json"}
+    )
     assert r.status_code == 400 and r.json()["code"] == 400, r.text[:300]
     assert setting in r.json()["message"]
     assert _session().get(srv.base_url + LIST, headers=auth, timeout=5).json()["code"] == 200
@@ -164,41 +177,71 @@ def test_json_limits_are_400_envelopes_naming_the_limit(srv: ServerProcess, auth
 
 def test_a_body_at_the_limits_is_accepted(srv: ServerProcess, auth: dict[str, str]) -> None:
     # The object is level 1: 31 nested arrays inside it make the 32 levels json_max_depth allows.
-    body = ('{"processPlanId": "acf42dd3", "x": ' + "[" * 31 + "]" * 31 + ', "n": ' + "9" * 100
-            + ', "s": "' + "a" * 65_536 + '"}')
-    r = _session().post(srv.base_url + MODELS, data=body.encode(), timeout=10,
-                        headers={**auth, "Content-Type": "application/json"})
+    body = (
+        '{"processPlanId": "acf42dd3", "x": '
+        + "[" * 31
+        + "]" * 31
+        + ', "n": '
+        + "9" * 100
+        + ', "s": "'
+        + "a" * 65_536
+        + '"}'
+    )
+    r = _session().post(
+        srv.base_url + MODELS, data=body.encode(), timeout=10, headers={**auth, "Content-Type": "application/json"}
+    )
     assert r.json()["code"] == 200, r.text[:300]
 
 
 def test_chunked_bodies_are_received_whole_and_counted_against_the_limit(srv: ServerProcess) -> None:
     s = _session()
-    r = s.post(srv.base_url + "/__admin/clock/advance", data=iter([b'{"seconds":', b" 0}"]), timeout=5,
-               headers={"Content-Type": "application/json"})
+    r = s.post(
+        srv.base_url + "/__admin/clock/advance",
+        data=iter([b'{"seconds":', b" 0}"]),
+        timeout=5,
+        headers={"Content-Type": "application/json"},
+    )
     assert r.json()["code"] == 200, r.text
-    r = s.post(srv.base_url + MODELS, data=iter([b"x" * 65536] * 40), timeout=10,
-               headers={"Content-Type": "application/json"})
+    r = s.post(
+        srv.base_url + MODELS, data=iter([b"x" * 65536] * 40), timeout=10, headers={"Content-Type": "application/json"}
+    )
     assert r.status_code == 400 and "max_body_bytes" in r.json()["message"]
 
 
 def test_a_deep_form_key_is_a_400_naming_the_limit(srv: ServerProcess, auth: dict[str, str]) -> None:
     key = "modelVarReq" + "[0]" * 1000
-    r = _session().post(srv.base_url + "/api/dpa/process/processPlan/saveTimingParam", headers=auth, timeout=5,
-                        data={"processPlanId": "acf42dd3", key: "x"})
+    r = _session().post(
+        srv.base_url + "/api/dpa/process/processPlan/saveTimingParam",
+        headers=auth,
+        timeout=5,
+        data={"processPlanId": "acf42dd3", key: "x"},
+    )
     assert r.status_code == 400 and "json_max_depth" in r.json()["message"], r.text[:300]
 
 
 # -- 8: secrets never leave ------------------------------------------------------------------------------------
 def test_error_messages_name_the_field_never_the_secret(srv: ServerProcess) -> None:
     s = _session()
-    code = s.get(srv.base_url + "/api/dp/auth/oauth/authorize", timeout=5, params={
-        "response_type": "code", "scope": "default", "client_id": POC["client_id"]}).json()["data"]["code"]
-    for body in ({"code": code, "client_id": POC["client_id"], "client_secret": 7777777777,
-                  "grant_type": "authorization_code"},
-                 {"code": 987654321987, "client_id": POC["client_id"], "client_secret": POC["client_secret"],
-                  "grant_type": "authorization_code"},
-                 {"code": {"nested": "SECRETCODE1"}, "client_id": POC["client_id"],
-                  "client_secret": ["SECRETLIST1"], "grant_type": "authorization_code"}):
+    code = s.get(
+        srv.base_url + "/api/dp/auth/oauth/authorize",
+        timeout=5,
+        params={"response_type": "code", "scope": "default", "client_id": POC["client_id"]},
+    ).json()["data"]["code"]
+    for body in (
+        {"code": code, "client_id": POC["client_id"], "client_secret": 7777777777, "grant_type": "authorization_code"},
+        {
+            "code": 987654321987,
+            "client_id": POC["client_id"],
+            "client_secret": POC["client_secret"],
+            "grant_type": "authorization_code",
+        },
+        {
+            "code": {"nested": "SECRETCODE1"},
+            "client_id": POC["client_id"],
+            "client_secret": ["SECRETLIST1"],
+            "grant_type": "authorization_code",
+        },
+    ):
         r = s.post(srv.base_url + TOKEN, json=body, timeout=5)
         message = r.json()["message"]
         assert r.json()["code"] == 400, message
@@ -231,8 +274,9 @@ def test_the_journal_masks_secrets_of_every_body(srv: ServerProcess) -> None:
 
 # -- 2: admin time values in range -----------------------------------------------------------------------------
 @pytest.mark.parametrize("seconds", [1e308, 1e15, 9e18])
-def test_an_absurd_advance_is_a_400_and_breaks_nothing(srv: ServerProcess, auth: dict[str, str],
-                                                      seconds: float) -> None:
+def test_an_absurd_advance_is_a_400_and_breaks_nothing(
+    srv: ServerProcess, auth: dict[str, str], seconds: float
+) -> None:
     s = _session()
     before = s.get(srv.base_url + "/__admin/clock", timeout=5).json()["data"]["offset"]
     r = s.post(srv.base_url + "/__admin/clock/advance", json={"seconds": seconds}, timeout=5)
@@ -252,12 +296,15 @@ def test_a_fault_latency_beyond_a_minute_is_a_400(srv: ServerProcess) -> None:
 def test_a_state_file_with_an_impossible_clock_is_repaired_at_start_up(tmp_path: Path, mode: str) -> None:
     state = tmp_path / "state.db"
     with ServerProcess("--state", str(state), "--clock", mode) as first:
-        assert _session().post(first.base_url + "/__admin/clock/advance", json={"seconds": 60},
-                               timeout=5).json()["code"] == 200
+        assert (
+            _session().post(first.base_url + "/__admin/clock/advance", json={"seconds": 60}, timeout=5).json()["code"]
+            == 200
+        )
     broken = {"offset": 1e308} if mode == "real" else {"start": 1e308, "now": float("inf")}
     with sqlite3.connect(state) as db:
-        changed = db.execute("UPDATE records SET body = ? WHERE kind = 'meta' AND key = ?",
-                             (json.dumps(broken), f"clock-{mode}")).rowcount
+        changed = db.execute(
+            "UPDATE records SET body = ? WHERE kind = 'meta' AND key = ?", (json.dumps(broken), f"clock-{mode}")
+        ).rowcount
     assert changed == 1
     with ServerProcess("--state", str(state), "--clock", mode, log=tmp_path / "serve.log") as second:
         clock = _session().get(second.base_url + "/__admin/clock", timeout=5).json()
@@ -278,8 +325,9 @@ def test_admin_through_a_proxy_works_with_the_token(tmp_path: Path) -> None:
     with ServerProcess("--admin-token", "tok-123") as server:
         headers = {"X-Forwarded-For": "203.0.113.9"}
         assert _session().get(server.base_url + "/__admin/clock", headers=headers, timeout=5).status_code == 403
-        r = _session().get(server.base_url + "/__admin/clock", headers={**headers, "X-Admin-Token": "tok-123"},
-                           timeout=5)
+        r = _session().get(
+            server.base_url + "/__admin/clock", headers={**headers, "X-Admin-Token": "tok-123"}, timeout=5
+        )
         assert r.json()["code"] == 200
 
 
@@ -313,8 +361,12 @@ def test_a_port_really_in_use_fails_at_once_with_one_line(tmp_path: Path) -> Non
         holder.listen(1)
         port = holder.getsockname()[1]
         started = time.monotonic()
-        done = subprocess.run([sys.executable, "-m", "mock_server", "serve", "--port", str(port)],
-                              capture_output=True, text=True, timeout=30)
+        done = subprocess.run(
+            [sys.executable, "-m", "mock_server", "serve", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     assert done.returncode == 1 and time.monotonic() - started < 15
     lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and f"port {port}" in lines[0] and "--port" in lines[0], done.stderr
@@ -347,10 +399,10 @@ def _wait_workers(pid: int, count: int, exclude: set[int], timeout: float = 30) 
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_a_worker_killed_twice_in_a_row_is_replaced_and_the_server_keeps_serving(tmp_path: Path,
-                                                                                 workers: int) -> None:
-    with ServerProcess("--workers", str(workers), "--state", str(tmp_path / "s.db"),
-                       log=tmp_path / "serve.log") as server:
+def test_a_worker_killed_twice_in_a_row_is_replaced_and_the_server_keeps_serving(tmp_path: Path, workers: int) -> None:
+    with ServerProcess(
+        "--workers", str(workers), "--state", str(tmp_path / "s.db"), log=tmp_path / "serve.log"
+    ) as server:
         assert server.proc is not None
         first = _wait_workers(server.proc.pid, workers, set())
         victim = min(first)
@@ -375,8 +427,9 @@ def test_a_worker_killed_twice_in_a_row_is_replaced_and_the_server_keeps_serving
 
 # -- 11: --set reaches every setting and combines with every flag ----------------------------------------------
 def test_set_combines_with_the_flag_of_the_same_setting_over_http(tmp_path: Path) -> None:
-    with ServerProcess("--set", "log_requests=false", "--set", "port=1", "--set", "clock=virtual",
-                       log=tmp_path / "serve.log") as server:  # the helper adds --port: the flag wins
+    with ServerProcess(
+        "--set", "log_requests=false", "--set", "port=1", "--set", "clock=virtual", log=tmp_path / "serve.log"
+    ) as server:  # the helper adds --port: the flag wins
         assert _session().get(server.base_url + "/__admin/clock", timeout=5).json()["data"]["mode"] == "virtual"
 
 
@@ -384,8 +437,10 @@ def test_waitress_too_closes_stalled_bodies_and_never_processes_a_short_one(tmp_
     with ServerProcess("--server", "waitress", "--set", f"read_timeout={READ_TIMEOUT}") as server:
         auth = login(server.base_url)
         body = json.dumps({"processPlanId": "acf42dd3"}).encode()
-        head = (f"POST {EXECUTE} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                f"Authorization: {auth['Authorization']}\r\nContent-Length: {len(body) + 50}\r\n\r\n").encode()
+        head = (
+            f"POST {EXECUTE} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Authorization: {auth['Authorization']}\r\nContent-Length: {len(body) + 50}\r\n\r\n"
+        ).encode()
         raw_exchange(server.port, head + body, wait=2, shut=True)
         with socket.create_connection(("127.0.0.1", server.port)) as stalled:
             stalled.sendall(head + body)

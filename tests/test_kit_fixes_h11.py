@@ -36,13 +36,16 @@ def answer(http_status: int, body: Any) -> requests.Response:
 
 
 # -- an error envelope is judged by its business code, whatever HTTP status carries it ---------------------
-@pytest.mark.parametrize(("http_status", "code", "judged"), [
-    (400, 403, 403),  # one HTTP status (400) for every error: the 403 still reads as an auth refusal
-    (500, 999, 400),  # a Spring handler's HTTP 500 for a business exception: a rejection, not a server error
-    (200, 998, 400),
-    (500, 500, 500),  # the documented server error stays one
-    (500, 200, 500),  # success in an HTTP 500: the status is what is wrong
-])
+@pytest.mark.parametrize(
+    ("http_status", "code", "judged"),
+    [
+        (400, 403, 403),  # one HTTP status (400) for every error: the 403 still reads as an auth refusal
+        (500, 999, 400),  # a Spring handler's HTTP 500 for a business exception: a rejection, not a server error
+        (200, 998, 400),
+        (500, 500, 500),  # the documented server error stays one
+        (500, 200, 500),  # success in an HTTP 500: the status is what is wrong
+    ],
+)
 def test_effective_status_follows_the_business_code(http_status: int, code: int, judged: int) -> None:
     assert schema_checks._effective_status(answer(http_status, {"code": code, "message": "m", "data": None})) == judged
 
@@ -53,8 +56,9 @@ def test_http_500_with_a_documented_business_code_is_observed_not_a_server_error
     assert ("http-status.code-999", "500") in fresh_kit.observations
 
 
-@pytest.mark.parametrize("body", [{"code": 500, "message": "boom", "data": None},
-                                  {"code": 200, "message": "ok", "data": []}])
+@pytest.mark.parametrize(
+    "body", [{"code": 500, "message": "boom", "data": None}, {"code": 200, "message": "ok", "data": []}]
+)
 def test_http_500_is_still_a_server_error_for_code_500_or_success(fresh_kit: Kit, body: dict[str, Any]) -> None:
     response = answer(500, body)
     problem = schema_checks._envelope_problem(response, schema_checks.envelope(response))
@@ -71,9 +75,12 @@ class _Mode:
 @dataclass
 class _Case:
     media_type: str
-    operation: Any = field(default_factory=lambda: SimpleNamespace(
-        label="POST /api/dp/auth/oauth/token", definition=SimpleNamespace(raw={"operationId": "getToken",
-                                                                             "security": []})))
+    operation: Any = field(
+        default_factory=lambda: SimpleNamespace(
+            label="POST /api/dp/auth/oauth/token",
+            definition=SimpleNamespace(raw={"operationId": "getToken", "security": []}),
+        )
+    )
     meta: Any = field(default_factory=lambda: SimpleNamespace(generation=SimpleNamespace(mode=_Mode())))
     _meta: Any = None
 
@@ -81,8 +88,9 @@ class _Case:
 def _refused_token_call(media_type: str) -> tuple[Any, requests.Response]:
     case = _Case(media_type)
     response = answer(200, {"code": 400, "message": "Content-Type must be application/json", "data": None})
-    response.request = requests.Request("POST", "http://127.0.0.1:1/api/dp/auth/oauth/token",
-                                        headers={"Content-Type": media_type}).prepare()
+    response.request = requests.Request(
+        "POST", "http://127.0.0.1:1/api/dp/auth/oauth/token", headers={"Content-Type": media_type}
+    ).prepare()
     schema_checks.PROMISED.add(id(case))
     return case, response
 
@@ -90,8 +98,7 @@ def _refused_token_call(media_type: str) -> tuple[Any, requests.Response]:
 def test_token_form_body_refused_is_not_a_violation(fresh_kit: Kit) -> None:
     case, response = _refused_token_call("application/x-www-form-urlencoded")
     assert schema_checks.positive_data_acceptance_envelope(None, response, case) is None
-    assert any(topic == "fuzzing.codes" and "not in the document" in detail
-               for topic, detail in fresh_kit.observations)
+    assert any(topic == "fuzzing.codes" and "not in the document" in detail for topic, detail in fresh_kit.observations)
 
 
 def test_token_json_body_refused_is_still_a_violation(fresh_kit: Kit) -> None:
@@ -125,14 +132,21 @@ class _Session:
 
 
 def _auth(monkeypatch: pytest.MonkeyPatch, fresh_kit: Kit) -> tuple[auth_module.KitAuth, _Session]:
-    fresh_kit.config = SimpleNamespace(client_id="c", client_secret="s", scope="all", user_id=None,  # type: ignore[assignment]
-                                       secrets=list, strict=False)
+    fresh_kit.config = SimpleNamespace(
+        client_id="c",
+        client_secret="s",
+        scope="all",
+        user_id=None,  # type: ignore[assignment]
+        secrets=list,
+        strict=False,
+    )
     session = _Session()
     return auth_module.KitAuth(SimpleNamespace(session=session, base_url="http://t")), session  # type: ignore[arg-type]
 
 
-def test_opaque_token_replaced_after_the_clock_moved_past_its_life(monkeypatch: pytest.MonkeyPatch,
-                                                                   fresh_kit: Kit) -> None:
+def test_opaque_token_replaced_after_the_clock_moved_past_its_life(
+    monkeypatch: pytest.MonkeyPatch, fresh_kit: Kit
+) -> None:
     kit_auth, session = _auth(monkeypatch, fresh_kit)
     kit_auth.forget_if_expired(1000.0)  # the kit read the target's clock
     first = kit_auth.token()
@@ -158,8 +172,13 @@ def test_receiver_reads_a_chunked_post() -> None:
     with CallbackReceiver() as receiver:
         host, port = receiver._address()
         conn = http.client.HTTPConnection(host, port, timeout=5)
-        conn.request("POST", "/callback", body=iter([payload[:7], payload[7:20], payload[20:]]),
-                     headers={"Content-Type": "application/json"}, encode_chunked=True)
+        conn.request(
+            "POST",
+            "/callback",
+            body=iter([payload[:7], payload[7:20], payload[20:]]),
+            headers={"Content-Type": "application/json"},
+            encode_chunked=True,
+        )
         reply = conn.getresponse()
         assert (reply.status, reply.read()) == (200, b"SUCCESS")
         conn.close()
@@ -172,11 +191,16 @@ def test_receiver_fails_one_status_only() -> None:
         receiver.fail_status("SUCCESS", times=2)
         answers = []
         for status in ("RUNNING", "SUCCESS", "SUCCESS", "SUCCESS"):
-            reply = requests.post(receiver.url, json={"planInstanceId": "in1", "processPlanId": "p", "status": status},
-                                  timeout=5)
+            reply = requests.post(
+                receiver.url, json={"planInstanceId": "in1", "processPlanId": "p", "status": status}, timeout=5
+            )
             answers.append((status, reply.status_code, reply.text))
-    assert answers == [("RUNNING", 200, "SUCCESS"), ("SUCCESS", 500, "FAIL"), ("SUCCESS", 500, "FAIL"),
-                       ("SUCCESS", 200, "SUCCESS")]
+    assert answers == [
+        ("RUNNING", 200, "SUCCESS"),
+        ("SUCCESS", 500, "FAIL"),
+        ("SUCCESS", 500, "FAIL"),
+        ("SUCCESS", 200, "SUCCESS"),
+    ]
 
 
 # -- the report names schemathesis' failed checks and their messages ----------------------------------------
@@ -185,16 +209,28 @@ def test_report_message_lists_each_failed_check() -> None:
 
     from contract_tests.plugins.report import _check_failures
 
-    group = FailureGroup([
-        CustomFailure(operation="GET /x", title="Custom check failed: `envelope_conformance`",
-                      message="server error: HTTP 500, code 500", exception=AssertionError("x")),
-        CustomFailure(operation="GET /x", title="Custom check failed: `positive_data_acceptance`",
-                      message="GET /x: a request the document promises to accept was refused\nsecond line",
-                      exception=AssertionError("y")),
-    ], "Schemathesis found 2 distinct failures")
+    group = FailureGroup(
+        [
+            CustomFailure(
+                operation="GET /x",
+                title="Custom check failed: `envelope_conformance`",
+                message="server error: HTTP 500, code 500",
+                exception=AssertionError("x"),
+            ),
+            CustomFailure(
+                operation="GET /x",
+                title="Custom check failed: `positive_data_acceptance`",
+                message="GET /x: a request the document promises to accept was refused\nsecond line",
+                exception=AssertionError("y"),
+            ),
+        ],
+        "Schemathesis found 2 distinct failures",
+    )
     text = _check_failures(group)
     assert text is not None and text.startswith("2 failure(s):")
     assert "- Custom check failed: `envelope_conformance`: server error: HTTP 500, code 500" in text
-    assert "`positive_data_acceptance`: GET /x: a request the document promises to accept was refused\n  second line" \
+    assert (
+        "`positive_data_acceptance`: GET /x: a request the document promises to accept was refused\n  second line"
         in text
+    )
     assert _check_failures(AssertionError("plain")) is None  # other failures keep their first lines

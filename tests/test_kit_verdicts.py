@@ -87,8 +87,10 @@ def test_a_leniency_is_recorded_with_its_request(fresh_kit: Kit) -> None:
     wrapped(None, FakeResponse(), FakeCase())
     (finding,) = fresh_kit.leniencies.values()
     assert finding.check == "negative_data_rejection" and finding.count == 2
-    assert finding.detail == "POST /api/dpa/process/processPlan/queryModelByPlanId (POST): " \
-                             "negative_data_rejection found a problem"
+    assert (
+        finding.detail == "POST /api/dpa/process/processPlan/queryModelByPlanId (POST): "
+        "negative_data_rejection found a problem"
+    )
     assert finding.curl is not None and finding.curl.startswith("curl -X POST") and "secret.token" not in finding.curl
     assert fresh_kit.by_test[fresh_kit.current_test or ""]
 

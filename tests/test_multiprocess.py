@@ -52,15 +52,19 @@ def pair(trees: list[Tree], tmp_path: Path, *args: str) -> tuple[Tree, Tree]:
 
 
 def authorize(tree: Tree, app: dict[str, str] = DOC_CLIENT, scope: str = "all") -> str:
-    body = requests.get(tree.base_url + AUTHORIZE, timeout=10,
-                        params={"client_id": app["client_id"], "response_type": "code", "scope": scope}).json()
+    body = requests.get(
+        tree.base_url + AUTHORIZE,
+        timeout=10,
+        params={"client_id": app["client_id"], "response_type": "code", "scope": scope},
+    ).json()
     assert body["code"] == 200, body
     return str(body["data"]["code"])
 
 
 def redeem(tree: Tree, code: str, app: dict[str, str] = DOC_CLIENT) -> dict[str, Any]:
-    return requests.post(tree.base_url + TOKEN, timeout=10,
-                         json={"code": code, "grant_type": "authorization_code", **app}).json()
+    return requests.post(
+        tree.base_url + TOKEN, timeout=10, json={"code": code, "grant_type": "authorization_code", **app}
+    ).json()
 
 
 def bearer(token_reply: dict[str, Any]) -> dict[str, str]:
@@ -144,8 +148,9 @@ def test_codes_and_tokens_are_shared_between_processes(trees: list[Tree], tmp_pa
 
 
 # -- 2. a run executed at the process without the lease ------------------------------------------------
-def test_run_executed_at_the_non_holder_completes_with_callbacks(trees: list[Tree], tmp_path: Path,
-                                                                  receiver: CallbackReceiver) -> None:
+def test_run_executed_at_the_non_holder_completes_with_callbacks(
+    trees: list[Tree], tmp_path: Path, receiver: CallbackReceiver
+) -> None:
     a, b = pair(trees, tmp_path)
     headers = http_login(b.base_url, DOC_CLIENT, scope="all")
     at_b = http_execute(b.base_url, headers, callbackUrl=receiver.url)  # B does not hold the lease
@@ -155,8 +160,9 @@ def test_run_executed_at_the_non_holder_completes_with_callbacks(trees: list[Tre
     assert run_of(b, at_a)["status"] in ("DEFAULT", "RUNNING")
 
     instances = [at_b, at_a]
-    assert wait_until(lambda: all(run_of(a, i)["status"] == "SUCCESS" for i in instances), timeout=6), \
-        [run_of(a, i) for i in instances]
+    assert wait_until(lambda: all(run_of(a, i)["status"] == "SUCCESS" for i in instances), timeout=6), [
+        run_of(a, i) for i in instances
+    ]
     assert wait_until(lambda: all_acked(a, instances) and all_acked(b, instances), timeout=5), ledger(a)
     time.sleep(0.4)  # a duplicate or a late extra delivery would show by now
     for instance in instances:
@@ -173,8 +179,9 @@ def test_run_executed_at_the_non_holder_completes_with_callbacks(trees: list[Tre
 
 # -- 3. kill -9 of the lease holder mid-work ----------------------------------------------------------
 @pytest.mark.slow
-def test_kill_9_of_the_lease_holder_hands_all_work_to_the_survivor(trees: list[Tree], tmp_path: Path,
-                                                                   receiver: CallbackReceiver) -> None:
+def test_kill_9_of_the_lease_holder_hands_all_work_to_the_survivor(
+    trees: list[Tree], tmp_path: Path, receiver: CallbackReceiver
+) -> None:
     a, b = pair(trees, tmp_path, "--set", "callback_retries=100", "--set", "callback_backoff=0.15")
     headers = http_login(b.base_url, DOC_CLIENT, scope="all")
     receiver.fail(times=4)  # the first attempts fail and are retried; then the receiver acknowledges
@@ -184,12 +191,14 @@ def test_kill_9_of_the_lease_holder_hands_all_work_to_the_survivor(trees: list[T
         if n < 3:
             runs.append(http_execute(tree.base_url, headers, callbackUrl=receiver.url))
         else:
-            runs.append(http_execute(tree.base_url, headers, LONG_PLAN, callbackUrl=receiver.url,
-                                     modelVarReq=LONG_INPUTS))
+            runs.append(
+                http_execute(tree.base_url, headers, LONG_PLAN, callbackUrl=receiver.url, modelVarReq=LONG_INPUTS)
+            )
     long_runs = runs[3:]
     # Some DEFAULT and RUNNING callbacks get acknowledged ...
-    assert receiver.wait_for(lambda ds: sum(acked(d) for d in ds) >= 4, timeout=5), \
-        [(key(d), d.answered_status) for d in receiver.deliveries]
+    assert receiver.wait_for(lambda ds: sum(acked(d) for d in ds) >= 4, timeout=5), [
+        (key(d), d.answered_status) for d in receiver.deliveries
+    ]
     # ... then every attempt fails, so at the kill deliveries are being retried.
     receiver.fail()
     time.sleep(0.3)  # any attempt that was answered SUCCESS has been recorded by its sender by now
@@ -219,9 +228,10 @@ def test_kill_9_of_the_lease_holder_hands_all_work_to_the_survivor(trees: list[T
     receiver.ack()
 
     # Every accepted run ends, and every status callback is acknowledged in the end.
-    assert wait_until(lambda: all(r["status"] == "SUCCESS" for r in admin(b, "GET", "/__admin/runs")
-                                  if r["planInstanceId"] in runs), timeout=10), \
-        admin(b, "GET", "/__admin/runs")
+    assert wait_until(
+        lambda: all(r["status"] == "SUCCESS" for r in admin(b, "GET", "/__admin/runs") if r["planInstanceId"] in runs),
+        timeout=10,
+    ), admin(b, "GET", "/__admin/runs")
     assert {r["planInstanceId"] for r in admin(b, "GET", "/__admin/runs")} >= set(runs)
     assert wait_until(lambda: all_acked(b, runs), timeout=8), ledger(b)
     time.sleep(0.5)  # a resend of something acknowledged would show by now
@@ -244,8 +254,9 @@ def test_kill_9_of_the_lease_holder_hands_all_work_to_the_survivor(trees: list[T
     assert takeover < 1.5, f"took {takeover:.2f} s: waited for the lease to expire instead of seeing A gone"
 
 
-def test_holder_seen_gone_is_replaced_before_its_lease_expires(trees: list[Tree], tmp_path: Path,
-                                                                receiver: CallbackReceiver) -> None:
+def test_holder_seen_gone_is_replaced_before_its_lease_expires(
+    trees: list[Tree], tmp_path: Path, receiver: CallbackReceiver
+) -> None:
     """A single-process holder (waitress: the pid that kill9 reaps): B sees the pid gone and takes over at once."""
     state = str(tmp_path / "state.db")
     a = launch(trees, tmp_path, "--server", "waitress", "--state", state, name="A")
@@ -268,13 +279,15 @@ def test_holder_seen_gone_is_replaced_before_its_lease_expires(trees: list[Tree]
         got = receiver.for_instance(instance)
         # In order; DEFAULT (acked before the kill) never again; RUNNING may come twice (in flight at the kill).
         assert [s for s in STATUSES if s in statuses(got)] == STATUSES and statuses(got) == sorted(
-            statuses(got), key=STATUSES.index), statuses(got)
+            statuses(got), key=STATUSES.index
+        ), statuses(got)
         assert statuses(got).count("DEFAULT") == 1 and statuses(got).count("SUCCESS") == 1, statuses(got)
 
 
 @pytest.mark.slow
-def test_stalled_holder_loses_the_lease_when_it_expires(trees: list[Tree], tmp_path: Path,
-                                                        receiver: CallbackReceiver) -> None:
+def test_stalled_holder_loses_the_lease_when_it_expires(
+    trees: list[Tree], tmp_path: Path, receiver: CallbackReceiver
+) -> None:
     """A holder that is alive but stalled (SIGSTOP): its pid exists, so B waits for the lease to expire;
     when A comes back it steps down instead of scheduling next to B."""
     a, b = pair(trees, tmp_path)
@@ -322,8 +335,9 @@ def test_fault_times_are_counted_across_processes(trees: list[Tree], tmp_path: P
     def list_plans(tree: Tree) -> int:
         return int(requests.get(tree.base_url + LIST_PLANS, headers=headers, timeout=10).json()["code"])
 
-    fault = admin(a, "POST", "/__admin/faults", json={"method": "GET", "path": "queryPlanByUserId",
-                                                       "code": 503, "times": 2})
+    fault = admin(
+        a, "POST", "/__admin/faults", json={"method": "GET", "path": "queryPlanByUserId", "code": 503, "times": 2}
+    )
     assert [f["remaining"] for f in admin(b, "GET", "/__admin/faults")] == [2]
     assert list_plans(b) == 503
     assert [(f["id"], f["remaining"], f["hits"]) for f in admin(a, "GET", "/__admin/faults")] == [(fault["id"], 1, 1)]
@@ -332,8 +346,9 @@ def test_fault_times_are_counted_across_processes(trees: list[Tree], tmp_path: P
     assert admin(a, "GET", "/__admin/faults") == [] and admin(b, "GET", "/__admin/faults") == []
     # The request journal is shared: either process shows the requests both served. (In the order each process
     # flushed them, every 20 ms, so not necessarily in request order: sort by `at`.)
-    journal = sorted((e for e in admin(a, "GET", "/__admin/requests") if e["path"] == LIST_PLANS),
-                     key=lambda e: e["at"])
+    journal = sorted(
+        (e for e in admin(a, "GET", "/__admin/requests") if e["path"] == LIST_PLANS), key=lambda e: e["at"]
+    )
     assert [e["code"] for e in journal] == [503, 503, 200, 200, 200, 200], journal
     assert admin(b, "GET", "/__admin/requests") == admin(a, "GET", "/__admin/requests")
 
@@ -346,16 +361,27 @@ def test_fault_times_are_counted_across_processes(trees: list[Tree], tmp_path: P
 
 
 # -- 5. reset and the virtual clock --------------------------------------------------------------------
-def test_advance_at_the_non_holder_and_reset_at_one_process(trees: list[Tree], tmp_path: Path,
-                                                           receiver: CallbackReceiver) -> None:
+def test_advance_at_the_non_holder_and_reset_at_one_process(
+    trees: list[Tree], tmp_path: Path, receiver: CallbackReceiver
+) -> None:
     a, b = pair(trees, tmp_path, "--clock", "virtual")
     start = admin(a, "GET", "/__admin/clock")
     assert admin(b, "GET", "/__admin/clock")["nowMs"] == start["nowMs"], "one virtual clock for both"
     headers = http_login(b.base_url, DOC_CLIENT, scope="all")
     instance = http_execute(b.base_url, headers, callbackUrl=receiver.url)
-    scene = requests.post(b.base_url + SCENE, headers=headers, timeout=10, data={
-        "processPlanId": "acf42dd3", "callbackUrl": receiver.url, "sceneName": "多进程", "executeStrategy": "single",
-        "dimension": "seconds", "intervals": "2"}).json()
+    scene = requests.post(
+        b.base_url + SCENE,
+        headers=headers,
+        timeout=10,
+        data={
+            "processPlanId": "acf42dd3",
+            "callbackUrl": receiver.url,
+            "sceneName": "多进程",
+            "executeStrategy": "single",
+            "dimension": "seconds",
+            "intervals": "2",
+        },
+    ).json()
     assert scene["code"] == 200, scene
     time.sleep(0.3)
     assert run_of(a, instance)["status"] == "DEFAULT", "virtual time does not move by itself"
@@ -410,8 +436,9 @@ def test_two_workers_on_one_port_share_state(trees: list[Tree], tmp_path: Path, 
 
     headers = bearer(pairs[0][1])
     instances = [http_execute(server.base_url, headers, callbackUrl=receiver.url) for _ in range(4)]
-    assert wait_until(lambda: all(run_of(server, i)["status"] == "SUCCESS" for i in instances), timeout=6), \
-        admin(server, "GET", "/__admin/runs")
+    assert wait_until(lambda: all(run_of(server, i)["status"] == "SUCCESS" for i in instances), timeout=6), admin(
+        server, "GET", "/__admin/runs"
+    )
     assert wait_until(lambda: all_acked(server, instances), timeout=5), ledger(server)
     time.sleep(0.3)
     for instance in instances:
@@ -427,8 +454,9 @@ def test_two_workers_on_one_port_share_state(trees: list[Tree], tmp_path: Path, 
     killed_at = time.monotonic()
     assert wait_until(lambda: server.log_text().count(LEADER_LINE) == 2, timeout=LEASE_TTL + 1), server.log_text()
     assert time.monotonic() - killed_at < LEASE_TTL / 2, "the survivor waited for the lease to expire"
-    assert wait_until(lambda: all(run_of(server, i)["status"] == "SUCCESS" for i in more), timeout=6), \
-        admin(server, "GET", "/__admin/runs")
+    assert wait_until(lambda: all(run_of(server, i)["status"] == "SUCCESS" for i in more), timeout=6), admin(
+        server, "GET", "/__admin/runs"
+    )
     assert wait_until(lambda: all_acked(server, more), timeout=5), ledger(server)
     time.sleep(0.3)
     for instance in more:
@@ -443,7 +471,12 @@ def test_two_workers_on_one_port_share_state(trees: list[Tree], tmp_path: Path, 
 # -- 7. --workers without --state ----------------------------------------------------------------------
 def test_workers_without_state_exits_2_naming_state() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DPA_MOCK_")}
-    done = subprocess.run([sys.executable, "-m", "mock_server", "serve", "--quiet", "--workers", "2",
-                           "--port", str(free_port())], env=env, capture_output=True, text=True, timeout=30)
+    done = subprocess.run(
+        [sys.executable, "-m", "mock_server", "serve", "--quiet", "--workers", "2", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert done.returncode == 2, (done.returncode, done.stdout, done.stderr)
     assert "--state" in done.stderr, done.stderr

@@ -25,8 +25,13 @@ SECRET = Settings().jwt_secret
 
 
 def token_body(code: str, app: dict[str, str] = POC, **extra: Any) -> dict[str, Any]:
-    return {"code": code, "client_id": app["client_id"], "client_secret": app["client_secret"],
-            "grant_type": "authorization_code", **extra}
+    return {
+        "code": code,
+        "client_id": app["client_id"],
+        "client_secret": app["client_secret"],
+        "grant_type": "authorization_code",
+        **extra,
+    }
 
 
 def access_token(response: Any) -> str:
@@ -37,6 +42,7 @@ def access_token(response: Any) -> str:
 
 
 # -- authorize ---------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("scope", ["default", "all"])
 def test_authorize_issues_a_48_char_uppercase_code(api: Api, scope: str) -> None:
@@ -57,8 +63,10 @@ def test_authorize_without_a_parameter_is_400_naming_it(client: FlaskClient, mis
     expect_error(client.get(AUTHORIZE, query_string=query), 400, missing, "required")
 
 
-@pytest.mark.parametrize("field,value", [("response_type", "token"), ("response_type", ""),
-                                         ("scope", "admin"), ("scope", "ALL"), ("client_id", "")])
+@pytest.mark.parametrize(
+    "field,value",
+    [("response_type", "token"), ("response_type", ""), ("scope", "admin"), ("scope", "ALL"), ("client_id", "")],
+)
 def test_authorize_with_an_unsupported_value_is_400(api: Api, field: str, value: str) -> None:
     expect_error(api.authorize(**{field: value}), 400, field)
 
@@ -72,8 +80,7 @@ def test_authorize_expired_app_is_403(api: Api) -> None:
 
 
 def test_authorize_scope_not_granted_to_app_is_403(api: Api) -> None:
-    expect_error(api.authorize(client_id=DEFAULT_ONLY["client_id"], scope="all"), 403, "'all'", "'aaa'",
-                 "not granted")
+    expect_error(api.authorize(client_id=DEFAULT_ONLY["client_id"], scope="all"), 403, "'all'", "'aaa'", "not granted")
     assert CODE_RE.match(api.code(client_id=DEFAULT_ONLY["client_id"], scope="default"))
 
 
@@ -98,14 +105,16 @@ def test_client_id_whose_plus_arrived_as_a_space_is_recognised(client: FlaskClie
 
 # -- token: encodings --------------------------------------------------------------------------------
 
+
 def test_token_json_body(api: Api, client: FlaskClient) -> None:
     token = access_token(client.post(TOKEN, json=token_body(api.code())))
     assert decode(token, audience=POC["client_id"])["sub"] == "U100000"
 
 
 def test_token_form_encoded_body(api: Api, client: FlaskClient) -> None:
-    response = client.post(TOKEN, data=token_body(api.code(), user_id="1"),
-                           content_type="application/x-www-form-urlencoded")
+    response = client.post(
+        TOKEN, data=token_body(api.code(), user_id="1"), content_type="application/x-www-form-urlencoded"
+    )
     assert decode(access_token(response), audience=POC["client_id"])["sub"] == "1"
 
 
@@ -121,9 +130,15 @@ def test_token_body_without_content_type_is_read_as_json(api: Api, client: Flask
     assert access_token(response)
 
 
-@pytest.mark.parametrize("body,fragment", [([token_body("X")], "body"), ("just a string", "body"),
-                                           ({**token_body("X"), "client_secret": None}, "client_secret: is required"),
-                                           ({**token_body("X"), "user_id": 1}, "user_id")])
+@pytest.mark.parametrize(
+    "body,fragment",
+    [
+        ([token_body("X")], "body"),
+        ("just a string", "body"),
+        ({**token_body("X"), "client_secret": None}, "client_secret: is required"),
+        ({**token_body("X"), "user_id": 1}, "user_id"),
+    ],
+)
 def test_token_body_of_the_wrong_shape_is_400(client: FlaskClient, body: Any, fragment: str) -> None:
     expect_error(client.post(TOKEN, json=body), 400, fragment)
 
@@ -131,14 +146,21 @@ def test_token_body_of_the_wrong_shape_is_400(client: FlaskClient, body: Any, fr
 def test_token_with_the_documents_json_example_client(client: FlaskClient, api: Api) -> None:
     code = api.code(client_id=DOC_CLIENT["client_id"])
     # Byte-for-byte the document's example body, with a fresh code in place of the example's.
-    raw = json.dumps({"code": code, "client_id": "CfjisL9AeNc066tkxSiKig==",
-                      "client_secret": "xB5hQnmlNnc+iab3RODs6yHlcHqFHAM2e4PawddAxtI=",
-                      "grant_type": "authorization_code"}, indent=4)
+    raw = json.dumps(
+        {
+            "code": code,
+            "client_id": "CfjisL9AeNc066tkxSiKig==",
+            "client_secret": "xB5hQnmlNnc+iab3RODs6yHlcHqFHAM2e4PawddAxtI=",
+            "grant_type": "authorization_code",
+        },
+        indent=4,
+    )
     token = access_token(client.post(TOKEN, data=raw, content_type="application/json"))
     assert decode(token, audience=DOC_CLIENT["client_id"])["aud"] == DOC_CLIENT["client_id"]
 
 
 # -- token: errors, each distinct ----------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("missing", ["code", "client_id", "client_secret", "grant_type"])
 @pytest.mark.parametrize("encoding", ["json", "form"])
@@ -160,8 +182,11 @@ def test_token_errors_have_distinct_codes_and_messages(api: Api, client: FlaskCl
     fresh = api.code()
     cases = {
         "bad grant_type": (token_body(fresh, grant_type="password"), 400, "grant_type"),
-        "unknown client": (token_body(fresh, {"client_id": "Nobody000000000000000w==", "client_secret": "x"}),
-                           403, "unknown client_id"),
+        "unknown client": (
+            token_body(fresh, {"client_id": "Nobody000000000000000w==", "client_secret": "x"}),
+            403,
+            "unknown client_id",
+        ),
         "expired app": (token_body(fresh, EXPIRED), 403, "expired"),
         "wrong secret": (token_body(fresh, client_secret="not-the-secret"), 403, "client_secret does not match"),
         "unknown user": (token_body(fresh, user_id="U999999"), 998, "U999999"),
@@ -197,10 +222,12 @@ def test_code_ttl_setting_is_honoured(make_app: Callable[..., Flask]) -> None:
 @pytest.mark.parametrize("first", ["wrong secret", "unknown user", "other client", "bad grant_type"])
 def test_a_failed_token_call_does_not_consume_the_code(api: Api, client: FlaskClient, first: str) -> None:
     code = api.code()
-    bad = {"wrong secret": token_body(code, client_secret="nope"),
-           "unknown user": token_body(code, user_id="ghost"),
-           "other client": token_body(code, DOC_CLIENT),
-           "bad grant_type": token_body(code, grant_type="client_credentials")}[first]
+    bad = {
+        "wrong secret": token_body(code, client_secret="nope"),
+        "unknown user": token_body(code, user_id="ghost"),
+        "other client": token_body(code, DOC_CLIENT),
+        "bad grant_type": token_body(code, grant_type="client_credentials"),
+    }[first]
     assert envelope_of(client.post(TOKEN, json=bad))["code"] != 200
     assert access_token(client.post(TOKEN, json=token_body(code)))
     expect_error(client.post(TOKEN, json=token_body(code)), 403, "already been used")
@@ -249,10 +276,18 @@ def test_token_ttl_setting_is_honoured(make_app: Callable[..., Flask]) -> None:
 
 # -- bearer tokens on /api/dpa/ ------------------------------------------------------------------------
 
+
 def _claims(platform: Any, **changes: Any) -> dict[str, Any]:
     now = int(platform.clock.now())
-    claims = {"aud": POC["client_id"], "exp": now + 600, "iss": "dpa-mock", "jti": "j1", "orig_iat": now,
-              "scope": "default", "sub": "U100000"}
+    claims = {
+        "aud": POC["client_id"],
+        "exp": now + 600,
+        "iss": "dpa-mock",
+        "jti": "j1",
+        "orig_iat": now,
+        "scope": "default",
+        "sub": "U100000",
+    }
     claims.update(changes)
     return {k: v for k, v in claims.items() if v is not None}
 
@@ -278,8 +313,9 @@ def test_valid_bearer_token_is_accepted(client: FlaskClient, auth: dict[str, str
     assert response.status_code == 200 and envelope_of(response)["code"] == 200
 
 
-def test_bearer_failures_are_403_with_distinct_messages(client: FlaskClient, platform: Any,
-                                                         auth: dict[str, str]) -> None:
+def test_bearer_failures_are_403_with_distinct_messages(
+    client: FlaskClient, platform: Any, auth: dict[str, str]
+) -> None:
     good = auth["Authorization"].split()[1]
     cases = {
         "missing": (None, "missing Authorization header"),
@@ -290,8 +326,10 @@ def test_bearer_failures_are_403_with_distinct_messages(client: FlaskClient, pla
         "tampered payload": (f"Bearer {_tamper(good)}", "signature is invalid"),
         "other key": (f"Bearer {sign(_claims(platform), FOREIGN_KEY)}", "signature is invalid"),
         "wrong issuer": (f"Bearer {sign(_claims(platform, iss='someone-else'))}", "another issuer"),
-        "unknown aud": (f"Bearer {sign(_claims(platform, aud='Nobody000000000000000w=='))}",
-                        "audience is not a known app"),
+        "unknown aud": (
+            f"Bearer {sign(_claims(platform, aud='Nobody000000000000000w=='))}",
+            "audience is not a known app",
+        ),
         "no sub claim": (f"Bearer {sign(_claims(platform, sub=None))}", "'sub' claim"),
         "past exp": (f"Bearer {sign(_claims(platform, exp=int(platform.clock.now()) - 1))}", "has expired"),
     }

@@ -29,8 +29,14 @@ clients = st.sampled_from(CLIENTS)
 
 
 def make_oauth(clock: VirtualClock) -> OAuth:
-    return OAuth(CATALOG, clock, code_ttl=CODE_TTL, token_ttl=TOKEN_TTL, secret="property-test-secret-0123456789abcdef",
-                 issuer="dpa-mock")
+    return OAuth(
+        CATALOG,
+        clock,
+        code_ttl=CODE_TTL,
+        token_ttl=TOKEN_TTL,
+        secret="property-test-secret-0123456789abcdef",
+        issuer="dpa-mock",
+    )
 
 
 @dataclass
@@ -122,13 +128,21 @@ def test_a_code_works_only_for_its_client(issuer: dict[str, str], redeemer: dict
     assert oauth.verify(token).client_id == issuer["client_id"]
 
 
-@given(start=st.floats(min_value=1.6e9, max_value=2.5e9, allow_nan=False),
-       ttl=st.integers(min_value=1, max_value=10_000),
-       elapsed=st.floats(min_value=0, max_value=20_000, allow_nan=False))
+@given(
+    start=st.floats(min_value=1.6e9, max_value=2.5e9, allow_nan=False),
+    ttl=st.integers(min_value=1, max_value=10_000),
+    elapsed=st.floats(min_value=0, max_value=20_000, allow_nan=False),
+)
 def test_tokens_verify_exactly_while_clock_is_before_exp(start: float, ttl: int, elapsed: float) -> None:
     clock = VirtualClock(start)
-    oauth = OAuth(CATALOG, clock, code_ttl=CODE_TTL, token_ttl=ttl, secret="property-test-secret-0123456789abcdef",
-                  issuer="dpa-mock")
+    oauth = OAuth(
+        CATALOG,
+        clock,
+        code_ttl=CODE_TTL,
+        token_ttl=ttl,
+        secret="property-test-secret-0123456789abcdef",
+        issuer="dpa-mock",
+    )
     code = oauth.authorize(POC["client_id"], "code", "default")
     token = oauth.token(code, POC["client_id"], POC["client_secret"], "authorization_code")
     exp = int(start + ttl)

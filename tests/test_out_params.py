@@ -22,29 +22,40 @@ def node_results(data: list[dict[str, Any]]) -> list[list[tuple[str, str]]]:
 def test_acf42dd3_reports_nodes_as_they_finish_and_never_the_end_node(api: Api, auth: dict[str, str]) -> None:
     instance = api.start(auth)
     assert outputs(api, auth, "acf42dd3", instance) == [
-        {"modelName": "工作流名称", "processModelId": "md1606743910508", "mapParam": []}]
+        {"modelName": "工作流名称", "processModelId": "md1606743910508", "mapParam": []}
+    ]
     api.advance(1.0)  # the shell node finished at 0.7 s, the api node runs until 1.2 s
     assert node_results(outputs(api, auth, "acf42dd3", instance)) == [
-        [("准备工作目录", "mkdir -p /opt/dpa/work && echo ok")]]
+        [("准备工作目录", "mkdir -p /opt/dpa/work && echo ok")]
+    ]
     api.advance(0.35)  # api node done at 1.2 s, the `end` node still running until 1.5 s
     mid = node_results(outputs(api, auth, "acf42dd3", instance))
     api.advance(5)
     assert api.run(instance)["status"] == "SUCCESS"
     final = node_results(outputs(api, auth, "acf42dd3", instance))
-    expected = [[("准备工作目录", "mkdir -p /opt/dpa/work && echo ok"),
-                 ("调用健康检查", '{"status":"UP","workdir":"/opt/dpa/work"}')]]
+    expected = [
+        [
+            ("准备工作目录", "mkdir -p /opt/dpa/work && echo ok"),
+            ("调用健康检查", '{"status":"UP","workdir":"/opt/dpa/work"}'),
+        ]
+    ]
     assert mid == expected and final == expected  # the finished `end` node adds nothing
 
 
 def test_b7e1c0a2_lists_both_workflows_in_order_without_the_script_node(api: Api, auth: dict[str, str]) -> None:
-    instance = api.start(auth, "b7e1c0a2", modelVarReq=[{"modelId": "md1606743910601",
-                                                         "mapParam": {"TARGET_HOST": "10.0.0.8"}}])
+    instance = api.start(
+        auth, "b7e1c0a2", modelVarReq=[{"modelId": "md1606743910601", "mapParam": {"TARGET_HOST": "10.0.0.8"}}]
+    )
     api.advance(3.5)  # first workflow done at 3.2 s, the script node runs until 4.2 s
     data = outputs(api, auth, "b7e1c0a2", instance)
     assert [(wf["modelName"], wf["processModelId"]) for wf in data] == [
-        ("主机巡检", "md1606743910601"), ("报告生成", "md1606743910602")]
-    assert node_results(data) == [[("连通性检查", "ping 10.0.0.8: 0% loss"),
-                                   ("磁盘检查", "df -h on 10.0.0.8 (basic): 42% used")], []]
+        ("主机巡检", "md1606743910601"),
+        ("报告生成", "md1606743910602"),
+    ]
+    assert node_results(data) == [
+        [("连通性检查", "ping 10.0.0.8: 0% loss"), ("磁盘检查", "df -h on 10.0.0.8 (basic): 42% used")],
+        [],
+    ]
     api.advance(1.0)  # script node finished at 4.2 s: still nothing for it
     assert node_results(outputs(api, auth, "b7e1c0a2", instance))[1] == []
     api.advance(5)
@@ -57,7 +68,8 @@ def test_a_failed_node_is_reported_with_its_result_and_later_nodes_are_not(api: 
     api.advance(5)
     assert api.run(instance)["status"] == "FAIL"
     assert node_results(outputs(api, auth, "c3d9f4e5", instance)) == [
-        [("锁定表", "locked orders"), ("导出数据", "mysqldump: error 2013 lost connection")]]
+        [("锁定表", "locked orders"), ("导出数据", "mysqldump: error 2013 lost connection")]
+    ]
 
 
 def test_approval_node_is_never_reported(api: Api, auth: dict[str, str]) -> None:
@@ -69,7 +81,8 @@ def test_approval_node_is_never_reported(api: Api, auth: dict[str, str]) -> None
     api.advance(5)
     assert api.run(instance)["status"] == "SUCCESS"
     assert node_results(outputs(api, auth, "d4a8e6f1", instance)) == [
-        [("变更预检", "precheck CHG-42 ok"), ("执行变更", "applied CHG-42")]]
+        [("变更预检", "precheck CHG-42 ok"), ("执行变更", "applied CHG-42")]
+    ]
 
 
 def _error(response: Any, code: int) -> str:

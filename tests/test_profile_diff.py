@@ -15,11 +15,17 @@ from tests.kit_selftest.harness import ROOT
 
 
 def result(path: Path, *observations: tuple[str, str], target: str = "http://staging") -> str:
-    path.write_text(json.dumps({
-        "summary": {"target": target, "violations": 0, "leniencies": 1, "seed": 7},
-        "violations": [], "leniencies": [],
-        "observations": [{"topic": t, "value": v, "count": 3, "test": "x"} for t, v in observations]}),
-        encoding="utf-8")
+    path.write_text(
+        json.dumps(
+            {
+                "summary": {"target": target, "violations": 0, "leniencies": 1, "seed": 7},
+                "violations": [],
+                "leniencies": [],
+                "observations": [{"topic": t, "value": v, "count": 3, "test": "x"} for t, v in observations],
+            }
+        ),
+        encoding="utf-8",
+    )
     return str(path)
 
 
@@ -27,8 +33,14 @@ def run(*args: str) -> Any:
     return CliRunner().invoke(diff, list(args))
 
 
-STAGING = (("http-status.code-400", "200"), ("unknown-plan.code", "999"), ("callback.default-sent", "no"),
-           ("validation.code", "400"), ("validation.code", "403"), ("fuzzing.codes", "listPlans: {200: 3}"))
+STAGING = (
+    ("http-status.code-400", "200"),
+    ("unknown-plan.code", "999"),
+    ("callback.default-sent", "no"),
+    ("validation.code", "400"),
+    ("validation.code", "403"),
+    ("fuzzing.codes", "listPlans: {200: 3}"),
+)
 
 
 def test_equal_results_exit_0_and_say_none_differ(tmp_path: Path) -> None:
@@ -44,8 +56,14 @@ def test_equal_results_exit_0_and_say_none_differ(tmp_path: Path) -> None:
 
 def test_differences_come_first_with_both_values_and_a_count(tmp_path: Path) -> None:
     a = result(tmp_path / "staging.json", *STAGING)
-    b = result(tmp_path / "emulator.json", ("http-status.code-400", "400"), ("unknown-plan.code", "999"),
-               ("validation.code", "400"), ("oauth.code-length", "48"), target="in-process emulator")
+    b = result(
+        tmp_path / "emulator.json",
+        ("http-status.code-400", "400"),
+        ("unknown-plan.code", "999"),
+        ("validation.code", "400"),
+        ("oauth.code-length", "48"),
+        target="in-process emulator",
+    )
     out = run(a, b)
     assert out.exit_code == 1, out.output
     lines = out.output.splitlines()
@@ -83,10 +101,13 @@ def test_unreadable_input_exits_2_naming_the_file_and_the_reason(tmp_path: Path)
     (tmp_path / "list.json").write_text("[1, 2]", encoding="utf-8")
     (tmp_path / "other.json").write_text('{"observations": [{"value": "x"}]}', encoding="utf-8")
     (tmp_path / "binary.json").write_bytes(b"\xff\xfe\x00")
-    for name, reason in (("missing.json", "No such file"), ("bad.json", "not JSON"),
-                         ("list.json", "not a `dpa-mock verify --report-json` result"),
-                         ("other.json", "not a `dpa-mock verify --report-json` result"),
-                         ("binary.json", "not UTF-8")):
+    for name, reason in (
+        ("missing.json", "No such file"),
+        ("bad.json", "not JSON"),
+        ("list.json", "not a `dpa-mock verify --report-json` result"),
+        ("other.json", "not a `dpa-mock verify --report-json` result"),
+        ("binary.json", "not UTF-8"),
+    ):
         path = str(tmp_path / name)
         for args in ((good, path), (path, good)):
             out = run(*args)
@@ -100,8 +121,10 @@ def test_works_without_pytest_or_schemathesis(tmp_path: Path) -> None:
     """The base install has neither: the command must not import them."""
     a = result(tmp_path / "a.json", *STAGING)
     b = result(tmp_path / "b.json", ("http-status.code-400", "400"))
-    code = ("import sys; sys.modules['pytest'] = None; sys.modules['schemathesis'] = None; "
-            "sys.modules['hypothesis'] = None; from contract_tests.cli import diff; diff(sys.argv[1:])")
+    code = (
+        "import sys; sys.modules['pytest'] = None; sys.modules['schemathesis'] = None; "
+        "sys.modules['hypothesis'] = None; from contract_tests.cli import diff; diff(sys.argv[1:])"
+    )
     proc = subprocess.run([sys.executable, "-c", code, a, b], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1, proc.stderr
     assert "4 of 4 topics differ" in proc.stdout

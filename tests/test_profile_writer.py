@@ -17,9 +17,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def report(*observations: tuple[str, str] | tuple[str, str, int]) -> dict[str, Any]:
-    return {"summary": {"seed": 1, "observations": len(observations)},
-            "observations": [{"topic": o[0], "value": o[1], "count": o[2] if len(o) > 2 else 1, "test": "t"}
-                             for o in observations]}
+    return {
+        "summary": {"seed": 1, "observations": len(observations)},
+        "observations": [
+            {"topic": o[0], "value": o[1], "count": o[2] if len(o) > 2 else 1, "test": "t"} for o in observations
+        ],
+    }
 
 
 def written(*observations: tuple[str, str] | tuple[str, str, int]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -44,8 +47,9 @@ def test_every_setting_of_docs_profiles_is_written_and_every_topic_is_accounted_
     assert {r.setting for r in RULES} | set(UNOBSERVABLE) == set(settings)
     mapped = {t for r in RULES for t in r.topics}
     assert mapped <= set(TOPICS), mapped - set(TOPICS)
-    assert set(TOPICS) == mapped | set(DIAGNOSTIC_TOPICS) | set(UNREPRODUCIBLE_TOPICS), \
-        set(TOPICS) ^ (mapped | set(DIAGNOSTIC_TOPICS) | set(UNREPRODUCIBLE_TOPICS))
+    assert set(TOPICS) == mapped | set(DIAGNOSTIC_TOPICS) | set(UNREPRODUCIBLE_TOPICS), set(TOPICS) ^ (
+        mapped | set(DIAGNOSTIC_TOPICS) | set(UNREPRODUCIBLE_TOPICS)
+    )
 
 
 def test_nothing_observed_keeps_every_default_and_says_so(tmp_path: Path) -> None:
@@ -57,28 +61,47 @@ def test_nothing_observed_keeps_every_default_and_says_so(tmp_path: Path) -> Non
     assert loads(tmp_path) == Settings()
 
 
-@pytest.mark.parametrize(("observations", "expected"), [
-    ([("http-status.code-400", "200"), ("http-status.code-999", "200")], {"http_status": "always200",
-                                                                          "http_status_by_code": {}}),
-    ([("http-status.code-400", "400"), ("http-status.code-998", "200")], {"http_status": "mirror",
-                                                                          "http_status_by_code": {}}),
-    ([("http-status.code-400", "400"), ("http-status.code-999", "500")], {"http_status": "mirror",
-                                                                          "http_status_by_code": {999: 500}}),
-    ([("http-status.code-400", "200"), ("http-status.code-404", "404")], {"http_status": "mirror",
-                                                                          "http_status_by_code": {400: 200}}),
-])
+@pytest.mark.parametrize(
+    ("observations", "expected"),
+    [
+        (
+            [("http-status.code-400", "200"), ("http-status.code-999", "200")],
+            {"http_status": "always200", "http_status_by_code": {}},
+        ),
+        (
+            [("http-status.code-400", "400"), ("http-status.code-998", "200")],
+            {"http_status": "mirror", "http_status_by_code": {}},
+        ),
+        (
+            [("http-status.code-400", "400"), ("http-status.code-999", "500")],
+            {"http_status": "mirror", "http_status_by_code": {999: 500}},
+        ),
+        (
+            [("http-status.code-400", "200"), ("http-status.code-404", "404")],
+            {"http_status": "mirror", "http_status_by_code": {400: 200}},
+        ),
+    ],
+)
 def test_http_status_per_code(observations: list[tuple[str, str]], expected: dict[str, Any], tmp_path: Path) -> None:
     settings, _ = written(*observations)
     assert {k: settings[k] for k in expected} == expected
     loaded = loads(tmp_path, *observations)
-    assert (loaded.http_status, loaded.http_status_by_code) == (expected["http_status"],
-                                                                expected["http_status_by_code"])
+    assert (loaded.http_status, loaded.http_status_by_code) == (
+        expected["http_status"],
+        expected["http_status_by_code"],
+    )
 
 
 def test_200_for_every_code_but_404_for_unknown_paths_is_mirror_with_every_code_mapped(tmp_path: Path) -> None:
     """always200 would send unknown paths as 200 too (docs/profiles.md): the writer must not choose it then."""
-    observed = [("http-status.code-400", "200"), ("http-status.code-999", "200"), ("unknown-path.code", "404"),
-                ("unknown-path.http-status", "404"), ("wrong-method.code", "404"), ("wrong-method.http-status", "405")]
+    observed = [
+        ("http-status.code-400", "200"),
+        ("http-status.code-999", "200"),
+        ("unknown-path.code", "404"),
+        ("unknown-path.http-status", "404"),
+        ("wrong-method.code", "404"),
+        ("wrong-method.http-status", "405"),
+    ]
     settings, _ = written(*observed)
     assert settings["http_status"] == "mirror"
     assert settings["http_status_by_code"] == {400: 200, 403: 200, 404: 200, 500: 200, 503: 200}
@@ -93,43 +116,50 @@ def test_http_status_beyond_599_cannot_be_sent_and_says_so() -> None:
     assert "998" in comments["http_status"] and "not an HTTP status" in comments["http_status"]
 
 
-@pytest.mark.parametrize(("topic", "value", "setting", "expected"), [
-    ("unknown-plan.code", "999", "unknown_plan_code", 999),
-    ("unknown-instance.code", "400", "unknown_instance_code", 400),
-    ("unknown-path.code", "999", "unknown_path_code", 999),
-    ("wrong-method.code", "405", "wrong_method_code", 405),
-    ("wrong-method.http-status", "200", "wrong_method_http_status", 200),
-    ("wrong-method.allow-header", "absent", "wrong_method_allow", False),
-    ("wrong-method.allow-header", "present", "wrong_method_allow", True),
-    ("validation.code", "999", "validation_code", 999),
-    ("oauth.bad-token.code", "403", "bad_token_code", 403),
-    ("oauth.code-reuse.code", "400", "code_reuse_code", 400),
-    ("error.data", "absent", "error_data", "absent"),
-    ("success-message.process", "'操作成功'", "success_message", "操作成功"),
-    ("success-message.oauth", "'success'", "oauth_success_message", "success"),
-    ("success-message.oauth", "''", "oauth_success_message", ""),
-    ("paths.single-slash", "not served", "single_slash_paths", False),
-    ("execute.body-plan-id", "path only", "execute_body_plan_id", "path-only"),
-    ("callback.default-sent", "no", "callback_statuses", ["RUNNING", "PENDING", "SUCCESS", "FAIL"]),
-    ("callback.default-sent", "yes", "callback_statuses", ["DEFAULT", "RUNNING", "PENDING", "SUCCESS", "FAIL"]),
-    ("callback.attempts", "4", "callback_retries", 3),
-    ("callback.attempts", "3", "callback_retries", 2),
-    ("callback.backoff", "0.5, 1, 2 s", "callback_backoff", [0.5, 1, 2]),
-    ("callback.after-give-up", "nothing more sent", "callback_after_give_up", False),
-    ("oauth.code-lifetime", "between 590 and 610 s", "code_ttl", 600),
-    ("oauth.code-lifetime", "between 120 and 590 s", "code_ttl", 540),
-    ("oauth.code-lifetime", "between 30 and 120 s", "code_ttl", 60),
-    ("oauth.code-lifetime", "over 3600 s", "code_ttl", 7200),
-    ("oauth.token-lifetime", "43199", "token_ttl", 43200),
-    ("oauth.token-lifetime", "7200", "token_ttl", 7200),
-    ("oauth.token-lifetime", "1234", "token_ttl", 1234),
-    ("oauth.code-length", "32", "code_length", 32),
-    ("oauth.code-alphabet", "A-Z0-9_-", "code_alphabet", "A-Z0-9_-"),
-    ("oauth.token-claims", "aud, client_id, exp, jti, scope, user_id", "token_claims",
-     ["aud", "client_id", "exp", "jti", "scope", "user_id"]),
-    ("execute.plan-instance-id-format", "19 digits", "plan_instance_id_format", "digits"),
-    ("execute.plan-instance-id-format", "other (36 chars)", "plan_instance_id_format", "uuid"),
-])
+@pytest.mark.parametrize(
+    ("topic", "value", "setting", "expected"),
+    [
+        ("unknown-plan.code", "999", "unknown_plan_code", 999),
+        ("unknown-instance.code", "400", "unknown_instance_code", 400),
+        ("unknown-path.code", "999", "unknown_path_code", 999),
+        ("wrong-method.code", "405", "wrong_method_code", 405),
+        ("wrong-method.http-status", "200", "wrong_method_http_status", 200),
+        ("wrong-method.allow-header", "absent", "wrong_method_allow", False),
+        ("wrong-method.allow-header", "present", "wrong_method_allow", True),
+        ("validation.code", "999", "validation_code", 999),
+        ("oauth.bad-token.code", "403", "bad_token_code", 403),
+        ("oauth.code-reuse.code", "400", "code_reuse_code", 400),
+        ("error.data", "absent", "error_data", "absent"),
+        ("success-message.process", "'操作成功'", "success_message", "操作成功"),
+        ("success-message.oauth", "'success'", "oauth_success_message", "success"),
+        ("success-message.oauth", "''", "oauth_success_message", ""),
+        ("paths.single-slash", "not served", "single_slash_paths", False),
+        ("execute.body-plan-id", "path only", "execute_body_plan_id", "path-only"),
+        ("callback.default-sent", "no", "callback_statuses", ["RUNNING", "PENDING", "SUCCESS", "FAIL"]),
+        ("callback.default-sent", "yes", "callback_statuses", ["DEFAULT", "RUNNING", "PENDING", "SUCCESS", "FAIL"]),
+        ("callback.attempts", "4", "callback_retries", 3),
+        ("callback.attempts", "3", "callback_retries", 2),
+        ("callback.backoff", "0.5, 1, 2 s", "callback_backoff", [0.5, 1, 2]),
+        ("callback.after-give-up", "nothing more sent", "callback_after_give_up", False),
+        ("oauth.code-lifetime", "between 590 and 610 s", "code_ttl", 600),
+        ("oauth.code-lifetime", "between 120 and 590 s", "code_ttl", 540),
+        ("oauth.code-lifetime", "between 30 and 120 s", "code_ttl", 60),
+        ("oauth.code-lifetime", "over 3600 s", "code_ttl", 7200),
+        ("oauth.token-lifetime", "43199", "token_ttl", 43200),
+        ("oauth.token-lifetime", "7200", "token_ttl", 7200),
+        ("oauth.token-lifetime", "1234", "token_ttl", 1234),
+        ("oauth.code-length", "32", "code_length", 32),
+        ("oauth.code-alphabet", "A-Z0-9_-", "code_alphabet", "A-Z0-9_-"),
+        (
+            "oauth.token-claims",
+            "aud, client_id, exp, jti, scope, user_id",
+            "token_claims",
+            ["aud", "client_id", "exp", "jti", "scope", "user_id"],
+        ),
+        ("execute.plan-instance-id-format", "19 digits", "plan_instance_id_format", "digits"),
+        ("execute.plan-instance-id-format", "other (36 chars)", "plan_instance_id_format", "uuid"),
+    ],
+)
 def test_each_topic_sets_its_setting(topic: str, value: str, setting: str, expected: Any, tmp_path: Path) -> None:
     settings, comments = written((topic, value))
     assert settings[setting] == expected, (setting, settings[setting], comments.get(setting))
@@ -139,11 +169,13 @@ def test_each_topic_sets_its_setting(topic: str, value: str, setting: str, expec
 
 
 def test_unknown_path_status_follows_http_status_when_it_matches() -> None:
-    settings, _ = written(("http-status.code-404", "200"), ("unknown-path.code", "404"),
-                          ("unknown-path.http-status", "200"))
+    settings, _ = written(
+        ("http-status.code-404", "200"), ("unknown-path.code", "404"), ("unknown-path.http-status", "200")
+    )
     assert settings["http_status"] == "always200" and settings["unknown_path_http_status"] == 0
-    settings, _ = written(("http-status.code-404", "200"), ("unknown-path.code", "404"),
-                          ("unknown-path.http-status", "404"))
+    settings, _ = written(
+        ("http-status.code-404", "200"), ("unknown-path.code", "404"), ("unknown-path.http-status", "404")
+    )
     assert settings["unknown_path_http_status"] == 404
 
 
@@ -175,28 +207,33 @@ def test_codes_without_underscore_or_dash_beside_codes_with_are_the_wider_alphab
 
 
 def test_validation_refusals_for_the_token_are_not_a_conflict() -> None:
-    settings, comments = written(("validation.code", "400", 96), ("validation.code", "403", 12),
-                                 ("oauth.bad-token.code", "403"))
+    settings, comments = written(
+        ("validation.code", "400", 96), ("validation.code", "403", 12), ("oauth.bad-token.code", "403")
+    )
     assert settings["validation_code"] == 400 and not comments.get("validation_code", "").startswith("default:")
 
 
-@pytest.mark.parametrize(("observations", "setting", "reason"), [
-    ([("unknown-plan.code", "HTTP 404 (no envelope)")], "unknown_plan_code", "no setting reproduces"),
-    ([("unknown-path.code", "none")], "unknown_path_code", "no setting reproduces"),
-    ([("validation.code", "HTTP 400 (no envelope)")], "validation_code", "no setting reproduces"),
-    ([("error.data", "null", 3), ("error.data", "absent", 2)], "error_data", "conflicting values"),
-    ([("error.data", "filled")], "error_data", "no setting reproduces"),
-    ([("oauth.code-alphabet", "other")], "code_alphabet", "no setting reproduces"),
-    ([("oauth.code-length", "6")], "code_length", "8-256"),
-    ([("oauth.token-claims", "exp, sub, tenant")], "token_claims", "cannot issue tenant"),
-    ([("oauth.token-claims", "exp, scope")], "token_claims", "needs exp"),
-    ([("execute.plan-instance-id-format", "24 hex")], "plan_instance_id_format", "no setting reproduces"),
-    ([("callback.default-sent", "yes"), ("callback.default-sent", "no")], "callback_statuses", "conflicting"),
-    ([("oauth.code-lifetime", "forever")], "code_ttl", "forever"),
-    ([], "token_ttl", "not observed"),
-])
+@pytest.mark.parametrize(
+    ("observations", "setting", "reason"),
+    [
+        ([("unknown-plan.code", "HTTP 404 (no envelope)")], "unknown_plan_code", "no setting reproduces"),
+        ([("unknown-path.code", "none")], "unknown_path_code", "no setting reproduces"),
+        ([("validation.code", "HTTP 400 (no envelope)")], "validation_code", "no setting reproduces"),
+        ([("error.data", "null", 3), ("error.data", "absent", 2)], "error_data", "conflicting values"),
+        ([("error.data", "filled")], "error_data", "no setting reproduces"),
+        ([("oauth.code-alphabet", "other")], "code_alphabet", "no setting reproduces"),
+        ([("oauth.code-length", "6")], "code_length", "8-256"),
+        ([("oauth.token-claims", "exp, sub, tenant")], "token_claims", "cannot issue tenant"),
+        ([("oauth.token-claims", "exp, scope")], "token_claims", "needs exp"),
+        ([("execute.plan-instance-id-format", "24 hex")], "plan_instance_id_format", "no setting reproduces"),
+        ([("callback.default-sent", "yes"), ("callback.default-sent", "no")], "callback_statuses", "conflicting"),
+        ([("oauth.code-lifetime", "forever")], "code_ttl", "forever"),
+        ([], "token_ttl", "not observed"),
+    ],
+)
 def test_what_cannot_be_reproduced_keeps_the_default_with_the_reason(
-        observations: list[Any], setting: str, reason: str, tmp_path: Path) -> None:
+    observations: list[Any], setting: str, reason: str, tmp_path: Path
+) -> None:
     settings, comments = written(*observations)
     default = getattr(Settings(), setting)
     assert settings[setting] == (list(default) if isinstance(default, tuple) else default)
@@ -212,20 +249,39 @@ def test_unreproducible_and_diagnostic_topics_are_named_in_the_header_not_writte
 
 def test_the_emulators_own_observations_reproduce_the_document_profile(tmp_path: Path) -> None:
     """What the kit observes on the emulator with defaults writes a profile equal to the defaults."""
-    observed: list[Any] = [("http-status.code-400", "400"), ("http-status.code-403", "403"), ("http-status.code-404", "404"),
-                ("http-status.code-998", "200"), ("unknown-plan.code", "404"), ("unknown-instance.code", "404"),
-                ("unknown-path.code", "404"), ("unknown-path.http-status", "404"), ("wrong-method.code", "404"),
-                ("wrong-method.http-status", "405"), ("wrong-method.allow-header", "present"),
-                ("validation.code", "400", 96), ("validation.code", "403", 12), ("oauth.bad-token.code", "403"),
-                ("oauth.code-reuse.code", str(Settings().code_reuse_code)), ("error.data", "null"),
-                ("success-message.process", "'success'"), ("success-message.oauth", "''"),
-                ("paths.single-slash", "served"), ("execute.body-plan-id", "required"),
-                ("callback.default-sent", "yes"), ("callback.statuses", "DEFAULT -> RUNNING -> SUCCESS"),
-                ("callback.attempts", "4"), ("callback.backoff", "0.1, 0.2, 0.4 s"),
-                ("callback.after-give-up", "later statuses sent"), ("oauth.code-lifetime", "between 590 and 610 s"),
-                ("oauth.token-lifetime", "7199"), ("oauth.code-length", "48"), ("oauth.code-alphabet", "A-Z0-9"),
-                ("oauth.token-claims", "aud, exp, iss, jti, orig_iat, scope, sub"),
-                ("execute.plan-instance-id-format", "in + 13 digits")]
+    observed: list[Any] = [
+        ("http-status.code-400", "400"),
+        ("http-status.code-403", "403"),
+        ("http-status.code-404", "404"),
+        ("http-status.code-998", "200"),
+        ("unknown-plan.code", "404"),
+        ("unknown-instance.code", "404"),
+        ("unknown-path.code", "404"),
+        ("unknown-path.http-status", "404"),
+        ("wrong-method.code", "404"),
+        ("wrong-method.http-status", "405"),
+        ("wrong-method.allow-header", "present"),
+        ("validation.code", "400", 96),
+        ("validation.code", "403", 12),
+        ("oauth.bad-token.code", "403"),
+        ("oauth.code-reuse.code", str(Settings().code_reuse_code)),
+        ("error.data", "null"),
+        ("success-message.process", "'success'"),
+        ("success-message.oauth", "''"),
+        ("paths.single-slash", "served"),
+        ("execute.body-plan-id", "required"),
+        ("callback.default-sent", "yes"),
+        ("callback.statuses", "DEFAULT -> RUNNING -> SUCCESS"),
+        ("callback.attempts", "4"),
+        ("callback.backoff", "0.1, 0.2, 0.4 s"),
+        ("callback.after-give-up", "later statuses sent"),
+        ("oauth.code-lifetime", "between 590 and 610 s"),
+        ("oauth.token-lifetime", "7199"),
+        ("oauth.code-length", "48"),
+        ("oauth.code-alphabet", "A-Z0-9"),
+        ("oauth.token-claims", "aud, exp, iss, jti, orig_iat, scope, sub"),
+        ("execute.plan-instance-id-format", "in + 13 digits"),
+    ]
     assert loads(tmp_path, *observed) == Settings()
     _, comments = written(*observed)
     assert not [k for k, c in comments.items() if c.startswith("default:") and k not in UNOBSERVABLE]

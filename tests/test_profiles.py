@@ -38,6 +38,7 @@ def claims_of(token: str) -> dict[str, Any]:
 @pytest.fixture
 def make(make_app: Callable[..., Flask]) -> Callable[..., Flask]:
     """Apps built with settings as `--set` gives them (strings read as the settings loader reads them)."""
+
     def build(**settings: Any) -> Flask:
         loaded = load_settings(env={}, clock="virtual", log_requests=False, **settings)
         return make_app(**{f.name: getattr(loaded, f.name) for f in dataclasses.fields(loaded)})
@@ -56,25 +57,32 @@ def unknown_plan(api: Api) -> Any:
 
 
 # -- settings: validation, formats, precedence ------------------------------------------------------
-@pytest.mark.parametrize("name,value,words", [
-    ("unknown_plan_code", "405", "unknown_plan_code: 405 is not one of 400, 403"),
-    ("unknown_instance_code", "200", "unknown_instance_code: 200 is not one of"),
-    ("wrong_method_code", "418", "wrong_method_code: 418 is not one of 400, 403, 404, 500, 503, 997, 998, 999, 405"),
-    ("validation_code", "x", "--validation-code: validation_code: cannot use 'x'"),
-    ("wrong_method_http_status", "99", "wrong_method_http_status: 99 is not an HTTP status"),
-    ("http_status_by_code", "401:200", "http_status_by_code: 401 is not a business code"),
-    ("http_status_by_code", "999:700", "http_status_by_code: 999: 700 is not an HTTP status"),
-    ("http_status_by_code", "999=200", "http_status_by_code: cannot use '999=200'"),
-    ("error_data", "empty", "error_data: 'empty' is not 'null' or 'absent'"),
-    ("execute_body_plan_id", "optional", "execute_body_plan_id: 'optional' is not 'required' or 'path-only'"),
-    ("code_length", "7", "code_length: 7 is not between 8 and 256"),
-    ("code_alphabet", "a-z", "code_alphabet: 'a-z' is not one of A-Z0-9, A-Z0-9_-"),
-    ("plan_instance_id_format", "ulid", "plan_instance_id_format: 'ulid' is not one of in-millis, digits, uuid"),
-    ("token_claims", "aud,sub,nbf,exp", "token_claims: unknown claim 'nbf'"),
-    ("token_claims", "aud,sub,scope", "token_claims: must include exp"),
-    ("token_claims", "aud,exp,scope", "token_claims: must include sub or user_id"),
-    ("token_claims", "sub,exp", "token_claims: must include client_id, or aud without token_audience"),
-])
+@pytest.mark.parametrize(
+    "name,value,words",
+    [
+        ("unknown_plan_code", "405", "unknown_plan_code: 405 is not one of 400, 403"),
+        ("unknown_instance_code", "200", "unknown_instance_code: 200 is not one of"),
+        (
+            "wrong_method_code",
+            "418",
+            "wrong_method_code: 418 is not one of 400, 403, 404, 500, 503, 997, 998, 999, 405",
+        ),
+        ("validation_code", "x", "--validation-code: validation_code: cannot use 'x'"),
+        ("wrong_method_http_status", "99", "wrong_method_http_status: 99 is not an HTTP status"),
+        ("http_status_by_code", "401:200", "http_status_by_code: 401 is not a business code"),
+        ("http_status_by_code", "999:700", "http_status_by_code: 999: 700 is not an HTTP status"),
+        ("http_status_by_code", "999=200", "http_status_by_code: cannot use '999=200'"),
+        ("error_data", "empty", "error_data: 'empty' is not 'null' or 'absent'"),
+        ("execute_body_plan_id", "optional", "execute_body_plan_id: 'optional' is not 'required' or 'path-only'"),
+        ("code_length", "7", "code_length: 7 is not between 8 and 256"),
+        ("code_alphabet", "a-z", "code_alphabet: 'a-z' is not one of A-Z0-9, A-Z0-9_-"),
+        ("plan_instance_id_format", "ulid", "plan_instance_id_format: 'ulid' is not one of in-millis, digits, uuid"),
+        ("token_claims", "aud,sub,nbf,exp", "token_claims: unknown claim 'nbf'"),
+        ("token_claims", "aud,sub,scope", "token_claims: must include exp"),
+        ("token_claims", "aud,exp,scope", "token_claims: must include sub or user_id"),
+        ("token_claims", "sub,exp", "token_claims: must include client_id, or aud without token_audience"),
+    ],
+)
 def test_bad_values_are_refused_naming_the_setting(name: str, value: str, words: str) -> None:
     with pytest.raises(SettingsError) as refused:
         load_settings(env={}, **{name: value})
@@ -84,16 +92,19 @@ def test_bad_values_are_refused_naming_the_setting(name: str, value: str, words:
 def test_token_audience_needs_a_client_id_claim() -> None:
     with pytest.raises(SettingsError, match="must include client_id, or aud without token_audience"):
         load_settings(env={}, token_audience="platform")
-    assert load_settings(env={}, token_audience="platform",
-                         token_claims="aud,client_id,sub,exp").token_audience == "platform"
+    assert (
+        load_settings(env={}, token_audience="platform", token_claims="aud,client_id,sub,exp").token_audience
+        == "platform"
+    )
 
 
 def test_maps_and_lists_from_yaml_env_and_set_alike(tmp_path: Path) -> None:
     config = tmp_path / "p.yaml"
     config.write_text("http_status_by_code: {997: 200, 999: 503}\ntoken_claims: [aud, exp, sub]\n", encoding="utf-8")
     from_file = load_settings(config, env={})
-    from_env = load_settings(env={"DPA_MOCK_HTTP_STATUS_BY_CODE": "997:200, 999:503",
-                                  "DPA_MOCK_TOKEN_CLAIMS": "aud,exp,sub"})
+    from_env = load_settings(
+        env={"DPA_MOCK_HTTP_STATUS_BY_CODE": "997:200, 999:503", "DPA_MOCK_TOKEN_CLAIMS": "aud,exp,sub"}
+    )
     from_set = load_settings(env={}, http_status_by_code="999:503,997:200", token_claims="aud, exp, sub")
     assert from_file == from_env == from_set
     assert from_file.http_status_by_code == {997: 200, 999: 503}
@@ -108,14 +119,25 @@ def test_the_document_profile_is_the_default_exactly() -> None:
 
 def test_precedence_defaults_profile_config_env_flags(tmp_path: Path) -> None:
     profile = tmp_path / "staging.yaml"
-    profile.write_text("unknown_plan_code: 999\nunknown_instance_code: 999\nvalidation_code: 999\n"
-                       "bad_token_code: 999\n", encoding="utf-8")
+    profile.write_text(
+        "unknown_plan_code: 999\nunknown_instance_code: 999\nvalidation_code: 999\nbad_token_code: 999\n",
+        encoding="utf-8",
+    )
     config = tmp_path / "dpa.yaml"
     config.write_text("unknown_instance_code: 998\nvalidation_code: 998\nbad_token_code: 998\n", encoding="utf-8")
-    s = load_settings(config, env={"DPA_MOCK_VALIDATION_CODE": "997", "DPA_MOCK_BAD_TOKEN_CODE": "997"},
-                      profile=profile, bad_token_code=500)
-    assert (s.code_reuse_code, s.unknown_plan_code, s.unknown_instance_code, s.validation_code,
-            s.bad_token_code) == (403, 999, 998, 997, 500)
+    s = load_settings(
+        config,
+        env={"DPA_MOCK_VALIDATION_CODE": "997", "DPA_MOCK_BAD_TOKEN_CODE": "997"},
+        profile=profile,
+        bad_token_code=500,
+    )
+    assert (s.code_reuse_code, s.unknown_plan_code, s.unknown_instance_code, s.validation_code, s.bad_token_code) == (
+        403,
+        999,
+        998,
+        997,
+        500,
+    )
 
 
 def test_a_config_file_may_name_its_profile_and_override_it(tmp_path: Path) -> None:
@@ -128,14 +150,17 @@ def test_a_config_file_may_name_its_profile_and_override_it(tmp_path: Path) -> N
     assert load_settings(Path(__file__).parent.parent / "mock_server/_data/profiles/gateway.yaml", env={}) == gateway
 
 
-@pytest.mark.parametrize("text,words", [
-    ("unknown_plan_code: 405\n", "staging.yaml: unknown_plan_code: 405 is not one of"),
-    ("unknown_plan_kode: 999\n", "staging.yaml: unknown_plan_kode: unknown setting"),
-    ("callback_retries: many\n", "staging.yaml: callback_retries: cannot use 'many'"),
-    ("- 1\n- 2\n", "staging.yaml: expected a mapping of settings"),
-    ("a: [\n", "staging.yaml: cannot read"),
-    ("profile: gateway\n", "staging.yaml: profile: unknown setting"),  # profiles do not nest
-])
+@pytest.mark.parametrize(
+    "text,words",
+    [
+        ("unknown_plan_code: 405\n", "staging.yaml: unknown_plan_code: 405 is not one of"),
+        ("unknown_plan_kode: 999\n", "staging.yaml: unknown_plan_kode: unknown setting"),
+        ("callback_retries: many\n", "staging.yaml: callback_retries: cannot use 'many'"),
+        ("- 1\n- 2\n", "staging.yaml: expected a mapping of settings"),
+        ("a: [\n", "staging.yaml: cannot read"),
+        ("profile: gateway\n", "staging.yaml: profile: unknown setting"),  # profiles do not nest
+    ],
+)
 def test_a_bad_profile_is_named_with_key_and_reason(tmp_path: Path, text: str, words: str) -> None:
     profile = tmp_path / "staging.yaml"
     profile.write_text(text, encoding="utf-8")
@@ -168,8 +193,9 @@ def test_http_status_by_code_overrides_the_mirror_per_code(shaped: Callable[...,
     assert (answer.status_code, answer.get_json()["code"]) == (200, 404)
     refused = api.client.get(LIST_PLANS)
     assert (refused.status_code, refused.get_json()["code"]) == (401, 403)
-    bad = api.client.get(AUTHORIZE, query_string={"client_id": POC["client_id"], "response_type": "token",
-                                                  "scope": "all"})
+    bad = api.client.get(
+        AUTHORIZE, query_string={"client_id": POC["client_id"], "response_type": "token", "scope": "all"}
+    )
     assert (bad.status_code, bad.get_json()["code"]) == (400, 400)  # codes not in the map still mirror
 
 
@@ -276,13 +302,18 @@ def test_single_slash_paths_off_serves_only_the_documents_forms(shaped: Callable
     assert api.client.get(OUT_PARAMS, headers=headers, query_string=query).get_json()["code"] == 200
     single = api.client.get(SINGLE_SLASH_OUT, headers=headers, query_string=query)
     assert (single.status_code, single.get_json()["code"]) == (404, 404)
-    single_execute = api.client.post(EXECUTE.format("acf42dd3").replace("//", "/"), headers=headers,
-                                     json={"processPlanId": "acf42dd3"})
+    single_execute = api.client.post(
+        EXECUTE.format("acf42dd3").replace("//", "/"), headers=headers, json={"processPlanId": "acf42dd3"}
+    )
     assert single_execute.get_json()["code"] == 404
     served = shaped()
     assert served.client.get(SINGLE_SLASH_OUT, headers=served.login(), query_string=query).get_json()["code"] == 404
-    assert served.client.get(SINGLE_SLASH_OUT, headers=served.login(),
-                             query_string={"processPlanId": "acf42dd3"}).get_json()["code"] == 400  # routed
+    assert (
+        served.client.get(
+            SINGLE_SLASH_OUT, headers=served.login(), query_string={"processPlanId": "acf42dd3"}
+        ).get_json()["code"]
+        == 400
+    )  # routed
 
 
 def test_execute_body_plan_id_path_only(shaped: Callable[..., Api]) -> None:
@@ -297,8 +328,10 @@ def test_execute_body_plan_id_path_only(shaped: Callable[..., Api]) -> None:
     assert (refused["code"], refused["message"]) == (400, "processPlanId: is required")
 
 
-@pytest.mark.parametrize("length,alphabet,pattern", [
-    (8, "A-Z0-9", r"[A-Z0-9]{8}"), (64, "A-Z0-9_-", r"[A-Z0-9_-]{64}"), (48, "A-Z0-9", r"[A-Z0-9_-]{48}")])
+@pytest.mark.parametrize(
+    "length,alphabet,pattern",
+    [(8, "A-Z0-9", r"[A-Z0-9]{8}"), (64, "A-Z0-9_-", r"[A-Z0-9_-]{64}"), (48, "A-Z0-9", r"[A-Z0-9_-]{48}")],
+)
 def test_code_length_and_alphabet(shaped: Callable[..., Api], length: int, alphabet: str, pattern: str) -> None:
     api = shaped(code_length=length, code_alphabet=alphabet)
     codes = [api.code() for _ in range(30)]
@@ -310,13 +343,15 @@ def test_code_length_and_alphabet(shaped: Callable[..., Api], length: int, alpha
 
 
 def test_token_claims_and_audience(shaped: Callable[..., Api]) -> None:
-    api = shaped(token_claims="aud,client_id,user_id,scope,jti,exp,iat", token_audience="dpa-platform",
-                 token_ttl=300)
+    api = shaped(token_claims="aud,client_id,user_id,scope,jti,exp,iat", token_audience="dpa-platform", token_ttl=300)
     token = api.token(api.code()).get_json()["data"]["access_token"]
     claims = claims_of(token)
     assert sorted(claims) == ["aud", "client_id", "exp", "iat", "jti", "scope", "user_id"]
-    assert (claims["aud"], claims["client_id"], claims["exp"] - claims["iat"]) == ("dpa-platform", POC["client_id"],
-                                                                                   300)
+    assert (claims["aud"], claims["client_id"], claims["exp"] - claims["iat"]) == (
+        "dpa-platform",
+        POC["client_id"],
+        300,
+    )
     assert api.client.get(LIST_PLANS, headers={"Authorization": f"Bearer {token}"}).get_json()["code"] == 200
     plain = shaped()
     default = claims_of(plain.token(plain.code()).get_json()["data"]["access_token"])
@@ -337,8 +372,14 @@ def test_a_token_of_another_audience_is_refused(make: Callable[..., Flask]) -> N
     assert (answer["code"], answer["message"]) == (403, "access token lacks the 'client_id' claim")
 
 
-@pytest.mark.parametrize("shape,pattern", [("in-millis", r"in\d{13}"), ("digits", r"\d{19}"),
-                                           ("uuid", r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}")])
+@pytest.mark.parametrize(
+    "shape,pattern",
+    [
+        ("in-millis", r"in\d{13}"),
+        ("digits", r"\d{19}"),
+        ("uuid", r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}"),
+    ],
+)
 def test_plan_instance_id_format(shaped: Callable[..., Api], shape: str, pattern: str) -> None:
     api = shaped(plan_instance_id_format=shape)
     headers = api.login()
@@ -374,15 +415,19 @@ def test_callback_statuses_without_default(pinned: PinnedApps) -> None:
 
 
 @pytest.mark.parametrize("backoff", [(0.1,), (5.0,)], ids=["given-up-before-SUCCESS", "SUCCESS-queued-behind"])
-@pytest.mark.parametrize("after_give_up,expected", [
-    (True, ["DEFAULT", "RUNNING", "RUNNING", "SUCCESS"]), (False, ["DEFAULT", "RUNNING", "RUNNING"])])
-def test_callback_after_give_up(pinned: PinnedApps, after_give_up: bool, expected: list[str],
-                                backoff: tuple[float, ...]) -> None:
+@pytest.mark.parametrize(
+    "after_give_up,expected",
+    [(True, ["DEFAULT", "RUNNING", "RUNNING", "SUCCESS"]), (False, ["DEFAULT", "RUNNING", "RUNNING"])],
+)
+def test_callback_after_give_up(
+    pinned: PinnedApps, after_give_up: bool, expected: list[str], backoff: tuple[float, ...]
+) -> None:
     """SUCCESS is entered 1.5 s in: after RUNNING was given up (short backoff), or while RUNNING still waits
     for its retry (long backoff), queued behind it."""
     transport = ScriptedTransport(lambda instance, status, n: FAIL if status == "RUNNING" else "ack")
-    api = api_for(pinned(transport=transport, callback_retries=1, callback_after_give_up=after_give_up,
-                         callback_backoff=backoff))
+    api = api_for(
+        pinned(transport=transport, callback_retries=1, callback_after_give_up=after_give_up, callback_backoff=backoff)
+    )
     instance = api.start(api.login(), callbackUrl="http://127.0.0.1:9/cb")
     api.advance(30)
     api.advance(30)  # nothing was left waiting: no later status turns up either
@@ -414,8 +459,10 @@ def test_fast_lane_and_flask_answer_alike_under_the_gateway_profile(gateway_app:
         (OUT_PARAMS, {"headers": headers, "query_string": {"processPlanId": "acf42dd3", "planInstanceId": "in1"}}),
         (OUT_PARAMS, {"headers": headers, "query_string": {"processPlanId": "nope0000", "planInstanceId": "in1"}}),
         (OUT_PARAMS, {"headers": headers, "query_string": {"processPlanId": "acf42dd3"}}),
-        (SINGLE_SLASH_OUT, {"headers": headers, "query_string": {"processPlanId": "acf42dd3",
-                                                                 "planInstanceId": instance}}),
+        (
+            SINGLE_SLASH_OUT,
+            {"headers": headers, "query_string": {"processPlanId": "acf42dd3", "planInstanceId": instance}},
+        ),
     ]
     answered_fast = 0
     for path, kwargs in asked:
@@ -451,8 +498,12 @@ def test_the_gate_answers_alike_both_ways_under_the_gateway_profile(gateway_serv
         % (SINGLE_SLASH_OUT.encode(), bearer),
     ]
     short = [_exchange(gateway_server.port, r) for r in requests_to_try]
-    assert requests.post(gateway_server.base_url + "/__admin/faults", json={"path": "/nowhere", "code": 500},
-                         timeout=5).json()["code"] == 200
+    assert (
+        requests.post(
+            gateway_server.base_url + "/__admin/faults", json={"path": "/nowhere", "code": 500}, timeout=5
+        ).json()["code"]
+        == 200
+    )
     try:
         whole = [_exchange(gateway_server.port, r) for r in requests_to_try]
     finally:
@@ -462,10 +513,12 @@ def test_the_gate_answers_alike_both_ways_under_the_gateway_profile(gateway_serv
     assert [json.loads(body) for _, body in short][1:] == [
         {"code": 403, "message": "missing Authorization header: send 'Authorization: Bearer <access_token>'"},
         {"code": 999, "message": "processPlanId 'nope0000' does not exist"},
-        {"code": 404, "message": f"no such path: GET {SINGLE_SLASH_OUT}"}]
+        {"code": 404, "message": f"no such path: GET {SINGLE_SLASH_OUT}"},
+    ]
     # A body the gate refuses before the app sees it is shaped by the profile too.
-    line, body = _exchange(gateway_server.port, b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n"
-                           % MODELS.encode())
+    line, body = _exchange(
+        gateway_server.port, b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n" % MODELS.encode()
+    )
     assert line == b"HTTP/1.1 200 OK" and set(json.loads(body)) == {"code", "message"}
     assert json.loads(body)["code"] == 400
 
@@ -474,21 +527,25 @@ def test_the_gate_answers_alike_both_ways_under_the_gateway_profile(gateway_serv
 @pytest.mark.http
 def test_serve_profile_gateway_over_http(gateway_server: ServerProcess) -> None:
     base = gateway_server.base_url
-    code = requests.get(base + AUTHORIZE, params={"client_id": POC["client_id"], "response_type": "code",
-                                                  "scope": "all"}, timeout=10).json()
+    code = requests.get(
+        base + AUTHORIZE, params={"client_id": POC["client_id"], "response_type": "code", "scope": "all"}, timeout=10
+    ).json()
     assert code["message"] == "success" and re.fullmatch(r"[A-Z0-9_-]{32}", code["data"]["code"])
     headers = http_login(base)
     claims = claims_of(headers["Authorization"][7:])
     assert sorted(claims) == ["aud", "client_id", "exp", "jti", "scope", "user_id"]
     assert claims["aud"] == "dpa-platform"
     unknown = requests.post(base + MODELS, headers=headers, json={"processPlanId": "nope0000"}, timeout=10)
-    assert (unknown.status_code, unknown.json()) == (200, {"code": 999,
-                                                           "message": "processPlanId 'nope0000' does not exist"})
+    assert (unknown.status_code, unknown.json()) == (
+        200,
+        {"code": 999, "message": "processPlanId 'nope0000' does not exist"},
+    )
     wrong = requests.get(base + MODELS, headers=headers, timeout=10)
     assert (wrong.status_code, wrong.json()["code"], "Allow" in wrong.headers) == (200, 400, False)
     with CallbackReceiver() as receiver:
-        started = requests.post(base + EXECUTE.format("acf42dd3"), headers=headers,
-                                json={"callbackUrl": receiver.url}, timeout=10).json()  # path-only: no plan id
+        started = requests.post(
+            base + EXECUTE.format("acf42dd3"), headers=headers, json={"callbackUrl": receiver.url}, timeout=10
+        ).json()  # path-only: no plan id
         assert started["message"] == "操作成功"
         instance = started["data"][0]["planInstanceId"]
         assert re.fullmatch(r"\d{19}", instance)
@@ -498,8 +555,9 @@ def test_serve_profile_gateway_over_http(gateway_server: ServerProcess) -> None:
 
 
 def _serve_and_fail(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "mock_server", "serve", "--port", "0", *args],
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "mock_server", "serve", "--port", "0", *args], capture_output=True, text=True, timeout=60
+    )
 
 
 @pytest.mark.http
@@ -517,10 +575,16 @@ def test_serve_refuses_a_bad_profile_at_start_up(tmp_path: Path) -> None:
 @pytest.mark.http
 def test_serve_config_takes_a_profile_file_and_flags_win(tmp_path: Path) -> None:
     profile = tmp_path / "staging.yaml"
-    profile.write_text("unknown_plan_code: 997\nhttp_status_by_code: {997: 503}\nerror_data: absent\n",
-                       encoding="utf-8")
-    with ServerProcess("--clock", "virtual", "--config", str(profile), "--set", "error_data=null",
-                       log=tmp_path / "serve.log") as server:
-        answer = requests.post(server.base_url + MODELS, headers=http_login(server.base_url),
-                               json={"processPlanId": "nope0000"}, timeout=10)
+    profile.write_text(
+        "unknown_plan_code: 997\nhttp_status_by_code: {997: 503}\nerror_data: absent\n", encoding="utf-8"
+    )
+    with ServerProcess(
+        "--clock", "virtual", "--config", str(profile), "--set", "error_data=null", log=tmp_path / "serve.log"
+    ) as server:
+        answer = requests.post(
+            server.base_url + MODELS,
+            headers=http_login(server.base_url),
+            json={"processPlanId": "nope0000"},
+            timeout=10,
+        )
         assert (answer.status_code, answer.json()["code"], answer.json()["data"]) == (503, 997, None)

@@ -43,14 +43,16 @@ def _same_answer(proxy: ServerProcess, live: ServerProcess, method: str, path: s
 
 
 def _execute(base: str, headers: dict[str, str], plan_id: str, **body: Any) -> str:
-    reply = requests.post(base + EXECUTE.format(plan_id), headers=headers, timeout=10,
-                          json={"processPlanId": plan_id, **body}).json()
+    reply = requests.post(
+        base + EXECUTE.format(plan_id), headers=headers, timeout=10, json={"processPlanId": plan_id, **body}
+    ).json()
     assert reply["code"] == 200, reply
     return str(reply["data"][0]["planInstanceId"])
 
 
-def test_the_documents_flow_passes_unchanged_with_no_findings(live: ServerProcess, proxied: ServerProcess,
-                                                              receiver: CallbackReceiver, tmp_path: Path) -> None:
+def test_the_documents_flow_passes_unchanged_with_no_findings(
+    live: ServerProcess, proxied: ServerProcess, receiver: CallbackReceiver, tmp_path: Path
+) -> None:
     base = proxied.base_url
     headers = http_login(base, DOC_CLIENT)  # 1.1 and 1.2 through the proxy
     plans = _same_answer(proxied, live, "GET", LIST_PLANS, headers=headers).json()
@@ -59,9 +61,20 @@ def test_the_documents_flow_passes_unchanged_with_no_findings(live: ServerProces
     model_var_req = [{"modelId": "md1606743910508", "mapParam": {"DPA_MODEL_WORKDIR": "/srv/work"}}]
     done = _execute(base, headers, "acf42dd3", callbackUrl=receiver.url, modelVarReq=model_var_req)
     paused = _execute(base, headers, "d4a8e6f1", callbackUrl=receiver.url)
-    scene = requests.post(base + SCENE, headers=headers, timeout=10, data={
-        "processPlanId": "acf42dd3", "callbackUrl": receiver.url, "dimension": "seconds", "intervals": "5",
-        "executeStrategy": "single", "sceneName": "巡检", "modelVarReq": json.dumps(model_var_req)}).json()
+    scene = requests.post(
+        base + SCENE,
+        headers=headers,
+        timeout=10,
+        data={
+            "processPlanId": "acf42dd3",
+            "callbackUrl": receiver.url,
+            "dimension": "seconds",
+            "intervals": "5",
+            "executeStrategy": "single",
+            "sceneName": "巡检",
+            "modelVarReq": json.dumps(model_var_req),
+        },
+    ).json()
     assert scene["code"] == 200, scene
     http_advance(live.base_url, 30)
     http_admin(live.base_url, "POST", f"/__admin/runs/{paused}/resume")
@@ -77,10 +90,16 @@ def test_the_documents_flow_passes_unchanged_with_no_findings(live: ServerProces
         assert [d.raw for d in delivered] == [jsonbytes.dumps(a["payload"]) for e in ledger for a in e["attempts"]]
         assert all(d.path == "/callback" for d in delivered)
         assert all(e["url"].startswith(base + "/__proxy/callback/") and e["state"] == "acked" for e in ledger)
-    assert [d.json["status"] for d in receiver.for_instance(paused)] == ["DEFAULT", "RUNNING", "PENDING", "RUNNING",
-                                                                        "SUCCESS"]
-    _same_answer(proxied, live, "GET", OUT_PARAMS, headers=headers,
-                 params={"processPlanId": "acf42dd3", "planInstanceId": done})
+    assert [d.json["status"] for d in receiver.for_instance(paused)] == [
+        "DEFAULT",
+        "RUNNING",
+        "PENDING",
+        "RUNNING",
+        "SUCCESS",
+    ]
+    _same_answer(
+        proxied, live, "GET", OUT_PARAMS, headers=headers, params={"processPlanId": "acf42dd3", "planInstanceId": done}
+    )
 
     assert admin(proxied, "findings") == []
     exchanges = admin(proxied, "exchanges")
@@ -137,9 +156,14 @@ def test_requests_and_answers_are_forwarded_byte_for_byte(echo: str, tmp_path: P
     with proxy_process(echo, "--quiet", log=tmp_path / "proxy.log") as proxy:
         conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
         conn.putrequest("POST", target, skip_accept_encoding=True)
-        for name, value in [("Content-Type", "application/json"), ("X-Custom", "v1"), ("Authorization", "Bearer abc.def"),
-                            ("Connection", "keep-alive, X-Hop"), ("X-Hop", "not forwarded"),
-                            ("Content-Length", str(len(body)))]:
+        for name, value in [
+            ("Content-Type", "application/json"),
+            ("X-Custom", "v1"),
+            ("Authorization", "Bearer abc.def"),
+            ("Connection", "keep-alive, X-Hop"),
+            ("X-Hop", "not forwarded"),
+            ("Content-Length", str(len(body))),
+        ]:
             conn.putheader(name, value)
         conn.endheaders(body)
         answer = conn.getresponse()
@@ -162,21 +186,36 @@ def test_callback_url_is_rewritten_and_nothing_else(echo: str) -> None:
     body = b'{ "processPlanId":"p1",\n "callbackUrl" : "http:\\/\\/me.example\\/cb?x=1", "modelVarReq": [] }'
     form = "processPlanId=p1&callbackUrl=" + quote("http://me.example/cb?x=1", safe="") + "&sceneName=%E5%B7%A1"
     with proxy_process(echo, "--quiet") as proxy:
-        seen = json.loads(requests.post(proxy.base_url + EXECUTE.format("p1"), data=body, timeout=10,
-                                        headers={"Content-Type": "application/json"}).content.split(b"\n")[0])
+        seen = json.loads(
+            requests.post(
+                proxy.base_url + EXECUTE.format("p1"),
+                data=body,
+                timeout=10,
+                headers={"Content-Type": "application/json"},
+            ).content.split(b"\n")[0]
+        )
         sent = bytes.fromhex(seen["body"])
         relay = json.loads(sent)["callbackUrl"]
         assert relay.startswith(proxy.base_url + "/__proxy/callback/")
         assert sent == body.replace(b'"http:\\/\\/me.example\\/cb?x=1"', json.dumps(relay).encode())
-        seen = json.loads(requests.post(proxy.base_url + SCENE, data=form, timeout=10, headers={
-            "Content-Type": "application/x-www-form-urlencoded"}).content.split(b"\n")[0])
+        seen = json.loads(
+            requests.post(
+                proxy.base_url + SCENE,
+                data=form,
+                timeout=10,
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            ).content.split(b"\n")[0]
+        )
         sent_form = bytes.fromhex(seen["body"]).decode()
-        assert sent_form.startswith("processPlanId=p1&callbackUrl=" + quote(proxy.base_url + "/__proxy/callback/", safe=""))
+        assert sent_form.startswith(
+            "processPlanId=p1&callbackUrl=" + quote(proxy.base_url + "/__proxy/callback/", safe="")
+        )
         assert sent_form.endswith("&sceneName=%E5%B7%A1")
 
 
-def test_the_proxy_answers_while_a_callback_relay_waits(live: ServerProcess, proxied: ServerProcess,
-                                                        receiver: CallbackReceiver) -> None:
+def test_the_proxy_answers_while_a_callback_relay_waits(
+    live: ServerProcess, proxied: ServerProcess, receiver: CallbackReceiver
+) -> None:
     receiver.timeout(1.5, times=1)  # the first callback (DEFAULT) is answered only after 1.5 s
     headers = http_login(proxied.base_url)
     _execute(proxied.base_url, headers, "acf42dd3", callbackUrl=receiver.url)
@@ -189,27 +228,39 @@ def test_the_proxy_answers_while_a_callback_relay_waits(live: ServerProcess, pro
 
 def test_an_oversized_body_is_refused_and_not_forwarded(echo: str) -> None:
     with proxy_process(echo, "--quiet") as proxy:
-        reply = requests.post(proxy.base_url + "/api/dp/auth/oauth/token", data=b"x" * (16 * 1024 * 1024 + 1),
-                              headers={"Content-Type": "application/json"}, timeout=30)
+        reply = requests.post(
+            proxy.base_url + "/api/dp/auth/oauth/token",
+            data=b"x" * (16 * 1024 * 1024 + 1),
+            headers={"Content-Type": "application/json"},
+            timeout=30,
+        )
         exchanges = admin(proxy, "exchanges")
     assert reply.status_code == 413 and reply.json()["code"] == 400
     assert [e for e in exchanges if e["kind"] == "api"] == []  # nothing was sent on
 
 
-@pytest.mark.parametrize("args, code, message", [
-    (["--target", "ftp://staging"], 2, "'ftp://staging' is not an http(s) URL"),
-    (["--target", "http://h", "--callback-public-url", "qa-runner:29042"], 2, "is not an http(s) URL"),
-    (["--target", "http://h", "--ca-bundle", __file__, "--insecure"], 2, "--ca-bundle and --insecure exclude each other"),
-    # found at start, not after a session whose report would be lost
-    (["--target", "http://h", "--report", f"{__file__}/r.md"], 2, f"--report {__file__}/r.md: cannot write into"),
-    (["--target", "http://h", "--report", str(Path(__file__).parent)], 2, "is a directory"),
-    (["--target", "http://h", "--record", f"{__file__}/rec"], 2, "Not a directory"),
-    (["--target", "http://h", "--threads", "4"], 2, "4 is not in the range x>=8"),
-    (["--target", "http://h", "--max-exchanges", "0"], 2, "0 is not in the range x>=1"),
-])
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["--target", "ftp://staging"], 2, "'ftp://staging' is not an http(s) URL"),
+        (["--target", "http://h", "--callback-public-url", "qa-runner:29042"], 2, "is not an http(s) URL"),
+        (
+            ["--target", "http://h", "--ca-bundle", __file__, "--insecure"],
+            2,
+            "--ca-bundle and --insecure exclude each other",
+        ),
+        # found at start, not after a session whose report would be lost
+        (["--target", "http://h", "--report", f"{__file__}/r.md"], 2, f"--report {__file__}/r.md: cannot write into"),
+        (["--target", "http://h", "--report", str(Path(__file__).parent)], 2, "is a directory"),
+        (["--target", "http://h", "--record", f"{__file__}/rec"], 2, "Not a directory"),
+        (["--target", "http://h", "--threads", "4"], 2, "4 is not in the range x>=8"),
+        (["--target", "http://h", "--max-exchanges", "0"], 2, "0 is not in the range x>=1"),
+    ],
+)
 def test_bad_options_are_refused_with_a_message(args: list[str], code: int, message: str) -> None:
-    result = subprocess.run([sys.executable, "-m", "mock_server", "proxy", *args], capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "mock_server", "proxy", *args], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == code and message in result.stderr and "Traceback" not in result.stderr
 
 
@@ -218,16 +269,24 @@ def test_a_port_in_use_is_one_clear_line() -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
-        result = subprocess.run([sys.executable, "-m", "mock_server", "proxy", "--target", "http://h", "--port",
-                                 str(port)], capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [sys.executable, "-m", "mock_server", "proxy", "--target", "http://h", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip() == f"dpa-mock proxy: cannot serve on 127.0.0.1:{port}: Address already in use"
 
 
 def test_a_proxy_never_targets_itself() -> None:
     port = free_port()
-    result = subprocess.run([sys.executable, "-m", "mock_server", "proxy", "--target", f"http://localhost:{port}",
-                             "--port", str(port)], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "mock_server", "proxy", "--target", f"http://localhost:{port}", "--port", str(port)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2 and "is this proxy itself" in result.stderr
 
 
@@ -248,4 +307,5 @@ def test_head_keeps_the_length_the_target_announced(live: ServerProcess, proxied
     # the client's HEAD is an observation; the answer has no body, so nothing on the server's side (an empty
     # body was a violation, 'not an envelope', on every HEAD)
     assert [(f["verdict"], f["side"], f["check"]) for f in admin(proxied, "findings")] == [
-        ("observation", "client", "method")]
+        ("observation", "client", "method")
+    ]

@@ -97,8 +97,12 @@ def other_receiver() -> Iterator[str]:
 
 def _relay_url(proxy: ServerProcess, callback_url: str) -> str:
     """Execute through the proxy; the fake target saw the relay address the proxy put in place of callback_url."""
-    reply = requests.post(proxy.base_url + EXECUTE.format("p1"), headers=BEARER, timeout=10,
-                          json={"processPlanId": "p1", "callbackUrl": callback_url})
+    reply = requests.post(
+        proxy.base_url + EXECUTE.format("p1"),
+        headers=BEARER,
+        timeout=10,
+        json={"processPlanId": "p1", "callbackUrl": callback_url},
+    )
     assert reply.json()["code"] == 200
     return str(json.loads(_Fake.bodies[-1])["callbackUrl"])
 
@@ -110,8 +114,9 @@ def _timed(method: str, url: str, **kwargs: Any) -> tuple[requests.Response, flo
 
 
 def _callback(url: str, status: str = "DEFAULT") -> tuple[requests.Response, float]:
-    return _timed("POST", url, json={"planInstanceId": f"i-{status}-{time.monotonic()}", "processPlanId": "p1",
-                                     "status": status})
+    return _timed(
+        "POST", url, json={"planInstanceId": f"i-{status}-{time.monotonic()}", "processPlanId": "p1", "status": status}
+    )
 
 
 def test_stalled_clients_do_not_lock_others_out(fake: str) -> None:
@@ -159,8 +164,9 @@ def test_a_slow_target_never_starves_callbacks_or_the_views(fake: str) -> None:
     with proxy_process(fake, "--quiet", "--threads", "8") as proxy:
         relay = _relay_url(proxy, fake + "/cb")
         with ThreadPoolExecutor(6) as pool:
-            waiting = [pool.submit(_timed, "GET", proxy.base_url + "/slow" + LIST_PLANS, headers=BEARER)
-                       for _ in range(6)]
+            waiting = [
+                pool.submit(_timed, "GET", proxy.base_url + "/slow" + LIST_PLANS, headers=BEARER) for _ in range(6)
+            ]
             time.sleep(0.5)
             callback, callback_took = _callback(relay)
             view, view_took = _timed("GET", proxy.base_url + "/__admin/ui")
@@ -183,7 +189,10 @@ def test_a_target_answering_garbage_or_trickling_gets_a_clear_502(fake: str) -> 
         # the timeout bounds the whole answer, not each byte of it
         assert trickle.status_code == 502 and took < 4 and "no answer within 2 s" in trickle.json()["message"]
         server = findings(proxy, side="server")
-        assert [(f["verdict"], f["check"]) for f in server] == [("violation", "envelope"), ("observation", "unreachable")]
+        assert [(f["verdict"], f["check"]) for f in server] == [
+            ("violation", "envelope"),
+            ("observation", "unreachable"),
+        ]
 
 
 def test_an_answer_over_the_limit_is_abandoned(fake: str) -> None:
@@ -192,28 +201,47 @@ def test_an_answer_over_the_limit_is_abandoned(fake: str) -> None:
     assert caught.value.kind == "too-large"
 
 
-@pytest.mark.parametrize(("url", "says"), [
-    ("not a url", "not an absolute URL"),
-    ("file:///etc/passwd", "a file: URL"),
-    ("http://127.0.0.1:{port}/cb", "points at this proxy itself"),
-    ("http://localhost:{port}/__proxy/callback/" + "A" * 20, "points at this proxy itself"),
-    ("http://receiver.example/" + "x" * 5000, "characters long"),
-])
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("not a url", "not an absolute URL"),
+        ("file:///etc/passwd", "a file: URL"),
+        ("http://127.0.0.1:{port}/cb", "points at this proxy itself"),
+        ("http://localhost:{port}/__proxy/callback/" + "A" * 20, "points at this proxy itself"),
+        ("http://receiver.example/" + "x" * 5000, "characters long"),
+    ],
+)
 def test_a_callback_url_the_proxy_cannot_relay_is_left_as_sent(fake: str, url: str, says: str) -> None:
     with proxy_process(fake, "--quiet") as proxy:
         url = url.format(port=proxy.port)
         body = json.dumps({"processPlanId": "p1", "callbackUrl": url}).encode()
-        reply = requests.post(proxy.base_url + EXECUTE.format("p1"), headers={**BEARER, "Content-Type":
-                                                                              "application/json"}, data=body, timeout=10)
+        reply = requests.post(
+            proxy.base_url + EXECUTE.format("p1"),
+            headers={**BEARER, "Content-Type": "application/json"},
+            data=body,
+            timeout=10,
+        )
         assert reply.json()["code"] == 200
         assert _Fake.bodies[-1] == body  # not rewritten: the target decides what it makes of it
         found = findings(proxy, check="callback-url")
         assert len(found) == 1 and found[0]["verdict"] == "observation" and found[0]["side"] == "client"
         assert says in found[0]["message"]
-        form = urlencode({"processPlanId": "p1", "callbackUrl": url, "dimension": "hours", "intervals": "1",
-                          "executeStrategy": "single", "sceneName": "x"}).encode()
-        requests.post(proxy.base_url + SCENE, headers={**BEARER, "Content-Type": "application/x-www-form-urlencoded"},
-                      data=form, timeout=10)
+        form = urlencode(
+            {
+                "processPlanId": "p1",
+                "callbackUrl": url,
+                "dimension": "hours",
+                "intervals": "1",
+                "executeStrategy": "single",
+                "sceneName": "x",
+            }
+        ).encode()
+        requests.post(
+            proxy.base_url + SCENE,
+            headers={**BEARER, "Content-Type": "application/x-www-form-urlencoded"},
+            data=form,
+            timeout=10,
+        )
         assert _Fake.bodies[-1] == form and len(findings(proxy, check="callback-url")) == 2
 
 
@@ -297,15 +325,18 @@ def test_stopping_with_an_exchange_in_flight_still_writes_the_report(fake: str, 
 def test_a_recording_that_cannot_be_written_never_costs_the_platform_its_callback(fake: str, tmp_path: Path) -> None:
     with proxy_process(fake, "--quiet", "--record", str(tmp_path)) as proxy:
         relay = _relay_url(proxy, fake + "/cb")  # run i1 of plan p1
-        requests.get(proxy.base_url + OUT_PARAMS, params={"processPlanId": "p1", "planInstanceId": "i1"},
-                     headers=BEARER, timeout=10)
+        requests.get(
+            proxy.base_url + OUT_PARAMS,
+            params={"processPlanId": "p1", "planInstanceId": "i1"},
+            headers=BEARER,
+            timeout=10,
+        )
         recording = tmp_path / "recorded-plans.yaml"
         assert "nodeName: n" in recording.read_text()
         recording.unlink()
         recording.mkdir()  # the recording can no longer be replaced
         # a FAIL of the run whose outputs were recorded rewrites the recording: it fails, the callback does not
-        reply = requests.post(relay, json={"planInstanceId": "i1", "processPlanId": "p1", "status": "FAIL"},
-                              timeout=10)
+        reply = requests.post(relay, json={"planInstanceId": "i1", "processPlanId": "p1", "status": "FAIL"}, timeout=10)
         assert (reply.status_code, reply.text) == (200, "SUCCESS")
 
 
@@ -313,8 +344,9 @@ def test_a_callback_body_over_the_limit_is_refused_not_relayed_empty(fake: str) 
     with proxy_process(fake, "--quiet") as proxy:
         relay = _relay_url(proxy, fake + "/cb")
         before = len(_Fake.bodies)
-        reply = requests.post(relay, data=b"x" * (16 * 1024 * 1024 + 1), timeout=30,
-                              headers={"Content-Type": "application/json"})
+        reply = requests.post(
+            relay, data=b"x" * (16 * 1024 * 1024 + 1), timeout=30, headers={"Content-Type": "application/json"}
+        )
         assert reply.status_code == 413 and "body over 16777216 bytes; not forwarded" in reply.json()["message"]
         assert len(_Fake.bodies) == before  # the receiver got nothing (it used to get an empty POST)
 
@@ -336,8 +368,7 @@ def test_a_remote_client_cannot_reach_the_targets_admin_api_as_loopback(live: Se
     if not address:
         pytest.skip("this host has no address but loopback: no remote client to play")
     with proxy_process(live.base_url, "--quiet", "--host", "0.0.0.0") as proxy:
-        remote = requests.post(f"http://{address}:{proxy.port}/__admin/clock/advance", json={"seconds": 1},
-                               timeout=10)
+        remote = requests.post(f"http://{address}:{proxy.port}/__admin/clock/advance", json={"seconds": 1}, timeout=10)
         local = requests.post(f"{proxy.base_url}/__admin/clock/advance", json={"seconds": 1}, timeout=10)
     assert remote.status_code == 403 and "--admin-token" in remote.json()["message"]
     assert local.json()["code"] == 200  # a test suite on this host still drives the clock through the proxy
@@ -350,8 +381,9 @@ def test_only_the_targets_own_paths_get_a_forwarded_header(fake: str) -> None:
     with proxy_process(fake, "--quiet", "--host", "0.0.0.0") as proxy:
         requests.get(f"http://{address}:{proxy.port}/__admin/runs", timeout=10)
         requests.get(f"http://{address}:{proxy.port}" + LIST_PLANS, headers=BEARER, timeout=10)
-        requests.get(f"http://{address}:{proxy.port}/__admin/runs", headers={"X-Forwarded-For": "198.51.100.7"},
-                     timeout=10)
+        requests.get(
+            f"http://{address}:{proxy.port}/__admin/runs", headers={"X-Forwarded-For": "198.51.100.7"}, timeout=10
+        )
     admin_call, vendor_call, already = _Fake.seen_headers[-3:]
     assert admin_call["Forwarded"] == f"for={address}"
     assert "Forwarded" not in vendor_call  # vendor calls stay verbatim
@@ -378,12 +410,15 @@ def test_a_second_stop_signal_skips_the_grace_but_never_the_report(fake: str, tm
     assert "- 1 exchange(s) were still waiting for an answer" in report.read_text()
 
 
-@pytest.mark.parametrize("body", [b"[1, 2]", b'"callbackUrl"', b"null", b'{"callbackUrl": 7}', b'{"callbackUrl": ["x"]}'])
+@pytest.mark.parametrize(
+    "body", [b"[1, 2]", b'"callbackUrl"', b"null", b'{"callbackUrl": 7}', b'{"callbackUrl": ["x"]}']
+)
 def test_a_scene_or_execution_body_of_any_json_shape_is_forwarded_and_judged(fake: str, body: bytes) -> None:
     with proxy_process(fake, "--quiet") as proxy:
         for path in (SCENE, EXECUTE.format("p1")):
-            reply = requests.post(proxy.base_url + path, data=body, timeout=10,
-                                  headers={**BEARER, "Content-Type": "application/json"})
+            reply = requests.post(
+                proxy.base_url + path, data=body, timeout=10, headers={**BEARER, "Content-Type": "application/json"}
+            )
             assert reply.status_code == 200 and _Fake.bodies[-1] == body  # forwarded as sent, no proxy error
         assert [f for f in findings(proxy) if f["check"] == "unjudged"] == []
 
@@ -410,9 +445,29 @@ def tls_fake(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     if not shutil.which("openssl"):
         pytest.skip("needs the openssl command to make a certificate")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Fake)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
@@ -429,7 +484,8 @@ def test_a_target_whose_certificate_is_not_trusted_is_named_and_trusted_when_tol
         untrusted = requests.get(proxy.base_url + LIST_PLANS, headers=BEARER, timeout=10)
     assert untrusted.status_code == 502 and untrusted.json()["message"] == (
         "dpa-mock proxy: target not trusted (give --ca-bundle FILE, or --insecure): its TLS certificate is not "
-        "trusted (self-signed certificate)")
+        "trusted (self-signed certificate)"
+    )
     for trust in (["--ca-bundle", str(cert)], ["--insecure"]):
         with proxy_process(target, "--quiet", *trust) as proxy:
             assert requests.get(proxy.base_url + LIST_PLANS, headers=BEARER, timeout=10).json()["code"] == 200

@@ -35,28 +35,45 @@ def _exercise(base: str, admin_base: str, headers: dict[str, str], callback: str
     seen: dict[str, Any] = {"list": _data(requests.get(base + LIST_PLANS, headers=headers, timeout=10))}
     runs = {}
     for plan in PLANS:
-        seen[f"models {plan}"] = _data(requests.post(base + MODELS, headers=headers, timeout=10,
-                                                     json={"processPlanId": plan}))
+        seen[f"models {plan}"] = _data(
+            requests.post(base + MODELS, headers=headers, timeout=10, json={"processPlanId": plan})
+        )
         body: dict[str, Any] = {"processPlanId": plan, "callbackUrl": callback, "modelVarReq": INPUTS.get(plan, [])}
-        runs[plan] = _data(requests.post(base + EXECUTE.format(plan), headers=headers, json=body, timeout=10))[0]["planInstanceId"]
+        runs[plan] = _data(requests.post(base + EXECUTE.format(plan), headers=headers, json=body, timeout=10))[0][
+            "planInstanceId"
+        ]
     http_advance(admin_base, 60)
     for plan, instance in runs.items():
-        outputs = _data(requests.get(base + OUT_PARAMS, headers=headers, timeout=10,
-                                     params={"processPlanId": plan, "planInstanceId": instance}))
+        outputs = _data(
+            requests.get(
+                base + OUT_PARAMS,
+                headers=headers,
+                timeout=10,
+                params={"processPlanId": plan, "planInstanceId": instance},
+            )
+        )
         # The instance id differs between two emulators; everything else must not.
-        seen[f"outputs {plan}"] = [{**w, "mapParam": [{**p, "result": p["result"].replace(instance, "<id>")}
-                                                      for p in w["mapParam"]]} for w in outputs]
+        seen[f"outputs {plan}"] = [
+            {**w, "mapParam": [{**p, "result": p["result"].replace(instance, "<id>")} for p in w["mapParam"]]}
+            for w in outputs
+        ]
         seen[f"status {plan}"] = http_admin(admin_base, "GET", f"/__admin/runs/{instance}")["status"]
     return seen
 
 
 def _check_fixtures(directory: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "mock_server", "check-fixtures", str(directory)], capture_output=True,
-                          text=True, timeout=60, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "mock_server", "check-fixtures", str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
 
 
-def test_a_recording_served_by_a_second_emulator_answers_as_the_original(live: ServerProcess, receiver: CallbackReceiver,
-                                                                       tmp_path: Path) -> None:
+def test_a_recording_served_by_a_second_emulator_answers_as_the_original(
+    live: ServerProcess, receiver: CallbackReceiver, tmp_path: Path
+) -> None:
     recording = tmp_path / "recorded"
     with proxy_process(live.base_url, "--record", str(recording), "--quiet") as proxy:
         headers = http_login(proxy.base_url)
@@ -110,10 +127,27 @@ def test_re_recording_merges_plans_and_users(live: ServerProcess, tmp_path: Path
 
 def test_check_fixtures_names_a_recorded_user_no_app_has(tmp_path: Path) -> None:
     shutil.copy(DEFAULT_FIXTURES / "apps.yaml", tmp_path / "apps.yaml")
-    (tmp_path / "recorded-plans.yaml").write_text(yaml.safe_dump({"plans": [{
-        "processPlanId": "p1", "title": "t", "visibleTo": ["U100000", "staging-user-7"],
-        "workflows": [{"processModelId": "m1", "modelName": "w", "nodes": [
-            {"nodeName": "n", "nodeType": "api", "duration": 0.5}]}]}]}), encoding="utf-8")
+    (tmp_path / "recorded-plans.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "plans": [
+                    {
+                        "processPlanId": "p1",
+                        "title": "t",
+                        "visibleTo": ["U100000", "staging-user-7"],
+                        "workflows": [
+                            {
+                                "processModelId": "m1",
+                                "modelName": "w",
+                                "nodes": [{"nodeName": "n", "nodeType": "api", "duration": 0.5}],
+                            }
+                        ],
+                    }
+                ]
+            }
+        ),
+        encoding="utf-8",
+    )
     result = _check_fixtures(tmp_path)
     assert result.returncode == 2
     assert "recorded-plans.yaml: plans[0].visibleTo[1]: user 'staging-user-7' is not a user of any app" in result.stderr

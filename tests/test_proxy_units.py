@@ -24,8 +24,14 @@ def _kinds(findings: list[Any]) -> set[tuple[str, str, str]]:
     return {(f.verdict, f.side, f.check) for f in findings}
 
 
-def _callback(judge: CallbackJudge, status: str, answer: tuple[int, bytes] = (200, b"SUCCESS"), instance: str = "in1",
-              relay: Relay | None = None, headers: dict[str, str] = JSON) -> set[tuple[str, str, str]]:
+def _callback(
+    judge: CallbackJudge,
+    status: str,
+    answer: tuple[int, bytes] = (200, b"SUCCESS"),
+    instance: str = "in1",
+    relay: Relay | None = None,
+    headers: dict[str, str] = JSON,
+) -> set[tuple[str, str, str]]:
     raw = json.dumps({"planInstanceId": instance, "processPlanId": "p1", "status": status}).encode()
     found, _ = judge.judge(relay, headers, raw, answer[0], answer[1], "")
     return _kinds(found)
@@ -39,11 +45,15 @@ def test_a_clean_lifecycle_with_pending_and_retries_is_clean() -> None:
     assert _callback(judge, "DEFAULT", (500, b"no"), instance="in2") == {("observation", "client", "callback-ack")}
     assert _callback(judge, "DEFAULT", instance="in2") == set()  # the retry, acknowledged
     assert _callback(judge, "RUNNING", instance="in2") == set()
-    assert judge.sequences() == {"in1": ["DEFAULT", "RUNNING", "PENDING", "RUNNING", "SUCCESS"],
-                                 "in2": ["DEFAULT", "RUNNING"]}
+    assert judge.sequences() == {
+        "in1": ["DEFAULT", "RUNNING", "PENDING", "RUNNING", "SUCCESS"],
+        "in2": ["DEFAULT", "RUNNING"],
+    }
 
 
-@pytest.mark.parametrize("failed_attempts, verdict", [(1, "violation"), (2, "violation"), (3, "observation"), (4, None)])
+@pytest.mark.parametrize(
+    "failed_attempts, verdict", [(1, "violation"), (2, "violation"), (3, "observation"), (4, None)]
+)
 def test_attempts_before_moving_on(failed_attempts: int, verdict: str | None) -> None:
     judge = CallbackJudge()
     for _ in range(failed_attempts):
@@ -68,22 +78,28 @@ def test_order_violations_and_redelivery() -> None:
     assert _callback(judge, "RUNNING", instance="in9") == {("violation", "server", "callback-order")}
 
 
-@pytest.mark.parametrize("answer, expected", [
-    ((200, b"success"), {("violation", "client", "callback-ack")}),
-    ((200, b"SUCESS"), {("violation", "client", "callback-ack")}),
-    ((200, b" SUCCESS\n"), set()),
-    ((500, b"SUCCESS"), {("observation", "client", "callback-ack")}),
-])
+@pytest.mark.parametrize(
+    "answer, expected",
+    [
+        ((200, b"success"), {("violation", "client", "callback-ack")}),
+        ((200, b"SUCESS"), {("violation", "client", "callback-ack")}),
+        ((200, b" SUCCESS\n"), set()),
+        ((500, b"SUCCESS"), {("observation", "client", "callback-ack")}),
+    ],
+)
 def test_the_receivers_answer(answer: tuple[int, bytes], expected: set[Any]) -> None:
     assert _callback(CallbackJudge(), "DEFAULT", answer) == expected
 
 
-@pytest.mark.parametrize("raw, problem", [
-    (b"not json", "not a JSON object"),
-    (b'{"planInstanceId": "i", "processPlanId": "p1"}', "status is missing"),
-    (b'{"planInstanceId": 5, "processPlanId": "p1", "status": "RUNNING"}', "planInstanceId is int"),
-    (b'{"planInstanceId": "i", "processPlanId": "p1", "status": "STARTED"}', "'STARTED' is not one of"),
-])
+@pytest.mark.parametrize(
+    "raw, problem",
+    [
+        (b"not json", "not a JSON object"),
+        (b'{"planInstanceId": "i", "processPlanId": "p1"}', "status is missing"),
+        (b'{"planInstanceId": 5, "processPlanId": "p1", "status": "RUNNING"}', "planInstanceId is int"),
+        (b'{"planInstanceId": "i", "processPlanId": "p1", "status": "STARTED"}', "'STARTED' is not one of"),
+    ],
+)
 def test_bad_payloads(raw: bytes, problem: str) -> None:
     found, _ = CallbackJudge().judge(None, JSON, raw, 200, b"SUCCESS", "")
     assert [f.check for f in found] == ["callback-payload"] and problem in found[0].message
@@ -93,14 +109,18 @@ def test_payload_plan_must_be_the_relayed_ones_and_json() -> None:
     relay = Relay("http://me/cb", "other", "executePlan")
     assert _callback(CallbackJudge(), "DEFAULT", relay=relay) == {("violation", "server", "callback-payload")}
     assert _callback(CallbackJudge(), "DEFAULT", headers={"Content-Type": "text/plain"}) == {
-        ("observation", "server", "callback-content-type")}
+        ("observation", "server", "callback-content-type")
+    }
 
 
 # -- relay rewriting ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("media, raw", [
-    ("application/json", b'{"callbackUrl": "http://a/cb", "x": {"callbackUrl": "http://a/cb"}}'),
-    ("application/x-www-form-urlencoded", b"callbackUrl=http%3A%2F%2Fa%2Fcb&callbackUrl=http%3A%2F%2Fb"),
-])
+@pytest.mark.parametrize(
+    "media, raw",
+    [
+        ("application/json", b'{"callbackUrl": "http://a/cb", "x": {"callbackUrl": "http://a/cb"}}'),
+        ("application/x-www-form-urlencoded", b"callbackUrl=http%3A%2F%2Fa%2Fcb&callbackUrl=http%3A%2F%2Fb"),
+    ],
+)
 def test_an_ambiguous_callback_url_is_left_alone(media: str, raw: bytes) -> None:
     sent, relay = Relays("http://proxy:1").rewrite("executePlan", media, raw, {"callbackUrl": "http://a/cb"}, "p")
     assert (sent, relay) == (raw, None)
@@ -109,15 +129,25 @@ def test_an_ambiguous_callback_url_is_left_alone(media: str, raw: bytes) -> None
 # -- vendor exchanges --------------------------------------------------------------------------------------
 def test_routes() -> None:
     router = Router()
-    assert router.route("POST", "/api/dpa/process//processPlan/opExecutePlanByApi/p1").path_params == {"processPlanId": "p1"}
+    assert router.route("POST", "/api/dpa/process//processPlan/opExecutePlanByApi/p1").path_params == {
+        "processPlanId": "p1"
+    }
     collapsed = router.route("GET", "/api/dpa/process/processPlan/queryPlanRunOutParam")
     assert collapsed.operation is not None and collapsed.operation.id == "queryPlanRunOutParam" and collapsed.collapsed
     assert router.route("DELETE", "/api/dpa/process/processPlan/queryPlanByUserId").wrong_method
     assert router.route("GET", "/api/dpa/process///processPlan/queryPlanRunOutParam").operation is None
 
 
-def _exchange(method: str, path: str, status: int, answer: Any, query: str = "", headers: dict[str, str] | None = None,
-              body: bytes = b"", policy: bool = True) -> set[tuple[str, str, str]]:
+def _exchange(
+    method: str,
+    path: str,
+    status: int,
+    answer: Any,
+    query: str = "",
+    headers: dict[str, str] | None = None,
+    body: bytes = b"",
+    policy: bool = True,
+) -> set[tuple[str, str, str]]:
     """The kinds of finding on one exchange (`policy=False`: without the HTTP-status-policy observations)."""
     route = Router().route(method, path)
     request = judge_request(route, method, path, query, {**JSON, **AUTH, **(headers or {})}, body)
@@ -126,31 +156,59 @@ def _exchange(method: str, path: str, status: int, answer: Any, query: str = "",
     return {k for k in _kinds(request.findings + server) if policy or k[2] not in ("http-status-policy", "error-data")}
 
 
-PLAN = {"processPlanId": "p", "title": "t", "status": "DEFAULT", "stepNums": 1, "version": 0, "createTime": 1626944836628,
-        "createUser": "u", "updateTime": 1626944836628, "updateUser": "", "extra": [1]}
+PLAN = {
+    "processPlanId": "p",
+    "title": "t",
+    "status": "DEFAULT",
+    "stepNums": 1,
+    "version": 0,
+    "createTime": 1626944836628,
+    "createUser": "u",
+    "updateTime": 1626944836628,
+    "updateUser": "",
+    "extra": [1],
+}
 LIST = "/api/dpa/process/processPlan/queryPlanByUserId"
 
 
-@pytest.mark.parametrize("status, answer, expected", [
-    (200, {"code": 200, "message": "success", "data": [PLAN], "traceId": "x"}, set()),
-    (200, {"code": 403, "message": "身份验证失败"}, {("observation", "server", "http-status-policy"),
-                                                 ("observation", "server", "error-data")}),
-    (403, {"code": 403, "message": "forbidden", "data": None}, {("observation", "server", "http-status-policy")}),
-    (200, {"code": 200, "message": "OK", "data": []}, {("observation", "server", "success-message")}),
-    (500, {"code": 403, "message": "x", "data": None}, {("violation", "server", "http-status"),
-                                                        ("violation", "server", "server-error")}),
-    (500, {"code": 500, "message": "boom", "data": None}, {("violation", "server", "server-error"),
-                                                           ("observation", "server", "http-status-policy")}),
-    (503, {"code": 503, "message": "busy", "data": None}, {("observation", "server", "http-status-policy")}),
-    (200, {"code": 200, "message": "success", "data": None}, {("violation", "server", "envelope")}),
-    (200, {"code": 0, "message": "ok", "data": []}, {("violation", "server", "envelope")}),
-    (200, {"code": 200, "data": []}, {("violation", "server", "envelope")}),
-    (200, {"code": 200, "message": "success", "data": [{**PLAN, "createTime": "1626944836628"}]},
-     {("violation", "server", "fields")}),
-    (200, {"code": 200, "message": "success", "data": [{**PLAN, "createTime": 1626944836}]},
-     {("violation", "server", "fields")}),
-    (500, b"<html>Whitelabel Error Page</html>", {("violation", "server", "envelope")}),
-])
+@pytest.mark.parametrize(
+    "status, answer, expected",
+    [
+        (200, {"code": 200, "message": "success", "data": [PLAN], "traceId": "x"}, set()),
+        (
+            200,
+            {"code": 403, "message": "身份验证失败"},
+            {("observation", "server", "http-status-policy"), ("observation", "server", "error-data")},
+        ),
+        (403, {"code": 403, "message": "forbidden", "data": None}, {("observation", "server", "http-status-policy")}),
+        (200, {"code": 200, "message": "OK", "data": []}, {("observation", "server", "success-message")}),
+        (
+            500,
+            {"code": 403, "message": "x", "data": None},
+            {("violation", "server", "http-status"), ("violation", "server", "server-error")},
+        ),
+        (
+            500,
+            {"code": 500, "message": "boom", "data": None},
+            {("violation", "server", "server-error"), ("observation", "server", "http-status-policy")},
+        ),
+        (503, {"code": 503, "message": "busy", "data": None}, {("observation", "server", "http-status-policy")}),
+        (200, {"code": 200, "message": "success", "data": None}, {("violation", "server", "envelope")}),
+        (200, {"code": 0, "message": "ok", "data": []}, {("violation", "server", "envelope")}),
+        (200, {"code": 200, "data": []}, {("violation", "server", "envelope")}),
+        (
+            200,
+            {"code": 200, "message": "success", "data": [{**PLAN, "createTime": "1626944836628"}]},
+            {("violation", "server", "fields")},
+        ),
+        (
+            200,
+            {"code": 200, "message": "success", "data": [{**PLAN, "createTime": 1626944836}]},
+            {("violation", "server", "fields")},
+        ),
+        (500, b"<html>Whitelabel Error Page</html>", {("violation", "server", "envelope")}),
+    ],
+)
 def test_list_plans_answers(status: int, answer: Any, expected: set[Any]) -> None:
     assert _exchange("GET", LIST, status, answer) == expected
 
@@ -158,31 +216,45 @@ def test_list_plans_answers(status: int, answer: Any, expected: set[Any]) -> Non
 def test_unknown_paths_and_methods() -> None:
     assert _exchange("GET", "/api/other", 404, b"Not Found") == {("observation", "client", "unknown-path")}
     assert _exchange("GET", "/api/other", 200, b"a file") == {("observation", "client", "unknown-path")}
-    assert _exchange("GET", "/api/other", 500, b"<html>") == {("observation", "client", "unknown-path"),
-                                                             ("violation", "server", "envelope")}
-    assert _exchange("DELETE", LIST, 405, {"code": 404, "message": "no", "data": None}) == {("violation", "client", "method")}
+    assert _exchange("GET", "/api/other", 500, b"<html>") == {
+        ("observation", "client", "unknown-path"),
+        ("violation", "server", "envelope"),
+    }
+    assert _exchange("DELETE", LIST, 405, {"code": 404, "message": "no", "data": None}) == {
+        ("violation", "client", "method")
+    }
     assert _exchange("DELETE", LIST, 500, {"code": 404, "message": "no", "data": None}) == {
-        ("violation", "client", "method")}  # a wrong method is judged only for success
+        ("violation", "client", "method")
+    }  # a wrong method is judged only for success
     assert _exchange("DELETE", LIST, 200, {"code": 200, "message": "", "data": []}) == {
-        ("violation", "client", "method"), ("leniency", "server", "method")}
+        ("violation", "client", "method"),
+        ("leniency", "server", "method"),
+    }
 
 
 def test_requests_breaking_the_document() -> None:
     token = "/api/dp/auth/oauth/token"
     ok = {"code": 200, "message": "", "data": {"token_type": "Bearer", "access_token": "a.b.c"}}
     body = json.dumps({"code": "C", "client_id": "i", "client_secret": "s"}).encode()
-    assert _exchange("POST", token, 200, ok, body=body) == {("violation", "client", "body"),
-                                                             ("leniency", "server", "accepted")}
+    assert _exchange("POST", token, 200, ok, body=body) == {
+        ("violation", "client", "body"),
+        ("leniency", "server", "accepted"),
+    }
     execute = "/api/dpa/process//processPlan/opExecutePlanByApi/p1"
     started = {"code": 200, "message": "success", "data": [{"processPlanId": "p1", "planInstanceId": "i"}]}
-    assert _exchange("POST", execute, 200, started, body=b'{"processPlanId": "p2"}') >= {("violation", "client", "body")}
-    assert _exchange("POST", execute, 200, started, body=b'{"processPlanId": "p1"}', headers={
-        "Content-Type": "text/plain"}) >= {("violation", "client", "content-type")}
-    assert _exchange("POST", execute, 400, {"code": 400, "message": "x"}, body=b'{"processPlanId": "p1",', policy=False) == {
-        ("violation", "client", "body")}
+    assert _exchange("POST", execute, 200, started, body=b'{"processPlanId": "p2"}') >= {
+        ("violation", "client", "body")
+    }
+    assert _exchange(
+        "POST", execute, 200, started, body=b'{"processPlanId": "p1"}', headers={"Content-Type": "text/plain"}
+    ) >= {("violation", "client", "content-type")}
+    assert _exchange(
+        "POST", execute, 400, {"code": 400, "message": "x"}, body=b'{"processPlanId": "p1",', policy=False
+    ) == {("violation", "client", "body")}
     out = "/api/dpa/process//processPlan/queryPlanRunOutParam"
     assert _exchange("GET", out, 400, {"code": 400, "message": "x"}, query="processPlanId=p1", policy=False) == {
-        ("violation", "client", "parameters")}
+        ("violation", "client", "parameters")
+    }
 
 
 # -- secrets -----------------------------------------------------------------------------------------------
@@ -193,9 +265,12 @@ def test_secrets_are_masked_everywhere() -> None:
     body = b'{"code": "XYZXYZXYZ", "client_secret": "s3cr3t!", "grant_type": "authorization_code"}'
     shown = secrets.body(body, "application/json")
     assert "XYZXYZXYZ" not in shown and "s3cr3t!" not in shown and "authorization_code" in shown
-    curl = secrets.curl("POST", "http://user:pw@h/x", {"Authorization": "Bearer eyJhbGciOi.eyJzdWIi.sig",
-                                                       "Content-Type": "application/x-www-form-urlencoded"},
-                        b"client_secret=abc%2Bdef&code=Q&grant_type=authorization_code")
+    curl = secrets.curl(
+        "POST",
+        "http://user:pw@h/x",
+        {"Authorization": "Bearer eyJhbGciOi.eyJzdWIi.sig", "Content-Type": "application/x-www-form-urlencoded"},
+        b"client_secret=abc%2Bdef&code=Q&grant_type=authorization_code",
+    )
     assert "pw@" not in curl and "eyJ" not in curl and "abc" not in curl and "Bearer ***" in curl
     assert "grant_type=authorization_code" in curl
 
@@ -219,10 +294,22 @@ def test_the_recorder_merges_users_and_marks_the_failed_node(tmp_path: Path) -> 
     recorder = Recorder(tmp_path)
     recorder.plans_listed([_plan("p1"), _plan("p2", steps=2)], "U1")
     recorder.plans_listed([_plan("p1")], "U2")
-    recorder.models("p1", [{"modelName": "w", "processModelId": "m1", "mapParam": [{"name": "A", "type": "running"}]}], "U1")
+    recorder.models(
+        "p1", [{"modelName": "w", "processModelId": "m1", "mapParam": [{"name": "A", "type": "running"}]}], "U1"
+    )
     recorder.executed("p1", "in42")
-    recorder.outputs("p1", "in42", [{"modelName": "w", "processModelId": "m1", "mapParam": [
-        {"nodeName": "n1", "result": "ok in42"}, {"nodeName": "n2", "result": "boom"}]}], "U1")
+    recorder.outputs(
+        "p1",
+        "in42",
+        [
+            {
+                "modelName": "w",
+                "processModelId": "m1",
+                "mapParam": [{"nodeName": "n1", "result": "ok in42"}, {"nodeName": "n2", "result": "boom"}],
+            }
+        ],
+        "U1",
+    )
     recorder.status("in42", "FAIL")
     recorder.outputs("p1", "in43", [{"modelName": "w", "processModelId": "m1", "mapParam": []}], "U1")  # fewer: ignored
     plans = {p["processPlanId"]: p for p in yaml.safe_load((tmp_path / "recorded-plans.yaml").read_text())["plans"]}
@@ -230,7 +317,9 @@ def test_the_recorder_merges_users_and_marks_the_failed_node(tmp_path: Path) -> 
     assert [w["processModelId"] for w in plans["p2"]["workflows"]] == ["p2~step1", "p2~step2"]
     nodes = plans["p1"]["workflows"][0]["nodes"]
     assert [(n["nodeName"], n["result"], n.get("outcome", "succeed")) for n in nodes] == [
-        ("n1", "ok ${planInstanceId}", "succeed"), ("n2", "boom", "fail")]
+        ("n1", "ok ${planInstanceId}", "succeed"),
+        ("n2", "boom", "fail"),
+    ]
     again = Recorder(tmp_path)  # a second session reads the first one's file
     again.plans_listed([_plan("p1")], None)  # traffic without a readable user: visible to everyone
     plans = {p["processPlanId"]: p for p in yaml.safe_load((tmp_path / "recorded-plans.yaml").read_text())["plans"]}
@@ -263,14 +352,36 @@ def test_a_retry_overtaking_a_slow_attempt_is_judged_by_arrival() -> None:
 
 def test_the_report_folds_one_finding_on_many_exchanges_into_one_row_with_one_curl_line() -> None:
     def finding(exchange: int, check: str, message: str) -> dict[str, Any]:
-        return {"verdict": "violation", "side": "client", "check": check, "message": message, "exchange": exchange,
-                "interface": "7", "request": f"POST /cb{exchange}", "curl": f"curl -X POST http://r/cb{exchange}"}
+        return {
+            "verdict": "violation",
+            "side": "client",
+            "check": check,
+            "message": message,
+            "exchange": exchange,
+            "interface": "7",
+            "request": f"POST /cb{exchange}",
+            "curl": f"curl -X POST http://r/cb{exchange}",
+        }
 
     acks = [finding(i, "callback-ack", "the receiver answered 'success'") for i in range(5, 13)]
-    data = {"target": "http://t", "finished": 0, "inFlight": 0, "callbackSequences": {},
-            "summary": {"exchanges": 9, "api": 1, "callbacks": 8, "other": 0, "violations": 10, "leniencies": 0,
-                        "observations": 0, "keptExchanges": 9, "keptFindings": 10},
-            "findings": [*acks, finding(20, "double-slash", "single slash"), finding(20, "body", "bad body")]}
+    data = {
+        "target": "http://t",
+        "finished": 0,
+        "inFlight": 0,
+        "callbackSequences": {},
+        "summary": {
+            "exchanges": 9,
+            "api": 1,
+            "callbacks": 8,
+            "other": 0,
+            "violations": 10,
+            "leniencies": 0,
+            "observations": 0,
+            "keptExchanges": 9,
+            "keptFindings": 10,
+        },
+        "findings": [*acks, finding(20, "double-slash", "single slash"), finding(20, "body", "bad body")],
+    }
     lines = markdown(data).splitlines()
     rows = [line for line in lines if line.startswith("| #")]
     assert rows[0].startswith("| #5 `POST /cb5` and 7 more (#6, #7, #8, #9, #10, …) | 7 | callback-ack |")

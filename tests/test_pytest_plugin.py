@@ -57,7 +57,8 @@ def suite(pytester: pytest.Pytester) -> pytest.Pytester:
 
 
 def test_happy_path_and_isolation_between_tests(suite: pytest.Pytester) -> None:
-    suite.makepyfile(test_flow="""
+    suite.makepyfile(
+        test_flow="""
         from helpers import start
 
         seen = []
@@ -96,13 +97,15 @@ def test_happy_path_and_isolation_between_tests(suite: pytest.Pytester) -> None:
             dpa_platform.clear_faults()
             start(dpa_platform)
             assert any(r["path"].endswith("acf42dd3") for r in dpa_platform.journal(limit=5))
-    """)
+    """
+    )
     result = suite.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=3)
 
 
 def test_wait_for_callback_failure_lists_what_did_arrive(suite: pytest.Pytester) -> None:
-    suite.makepyfile(test_never="""
+    suite.makepyfile(
+        test_never="""
         from helpers import start
 
         def test_forgets_to_advance(dpa_platform, callback_receiver):
@@ -114,37 +117,45 @@ def test_wait_for_callback_failure_lists_what_did_arrive(suite: pytest.Pytester)
             iid = start(dpa_platform, callback_url=callback_receiver.url)
             dpa_platform.advance(seconds=1)
             dpa_platform.wait_for_callback(iid, "DEFAULT", timeout=30)
-    """)
+    """
+    )
     result = suite.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(failed=2)
-    result.stdout.fnmatch_lines([
-        "*the SUCCESS callback of in* was not acknowledged within 0.5s.",
-        "*The run is DEFAULT (DEFAULT); callbackUrl: http://127.0.0.1:*/callback.",
-        "*Callbacks recorded for it (1):",
-        "*- DEFAULT: acked after 1 attempt(s)",
-        "*#1 -> HTTP 200 'SUCCESS': ack",
-        "*The clock is virtual: time passes only through dpa_platform.advance(seconds=...).",
-    ])
-    result.stdout.fnmatch_lines([
-        "*the DEFAULT callback of in* was given up.",
-        "*- DEFAULT: gave_up after 4 attempt(s)",
-        "*#1 -> HTTP 500 'FAIL': retry",
-        "*#4 -> HTTP 500 'FAIL': gave_up",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*the SUCCESS callback of in* was not acknowledged within 0.5s.",
+            "*The run is DEFAULT (DEFAULT); callbackUrl: http://127.0.0.1:*/callback.",
+            "*Callbacks recorded for it (1):",
+            "*- DEFAULT: acked after 1 attempt(s)",
+            "*#1 -> HTTP 200 'SUCCESS': ack",
+            "*The clock is virtual: time passes only through dpa_platform.advance(seconds=...).",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "*the DEFAULT callback of in* was given up.",
+            "*- DEFAULT: gave_up after 4 attempt(s)",
+            "*#1 -> HTTP 500 'FAIL': retry",
+            "*#4 -> HTTP 500 'FAIL': gave_up",
+        ]
+    )
     # A give-up is final: the test failed at once rather than after its 30 s timeout.
     assert result.duration < 30
 
 
 def test_fixtures_dir_from_a_marker(pytester: pytest.Pytester) -> None:
     pytester.mkdir("shop_fixtures").joinpath("catalog.yaml").write_text(CUSTOM_FIXTURES, encoding="utf-8")
-    pytester.makepyfile(test_marked="import pytest\n\npytestmark = pytest.mark.dpa_fixtures('shop_fixtures')\n"
-                        + LISTS_CUSTOM_PLAN)
-    pytester.makepyfile(test_unmarked="""
+    pytester.makepyfile(
+        test_marked="import pytest\n\npytestmark = pytest.mark.dpa_fixtures('shop_fixtures')\n" + LISTS_CUSTOM_PLAN
+    )
+    pytester.makepyfile(
+        test_unmarked="""
         def test_bundled_in_the_same_session(dpa_platform):
             assert dpa_platform.client_id == "JhYhK/XcFKuVlpVijwLCkw=="
             assert dpa_platform.fixtures is None
             assert {r["processPlanId"] for r in dpa_platform.runs()} == set()
-    """)
+    """
+    )
     result = pytester.runpytest("-p", "no:cacheprovider", "--strict-markers")  # the marker is registered
     result.assert_outcomes(passed=2)
 
@@ -160,20 +171,23 @@ def test_fixtures_dir_from_the_ini_option(pytester: pytest.Pytester) -> None:
 
 def test_unloadable_fixtures_fail_with_the_loader_message(pytester: pytest.Pytester) -> None:
     pytester.mkdir("broken").joinpath("apps.yaml").write_text("apps:\n  - {name: x}\n", encoding="utf-8")
-    pytester.makepyfile(test_broken="""
+    pytester.makepyfile(
+        test_broken="""
         import pytest
 
         @pytest.mark.dpa_fixtures("broken")
         def test_uses_broken(dpa_platform):
             pass
-    """)
+    """
+    )
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*dpa_platform: cannot load the fixtures: *apps.yaml: apps[[]0[]]: *"])
 
 
 def test_receiver_scripting_fail_twice_then_ack(suite: pytest.Pytester) -> None:
-    suite.makepyfile(test_receiver="""
+    suite.makepyfile(
+        test_receiver="""
         from helpers import start
 
         def test_fail_twice(dpa_platform, callback_receiver):
@@ -194,13 +208,15 @@ def test_receiver_scripting_fail_twice_then_ack(suite: pytest.Pytester) -> None:
                                                                      ("SUCCESS", "ack")]
             assert "timed out" in attempts[1]["error"].lower()
             assert callback_receiver.wait_for(lambda ds: len(ds) >= 3, timeout=5)
-    """)
+    """
+    )
     result = suite.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
 
 
 def test_projects_not_using_the_fixtures_start_nothing(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_plain="""
+    pytester.makepyfile(
+        test_plain="""
         import sys
         import threading
 
@@ -208,15 +224,19 @@ def test_projects_not_using_the_fixtures_start_nothing(pytester: pytest.Pytester
             assert request.config.pluginmanager.hasplugin("dpa_mock")  # loaded through the entry point
             assert "mock_server.app" not in sys.modules
             assert not [t for t in threading.enumerate() if t.name.startswith("dpa-")]
-    """)
+    """
+    )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("xdist") is None,
-                    reason="pytest-xdist is not installed: pip install -e '.[test]' (or pip install pytest-xdist)")
+@pytest.mark.skipif(
+    importlib.util.find_spec("xdist") is None,
+    reason="pytest-xdist is not installed: pip install -e '.[test]' (or pip install pytest-xdist)",
+)
 def test_each_xdist_worker_gets_its_own_emulator(suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
-    suite.makepyfile(test_parallel="""
+    suite.makepyfile(
+        test_parallel="""
         import os
         import pathlib
 
@@ -232,7 +252,8 @@ def test_each_xdist_worker_gets_its_own_emulator(suite: pytest.Pytester, monkeyp
             out = pathlib.Path(os.environ["PORTS_DIR"]) / os.environ["PYTEST_XDIST_WORKER"]
             with out.open("a") as f:
                 f.write(dpa_platform.base_url + "\\n")
-    """)
+    """
+    )
     ports = suite.mkdir("ports")
     monkeypatch.setenv("PORTS_DIR", str(ports))
     result = suite.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2")
@@ -252,7 +273,8 @@ def test_the_guide_s_first_test_passes_verbatim(pytester: pytest.Pytester) -> No
 
 def test_fixture_members_return_what_the_guide_says(suite: pytest.Pytester) -> None:
     # docs/integrators.md's tables: dpa_platform gives plain JSON values, the receiver Delivery objects.
-    suite.makepyfile(test_returns="""
+    suite.makepyfile(
+        test_returns="""
         from helpers import start
         from mock_server.testing.receiver import Delivery
 
@@ -284,7 +306,8 @@ def test_fixture_members_return_what_the_guide_says(suite: pytest.Pytester) -> N
             journal = dpa_platform.journal(limit=2)
             assert len(journal) == 2 and {"at", "method", "path", "status", "code"} <= set(journal[0])
             assert callback_receiver.clear() is None and callback_receiver.deliveries == []
-    """)
+    """
+    )
     suite.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
 
 
@@ -323,11 +346,13 @@ def test_profile_file_from_the_ini_option_and_a_marker(pytester: pytest.Pytester
     """`dpa_profile = staging.yaml` relative to the ini file; a marker picks another profile for one test."""
     pytester.makeini("[pytest]\ndpa_profile = conf/staging.yaml\n")
     pytester.mkdir("conf").joinpath("staging.yaml").write_text(
-        "http_status: always200\nunknown_plan_code: 500\nerror_data: absent\n", encoding="utf-8")
+        "http_status: always200\nunknown_plan_code: 500\nerror_data: absent\n", encoding="utf-8"
+    )
     pytester.mkdir("sub")
     pytester.path.joinpath("sub", "test_ini.py").write_text(STAGING_SHAPED % {"code": 500}, encoding="utf-8")
     pytester.path.joinpath("sub", "test_marked.py").write_text(
-        "import pytest\npytestmark = pytest.mark.dpa_profile('document')\n" + DOCUMENT_SHAPED, encoding="utf-8")
+        "import pytest\npytestmark = pytest.mark.dpa_profile('document')\n" + DOCUMENT_SHAPED, encoding="utf-8"
+    )
     result = pytester.runpytest("-p", "no:cacheprovider", "--strict-markers")
     result.assert_outcomes(passed=2)
 

@@ -26,10 +26,12 @@ def spec_routes() -> set[Route]:
 
 
 def app_routes(app: Flask) -> set[Route]:
-    return {(rule.rule, method, rule.endpoint.rpartition(".")[2])
-            for rule in app.url_map.iter_rules()
-            for method in rule.methods or ()
-            if method not in ("HEAD", "OPTIONS")}
+    return {
+        (rule.rule, method, rule.endpoint.rpartition(".")[2])
+        for rule in app.url_map.iter_rules()
+        for method in rule.methods or ()
+        if method not in ("HEAD", "OPTIONS")
+    }
 
 
 def alias(rule: str) -> str:
@@ -54,7 +56,8 @@ def test_every_double_slash_path_has_its_single_slash_alias(app: Flask) -> None:
         assert (alias(rule), method, op) in served, (alias(rule), method)
     # No other alias sneaked in: every single-slash twin belongs to a `//` spec path.
     assert not {r for r in served if r not in spec and not r[0].startswith("/__admin/ui")} - {
-        (alias(rule), m, op) for rule, m, op in doubles}
+        (alias(rule), m, op) for rule, m, op in doubles
+    }
 
 
 def test_slash_merging_is_off(app: Flask) -> None:

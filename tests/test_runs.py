@@ -102,18 +102,30 @@ def test_acf42dd3_default_running_success_on_fixture_durations(papi: Api, pauth:
     # start_delay 0.2, then nodes of 0.5 + 0.5 + 0.3 seconds.
     assert history(papi, instance) == [("DEFAULT", t0), ("RUNNING", t0 + 200), ("SUCCESS", t0 + 1500)]
     assert [(n["nodeName"], n["state"], n["startedAt"] - t0, n["finishedAt"] - t0) for n in run["nodes"]] == [
-        ("准备工作目录", "success", 200, 700), ("调用健康检查", "success", 700, 1200), ("结束", "success", 1200, 1500)]
+        ("准备工作目录", "success", 200, 700),
+        ("调用健康检查", "success", 700, 1200),
+        ("结束", "success", 1200, 1500),
+    ]
     assert run["createTime"] == t0 and run["updateTime"] == t0 + 1500
 
 
 @pytest.mark.parametrize("start", [START, 1_718_000_000.123456], ids=["round-start", "fractional-start"])
-@pytest.mark.parametrize("steps,status", [((0.2,), "RUNNING"), ((0.199, 0.001), "RUNNING"),
-                                          ((0.1, 0.1), "RUNNING"), ((1.5,), "SUCCESS"),
-                                          ((1.499, 0.001), "SUCCESS"), ((0.3, 0.7, 0.5), "SUCCESS"),
-                                          ((0.1,) * 15, "SUCCESS")],
-                         ids=["0.2", "0.199+0.001", "0.1+0.1", "1.5", "1.499+0.001", "0.3+0.7+0.5", "15x0.1"])
-def test_steps_that_sum_to_a_due_time_reach_it(pinned: PinnedApps, start: float, steps: tuple[float, ...],
-                                               status: str) -> None:
+@pytest.mark.parametrize(
+    "steps,status",
+    [
+        ((0.2,), "RUNNING"),
+        ((0.199, 0.001), "RUNNING"),
+        ((0.1, 0.1), "RUNNING"),
+        ((1.5,), "SUCCESS"),
+        ((1.499, 0.001), "SUCCESS"),
+        ((0.3, 0.7, 0.5), "SUCCESS"),
+        ((0.1,) * 15, "SUCCESS"),
+    ],
+    ids=["0.2", "0.199+0.001", "0.1+0.1", "1.5", "1.499+0.001", "0.3+0.7+0.5", "15x0.1"],
+)
+def test_steps_that_sum_to_a_due_time_reach_it(
+    pinned: PinnedApps, start: float, steps: tuple[float, ...], status: str
+) -> None:
     """Advancing 0.199 s then 0.001 s is advancing 0.2 s: the run must have started, whatever the float sums."""
     app = pinned(start=start)
     api = Api(app.test_client(), app.extensions["dpa_platform"])
@@ -149,8 +161,13 @@ def test_d4a8e6f1_pends_until_resumed_then_succeeds(papi: Api, pauth: dict[str, 
     assert papi.run(instance)["status"] == "RUNNING"
     papi.advance(0.001)
     t0 = ms(START)
-    assert history(papi, instance) == [("DEFAULT", t0), ("RUNNING", t0 + 200), ("PENDING", t0 + 700),
-                                       ("RUNNING", t0 + 3600_700), ("SUCCESS", t0 + 3601_700)]
+    assert history(papi, instance) == [
+        ("DEFAULT", t0),
+        ("RUNNING", t0 + 200),
+        ("PENDING", t0 + 700),
+        ("RUNNING", t0 + 3600_700),
+        ("SUCCESS", t0 + 3601_700),
+    ]
     assert [n["state"] for n in papi.run(instance)["nodes"]] == ["success", "success", "success"]
 
 
@@ -184,8 +201,15 @@ def _random_outcomes(seed: int, ids: list[str]) -> dict[str, tuple[str, tuple[st
     try:
         plan = platform.catalog.plans["e5f2b7c9"]
         for instance_id in ids:
-            platform.runs.create(instance_id, plan, ALL_PRINCIPAL.user_id, ALL_PRINCIPAL.client_id, None,
-                                 {"md1606743910901": {}}, platform.clock.now())
+            platform.runs.create(
+                instance_id,
+                plan,
+                ALL_PRINCIPAL.user_id,
+                ALL_PRINCIPAL.client_id,
+                None,
+                {"md1606743910901": {}},
+                platform.clock.now(),
+            )
         platform.advance(5)
         return {i: (r.status, tuple(n.state for n in r.nodes)) for i, r in platform.runs.runs.items()}
     finally:
@@ -252,9 +276,11 @@ def test_list_plans_status_is_the_latest_instance_status(api: Api, auth: dict[st
 
 
 # -- inputs reach node results ----------------------------------------------------------------------
-@pytest.mark.parametrize("map_param", [{"DPA_MODEL_WORKDIR": "/data/run-7"},
-                                       [{"name": "DPA_MODEL_WORKDIR", "value": "/data/run-7"}]],
-                         ids=["object", "name-value-list"])
+@pytest.mark.parametrize(
+    "map_param",
+    [{"DPA_MODEL_WORKDIR": "/data/run-7"}, [{"name": "DPA_MODEL_WORKDIR", "value": "/data/run-7"}]],
+    ids=["object", "name-value-list"],
+)
 def test_model_var_req_values_expand_in_out_params(api: Api, auth: dict[str, str], map_param: object) -> None:
     instance = api.start(auth, modelVarReq=[{"modelId": "md1606743910508", "mapParam": map_param}])
     assert api.run(instance)["inputs"]["md1606743910508"]["DPA_MODEL_WORKDIR"] == "/data/run-7"

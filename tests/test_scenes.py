@@ -32,8 +32,6 @@ TZ = ZoneInfo("Asia/Shanghai")
 T0 = ms(START)
 
 
-
-
 @pytest.fixture
 def sapi(pinned: PinnedApps) -> Api:
     """Clock at START; callbacks go to an in-memory transport that acks."""
@@ -65,27 +63,64 @@ def test_save_returns_scene_id_first_model_and_default(sapi: Api) -> None:
     assert data["modelId"] == "md1606743910508" and data["status"] == "DEFAULT"
     assert data["instanceId"].startswith("in") and data["instanceId"][2:].isdigit()
     scene = admin_scenes(sapi.client)[data["instanceId"]]
-    assert {k: scene[k] for k in ("processPlanId", "sceneName", "dimension", "intervals", "executeStrategy",
-                                  "callbackUrl", "firedCount", "coalescedCount", "active", "createTime")} == {
-        "processPlanId": "acf42dd3", "sceneName": "巡检", "dimension": "minutes", "intervals": 2,
-        "executeStrategy": "single", "callbackUrl": "http://127.0.0.1:9/cb", "firedCount": 0,
-        "coalescedCount": 0, "active": True, "createTime": T0}
+    assert {
+        k: scene[k]
+        for k in (
+            "processPlanId",
+            "sceneName",
+            "dimension",
+            "intervals",
+            "executeStrategy",
+            "callbackUrl",
+            "firedCount",
+            "coalescedCount",
+            "active",
+            "createTime",
+        )
+    } == {
+        "processPlanId": "acf42dd3",
+        "sceneName": "巡检",
+        "dimension": "minutes",
+        "intervals": 2,
+        "executeStrategy": "single",
+        "callbackUrl": "http://127.0.0.1:9/cb",
+        "firedCount": 0,
+        "coalescedCount": 0,
+        "active": True,
+        "createTime": T0,
+    }
     assert scene["nextFireTime"] == T0 + 120_000
     assert admin_runs(sapi.client) == []  # saving runs nothing yet
 
 
 def test_save_uses_the_plans_first_workflow_as_model_id(sapi: Api) -> None:
-    body = save(sapi, sapi.login(), processPlanId="b7e1c0a2",
-                modelVarReq=json.dumps([{"modelId": "md1606743910601", "mapParam": {"TARGET_HOST": "h"}}])).get_json()
+    body = save(
+        sapi,
+        sapi.login(),
+        processPlanId="b7e1c0a2",
+        modelVarReq=json.dumps([{"modelId": "md1606743910601", "mapParam": {"TARGET_HOST": "h"}}]),
+    ).get_json()
     assert body["code"] == 200 and body["data"]["modelId"] == "md1606743910601"
 
 
-@pytest.mark.parametrize("field,value", [
-    ("dimension", "days"), ("dimension", "Minutes"), ("dimension", "year"),
-    ("executeStrategy", "once"), ("executeStrategy", "CYCLE"),
-    ("intervals", "0"), ("intervals", "-1"), ("intervals", "abc"), ("intervals", "1.5"), ("intervals", " 2"),
-    ("processPlanId", ""), ("callbackUrl", ""), ("sceneName", ""),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("dimension", "days"),
+        ("dimension", "Minutes"),
+        ("dimension", "year"),
+        ("executeStrategy", "once"),
+        ("executeStrategy", "CYCLE"),
+        ("intervals", "0"),
+        ("intervals", "-1"),
+        ("intervals", "abc"),
+        ("intervals", "1.5"),
+        ("intervals", " 2"),
+        ("processPlanId", ""),
+        ("callbackUrl", ""),
+        ("sceneName", ""),
+    ],
+)
 def test_invalid_field_is_400_naming_it(sapi: Api, field: str, value: str) -> None:
     response = save(sapi, sapi.login(), **{field: value})
     body = response.get_json()
@@ -94,8 +129,9 @@ def test_invalid_field_is_400_naming_it(sapi: Api, field: str, value: str) -> No
     assert admin_scenes(sapi.client) == {}
 
 
-@pytest.mark.parametrize("field", ["processPlanId", "callbackUrl", "dimension", "intervals", "executeStrategy",
-                                   "sceneName"])
+@pytest.mark.parametrize(
+    "field", ["processPlanId", "callbackUrl", "dimension", "intervals", "executeStrategy", "sceneName"]
+)
 def test_missing_field_is_400_naming_it(sapi: Api, field: str) -> None:
     form = scene_form()
     del form[field]
@@ -106,8 +142,16 @@ def test_missing_field_is_400_naming_it(sapi: Api, field: str) -> None:
     assert admin_scenes(sapi.client) == {}
 
 
-@pytest.mark.parametrize("dimension,intervals", [("month", "100000"), ("day", "1000000000"), ("weeks", "10000000000"),
-                                                  ("hours", "1" + "0" * 400), ("month", "1" + "0" * 30)])
+@pytest.mark.parametrize(
+    "dimension,intervals",
+    [
+        ("month", "100000"),
+        ("day", "1000000000"),
+        ("weeks", "10000000000"),
+        ("hours", "1" + "0" * 400),
+        ("month", "1" + "0" * 30),
+    ],
+)
 def test_intervals_beyond_the_calendar_are_400_and_leave_no_scene(sapi: Api, dimension: str, intervals: str) -> None:
     """A first firing past year 9999 (or past float range) cannot be scheduled: a 400, not a 500 and a ghost."""
     response = save(sapi, sapi.login(), dimension=dimension, intervals=intervals, executeStrategy="cycle")
@@ -150,16 +194,21 @@ def test_single_fires_exactly_once_at_create_plus_interval(pinned: PinnedApps, s
     runs = scene_runs(api, scene_id)
     assert scene["firedCount"] == 1 and len(runs) == 1
     assert runs[0]["createTime"] == due
-    assert (scene["active"], scene["nextFireTime"], scene["lastInstanceId"]) == (False, None,
-                                                                                 runs[0]["planInstanceId"])
+    assert (scene["active"], scene["nextFireTime"], scene["lastInstanceId"]) == (False, None, runs[0]["planInstanceId"])
     api.advance(7 * 86400)
     assert len(scene_runs(api, scene_id)) == 1 and admin_scenes(api.client)[scene_id]["firedCount"] == 1
 
 
-@pytest.mark.parametrize("dimension,intervals,advance,expected", [
-    ("seconds", "10", 95, 9), ("minutes", "5", 3600, 12), ("hours", "2", 86400, 12), ("day", "1", 7 * 86400, 7),
-    ("weeks", "1", 30 * 86400, 4),
-])
+@pytest.mark.parametrize(
+    "dimension,intervals,advance,expected",
+    [
+        ("seconds", "10", 95, 9),
+        ("minutes", "5", 3600, 12),
+        ("hours", "2", 86400, 12),
+        ("day", "1", 7 * 86400, 7),
+        ("weeks", "1", 30 * 86400, 4),
+    ],
+)
 def test_cycle_fires_every_period(sapi: Api, dimension: str, intervals: str, advance: float, expected: int) -> None:
     scene_id = saved(sapi, sapi.login(), dimension=dimension, intervals=intervals, executeStrategy="cycle")
     sapi.advance(advance)
@@ -173,14 +222,18 @@ def test_cycle_fires_every_period(sapi: Api, dimension: str, intervals: str, adv
     assert ended == ["SUCCESS"] * len(ended) and len(ended) >= expected - 1  # each firing ran the plan
 
 
-def test_fired_runs_use_the_scenes_callback_url_inputs_and_user(pinned: PinnedApps,
-                                                                receiver: CallbackReceiver) -> None:
+def test_fired_runs_use_the_scenes_callback_url_inputs_and_user(pinned: PinnedApps, receiver: CallbackReceiver) -> None:
     api = api_for(pinned())
     headers = api.login()
-    scene_id = saved(api, headers, dimension="minutes", intervals="1", executeStrategy="cycle",
-                     callbackUrl=receiver.url,
-                     modelVarReq=json.dumps([{"modelId": "md1606743910508",
-                                              "mapParam": {"DPA_MODEL_WORKDIR": "/srv/scene"}}]))
+    scene_id = saved(
+        api,
+        headers,
+        dimension="minutes",
+        intervals="1",
+        executeStrategy="cycle",
+        callbackUrl=receiver.url,
+        modelVarReq=json.dumps([{"modelId": "md1606743910508", "mapParam": {"DPA_MODEL_WORKDIR": "/srv/scene"}}]),
+    )
     api.advance(150)
     runs = scene_runs(api, scene_id)
     assert len(runs) == 2
@@ -225,8 +278,9 @@ def test_the_catchup_limit_does_not_throttle_a_scene_as_real_time_passes() -> No
     platform = domain_platform(ScriptedTransport(), clock, scene_catchup_limit=2)
     platform.start()
     try:
-        scene = platform.save_scene(ALL_PRINCIPAL, scene_form(dimension="seconds", intervals="1",
-                                                              executeStrategy="cycle"))
+        scene = platform.save_scene(
+            ALL_PRINCIPAL, scene_form(dimension="seconds", intervals="1", executeStrategy="cycle")
+        )
         record = platform.scenes.scenes[scene["instanceId"]]
         for step in range(1, 5):
             clock.advance(1.0)  # as if a second of wall time passed; the engine's ticker must notice
@@ -246,8 +300,16 @@ def _fire_local(anchor: tuple[int, ...], dimension: str, intervals: int, k: int)
 
 
 def test_month_from_january_31_clamps_to_month_ends_without_drifting() -> None:
-    expected = [(2024, 2, 29), (2024, 3, 31), (2024, 4, 30), (2024, 5, 31), (2024, 6, 30), (2024, 12, 31),
-                (2025, 1, 31), (2025, 2, 28)]
+    expected = [
+        (2024, 2, 29),
+        (2024, 3, 31),
+        (2024, 4, 30),
+        (2024, 5, 31),
+        (2024, 6, 30),
+        (2024, 12, 31),
+        (2025, 1, 31),
+        (2025, 2, 28),
+    ]
     ks = [1, 2, 3, 4, 5, 11, 12, 13]
     assert [_fire_local((2024, 1, 31, 10), "month", 1, k) for k in ks] == [shanghai(*d, 10) for d in expected]
 
@@ -256,8 +318,9 @@ def test_month_scene_fires_on_the_last_days_of_feb_mar_apr() -> None:
     clock = VirtualClock(start=shanghai(2024, 1, 31, 10))
     platform = domain_platform(ScriptedTransport(), clock)
     try:
-        saved_scene = platform.save_scene(ALL_PRINCIPAL, scene_form(dimension="month", intervals="1",
-                                                                    executeStrategy="cycle"))
+        saved_scene = platform.save_scene(
+            ALL_PRINCIPAL, scene_form(dimension="month", intervals="1", executeStrategy="cycle")
+        )
         scene = platform.scenes.scenes[saved_scene["instanceId"]]
         assert scene.next_fire == shanghai(2024, 2, 29, 10)
         platform.advance(shanghai(2024, 2, 29, 9, 59, 59) - clock.now())
@@ -271,22 +334,26 @@ def test_month_scene_fires_on_the_last_days_of_feb_mar_apr() -> None:
         platform.close()
 
 
-@pytest.mark.parametrize("anchor,dimension,intervals,k,expected", [
-    ((2024, 2, 28, 10), "day", 1, 1, (2024, 2, 29, 10)),
-    ((2024, 2, 28, 10), "day", 1, 2, (2024, 3, 1, 10)),
-    ((2023, 2, 28, 10), "day", 1, 1, (2023, 3, 1, 10)),
-    ((2024, 2, 29, 0, 30), "day", 365, 1, (2025, 2, 28, 0, 30)),
-    ((2024, 2, 29, 23, 59), "day", 366, 1, (2025, 3, 1, 23, 59)),
-    ((2024, 2, 22, 8), "weeks", 1, 1, (2024, 2, 29, 8)),
-    ((2024, 2, 22, 8), "weeks", 1, 2, (2024, 3, 7, 8)),
-    ((2023, 12, 28, 12), "weeks", 2, 1, (2024, 1, 11, 12)),
-    ((2024, 2, 29, 10), "month", 12, 1, (2025, 2, 28, 10)),
-    ((2024, 2, 29, 10), "month", 12, 4, (2028, 2, 29, 10)),
-    ((2024, 2, 29, 10), "month", 1, 1, (2024, 3, 29, 10)),
-    ((2023, 10, 31, 7), "month", 4, 1, (2024, 2, 29, 7)),
-])
-def test_calendar_firings_across_leap_days(anchor: tuple[int, ...], dimension: str, intervals: int, k: int,
-                                           expected: tuple[int, ...]) -> None:
+@pytest.mark.parametrize(
+    "anchor,dimension,intervals,k,expected",
+    [
+        ((2024, 2, 28, 10), "day", 1, 1, (2024, 2, 29, 10)),
+        ((2024, 2, 28, 10), "day", 1, 2, (2024, 3, 1, 10)),
+        ((2023, 2, 28, 10), "day", 1, 1, (2023, 3, 1, 10)),
+        ((2024, 2, 29, 0, 30), "day", 365, 1, (2025, 2, 28, 0, 30)),
+        ((2024, 2, 29, 23, 59), "day", 366, 1, (2025, 3, 1, 23, 59)),
+        ((2024, 2, 22, 8), "weeks", 1, 1, (2024, 2, 29, 8)),
+        ((2024, 2, 22, 8), "weeks", 1, 2, (2024, 3, 7, 8)),
+        ((2023, 12, 28, 12), "weeks", 2, 1, (2024, 1, 11, 12)),
+        ((2024, 2, 29, 10), "month", 12, 1, (2025, 2, 28, 10)),
+        ((2024, 2, 29, 10), "month", 12, 4, (2028, 2, 29, 10)),
+        ((2024, 2, 29, 10), "month", 1, 1, (2024, 3, 29, 10)),
+        ((2023, 10, 31, 7), "month", 4, 1, (2024, 2, 29, 7)),
+    ],
+)
+def test_calendar_firings_across_leap_days(
+    anchor: tuple[int, ...], dimension: str, intervals: int, k: int, expected: tuple[int, ...]
+) -> None:
     assert _fire_local(anchor, dimension, intervals, k) == shanghai(*expected)
 
 

@@ -22,11 +22,22 @@ from tests.plugins.foundation import AckTransport
 
 SPEC = Path(__file__).resolve().parents[1] / "openapi" / "dpa-platform.yaml"
 OPERATIONS = ("authorize", "getToken", "listPlans", "queryModelByPlanId")
-BUILTIN_CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conformance",
-                  "response_headers_conformance", "response_schema_conformance", "negative_data_rejection",
-                  "positive_data_acceptance", "missing_required_header", "unsupported_method",
-                  "allow_header_conformance", "use_after_free", "ensure_resource_availability", "ignored_auth",
-                  "object_level_authorization")
+BUILTIN_CHECKS = (
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_headers_conformance",
+    "response_schema_conformance",
+    "negative_data_rejection",
+    "positive_data_acceptance",
+    "missing_required_header",
+    "unsupported_method",
+    "allow_header_conformance",
+    "use_after_free",
+    "ensure_resource_availability",
+    "ignored_auth",
+    "object_level_authorization",
+)
 DOCUMENTED = {200, 400, 403, 404, 500, 503, 997, 998, 999}
 MIRRORED = {200, 400, 403, 404, 500, 503}
 
@@ -48,8 +59,9 @@ def missing_required_header(ctx: Any, response: Any, case: Any) -> Any:
     return builtin(ctx, response, case)
 
 
-CHECK_FUNCTIONS = [missing_required_header if name == "missing_required_header" else CHECKS.get_one(name)
-                   for name in BUILTIN_CHECKS]
+CHECK_FUNCTIONS = [
+    missing_required_header if name == "missing_required_header" else CHECKS.get_one(name) for name in BUILTIN_CHECKS
+]
 
 APP = create_app(Settings(clock="virtual", log_requests=False), transport=AckTransport())
 _schema = schemathesis.openapi.from_path(str(SPEC), config=schemathesis.Config())  # no schemathesis.toml from cwd
@@ -63,10 +75,14 @@ _turn = itertools.count()
 
 def _login() -> str:
     client = APP.test_client()
-    code = client.get("/api/dp/auth/oauth/authorize",
-                      query_string={"client_id": POC["client_id"], "response_type": "code", "scope": "all"})
-    token = client.post("/api/dp/auth/oauth/token", json={"code": code.get_json()["data"]["code"], **POC,
-                                                          "grant_type": "authorization_code"})
+    code = client.get(
+        "/api/dp/auth/oauth/authorize",
+        query_string={"client_id": POC["client_id"], "response_type": "code", "scope": "all"},
+    )
+    token = client.post(
+        "/api/dp/auth/oauth/token",
+        json={"code": code.get_json()["data"]["code"], **POC, "grant_type": "authorization_code"},
+    )
     return token.get_json()["data"]["access_token"]
 
 
@@ -115,8 +131,14 @@ def _seed_valid_values(case: Any) -> None:
     if op_id == "authorize":
         case.query = {**(case.query or {}), "client_id": DOC_CLIENT["client_id"]}
     elif op_id == "getToken" and isinstance(case.body, dict):
-        code = APP.test_client().get("/api/dp/auth/oauth/authorize", query_string={
-            "client_id": POC["client_id"], "response_type": "code", "scope": "default"}).get_json()["data"]["code"]
+        code = (
+            APP.test_client()
+            .get(
+                "/api/dp/auth/oauth/authorize",
+                query_string={"client_id": POC["client_id"], "response_type": "code", "scope": "default"},
+            )
+            .get_json()["data"]["code"]
+        )
         case.body = {"code": code, **POC, "grant_type": "authorization_code"}
     elif op_id == "queryModelByPlanId" and isinstance(case.body, dict):
         case.body = {**case.body, "processPlanId": "b7e1c0a2"}

@@ -27,10 +27,12 @@ def pair(path: Path, **overrides: Any) -> tuple[Platform, Platform, ScriptedTran
     ta, tb = ScriptedTransport(), ScriptedTransport()
     overrides.setdefault("advance_timeout", 10.0)  # a lost advance request fails the test instead of hanging it
     lease_ttl = overrides.pop("lease_ttl", 3.0)
-    a = domain_platform(ta, VirtualClock(START), SqliteStore(path, lease_ttl=lease_ttl),
-                        callback_workers=1, **overrides)
-    b = domain_platform(tb, VirtualClock(START), SqliteStore(path, lease_ttl=lease_ttl),
-                        callback_workers=1, **overrides)
+    a = domain_platform(
+        ta, VirtualClock(START), SqliteStore(path, lease_ttl=lease_ttl), callback_workers=1, **overrides
+    )
+    b = domain_platform(
+        tb, VirtualClock(START), SqliteStore(path, lease_ttl=lease_ttl), callback_workers=1, **overrides
+    )
     return a, b, ta, tb
 
 
@@ -72,8 +74,11 @@ def test_a_run_accepted_by_the_other_is_run_and_called_back_by_the_lease_holder(
     a.advance(60)
     assert a.get_run(instance)["status"] == "SUCCESS"
     assert b.get_run(instance)["status"] == "SUCCESS"  # b catches up before it reads
-    assert [(s, how) for i, s, how in ta.calls if i == instance] == [("DEFAULT", "ack"), ("RUNNING", "ack"),
-                                                                       ("SUCCESS", "ack")]
+    assert [(s, how) for i, s, how in ta.calls if i == instance] == [
+        ("DEFAULT", "ack"),
+        ("RUNNING", "ack"),
+        ("SUCCESS", "ack"),
+    ]
     assert tb.calls == []  # only the lease holder sends
     assert [d.state for d in b.deliveries(instance)] == ["acked"] * 3
 
@@ -131,9 +136,17 @@ def test_a_reset_by_one_empties_the_other(two: Any) -> None:
 
 def test_scenes_saved_and_deleted_by_the_other_fire_and_stop_at_the_lease_holder(two: Any) -> None:
     a, b, _, _ = two
-    scene = b.save_scene(ALL_PRINCIPAL, {"processPlanId": PLAN, "callbackUrl": "http://r.invalid/cb",
-                                         "dimension": "seconds", "intervals": "10", "executeStrategy": "cycle",
-                                         "sceneName": "s"})["instanceId"]
+    scene = b.save_scene(
+        ALL_PRINCIPAL,
+        {
+            "processPlanId": PLAN,
+            "callbackUrl": "http://r.invalid/cb",
+            "dimension": "seconds",
+            "intervals": "10",
+            "executeStrategy": "cycle",
+            "sceneName": "s",
+        },
+    )["instanceId"]
     a.advance(35)
     assert [s["firedCount"] for s in b.list_scenes()] == [3]
     b.delete_scene(scene)
@@ -186,12 +199,18 @@ def test_the_journal_is_shared(two: Any) -> None:
     assert [e["path"] for e in b.journal.recent(1)] == ["/from-b"]
 
 
-steps = st.lists(st.tuples(st.sampled_from("ab"), st.one_of(
-    st.tuples(st.just("execute"), st.sampled_from(PLANS)),
-    st.tuples(st.just("advance"), st.sampled_from([0.0, 0.3, 2.0])),
-    st.tuples(st.just("resume"), st.integers(0, 10)),
-    st.tuples(st.just("code"), st.booleans()),
-)), max_size=12)
+steps = st.lists(
+    st.tuples(
+        st.sampled_from("ab"),
+        st.one_of(
+            st.tuples(st.just("execute"), st.sampled_from(PLANS)),
+            st.tuples(st.just("advance"), st.sampled_from([0.0, 0.3, 2.0])),
+            st.tuples(st.just("resume"), st.integers(0, 10)),
+            st.tuples(st.just("code"), st.booleans()),
+        ),
+    ),
+    max_size=12,
+)
 
 
 @settings(max_examples=15, deadline=None)
@@ -214,8 +233,7 @@ def test_both_processes_see_the_same_state_whatever_each_was_asked(ops: list[tup
             elif op[0] == "code":
                 code = p.oauth.authorize(POC["client_id"], "code", "all")
                 if op[1]:
-                    (b if p is a else a).oauth.token(code, POC["client_id"], POC["client_secret"],
-                                                     "authorization_code")
+                    (b if p is a else a).oauth.token(code, POC["client_id"], POC["client_secret"], "authorization_code")
         a.advance(0)  # let what is due now, callbacks included, finish at the holder
         seen_a, seen_b = state_of(a), state_of(b)
         assert seen_a == seen_b

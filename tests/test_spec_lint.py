@@ -264,8 +264,12 @@ def test_http_status_is_not_judged_by_the_contract(platform: dict[str, Any]) -> 
             for code in errors:
                 assert validator.is_valid({"code": code, "message": "任意", "data": None}), (operation_id, status, code)
                 assert validator.is_valid({"code": code, "message": "x", "extra": 1}), (operation_id, status, code)
-            for bad in ({"code": 200, "message": "", "data": {}}, {"code": 405, "message": "x"},
-                        {"code": 400, "message": None}, {"code": "400", "message": "x"}):
+            for bad in (
+                {"code": 200, "message": "", "data": {}},
+                {"code": 405, "message": "x"},
+                {"code": 400, "message": None},
+                {"code": "400", "message": "x"},
+            ):
                 assert not validator.is_valid(bad), (operation_id, status, bad)
         ok = _validator_for(platform, "response", responses["200"]["content"]["application/json"]["schema"])
         for code in errors:
@@ -284,9 +288,20 @@ def test_redocly_lint() -> None:
         pytest.fail("Redocly CLI is not installed: run `npm ci` in the repository root")
     env = dict(os.environ, REDOCLY_TELEMETRY="off", REDOCLY_SUPPRESS_UPDATE_NOTICE="true", NO_COLOR="1")
     result = subprocess.run(
-        ["npx", "--no-install", "redocly", "lint", "--format=stylish",
-         str(PLATFORM.relative_to(ROOT)), str(ADMIN.relative_to(ROOT))],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        [
+            "npx",
+            "--no-install",
+            "redocly",
+            "lint",
+            "--format=stylish",
+            str(PLATFORM.relative_to(ROOT)),
+            str(ADMIN.relative_to(ROOT)),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, f"redocly lint failed:\n{result.stdout}\n{result.stderr}"
 
@@ -335,9 +350,7 @@ def test_document_paths_verbatim(platform: dict[str, Any]) -> None:
         assert path in platform["paths"], path
         assert f"  {path}:" in text, f"{path} is not written verbatim as a path key"
         assert path.replace("//", "/") not in platform["paths"], f"single-slash twin of {path}"
-    found = {
-        operation["operationId"]: (method, path) for method, path, operation, _ in _operations(platform)
-    }
+    found = {operation["operationId"]: (method, path) for method, path, operation, _ in _operations(platform)}
     assert found == DOCUMENT_OPERATIONS
 
 

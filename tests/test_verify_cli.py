@@ -18,7 +18,7 @@ from tests.kit_selftest.harness import CLIENT_ID, CLIENT_SECRET, ROOT, kit_env
 pytestmark = pytest.mark.slow
 WRITES = ["--allow-writes", "--plan-id", "acf42dd3", "--callback-listen", "127.0.0.1:0"]
 # A module that cannot be imported: pytest must report the run as failed, never as "0 errors".
-BROKEN_MODULE_PLUGIN = '''
+BROKEN_MODULE_PLUGIN = """
 import pytest
 
 
@@ -29,26 +29,46 @@ def pytest_pycollect_makemodule(module_path, parent):
             def _getobj(self):
                 raise ImportError("simulated: a kit module that cannot be imported")
         return Unimportable.from_parent(parent, path=module_path)
-'''
+"""
 
 
 def verify(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "-m", "mock_server", "verify", *args]
-    return subprocess.run(cmd, cwd=cwd, env=kit_env({"DPA_CLIENT_SECRET": CLIENT_SECRET, **(env or {})}),
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        cmd,
+        cwd=cwd,
+        env=kit_env({"DPA_CLIENT_SECRET": CLIENT_SECRET, **(env or {})}),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_help_lists_every_kit_option(tmp_path: Path) -> None:
     result = verify(tmp_path, "--help")
     assert result.returncode == 0, result.stderr
-    for flag in ("--base-url", "--client-id", "--allow-writes", "--plan-id", "--strict", "--report-json",
-                 "--no-admin", "--callback-listen", "--seed", "--junitxml", "DPA_CLIENT_SECRET"):
+    for flag in (
+        "--base-url",
+        "--client-id",
+        "--allow-writes",
+        "--plan-id",
+        "--strict",
+        "--report-json",
+        "--no-admin",
+        "--callback-listen",
+        "--seed",
+        "--junitxml",
+        "DPA_CLIENT_SECRET",
+    ):
         assert flag in result.stdout, flag
 
 
 def test_command_line_is_the_installed_package_with_the_plugin_first(tmp_path: Path) -> None:
-    args = pytest_args({"dpa_base_url": "http://x", "dpa_plan_ids": ("a", "b"), "dpa_strict": True, "seed": 5},
-                       ["-k", "oauth"], tmp_path / "pytest.ini")
+    args = pytest_args(
+        {"dpa_base_url": "http://x", "dpa_plan_ids": ("a", "b"), "dpa_strict": True, "seed": 5},
+        ["-k", "oauth"],
+        tmp_path / "pytest.ini",
+    )
     assert args[:4] == ["--pyargs", "contract_tests", "-p", "contract_tests.plugin"]
     assert args[args.index("--base-url") + 1] == "http://x"
     assert [args[i + 1] for i, a in enumerate(args) if a == "--plan-id"] == ["a", "b"]
@@ -58,8 +78,19 @@ def test_command_line_is_the_installed_package_with_the_plugin_first(tmp_path: P
 @pytest.mark.parametrize("mode", ["mirror", "always200"])
 def test_passes_against_the_served_emulator_from_any_directory(mode: str, tmp_path: Path) -> None:
     with ServerProcess("--clock", "virtual", "--http-status", mode, log=tmp_path / "server.log") as server:
-        result = verify(tmp_path, "--base-url", server.base_url, "--client-id", CLIENT_ID, *WRITES,
-                        "--seed", "7", "--", "-k", "test_paths or test_plans or test_unknown_path or test_oauth")
+        result = verify(
+            tmp_path,
+            "--base-url",
+            server.base_url,
+            "--client-id",
+            CLIENT_ID,
+            *WRITES,
+            "--seed",
+            "7",
+            "--",
+            "-k",
+            "test_paths or test_plans or test_unknown_path or test_oauth",
+        )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     last = result.stdout.strip().splitlines()
     assert last[-2].startswith("dpa-mock verify: PASS — 0 violation(s)"), last[-2:]
@@ -73,16 +104,26 @@ def test_passes_against_the_served_emulator_from_any_directory(mode: str, tmp_pa
     assert 'classname="contract_tests.test_paths"' in junit and "site-packages" not in junit
     report = (tmp_path / "reports" / "contract-report.md").read_text(encoding="utf-8")
     assert "`contract_tests/test_paths.py::" in report and str(ROOT / "contract_tests") not in report
-    assert "reproduce with `dpa-mock verify --base-url" in report and "--seed 7 -- -k" in report, \
-        report[:1500]
+    assert "reproduce with `dpa-mock verify --base-url" in report and "--seed 7 -- -k" in report, report[:1500]
     assert CLIENT_SECRET not in result.stdout + report + junit
 
 
 def test_strict_makes_leniencies_fail(tmp_path: Path) -> None:
     """always200 answers a wrong method with HTTP 200: a leniency (unsupported_method), fatal under --strict."""
     with ServerProcess("--clock", "virtual", "--http-status", "always200", log=tmp_path / "server.log") as server:
-        result = verify(tmp_path, "--base-url", server.base_url, "--client-id", CLIENT_ID, "--strict", "--seed", "3",
-                        "--", "-k", "test_operation and queryPlanByUserId")
+        result = verify(
+            tmp_path,
+            "--base-url",
+            server.base_url,
+            "--client-id",
+            CLIENT_ID,
+            "--strict",
+            "--seed",
+            "3",
+            "--",
+            "-k",
+            "test_operation and queryPlanByUserId",
+        )
     assert result.returncode == 1, result.stdout[-3000:]
     assert "leniency(ies) (--strict: fatal)" in result.stdout
     data = json.loads((tmp_path / "reports" / "contract-report.json").read_text(encoding="utf-8"))
@@ -95,8 +136,17 @@ def test_strict_makes_leniencies_fail(tmp_path: Path) -> None:
 def test_fails_with_exit_1_against_a_broken_server(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "tests.kit_selftest.broken", "success-code-not-200"]
     with ServerProcess(command=command, cwd=ROOT, log=tmp_path / "server.log") as server:
-        result = verify(tmp_path, "--base-url", server.base_url, "--client-id", CLIENT_ID,
-                        "--", "-k", "test_success_envelope", env={"PYTHONPATH": str(ROOT)})
+        result = verify(
+            tmp_path,
+            "--base-url",
+            server.base_url,
+            "--client-id",
+            CLIENT_ID,
+            "--",
+            "-k",
+            "test_success_envelope",
+            env={"PYTHONPATH": str(ROOT)},
+        )
     assert result.returncode == 1, result.stdout[-3000:]
     assert "dpa-mock verify: FAIL" in result.stdout
     data = json.loads((tmp_path / "reports" / "contract-report.json").read_text(encoding="utf-8"))
@@ -105,8 +155,16 @@ def test_fails_with_exit_1_against_a_broken_server(tmp_path: Path) -> None:
 
 def test_a_module_that_cannot_be_imported_fails_the_run(tmp_path: Path) -> None:
     (tmp_path / "unimportable_kit_module.py").write_text(BROKEN_MODULE_PLUGIN, encoding="utf-8")
-    result = verify(tmp_path, "--", "-p", "unimportable_kit_module", "--continue-on-collection-errors",
-                    "-k", "test_paths or test_epoch", env={"PYTHONPATH": str(tmp_path)})
+    result = verify(
+        tmp_path,
+        "--",
+        "-p",
+        "unimportable_kit_module",
+        "--continue-on-collection-errors",
+        "-k",
+        "test_paths or test_epoch",
+        env={"PYTHONPATH": str(tmp_path)},
+    )
     assert result.returncode == 1, result.stdout[-3000:]
     data = json.loads((tmp_path / "reports" / "contract-report.json").read_text(encoding="utf-8"))
     assert data["summary"]["errors"] and data["summary"]["violations"] >= 1, data["summary"]

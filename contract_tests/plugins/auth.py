@@ -47,18 +47,28 @@ class KitAuth:
             SECRETS.add(secret)
 
     # -- raw steps (tests judge these responses themselves) ----------------------------------------
-    def authorize_response(self, client_id: str | None = None, scope: str | None = None,
-                           **params: Any) -> requests.Response:
-        query = {"client_id": client_id or self.cfg.client_id, "response_type": "code",
-                 "scope": scope or self.cfg.scope, **params}
+    def authorize_response(
+        self, client_id: str | None = None, scope: str | None = None, **params: Any
+    ) -> requests.Response:
+        query = {
+            "client_id": client_id or self.cfg.client_id,
+            "response_type": "code",
+            "scope": scope or self.cfg.scope,
+            **params,
+        }
         query = {k: v for k, v in query.items() if v is not None}
         return self.target.session.get(self.target.base_url + PATHS["authorize"], params=query, timeout=30)
 
-    def token_response(self, code: str, client_id: str | None = None, client_secret: str | None = None,
-                       **extra: Any) -> requests.Response:
-        body = {"code": code, "client_id": client_id or self.cfg.client_id,
-                "client_secret": client_secret if client_secret is not None else self.cfg.client_secret,
-                "grant_type": "authorization_code", **extra}
+    def token_response(
+        self, code: str, client_id: str | None = None, client_secret: str | None = None, **extra: Any
+    ) -> requests.Response:
+        body = {
+            "code": code,
+            "client_id": client_id or self.cfg.client_id,
+            "client_secret": client_secret if client_secret is not None else self.cfg.client_secret,
+            "grant_type": "authorization_code",
+            **extra,
+        }
         if self.cfg.user_id is not None and "user_id" not in extra:
             body["user_id"] = self.cfg.user_id
         response = self.target.session.post(self.target.base_url + PATHS["getToken"], json=body, timeout=30)
@@ -98,8 +108,9 @@ class KitAuth:
             return self._token
 
     def _still_accepted(self, token: str) -> bool:
-        response = self.target.session.get(self.target.base_url + PATHS["listPlans"],
-                                           headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        response = self.target.session.get(
+            self.target.base_url + PATHS["listPlans"], headers={"Authorization": f"Bearer {token}"}, timeout=30
+        )
         try:
             body = response.json()
         except ValueError:
@@ -155,8 +166,16 @@ def kit_auth(kit_target: Target) -> KitAuth:
 def kit_client(kit_target: Target, kit_auth: KitAuth) -> DpaClient:
     """A DpaClient for the configured app over the kit's guarded session, starting with the kit's token."""
     cfg = kit_auth.cfg
-    client = DpaClient(kit_target.base_url, cfg.client_id, cfg.client_secret, user_id=cfg.user_id,
-                       scope=cfg.scope, session=kit_target.session, verify=cfg.verify, timeout=30)
+    client = DpaClient(
+        kit_target.base_url,
+        cfg.client_id,
+        cfg.client_secret,
+        user_id=cfg.user_id,
+        scope=cfg.scope,
+        session=kit_target.session,
+        verify=cfg.verify,
+        timeout=30,
+    )
     client.use_token(kit_auth.token())
     return client
 

@@ -58,8 +58,9 @@ class KitClock:
         if self.controlled:
             self.advance(0)
 
-    def poll(self, probe: Callable[[], T], done: Callable[[T], bool], *, step: float = 0.25,
-             limit: float | None = None) -> list[T]:
+    def poll(
+        self, probe: Callable[[], T], done: Callable[[T], bool], *, step: float = 0.25, limit: float | None = None
+    ) -> list[T]:
         """Probe, move time by `step`, repeat until `done` or `limit` seconds; return every probe's value."""
         limit = limit if limit is not None else (60.0 if self.controlled else self.wait_seconds)
         seen = [probe()]

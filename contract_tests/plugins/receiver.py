@@ -54,6 +54,7 @@ class Callbacks:
 
     def wait_for_terminal(self, instance_id: str, limit: float | None = None) -> list[Delivery]:
         """Drive time until a SUCCESS/FAIL callback for the instance arrived (or the limit passed)."""
+
         def probe() -> list[Any]:
             return self.statuses(instance_id)
 
@@ -88,8 +89,10 @@ class Callbacks:
             ledger = self.clock.target.admin_call("GET", "/__admin/callbacks", params={"planInstanceId": instance_id})
         except (AdminError, requests.RequestException):
             return False
-        return any(isinstance(d, dict) and d.get("state") in ("queued", "retrying")
-                   for d in (ledger if isinstance(ledger, list) else []))
+        return any(
+            isinstance(d, dict) and d.get("state") in ("queued", "retrying")
+            for d in (ledger if isinstance(ledger, list) else [])
+        )
 
     def _catch_up(self, instance_id: str) -> None:
         """Wait (bounded) until the receiver recorded as many deliveries as the emulator's ledger says it sent.
@@ -102,8 +105,12 @@ class Callbacks:
             sent = sum(len(d.get("attempts") or []) for d in ledger if isinstance(d, dict))
         except (AdminError, requests.RequestException, TypeError):
             return  # the ledger is a courtesy of dpa-mock; without it, waiting for quiet has to do
-        self.receiver.wait_for(lambda ds: len([d for d in ds if isinstance(d.json, dict)
-                                               and d.json.get("planInstanceId") == instance_id]) >= sent, timeout=5)
+        self.receiver.wait_for(
+            lambda ds: (
+                len([d for d in ds if isinstance(d.json, dict) and d.json.get("planInstanceId") == instance_id]) >= sent
+            ),
+            timeout=5,
+        )
 
 
 SETTLE_STEP_SECONDS = 600.0  # a target-clock step while retries are pending: backoffs of minutes are faithful

@@ -22,8 +22,14 @@ from contract_tests.support.redact import curl_line, redact, redact_url
 from contract_tests.support.verdicts import LeniencyFailure, Verdict
 
 INTERFACES = {
-    1: "1 OAuth (authorize, token)", 2: "2 listPlans", 3: "3 queryModelByPlanId", 4: "4 saveTimingParam",
-    5: "5 executePlan", 6: "6 queryPlanRunOutParam", 7: "7 callbacks", 0: "general",
+    1: "1 OAuth (authorize, token)",
+    2: "2 listPlans",
+    3: "3 queryModelByPlanId",
+    4: "4 saveTimingParam",
+    5: "5 executePlan",
+    6: "6 queryPlanRunOutParam",
+    7: "7 callbacks",
+    0: "general",
 }
 VERIFY_ARGV = "DPA_VERIFY_ARGV"  # set by `dpa-mock verify`: its own arguments, for the reproduce line
 _SECRET_FLAGS = {"--client-secret": "$DPA_CLIENT_SECRET", "--other-client-secret": "$DPA_OTHER_CLIENT_SECRET"}
@@ -51,8 +57,15 @@ _STATE = Collected()
 
 
 # Generated tests (schemathesis) are named after the operation's path: map it to the interface.
-_PATH_INTERFACES = {"oauth/authorize": 1, "oauth/token": 1, "queryPlanByUserId": 2, "queryModelByPlanId": 3,
-                    "saveTimingParam": 4, "opExecutePlanByApi": 5, "queryPlanRunOutParam": 6}
+_PATH_INTERFACES = {
+    "oauth/authorize": 1,
+    "oauth/token": 1,
+    "queryPlanByUserId": 2,
+    "queryModelByPlanId": 3,
+    "saveTimingParam": 4,
+    "opExecutePlanByApi": 5,
+    "queryPlanRunOutParam": 6,
+}
 
 
 def _interfaces(item: pytest.Item) -> list[int]:
@@ -225,9 +238,10 @@ def render(config: pytest.Config, exitstatus: int) -> str:
     totals = {k: sum(1 for o in outcomes if o.outcome == k) for k in ("passed", "failed", "error", "skipped")}
     base = _TARGET.base_url if _TARGET else (cfg.base_url or "(not started)")
     kind = "in-process emulator (dpa-mock, virtual clock)" if cfg.in_process else "live target"
-    admin = (_TARGET._admin if _TARGET else None)
+    admin = _TARGET._admin if _TARGET else None
     lines = [
-        "# DPA contract-test report", "",
+        "# DPA contract-test report",
+        "",
         f"- **Date:** {dt.datetime.now().astimezone().isoformat(timespec='seconds')}",
         f"- **Target:** {redact_url(base)} — {kind}",
         f"- **Time control (/__admin):** {'yes' if admin else 'no' if admin is False else 'not probed'}"
@@ -246,8 +260,10 @@ def render(config: pytest.Config, exitstatus: int) -> str:
         f"max runs {cfg.max_runs if cfg.max_runs is not None else 'unlimited'}, "
         f"max scenes {cfg.max_scenes if cfg.max_scenes is not None else 'unlimited'}",
         f"- **Callbacks:** {_callbacks(cfg)}",
-        f"- **Requests sent:** {KIT.request_count}", "",
-        "## Checks per interface", "",
+        f"- **Requests sent:** {KIT.request_count}",
+        "",
+        "## Checks per interface",
+        "",
     ]
     rows = []
     for number, name in INTERFACES.items():
@@ -267,16 +283,24 @@ def render(config: pytest.Config, exitstatus: int) -> str:
     lines += [f"## Violations ({len(violations)}): broken promises of the document — they fail the run", ""]
     for o in failed:
         where = ", ".join(INTERFACES[i] for i in o.interfaces)
-        lines += [f"### `{o.nodeid}` ({o.verdict or 'violation'}; {o.outcome}; interface {where})", "",
-                  "```", o.message, "```", ""]
+        lines += [
+            f"### `{o.nodeid}` ({o.verdict or 'violation'}; {o.outcome}; interface {where})",
+            "",
+            "```",
+            o.message,
+            "```",
+            "",
+        ]
         if o.curl:
             lines += ["Failing request:", "", "```sh", o.curl, "```", ""]
     if not failed:
         lines += ["None.", ""]
     lenient = sorted(KIT.leniencies.values(), key=lambda f: (f.check, f.detail))
-    lines += [f"## Leniencies ({len(lenient)}): the target accepts what the document forbids, or lacks an HTTP "
-              f"nicety — {'they fail the run (--strict)' if cfg.strict else 'reported; --strict makes them fail'}",
-              ""]
+    lines += [
+        f"## Leniencies ({len(lenient)}): the target accepts what the document forbids, or lacks an HTTP "
+        f"nicety — {'they fail the run (--strict)' if cfg.strict else 'reported; --strict makes them fail'}",
+        "",
+    ]
     if lenient:
         for n, f in enumerate(lenient, 1):
             lines += [f"{n}. **{f.check}** — {f.detail} ({f.count}×, first in `{f.test}`)"]
@@ -294,19 +318,45 @@ def render(config: pytest.Config, exitstatus: int) -> str:
     lines += _table([[r, str(n)] for r, n in sorted(reasons.items())], ["Reason", "tests"]) if reasons else ["None."]
     lines += ["", "## Observations (the target's side of the document's ambiguities: reported, not judged)", ""]
     obs = sorted(KIT.observations.values(), key=lambda o: (o.topic, -o.count))
-    lines += _table([[f"`{o.topic}`", o.detail, str(o.count), f"`{o.first_test}`"] for o in obs],
-                    ["Topic", "What the target does", "times", "first seen in"]) if obs else ["None."]
+    lines += (
+        _table(
+            [[f"`{o.topic}`", o.detail, str(o.count), f"`{o.first_test}`"] for o in obs],
+            ["Topic", "What the target does", "times", "first seen in"],
+        )
+        if obs
+        else ["None."]
+    )
 
     executions = [w for w in KIT.writes if w["kind"] == "execution"]
     scenes = [w for w in KIT.writes if w["kind"] == "scene"]
     lines += ["", "## Write operations performed", "", f"### Executions ({len(executions)})", ""]
-    lines += _table([[str(w.get("processPlanId")), str(w.get("planInstanceId")), f"`{w.get('test')}`"]
-                     for w in executions], ["processPlanId", "planInstanceId", "test"]) if executions else ["None."]
+    lines += (
+        _table(
+            [[str(w.get("processPlanId")), str(w.get("planInstanceId")), f"`{w.get('test')}`"] for w in executions],
+            ["processPlanId", "planInstanceId", "test"],
+        )
+        if executions
+        else ["None."]
+    )
     lines += ["", f"### Scenes created ({len(scenes)})", ""]
-    lines += _table([[str(w.get("instanceId")), str(w.get("processPlanId")), str(w.get("executeStrategy")),
-                      f"{w.get('intervals')} {w.get('dimension')}", str(w.get("sceneName")), f"`{w.get('test')}`"]
-                     for w in scenes], ["instanceId", "processPlanId", "strategy", "every/after", "sceneName", "test"]
-                    ) if scenes else ["None."]
+    lines += (
+        _table(
+            [
+                [
+                    str(w.get("instanceId")),
+                    str(w.get("processPlanId")),
+                    str(w.get("executeStrategy")),
+                    f"{w.get('intervals')} {w.get('dimension')}",
+                    str(w.get("sceneName")),
+                    f"`{w.get('test')}`",
+                ]
+                for w in scenes
+            ],
+            ["instanceId", "processPlanId", "strategy", "every/after", "sceneName", "test"],
+        )
+        if scenes
+        else ["None."]
+    )
     blocked = KIT.blocked
     lines += ["", f"### Requests blocked by the safety options ({len(blocked)})", ""]
     if blocked:
@@ -325,11 +375,15 @@ def summary(exitstatus: int) -> dict[str, Any]:
     failed = [o for o in outcomes if o.outcome in ("failed", "error")]
     return {
         "passed": sum(1 for o in outcomes if o.outcome == "passed"),
-        "failed": len(failed), "skipped": sum(1 for o in outcomes if o.outcome == "skipped"),
+        "failed": len(failed),
+        "skipped": sum(1 for o in outcomes if o.outcome == "skipped"),
         "violations": sum(1 for o in failed if o.verdict != Verdict.LENIENCY.value) + len(_STATE.errors),
-        "leniencies": len(KIT.leniencies), "observations": len(KIT.observations),
-        "errors": list(_STATE.errors), "strict": bool(KIT.config and KIT.config.strict),
-        "seed": KIT.config.seed if KIT.config else None, "exit_status": exitstatus,
+        "leniencies": len(KIT.leniencies),
+        "observations": len(KIT.observations),
+        "errors": list(_STATE.errors),
+        "strict": bool(KIT.config and KIT.config.strict),
+        "seed": KIT.config.seed if KIT.config else None,
+        "exit_status": exitstatus,
         "seconds": round(time.monotonic() - _STATE.started, 1),
         "target": redact_url(KIT.config.base_url or "in-process emulator") if KIT.config else None,
     }
@@ -339,16 +393,44 @@ def render_json(exitstatus: int) -> str:
     failed = [o for o in _STATE.outcomes.values() if o.outcome in ("failed", "error")]
     result = {
         "summary": summary(exitstatus),
-        "violations": [{"test": o.nodeid, "outcome": o.outcome, "verdict": o.verdict or "violation",
-                        "interfaces": o.interfaces, "message": o.message, "request": o.curl}
-                       for o in failed if o.verdict != Verdict.LENIENCY.value]
-        + [{"test": "(collection)", "outcome": "error", "verdict": "violation", "interfaces": [0],
-            "message": e, "request": None} for e in _STATE.errors],
-        "leniencies": [{"check": f.check, "detail": f.detail, "count": f.count, "test": f.test, "request": f.curl,
-                        "failed_run": bool(KIT.config and KIT.config.strict)}
-                       for f in sorted(KIT.leniencies.values(), key=lambda f: (f.check, f.detail))],
-        "observations": [{"topic": o.topic, "value": o.detail, "count": o.count, "test": o.first_test}
-                         for o in sorted(KIT.observations.values(), key=lambda o: (o.topic, o.detail))],
+        "violations": [
+            {
+                "test": o.nodeid,
+                "outcome": o.outcome,
+                "verdict": o.verdict or "violation",
+                "interfaces": o.interfaces,
+                "message": o.message,
+                "request": o.curl,
+            }
+            for o in failed
+            if o.verdict != Verdict.LENIENCY.value
+        ]
+        + [
+            {
+                "test": "(collection)",
+                "outcome": "error",
+                "verdict": "violation",
+                "interfaces": [0],
+                "message": e,
+                "request": None,
+            }
+            for e in _STATE.errors
+        ],
+        "leniencies": [
+            {
+                "check": f.check,
+                "detail": f.detail,
+                "count": f.count,
+                "test": f.test,
+                "request": f.curl,
+                "failed_run": bool(KIT.config and KIT.config.strict),
+            }
+            for f in sorted(KIT.leniencies.values(), key=lambda f: (f.check, f.detail))
+        ],
+        "observations": [
+            {"topic": o.topic, "value": o.detail, "count": o.count, "test": o.first_test}
+            for o in sorted(KIT.observations.values(), key=lambda o: (o.topic, o.detail))
+        ],
     }
     # ensure_ascii: every control character and lone surrogate is an escape, never a raw byte.
     return redact(json.dumps(result, ensure_ascii=True, indent=2)) + "\n"
@@ -384,4 +466,5 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         s = summary(0)
         terminalreporter.write_line(
             f"contract verdict: {s['violations']} violation(s), {s['leniencies']} leniency(ies), "
-            f"{s['observations']} observation(s); report {KIT.config.report_path} (seed {KIT.config.seed})")
+            f"{s['observations']} observation(s); report {KIT.config.report_path} (seed {KIT.config.seed})"
+        )

@@ -43,9 +43,17 @@ def _body_fields(request: requests.PreparedRequest) -> dict[str, list[Any]] | No
 class WritePolicy:
     """What may be sent: executions of allowed plans up to max_runs, single scenes, no reset of a live target."""
 
-    def __init__(self, *, in_process: bool, allow_writes: bool, plan_ids: tuple[str, ...] | None,
-                 allow_scenes: bool, scene_strategies: tuple[str, ...] | None, max_runs: int | None,
-                 max_scenes: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        in_process: bool,
+        allow_writes: bool,
+        plan_ids: tuple[str, ...] | None,
+        allow_scenes: bool,
+        scene_strategies: tuple[str, ...] | None,
+        max_runs: int | None,
+        max_scenes: int | None = None,
+    ) -> None:
         self.in_process, self.allow_writes, self.plan_ids = in_process, allow_writes, plan_ids
         self.allow_scenes, self.scene_strategies, self.max_runs = allow_scenes, scene_strategies, max_runs
         self.max_scenes = max_scenes
@@ -106,8 +114,9 @@ class WritePolicy:
             plans = fields.get("processPlanId") or [None]
             for strategy in strategies:
                 for plan in plans:
-                    reason = self.can_save_scene(plan if isinstance(plan, str) else None,
-                                                 strategy if isinstance(strategy, str) else None)
+                    reason = self.can_save_scene(
+                        plan if isinstance(plan, str) else None, strategy if isinstance(strategy, str) else None
+                    )
                     if reason:
                         raise WriteBlocked(reason)
             return "scene"
@@ -133,19 +142,30 @@ class WritePolicy:
                 for item in items:
                     item = item if isinstance(item, dict) else {}
                     self.runs_started += 1
-                    KIT.writes.append({"kind": "execution", "test": KIT.current_test,
-                                       "processPlanId": item.get("processPlanId", plan),
-                                       "planInstanceId": item.get("planInstanceId")})
+                    KIT.writes.append(
+                        {
+                            "kind": "execution",
+                            "test": KIT.current_test,
+                            "processPlanId": item.get("processPlanId", plan),
+                            "planInstanceId": item.get("planInstanceId"),
+                        }
+                    )
             else:
                 data = data if isinstance(data, dict) else {}
                 self.runs_started += 1
                 self.scenes_created += 1
-                KIT.writes.append({"kind": "scene", "test": KIT.current_test, "processPlanId": plan,
-                                   "instanceId": data.get("instanceId"),
-                                   "executeStrategy": (fields.get("executeStrategy") or [None])[0],
-                                   "dimension": (fields.get("dimension") or [None])[0],
-                                   "intervals": (fields.get("intervals") or [None])[0],
-                                   "sceneName": (fields.get("sceneName") or [None])[0]})
+                KIT.writes.append(
+                    {
+                        "kind": "scene",
+                        "test": KIT.current_test,
+                        "processPlanId": plan,
+                        "instanceId": data.get("instanceId"),
+                        "executeStrategy": (fields.get("executeStrategy") or [None])[0],
+                        "dimension": (fields.get("dimension") or [None])[0],
+                        "intervals": (fields.get("intervals") or [None])[0],
+                        "sceneName": (fields.get("sceneName") or [None])[0],
+                    }
+                )
 
 
 class GuardedSession(requests.Session):
@@ -159,11 +179,18 @@ class GuardedSession(requests.Session):
         try:
             kind = self.policy.check(request)
         except WriteBlocked as exc:
-            KIT.blocked.append({"test": KIT.current_test, "method": request.method,
-                                "path": urlsplit(request.url or "").path, "reason": str(exc)})
+            KIT.blocked.append(
+                {
+                    "test": KIT.current_test,
+                    "method": request.method,
+                    "path": urlsplit(request.url or "").path,
+                    "reason": str(exc),
+                }
+            )
             raise
-        sent = SentRequest(KIT.current_test, request.method or "GET", request.url or "", dict(request.headers),
-                           request.body)
+        sent = SentRequest(
+            KIT.current_test, request.method or "GET", request.url or "", dict(request.headers), request.body
+        )
         KIT.record_request(sent)
         response = super().send(request, **kwargs)
         sent.http_status = response.status_code
@@ -193,9 +220,15 @@ def policy() -> WritePolicy:
     if _POLICY is None:
         cfg = KIT.config
         assert cfg is not None, "the kit is not configured (contract_tests/conftest.py not loaded)"
-        _POLICY = WritePolicy(in_process=cfg.in_process, allow_writes=cfg.allow_writes, plan_ids=cfg.plan_ids,
-                              allow_scenes=cfg.allow_scenes, scene_strategies=cfg.scene_strategies,
-                              max_runs=cfg.max_runs, max_scenes=cfg.max_scenes)
+        _POLICY = WritePolicy(
+            in_process=cfg.in_process,
+            allow_writes=cfg.allow_writes,
+            plan_ids=cfg.plan_ids,
+            allow_scenes=cfg.allow_scenes,
+            scene_strategies=cfg.scene_strategies,
+            max_runs=cfg.max_runs,
+            max_scenes=cfg.max_scenes,
+        )
     return _POLICY
 
 

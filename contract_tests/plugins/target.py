@@ -83,8 +83,9 @@ class Target:
         # Lenient on purpose: a target with a broken envelope must still get its clock driven.
         return response.status_code == 200 and isinstance(body, dict) and isinstance(body.get("data"), dict)
 
-    def admin_call(self, method: str, path: str, json: Any = None, timeout: float = 120,
-                   params: dict[str, Any] | None = None) -> Any:
+    def admin_call(
+        self, method: str, path: str, json: Any = None, timeout: float = 120, params: dict[str, Any] | None = None
+    ) -> Any:
         """Call /__admin/...; return `data`. Only HTTP 200 with a JSON `data` is accepted."""
         if not self.admin:
             raise AdminError("the /__admin API is not available on this target")

@@ -91,8 +91,9 @@ class Api:
         return self.send("POST", OPS["executePlan"].url_path(plan_id), json=body, **kw)
 
     def out_params(self, plan_id: str, instance_id: str, **kw: Any) -> requests.Response:
-        return self.send("GET", PATHS["queryPlanRunOutParam"],
-                         params={"processPlanId": plan_id, "planInstanceId": instance_id}, **kw)
+        return self.send(
+            "GET", PATHS["queryPlanRunOutParam"], params={"processPlanId": plan_id, "planInstanceId": instance_id}, **kw
+        )
 
     def save_scene(self, form: dict[str, Any], **kw: Any) -> requests.Response:
         return self.send("POST", PATHS["saveTimingParam"], data=form, **kw)
@@ -131,8 +132,9 @@ class Api:
         for model in data if isinstance(data, list) else []:
             names = [p.get("name") for p in model.get("mapParam") or [] if isinstance(p, dict)]
             if names:
-                reqs.append({"modelId": model.get("processModelId"),
-                             "mapParam": {str(n): f"kit-{n}".lower() for n in names}})
+                reqs.append(
+                    {"modelId": model.get("processModelId"), "mapParam": {str(n): f"kit-{n}".lower() for n in names}}
+                )
         return reqs
 
     def start(self, plan_id: str, callback_url: str | None = None, inputs: bool = True) -> str:
@@ -148,8 +150,9 @@ class Api:
             if var_req:
                 body["modelVarReq"] = var_req
         data = expect_success(self.execute(plan_id, body), f"executePlan {plan_id}")
-        assert isinstance(data, list) and data and isinstance(data[0], dict), \
+        assert isinstance(data, list) and data and isinstance(data[0], dict), (
             f"executePlan {plan_id}: data is not a non-empty list of executions: {data!r}"
+        )
         instance = data[0].get("planInstanceId")
         assert isinstance(instance, str) and instance, f"executePlan {plan_id}: no planInstanceId in {data[0]!r}"
         return instance
@@ -165,12 +168,17 @@ class Api:
         """A request the document says must succeed (skips when the options forbid sending it)."""
         if op.id == "authorize":
             cfg = self.auth.cfg
-            return Req("GET", op.path, {"params": {"client_id": cfg.client_id, "response_type": "code",
-                                                   "scope": cfg.scope}})
+            return Req(
+                "GET", op.path, {"params": {"client_id": cfg.client_id, "response_type": "code", "scope": cfg.scope}}
+            )
         if op.id == "getToken":
             cfg = self.auth.cfg
-            body = {"code": self.auth.code(), "client_id": cfg.client_id, "client_secret": cfg.client_secret,
-                    "grant_type": "authorization_code"}
+            body = {
+                "code": self.auth.code(),
+                "client_id": cfg.client_id,
+                "client_secret": cfg.client_secret,
+                "grant_type": "authorization_code",
+            }
             if cfg.user_id is not None:
                 body["user_id"] = cfg.user_id
             return Req("POST", op.path, {"json": body})
@@ -209,12 +217,16 @@ class Api:
         Its callbackUrl is a dead address, not the receiver: a scene firing during a later test must not
         eat that test's scripted receiver answers.
         """
-        form: dict[str, Any] = {"processPlanId": plan, "callbackUrl": DUMMY_CALLBACK,
-                                "dimension": "hours", "intervals": "1", "executeStrategy": "single",
-                                "sceneName": "kit-contract-check"}
+        form: dict[str, Any] = {
+            "processPlanId": plan,
+            "callbackUrl": DUMMY_CALLBACK,
+            "dimension": "hours",
+            "intervals": "1",
+            "executeStrategy": "single",
+            "sceneName": "kit-contract-check",
+        }
         var_req = self.inputs_for(plan)
         if var_req:
             form["modelVarReq"] = json.dumps(var_req, ensure_ascii=False)
         form.update(changes)
         return {k: v for k, v in form.items() if v is not None}
-

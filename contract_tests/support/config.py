@@ -92,8 +92,9 @@ def build_config(config: pytest.Config, seed: int) -> KitConfig:
         if not other_id:
             other_id, other_secret = DOC_CLIENT
     elif not client_id or not secret:
-        raise pytest.UsageError("a live target (--base-url) needs --client-id and --client-secret "
-                                "(or DPA_CLIENT_ID and DPA_CLIENT_SECRET)")
+        raise pytest.UsageError(
+            "a live target (--base-url) needs --client-id and --client-secret (or DPA_CLIENT_ID and DPA_CLIENT_SECRET)"
+        )
     scope = v["dpa_scope"] or "default"
     if scope not in ("default", "all"):
         raise pytest.UsageError(f"--scope must be 'default' or 'all', not {scope!r}")
@@ -117,15 +118,27 @@ def build_config(config: pytest.Config, seed: int) -> KitConfig:
     if listen and not public:
         public = "auto"
     return KitConfig(
-        base_url=base_url, client_id=client_id, client_secret=secret, user_id=v["dpa_user_id"], scope=scope,
-        other_client_id=other_id, other_client_secret=other_secret, verify=verify,
+        base_url=base_url,
+        client_id=client_id,
+        client_secret=secret,
+        user_id=v["dpa_user_id"],
+        scope=scope,
+        other_client_id=other_id,
+        other_client_secret=other_secret,
+        verify=verify,
         use_admin=not v["dpa_no_admin"],
         allow_writes=True if in_process else bool(v["dpa_allow_writes"]),
         plan_ids=(plans or None) if in_process else plans,
         allow_scenes=True if in_process else bool(v["dpa_allow_scenes"]),
         scene_strategies=None if in_process else ("single",),
-        max_runs=max_runs, max_scenes=max_scenes, callback_listen=listen, callback_public_url=public,
-        slow=bool(v["dpa_slow"]), wait_seconds=wait,
-        report_path=Path(v["dpa_report"] or DEFAULT_REPORT), seed=seed, strict=bool(v["dpa_strict"]),
+        max_runs=max_runs,
+        max_scenes=max_scenes,
+        callback_listen=listen,
+        callback_public_url=public,
+        slow=bool(v["dpa_slow"]),
+        wait_seconds=wait,
+        report_path=Path(v["dpa_report"] or DEFAULT_REPORT),
+        seed=seed,
+        strict=bool(v["dpa_strict"]),
         report_json=Path(v["dpa_report_json"]) if v["dpa_report_json"] else None,
     )

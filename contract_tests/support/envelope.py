@@ -65,8 +65,11 @@ def check_envelope(response: requests.Response, what: str = "", refused_request:
     KIT.blame(response)
     body, problems = envelope_problems(response)
     if problems and refused_request and 400 <= response.status_code < 500:
-        KIT.lenient("error answer not an envelope", f"{what or describe(response)}: HTTP {response.status_code}: "
-                    f"{'; '.join(problems)}", response)
+        KIT.lenient(
+            "error answer not an envelope",
+            f"{what or describe(response)}: HTTP {response.status_code}: {'; '.join(problems)}",
+            response,
+        )
         return {"code": response.status_code, "message": "", "data": None, NOT_AN_ENVELOPE: True}
     assert not problems, f"{what or describe(response)}: not a valid envelope: {'; '.join(problems)}"
     assert body is not None
@@ -83,8 +86,15 @@ def expect_success(response: requests.Response, what: str = "") -> Any:
     return body["data"]
 
 
-def expect_rejected(response: requests.Response, what: str, expected: int = 400, *, topic: str | None = "validation.code",
-                    lenient: str | None = None, exact: bool = False) -> dict[str, Any]:
+def expect_rejected(
+    response: requests.Response,
+    what: str,
+    expected: int = 400,
+    *,
+    topic: str | None = "validation.code",
+    lenient: str | None = None,
+    exact: bool = False,
+) -> dict[str, Any]:
     """Assert an error envelope (documented, non-200 code) for a request the document refuses.
 
     Success is a violation, or — when `lenient` names the check — a leniency (the target accepts what the

@@ -23,9 +23,19 @@ from mock_server.settings import ALL_STATUSES, ERROR_CODES, TOKEN_CLAIMS, Settin
 Observed = Mapping[str, Mapping[str, int]]
 
 # Topics the kit observes that no profile setting reproduces: a written profile names them in its header.
-UNREPRODUCIBLE_TOPICS = ("envelope.content-type", "callback.content-type", "execute.path-body-mismatch",
-                         "oauth.token-format", "plans.extra-fields", "plans.step-nums", "request.null-optional",
-                         "scene.instance-id-format", "scene.status", "scene.model-id", "listPlans.empty")
+UNREPRODUCIBLE_TOPICS = (
+    "envelope.content-type",
+    "callback.content-type",
+    "execute.path-body-mismatch",
+    "oauth.token-format",
+    "plans.extra-fields",
+    "plans.step-nums",
+    "request.null-optional",
+    "scene.instance-id-format",
+    "scene.status",
+    "scene.model-id",
+    "listPlans.empty",
+)
 HTTP_CODES = (400, 403, 404, 500, 503, 997, 998, 999)
 
 
@@ -94,7 +104,7 @@ def _http_status(observed: Observed) -> tuple[Choice, Choice]:
         topic = f"http-status.code-{code}"
         value = _single(observed, topic)
         if isinstance(value, Choice):
-            if (observed.get(topic) or {}):
+            if observed.get(topic) or {}:
                 problems.append(value.kept or topic)
             continue
         if not value.isdigit() or not 100 <= int(value) <= 599:
@@ -106,8 +116,11 @@ def _http_status(observed: Observed) -> tuple[Choice, Choice]:
         return kept(reason), kept(reason)
     mode = "always200" if all(s == 200 for s in seen.values()) else "mirror"
     note = f"observed for codes {', '.join(map(str, sorted(seen)))}"
-    others = [v for t in ("unknown-path.http-status", "wrong-method.http-status")
-              if isinstance(v := _single(observed, t), str) and v.isdigit() and v != "200"]
+    others = [
+        v
+        for t in ("unknown-path.http-status", "wrong-method.http-status")
+        if isinstance(v := _single(observed, t), str) and v.isdigit() and v != "200"
+    ]
     if mode == "always200" and others:
         # always200 also sends unknown paths and wrong methods as 200 (docs/profiles.md): 200 for every
         # business code, with those statuses kept, is mirror with every error code mapped to 200.
@@ -121,8 +134,11 @@ def _http_status(observed: Observed) -> tuple[Choice, Choice]:
     return Choice(mode, note=note), Choice(overrides, note=note if overrides else None)
 
 
-def _http_status_of(topic: str, code_setting: str, setting_default_follows: bool) -> Callable[[Observed, dict[str, Any]], Choice]:
+def _http_status_of(
+    topic: str, code_setting: str, setting_default_follows: bool
+) -> Callable[[Observed, dict[str, Any]], Choice]:
     """An HTTP status setting where 0 means "as http_status gives for the code": written 0 when that matches."""
+
     def rule(observed: Observed, chosen: dict[str, Any]) -> Choice:
         value = _single(observed, topic)
         if isinstance(value, Choice):
@@ -294,40 +310,67 @@ RULES: tuple[Rule, ...] = (
     Rule("unknown_plan_code", ("unknown-plan.code",), _code("unknown-plan.code")),
     Rule("unknown_instance_code", ("unknown-instance.code",), _code("unknown-instance.code")),
     Rule("unknown_path_code", ("unknown-path.code",), _code("unknown-path.code")),
-    Rule("unknown_path_http_status", ("unknown-path.http-status",),
-         _http_status_of("unknown-path.http-status", "unknown_path_code", True), needs_chosen=True),
+    Rule(
+        "unknown_path_http_status",
+        ("unknown-path.http-status",),
+        _http_status_of("unknown-path.http-status", "unknown_path_code", True),
+        needs_chosen=True,
+    ),
     Rule("wrong_method_code", ("wrong-method.code",), _code("wrong-method.code", (*ERROR_CODES, 405))),
-    Rule("wrong_method_http_status", ("wrong-method.http-status",),
-         _http_status_of("wrong-method.http-status", "wrong_method_code", False), needs_chosen=True),
-    Rule("wrong_method_allow", ("wrong-method.allow-header",),
-         _choice("wrong-method.allow-header", {"present": True, "absent": False})),
+    Rule(
+        "wrong_method_http_status",
+        ("wrong-method.http-status",),
+        _http_status_of("wrong-method.http-status", "wrong_method_code", False),
+        needs_chosen=True,
+    ),
+    Rule(
+        "wrong_method_allow",
+        ("wrong-method.allow-header",),
+        _choice("wrong-method.allow-header", {"present": True, "absent": False}),
+    ),
     Rule("validation_code", ("validation.code",), _validation_code),
     Rule("bad_token_code", ("oauth.bad-token.code",), _code("oauth.bad-token.code")),
     Rule("code_reuse_code", ("oauth.code-reuse.code",), _code("oauth.code-reuse.code")),
     Rule("error_data", ("error.data",), _choice("error.data", {"null": "null", "absent": "absent"})),
     Rule("success_message", ("success-message.process",), _message("success-message.process")),
     Rule("oauth_success_message", ("success-message.oauth",), _message("success-message.oauth")),
-    Rule("single_slash_paths", ("paths.single-slash",),
-         _choice("paths.single-slash", {"served": True, "not served": False})),
-    Rule("execute_body_plan_id", ("execute.body-plan-id",),
-         _choice("execute.body-plan-id", {"required": "required", "path only": "path-only"})),
+    Rule(
+        "single_slash_paths",
+        ("paths.single-slash",),
+        _choice("paths.single-slash", {"served": True, "not served": False}),
+    ),
+    Rule(
+        "execute_body_plan_id",
+        ("execute.body-plan-id",),
+        _choice("execute.body-plan-id", {"required": "required", "path only": "path-only"}),
+    ),
     Rule("callback_statuses", ("callback.default-sent", "callback.statuses"), _callback_statuses),
     Rule("callback_retries", ("callback.attempts",), _retries),
     Rule("callback_backoff", ("callback.backoff",), _backoff),
-    Rule("callback_after_give_up", ("callback.after-give-up",),
-         _choice("callback.after-give-up", {"later statuses sent": True, "nothing more sent": False})),
+    Rule(
+        "callback_after_give_up",
+        ("callback.after-give-up",),
+        _choice("callback.after-give-up", {"later statuses sent": True, "nothing more sent": False}),
+    ),
     Rule("code_ttl", ("oauth.code-lifetime",), _code_ttl),
     Rule("token_ttl", ("oauth.token-lifetime",), _token_ttl),
     Rule("code_length", ("oauth.code-length",), _code_length),
     Rule("code_alphabet", ("oauth.code-alphabet",), _code_alphabet),
     Rule("token_claims", ("oauth.token-claims",), _token_claims),
-    Rule("plan_instance_id_format", ("execute.plan-instance-id-format",),
-         _choice("execute.plan-instance-id-format",
-                 {"in + 13 digits": "in-millis", "19 digits": "digits", "other (36 chars)": "uuid"})),
+    Rule(
+        "plan_instance_id_format",
+        ("execute.plan-instance-id-format",),
+        _choice(
+            "execute.plan-instance-id-format",
+            {"in + 13 digits": "in-millis", "19 digits": "digits", "other (36 chars)": "uuid"},
+        ),
+    ),
 )
 # Settings no topic shows (values are not observed, only claim names): always the default, said so.
-UNOBSERVABLE = {"issuer": "the kit observes claim names, not the issuer's value",
-                "token_audience": "the kit observes claim names, not the audience's value"}
+UNOBSERVABLE = {
+    "issuer": "the kit observes claim names, not the issuer's value",
+    "token_audience": "the kit observes claim names, not the audience's value",
+}
 
 
 def observed_from_report(report: Mapping[str, Any]) -> dict[str, dict[str, int]]:
@@ -360,8 +403,10 @@ def _check_claims(choices: dict[str, Choice]) -> None:
         return
     names = set(claims.value)
     if "exp" not in names or not names & {"sub", "user_id"} or not ({"client_id", "aud"} & names):
-        choices["token_claims"] = kept(f"oauth.token-claims observed as {', '.join(claims.value)}: the emulator "
-                                       "needs exp, sub or user_id, and client_id or aud")
+        choices["token_claims"] = kept(
+            f"oauth.token-claims observed as {', '.join(claims.value)}: the emulator "
+            "needs exp, sub or user_id, and client_id or aud"
+        )
 
 
 def _yaml_value(value: Any) -> str:

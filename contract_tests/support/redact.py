@@ -56,8 +56,9 @@ def redact(text: str) -> str:
 def _redact_url(url: str) -> str:
     parts = urlsplit(url)
     netloc = parts.netloc.rsplit("@", 1)[-1]  # userinfo would be a credential
-    query = urlencode([(k, MASK if k in SECRET_FIELDS else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)],
-                      safe="*/=+")
+    query = urlencode(
+        [(k, MASK if k in SECRET_FIELDS else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)], safe="*/=+"
+    )
     return redact(urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment)))
 
 

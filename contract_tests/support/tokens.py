@@ -27,7 +27,7 @@ def tamper_signature(token: str, index: int) -> str:
     c = sig[i]
     pos = B64URL.find(c)
     new = B64URL[(pos + 32) % 64] if pos >= 0 else "A"
-    return f"{head}.{payload}.{sig[:i]}{new}{sig[i + 1:]}"
+    return f"{head}.{payload}.{sig[:i]}{new}{sig[i + 1 :]}"
 
 
 def resign(token: str, key: bytes) -> str:
@@ -47,4 +47,3 @@ def unsigned(token: str) -> str:
 
 def is_jwt(token: str) -> bool:
     return token.count(".") == 2
-

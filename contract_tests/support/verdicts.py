@@ -32,26 +32,37 @@ class LeniencyFailure(AssertionError):
 # Schemathesis' own checks: class and why (docs/contract-kit.md lists these). Names are schemathesis' own.
 SCHEMATHESIS_CHECKS: dict[str, tuple[Verdict, str]] = {
     "not_a_server_error": (Verdict.VIOLATION, "a 5xx (other than the documented 503) is never a promise kept"),
-    "response_schema_conformance": (Verdict.VIOLATION,
-                                    "the contract states only the document's promises: envelope, fields, types"),
-    "status_code_conformance": (Verdict.OBSERVATION,
-                                "the document ties no HTTP status to a code (every operation has `default`)"),
+    "response_schema_conformance": (
+        Verdict.VIOLATION,
+        "the contract states only the document's promises: envelope, fields, types",
+    ),
+    "status_code_conformance": (
+        Verdict.OBSERVATION,
+        "the document ties no HTTP status to a code (every operation has `default`)",
+    ),
     "content_type_conformance": (Verdict.LENIENCY, "an HTTP nicety: the document never names a Content-Type"),
     "response_headers_conformance": (Verdict.LENIENCY, "the contract declares no response header"),
     "negative_data_rejection": (Verdict.LENIENCY, "accepting a request the document forbids harms no follower"),
-    "positive_data_acceptance": (Verdict.VIOLATION,
-                                 "only for success-path requests the document promises to accept (the kit's "
-                                 "real client, code, plans and run); an observation for generated ids"),
+    "positive_data_acceptance": (
+        Verdict.VIOLATION,
+        "only for success-path requests the document promises to accept (the kit's "
+        "real client, code, plans and run); an observation for generated ids",
+    ),
     "missing_required_header": (Verdict.VIOLATION, "a protected operation must refuse a request without a token"),
     "ignored_auth": (Verdict.VIOLATION, "a protected operation must refuse a missing or tampered token"),
     "unsupported_method": (Verdict.LENIENCY, "405 and its Allow header are HTTP niceties the document never asks"),
     "allow_header_conformance": (Verdict.LENIENCY, "an HTTP nicety"),
     "use_after_free": (Verdict.VIOLATION, "the API has no delete; kept for completeness"),
-    "ensure_resource_availability": (Verdict.VIOLATION,
-                                     "an instance id returned by executePlan must be queryable (接口 6)"),
+    "ensure_resource_availability": (
+        Verdict.VIOLATION,
+        "an instance id returned by executePlan must be queryable (接口 6)",
+    ),
     "object_level_authorization": (Verdict.VIOLATION, "another user's objects must not be served"),
-    "envelope_conformance": (Verdict.VIOLATION, "the kit's own: every answer is a {code, message, data} envelope "
-                                                "with a documented int code, never a server error"),
+    "envelope_conformance": (
+        Verdict.VIOLATION,
+        "the kit's own: every answer is a {code, message, data} envelope "
+        "with a documented int code, never a server error",
+    ),
 }
 
 # Stable observation topics: the JSON report's `observations[].topic`. Values are short strings; a topic
@@ -79,7 +90,7 @@ TOPICS: dict[str, str] = {
     "oauth.code-lifetime": "how long an unused authorization code stays valid (`between a and b s`)",
     "oauth.token-format": "`JWT with exp` or `opaque`",
     "oauth.token-lifetime": "access token lifetime in seconds: exp minus iat/orig_iat (else exp minus the target's "
-                            "now, rounded up)",
+    "now, rounded up)",
     "oauth.token-claims": "comma-separated claim names of the JWT payload",
     "oauth.bad-token.code": "business code refusing a bad or missing token",
     "success-message.oauth": "success `message` of authorize and token (repr)",
@@ -94,7 +105,7 @@ TOPICS: dict[str, str] = {
     "callback.default-sent": "`yes` or `no`: whether DEFAULT is called back",
     "callback.attempts": "attempts for a never-acknowledged status (3 or 4)",
     "callback.backoff": "seconds between attempts of one never-acknowledged status (target clock under "
-                        "/__admin, else real arrival times rounded to 0.1 s)",
+    "/__admin, else real arrival times rounded to 0.1 s)",
     "callback.after-give-up": "whether later statuses are sent after giving up on one",
     "callback.content-type": "Content-Type of callbacks when it is not application/json",
     "scene.instance-id-format": "shape of a saved scene's instanceId",

@@ -35,8 +35,14 @@ class Order:
     history: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"orderId": self.order_id, "processPlanId": self.plan_id, "planInstanceId": self.instance_id,
-                "sceneId": self.scene_id, "status": self.status, "history": self.history}
+        return {
+            "orderId": self.order_id,
+            "processPlanId": self.plan_id,
+            "planInstanceId": self.instance_id,
+            "sceneId": self.scene_id,
+            "status": self.status,
+            "history": self.history,
+        }
 
 
 class Store:
@@ -73,8 +79,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     session = requests.Session()
     session.trust_env = False  # the platform is reached directly, never through an environment proxy
     # One client for the service: it keeps the token and logs in again once when the platform answers 403.
-    platform = DpaClient(app.config["DPA_BASE_URL"], app.config["DPA_CLIENT_ID"], app.config["DPA_CLIENT_SECRET"],
-                         session=session)
+    platform = DpaClient(
+        app.config["DPA_BASE_URL"], app.config["DPA_CLIENT_ID"], app.config["DPA_CLIENT_SECRET"], session=session
+    )
     app.extensions["store"], app.extensions["platform"] = store, platform
 
     def callback_url(order_id: str) -> str:
@@ -114,8 +121,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             return jsonify(error="afterSeconds: a positive whole number of seconds"), 400
         try:
             # Interface 4 is form-encoded; the client sends it so. "single": fire once, `after` seconds from now.
-            scene = platform.save_timing_param(plan_id, callback_url(order_id), "seconds", after, "single",
-                                               f"order {order_id}", inputs(body))
+            scene = platform.save_timing_param(
+                plan_id, callback_url(order_id), "seconds", after, "single", f"order {order_id}", inputs(body)
+            )
         except (DpaError, requests.RequestException) as exc:
             return platform_error(exc)
         scene_id = scene.instance_id
@@ -128,12 +136,22 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     def dpa_callback() -> Response:
         payload = request.get_json(silent=True)
         order_id = request.args.get("orderId", "")
-        if (isinstance(payload, dict) and order_id and isinstance(payload.get("planInstanceId"), str)
-                and isinstance(payload.get("status"), str)):
-            new = store.record(order_id, payload["planInstanceId"], str(payload.get("processPlanId", "")),
-                               payload["status"])
-            log.info("callback %s %s for order %s%s", payload["planInstanceId"], payload["status"], order_id,
-                     "" if new else " (repeat, ignored)")
+        if (
+            isinstance(payload, dict)
+            and order_id
+            and isinstance(payload.get("planInstanceId"), str)
+            and isinstance(payload.get("status"), str)
+        ):
+            new = store.record(
+                order_id, payload["planInstanceId"], str(payload.get("processPlanId", "")), payload["status"]
+            )
+            log.info(
+                "callback %s %s for order %s%s",
+                payload["planInstanceId"],
+                payload["status"],
+                order_id,
+                "" if new else " (repeat, ignored)",
+            )
         else:
             # Acknowledge anyway: a malformed callback would come back identical three more times.
             log.warning("unusable callback for order %r: %r", order_id, request.get_data()[:200])
@@ -158,8 +176,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             outputs = platform.out_params(order.plan_id, order.instance_id)
         except (DpaError, requests.RequestException) as exc:
             return platform_error(exc)
-        return jsonify([{"modelName": m.model_name, "outputs": {p.node_name: p.result for p in m.params}}
-                        for m in outputs])
+        return jsonify(
+            [{"modelName": m.model_name, "outputs": {p.node_name: p.result for p in m.params}} for m in outputs]
+        )
 
     return app
 

@@ -42,8 +42,16 @@ class Attempt:
     verdict: str  # ack | retry | gave_up
 
     def to_dict(self) -> dict[str, Any]:
-        return {"n": self.n, "at": to_ms(self.at), "url": self.url, "payload": self.payload,
-                "httpStatus": self.http_status, "body": self.body, "error": self.error, "verdict": self.verdict}
+        return {
+            "n": self.n,
+            "at": to_ms(self.at),
+            "url": self.url,
+            "payload": self.payload,
+            "httpStatus": self.http_status,
+            "body": self.body,
+            "error": self.error,
+            "verdict": self.verdict,
+        }
 
 
 @dataclass(slots=True)
@@ -62,16 +70,30 @@ class Delivery:
         return {"planInstanceId": self.instance_id, "processPlanId": self.plan_id, "status": self.status}
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "planInstanceId": self.instance_id, "processPlanId": self.plan_id,
-                "status": self.status, "url": self.url, "state": self.state, "createTime": to_ms(self.created_at),
-                "attempts": [a.to_dict() for a in self.attempts]}
+        return {
+            "id": self.id,
+            "planInstanceId": self.instance_id,
+            "processPlanId": self.plan_id,
+            "status": self.status,
+            "url": self.url,
+            "state": self.state,
+            "createTime": to_ms(self.created_at),
+            "attempts": [a.to_dict() for a in self.attempts],
+        }
 
 
 def delivery_record(delivery: Delivery) -> dict[str, Any]:
     """A delivery as a store keeps it, attempts and all."""
-    return {"id": delivery.id, "instance_id": delivery.instance_id, "plan_id": delivery.plan_id,
-            "status": delivery.status, "url": delivery.url, "created_at": delivery.created_at,
-            "state": delivery.state, "attempts": [dataclasses.asdict(a) for a in delivery.attempts]}
+    return {
+        "id": delivery.id,
+        "instance_id": delivery.instance_id,
+        "plan_id": delivery.plan_id,
+        "status": delivery.status,
+        "url": delivery.url,
+        "created_at": delivery.created_at,
+        "state": delivery.state,
+        "attempts": [dataclasses.asdict(a) for a in delivery.attempts],
+    }
 
 
 def delivery_from(record: dict[str, Any]) -> Delivery:
@@ -88,10 +110,23 @@ class Outbox:
 
     kind = "delivery"
 
-    def __init__(self, transport: Transport, clock: Clock, schedule: Callable[..., Any], lock: StateLock, *,
-                 retries: int, backoff: tuple[float, ...], timeout: float, workers: int, ledger_size: int,
-                 statuses: frozenset[str], on_change: Callable[[Delivery], None] | None = None,
-                 on_forget: Callable[[int], None] | None = None, after_give_up: bool = True) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        clock: Clock,
+        schedule: Callable[..., Any],
+        lock: StateLock,
+        *,
+        retries: int,
+        backoff: tuple[float, ...],
+        timeout: float,
+        workers: int,
+        ledger_size: int,
+        statuses: frozenset[str],
+        on_change: Callable[[Delivery], None] | None = None,
+        on_forget: Callable[[int], None] | None = None,
+        after_give_up: bool = True,
+    ) -> None:
         self._transport, self._clock, self._schedule, self._lock = transport, clock, schedule, lock
         self._on_change, self._on_forget = on_change, on_forget  # a durable store's ears, or None
         self.retries, self._backoff, self._timeout = retries, backoff, timeout
@@ -214,8 +249,11 @@ class Outbox:
                 verdict = "retry"
             else:
                 verdict = "gave_up"
-            delivery.attempts.append(Attempt(n, at, delivery.url, delivery.payload, status,
-                                             None if body is None else body[:2000], error, verdict))
+            delivery.attempts.append(
+                Attempt(
+                    n, at, delivery.url, delivery.payload, status, None if body is None else body[:2000], error, verdict
+                )
+            )
             delivery.state = {"ack": "acked", "retry": "retrying", "gave_up": "gave_up"}[verdict]
             self._saved(delivery)
             now = self._clock.now()

@@ -87,9 +87,17 @@ class Plan:
 
     def to_dict(self, status: str) -> dict[str, Any]:
         """Interface 2's item for this plan, with the status the platform says it has now."""
-        return {"processPlanId": self.id, "title": self.title, "status": status, "stepNums": len(self.workflows),
-                "version": self.version, "createTime": self.create_time, "createUser": self.create_user,
-                "updateTime": self.update_time, "updateUser": self.update_user}
+        return {
+            "processPlanId": self.id,
+            "title": self.title,
+            "status": status,
+            "stepNums": len(self.workflows),
+            "version": self.version,
+            "createTime": self.create_time,
+            "createUser": self.create_user,
+            "updateTime": self.update_time,
+            "updateUser": self.update_user,
+        }
 
 
 @dataclass

@@ -24,8 +24,10 @@ def check_advance(now: float, seconds: float) -> None:
         raise ValidationError(f"seconds: must be a finite number >= 0, got {seconds!r}")
     if now + seconds > MAX_INSTANT:
         room = max(0, int(MAX_INSTANT - now))
-        raise ValidationError(f"seconds: {seconds:g} would move the clock past {MAX_INSTANT_TEXT}, the latest "
-                              f"instant the emulator represents; at most {room} seconds from now")
+        raise ValidationError(
+            f"seconds: {seconds:g} would move the clock past {MAX_INSTANT_TEXT}, the latest "
+            f"instant the emulator represents; at most {room} seconds from now"
+        )
 
 
 def _representable(t: object) -> bool:
@@ -89,8 +91,12 @@ class RealClock:
         offset = snapshot.get("offset", 0.0)
         if not (isinstance(offset, (int, float)) and _representable(time.time() + offset)):
             # Written by an older version that let an advance overflow: every request would fail with it.
-            log.warning("state: the saved real-clock offset %r s is beyond what the clock represents (up to %s); "
-                        "starting with no offset instead", offset, MAX_INSTANT_TEXT)
+            log.warning(
+                "state: the saved real-clock offset %r s is beyond what the clock represents (up to %s); "
+                "starting with no offset instead",
+                offset,
+                MAX_INSTANT_TEXT,
+            )
             offset = 0.0
         with self._lock:
             self._offset = float(offset)
@@ -135,8 +141,13 @@ class VirtualClock:
         # Virtual time resumes where it stood: the downtime did not happen in it.
         start, now = snapshot.get("start", self._start), snapshot.get("now", self._now)
         if not (_representable(start) and _representable(now)):
-            log.warning("state: the saved virtual clock (start %r, now %r) is beyond what the clock represents "
-                        "(0 to %s); starting it afresh at the current wall time", start, now, MAX_INSTANT_TEXT)
+            log.warning(
+                "state: the saved virtual clock (start %r, now %r) is beyond what the clock represents "
+                "(0 to %s); starting it afresh at the current wall time",
+                start,
+                now,
+                MAX_INSTANT_TEXT,
+            )
             start = now = round(time.time(), 3)
         with self._lock:
             self._start = float(start)

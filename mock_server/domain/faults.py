@@ -35,18 +35,35 @@ class Fault:
         return not self.path or re.search(self.path, path) is not None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "method": self.method, "path": self.path, "operationId": self.operation_id,
-                "code": self.code,
-                "httpStatus": self.http_status, "latencyMs": self.latency_ms, "times": self.times,
-                "remaining": self.remaining,
-                "message": self.message, "hits": self.hits}
+        return {
+            "id": self.id,
+            "method": self.method,
+            "path": self.path,
+            "operationId": self.operation_id,
+            "code": self.code,
+            "httpStatus": self.http_status,
+            "latencyMs": self.latency_ms,
+            "times": self.times,
+            "remaining": self.remaining,
+            "message": self.message,
+            "hits": self.hits,
+        }
 
 
 # Names a test author might reach for first, read as the documented ones.
 _ALIASES = {
-    "count": "times", "n": "times", "http_status": "httpStatus", "status": "httpStatus",
-    "latency_ms": "latencyMs", "delayMs": "latencyMs", "delay_ms": "latencyMs", "operation_id": "operationId",
-    "operation": "operationId", "businessCode": "code", "business_code": "code", "pathRegex": "path",
+    "count": "times",
+    "n": "times",
+    "http_status": "httpStatus",
+    "status": "httpStatus",
+    "latency_ms": "latencyMs",
+    "delayMs": "latencyMs",
+    "delay_ms": "latencyMs",
+    "operation_id": "operationId",
+    "operation": "operationId",
+    "businessCode": "code",
+    "business_code": "code",
+    "pathRegex": "path",
 }
 
 
@@ -59,14 +76,17 @@ def _canonical(spec: dict[str, Any]) -> dict[str, Any]:
         out[name] = value
     unknown = set(out) - {"method", "path", "operationId", "code", "httpStatus", "latencyMs", "times", "message"}
     if unknown:
-        raise ValidationError(f"{sorted(unknown)[0]}: unknown fault field (use method, path, operationId, code, "
-                              "httpStatus, latencyMs, times, message)")
+        raise ValidationError(
+            f"{sorted(unknown)[0]}: unknown fault field (use method, path, operationId, code, "
+            "httpStatus, latencyMs, times, message)"
+        )
     for name in ("code", "httpStatus", "times"):
         if out.get(name) is not None and (isinstance(out[name], bool) or not isinstance(out[name], int)):
             raise ValidationError(f"{name}: must be an integer")
     latency = out.get("latencyMs")
-    if latency is not None and (isinstance(latency, bool) or not isinstance(latency, (int, float))
-                                or not math.isfinite(latency) or latency < 0):  # 1e400 parses as inf
+    if latency is not None and (
+        isinstance(latency, bool) or not isinstance(latency, (int, float)) or not math.isfinite(latency) or latency < 0
+    ):  # 1e400 parses as inf
         raise ValidationError("latencyMs: must be a finite number >= 0")
     return out
 
@@ -76,8 +96,12 @@ class Faults:
 
     kind = "fault"
 
-    def __init__(self, lock: StateLock | None = None, on_change: Callable[[Fault], None] | None = None,
-                 on_forget: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self,
+        lock: StateLock | None = None,
+        on_change: Callable[[Fault], None] | None = None,
+        on_forget: Callable[[int], None] | None = None,
+    ) -> None:
         self._faults: list[Fault] = []
         self._last_id = 0
         # The platform's lock when state is shared: a fault's `times` then counts across processes.
@@ -103,11 +127,18 @@ class Faults:
             raise ValidationError("times: must be >= 1 (omit it for 'until cleared')")
         with self._lock:
             self._last_id += 1
-            fault = Fault(self._last_id, spec.get("method"), path, spec.get("operationId"),
-                          None if code is None else int(code),
-                          None if status is None else int(status), latency, None if times is None else int(times),
-                          None if times is None else int(times),
-                          spec.get("message") or "injected fault")
+            fault = Fault(
+                self._last_id,
+                spec.get("method"),
+                path,
+                spec.get("operationId"),
+                None if code is None else int(code),
+                None if status is None else int(status),
+                latency,
+                None if times is None else int(times),
+                None if times is None else int(times),
+                spec.get("message") or "injected fault",
+            )
             self._faults.append(fault)
             if self._on_change is not None:
                 self._on_change(fault)

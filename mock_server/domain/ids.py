@@ -42,8 +42,8 @@ class IdGenerator:
 
 def millis_of(given: str, prefix: str = "in") -> int | None:
     """The milliseconds an id was made at, or None for a UUID (or anything else)."""
-    if given.startswith(prefix) and given[len(prefix):].isdigit():
-        return int(given[len(prefix):])
+    if given.startswith(prefix) and given[len(prefix) :].isdigit():
+        return int(given[len(prefix) :])
     if given.isdigit() and len(given) > 6:
         return int(given[:-6])
     return None

@@ -41,8 +41,10 @@ class _Code:
     used: bool = False
 
 
-ALPHABETS = {"A-Z0-9": string.ascii_uppercase + string.digits,
-             "A-Z0-9_-": string.ascii_uppercase + string.digits + "_-"}
+ALPHABETS = {
+    "A-Z0-9": string.ascii_uppercase + string.digits,
+    "A-Z0-9_-": string.ascii_uppercase + string.digits + "_-",
+}
 DEFAULT_CLAIMS = ("aud", "exp", "iss", "jti", "orig_iat", "scope", "sub")
 
 
@@ -63,10 +65,22 @@ class OAuth:
 
     kind = "code"
 
-    def __init__(self, catalog: Catalog, clock: Clock, *, code_ttl: float, token_ttl: float,
-                 secret: str, issuer: str, on_code: Callable[[str, dict[str, Any] | None], None] | None = None,
-                 lock: StateLock | None = None, code_length: int = 48, code_alphabet: str = "A-Z0-9",
-                 claims: tuple[str, ...] = DEFAULT_CLAIMS, audience: str | None = None) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        clock: Clock,
+        *,
+        code_ttl: float,
+        token_ttl: float,
+        secret: str,
+        issuer: str,
+        on_code: Callable[[str, dict[str, Any] | None], None] | None = None,
+        lock: StateLock | None = None,
+        code_length: int = 48,
+        code_alphabet: str = "A-Z0-9",
+        claims: tuple[str, ...] = DEFAULT_CLAIMS,
+        audience: str | None = None,
+    ) -> None:
         self._on_code = on_code  # a durable store hears of each code's changes (None: forgotten)
         self._catalog, self._clock = catalog, clock
         self._code_ttl, self._token_ttl = code_ttl, token_ttl
@@ -123,8 +137,10 @@ class OAuth:
     def restore(self, records: dict[str, dict[str, Any]]) -> None:
         with self._lock:
             # In expiry order, as issued: pruning reads the stale codes from the front.
-            self._codes = {code: _Code(**record)
-                           for code, record in sorted(records.items(), key=lambda item: item[1]["expires_at"])}
+            self._codes = {
+                code: _Code(**record)
+                for code, record in sorted(records.items(), key=lambda item: item[1]["expires_at"])
+            }
 
     def apply(self, code: str, record: dict[str, Any] | None) -> None:
         """A code another process issued, consumed or pruned."""
@@ -137,14 +153,15 @@ class OAuth:
         # Used and expired codes are kept one extra TTL so a replay still gets "already used"/"expired".
         # Codes are kept in the order they expire (one TTL for all, time never goes back), so the stale ones
         # are at the front: looking further was a scan of every code on every authorize.
-        stale = [c for c, _ in itertools.takewhile(lambda item: item[1].expires_at + self._code_ttl < now,
-                                                    self._codes.items())]
+        stale = [
+            c
+            for c, _ in itertools.takewhile(lambda item: item[1].expires_at + self._code_ttl < now, self._codes.items())
+        ]
         for c in stale:
             del self._codes[c]
             self._saved(c)
 
-    def token(self, code: str, client_id: str, client_secret: str, grant_type: str,
-              user_id: str | None = None) -> str:
+    def token(self, code: str, client_id: str, client_secret: str, grant_type: str, user_id: str | None = None) -> str:
         if grant_type != "authorization_code":
             raise ValidationError(f"grant_type: unsupported value {grant_type!r}, expected 'authorization_code'")
         app = self._app(client_id)
@@ -168,17 +185,27 @@ class OAuth:
             entry.used = True  # checked and consumed under one lock: single use under any interleaving
             self._saved(code)
         claims = {
-            "aud": self._audience or client_id, "exp": int(now + self._token_ttl), "iss": self._issuer,
-            "jti": uuid.uuid4().hex, "orig_iat": int(now), "scope": entry.scope, "sub": user.id,
-            "client_id": client_id, "user_id": user.id, "iat": int(now),
+            "aud": self._audience or client_id,
+            "exp": int(now + self._token_ttl),
+            "iss": self._issuer,
+            "jti": uuid.uuid4().hex,
+            "orig_iat": int(now),
+            "scope": entry.scope,
+            "sub": user.id,
+            "client_id": client_id,
+            "user_id": user.id,
+            "iat": int(now),
         }
         return jwt.encode({k: v for k, v in claims.items() if k in self._claims}, self._secret, algorithm="HS256")
 
     def _decode(self, token: str) -> dict[str, Any]:
         # exp is checked by verify() against the injected clock, not PyJWT's wall clock.
-        return jwt.decode(token, self._secret, algorithms=["HS256"],
-                          options={"verify_exp": False, "verify_aud": False, "verify_iat": False,
-                                   "require": self._required})
+        return jwt.decode(
+            token,
+            self._secret,
+            algorithms=["HS256"],
+            options={"verify_exp": False, "verify_aud": False, "verify_iat": False, "require": self._required},
+        )
 
     def verify(self, token: str) -> Principal:
         try:
@@ -205,5 +232,9 @@ class OAuth:
         if app.user(str(user)) is None:
             raise UserNotFound(f"user {user!r} does not exist")
         # Without a scope claim the token speaks with the widest scope the app was granted.
-        scope = claims["scope"] if "scope" in self._claims else ("all" if "all" in app.scopes or not app.scopes else app.scopes[0])
+        scope = (
+            claims["scope"]
+            if "scope" in self._claims
+            else ("all" if "all" in app.scopes or not app.scopes else app.scopes[0])
+        )
         return Principal(client, str(user), str(scope))

@@ -42,15 +42,21 @@ log = logging.getLogger("dpa_mock.engine")
 class Platform:
     """Owns the catalogue, the clock and the stored components; every vendor and admin operation is a method."""
 
-    def __init__(self, settings: Settings, catalog: Catalog, clock: Clock, transport: Transport,
-                 store: Store | None = None) -> None:
+    def __init__(
+        self, settings: Settings, catalog: Catalog, clock: Clock, transport: Transport, store: Store | None = None
+    ) -> None:
         self.settings, self.catalog, self.clock = settings, catalog, clock
         self.store: Store = store or MemoryStore()
         self.tz = ZoneInfo(settings.timezone)
         self.scheduler = Scheduler()
         self.components = Components()
-        self.sync = StoreSync(self.store, self.components, self.scheduler, on_leader=self._lead,
-                              poll_interval=settings.shared_poll_interval)
+        self.sync = StoreSync(
+            self.store,
+            self.components,
+            self.scheduler,
+            on_leader=self._lead,
+            poll_interval=settings.shared_poll_interval,
+        )
         self.lock = self.sync.lock
         self.shared = self.sync.shared
         self.scheduler.enabled = self.sync.leader
@@ -61,47 +67,95 @@ class Platform:
         register = self.components.register
         self._stored_clock = register(StoredClock(clock, self.store))
         shared_journal = getattr(self.store, "journal", None) if self.shared else None
-        self.journal: RequestJournal = (shared_journal(settings.journal_size) if shared_journal
-                                        else Journal(settings.journal_size))
+        self.journal: RequestJournal = (
+            shared_journal(settings.journal_size) if shared_journal else Journal(settings.journal_size)
+        )
         register(StoredJournal(self.journal))
-        self.oauth = register(OAuth(catalog, clock, code_ttl=settings.code_ttl, token_ttl=settings.token_ttl,
-                                    secret=settings.jwt_secret, issuer=settings.issuer, lock=self.lock,
-                                    on_code=self._code_writer(), code_length=settings.code_length,
-                                    code_alphabet=settings.code_alphabet, claims=settings.token_claims,
-                                    audience=settings.token_audience))
+        self.oauth = register(
+            OAuth(
+                catalog,
+                clock,
+                code_ttl=settings.code_ttl,
+                token_ttl=settings.token_ttl,
+                secret=settings.jwt_secret,
+                issuer=settings.issuer,
+                lock=self.lock,
+                on_code=self._code_writer(),
+                code_length=settings.code_length,
+                code_alphabet=settings.code_alphabet,
+                claims=settings.token_claims,
+                audience=settings.token_audience,
+            )
+        )
         self.faults = register(Faults(self.lock, **self._writers(Faults.kind, dataclasses.asdict, lambda f: f.id)))
         self.advances = register(AdvanceRequests())
-        self.runs = register(RunEngine(catalog, self.ids, self.scheduler.at, self._status_changed,
-                                       start_delay=settings.run_start_delay, seed=settings.seed,
-                                       keep_finished=settings.runs_keep, id_shape=settings.plan_instance_id_format,
-                                       **self._writers(RunEngine.kind, run_record, lambda r: r.instance_id)))
-        self.outbox = register(Outbox(transport, clock, self.scheduler.at, self.lock,
-                                      retries=settings.callback_retries, backoff=settings.callback_backoff,
-                                      timeout=settings.callback_timeout, workers=settings.callback_workers,
-                                      ledger_size=settings.ledger_size, statuses=frozenset(settings.callback_statuses),
-                                      after_give_up=settings.callback_after_give_up,
-                                      **self._writers(Outbox.kind, delivery_record, lambda d: d.id)))
+        self.runs = register(
+            RunEngine(
+                catalog,
+                self.ids,
+                self.scheduler.at,
+                self._status_changed,
+                start_delay=settings.run_start_delay,
+                seed=settings.seed,
+                keep_finished=settings.runs_keep,
+                id_shape=settings.plan_instance_id_format,
+                **self._writers(RunEngine.kind, run_record, lambda r: r.instance_id),
+            )
+        )
+        self.outbox = register(
+            Outbox(
+                transport,
+                clock,
+                self.scheduler.at,
+                self.lock,
+                retries=settings.callback_retries,
+                backoff=settings.callback_backoff,
+                timeout=settings.callback_timeout,
+                workers=settings.callback_workers,
+                ledger_size=settings.ledger_size,
+                statuses=frozenset(settings.callback_statuses),
+                after_give_up=settings.callback_after_give_up,
+                **self._writers(Outbox.kind, delivery_record, lambda d: d.id),
+            )
+        )
         self.outbox.dispatching = self.sync.leader
-        self.scenes = register(SceneEngine(catalog, clock, self.scheduler, self.ids, self.tz, self.runs.new_run,
-                                           catchup_limit=settings.scene_catchup_limit,
-                                           firing_budget=settings.advance_firing_budget,
-                                           **self._writers(SceneEngine.kind, scene_record, lambda s: s.instance_id)))
-        self.loop = EventLoop(clock, self.scheduler, self.outbox.inflight, self.lock,
-                              on_error=lambda exc: log.exception("scheduled event failed", exc_info=exc),
-                              each_round=self._serve_asked_advances if self.shared else None,
-                              max_wait=settings.shared_poll_interval if self.shared else 0.5,
-                              gather=0.005 if self.shared else 0.0)
+        self.scenes = register(
+            SceneEngine(
+                catalog,
+                clock,
+                self.scheduler,
+                self.ids,
+                self.tz,
+                self.runs.new_run,
+                catchup_limit=settings.scene_catchup_limit,
+                firing_budget=settings.advance_firing_budget,
+                **self._writers(SceneEngine.kind, scene_record, lambda s: s.instance_id),
+            )
+        )
+        self.loop = EventLoop(
+            clock,
+            self.scheduler,
+            self.outbox.inflight,
+            self.lock,
+            on_error=lambda exc: log.exception("scheduled event failed", exc_info=exc),
+            each_round=self._serve_asked_advances if self.shared else None,
+            max_wait=settings.shared_poll_interval if self.shared else 0.5,
+            gather=0.005 if self.shared else 0.0,
+        )
         self.sync.open()
 
     # -- how components write to a durable store --------------------------------------------------
-    def _writers(self, kind: str, to_record: Callable[[Any], dict[str, Any]],
-                 key: Callable[[Any], object]) -> dict[str, Any]:
+    def _writers(
+        self, kind: str, to_record: Callable[[Any], dict[str, Any]], key: Callable[[Any], object]
+    ) -> dict[str, Any]:
         """A component's on_change/on_forget; None for the in-memory store, which then pays nothing."""
         if not self.store.durable:
             return {"on_change": None, "on_forget": None}
         put, delete = self.store.put, self.store.delete
-        return {"on_change": lambda thing: put(kind, str(key(thing)), to_record(thing)),
-                "on_forget": lambda k: delete(kind, str(k))}
+        return {
+            "on_change": lambda thing: put(kind, str(key(thing)), to_record(thing)),
+            "on_forget": lambda k: delete(kind, str(k)),
+        }
 
     def _code_writer(self) -> Callable[[str, dict[str, Any] | None], None] | None:
         if not self.store.durable:
@@ -151,8 +205,11 @@ class Platform:
         if plan is None:
             raise NotFound(f"processPlanId {plan_id!r} does not exist", kind=UNKNOWN_PLAN)
         if not plan.visible_for(principal.user_id, principal.scope):
-            raise NotFound(f"processPlanId {plan_id!r} is not visible to user {principal.user_id!r} "
-                           f"with scope {principal.scope!r}", kind=UNKNOWN_PLAN)
+            raise NotFound(
+                f"processPlanId {plan_id!r} is not visible to user {principal.user_id!r} "
+                f"with scope {principal.scope!r}",
+                kind=UNKNOWN_PLAN,
+            )
         return plan
 
     def faults_pending(self) -> bool:
@@ -169,24 +226,36 @@ class Platform:
     def list_plans(self, principal: Principal) -> list[dict[str, Any]]:
         with self.reading():
             # A plan's status is that of its latest instance; the fixture's until it has run.
-            return [p.to_dict(latest.status if (latest := self.runs.latest_by_plan.get(p.id)) else p.status)
-                    for p in self.catalog.plans.values() if p.visible_for(principal.user_id, principal.scope)]
+            return [
+                p.to_dict(latest.status if (latest := self.runs.latest_by_plan.get(p.id)) else p.status)
+                for p in self.catalog.plans.values()
+                if p.visible_for(principal.user_id, principal.scope)
+            ]
 
     def models(self, principal: Principal, plan_id: str) -> list[dict[str, Any]]:
         plan = self.plan_for(principal, plan_id)
-        return [{"modelName": wf.name, "processModelId": wf.model_id,
-                 "mapParam": [{"name": p.name, "type": p.type} for p in wf.params]} for wf in plan.workflows]
+        return [
+            {
+                "modelName": wf.name,
+                "processModelId": wf.model_id,
+                "mapParam": [{"name": p.name, "type": p.type} for p in wf.params],
+            }
+            for wf in plan.workflows
+        ]
 
     def execute(self, principal: Principal, path_plan_id: str, body: dict[str, Any]) -> list[dict[str, str]]:
         body_plan_id = body.get("processPlanId")
         if body_plan_id != path_plan_id:
-            raise ValidationError(f"processPlanId: the body says {body_plan_id!r} but the path says "
-                                  f"{path_plan_id!r}; they must be the same plan")
+            raise ValidationError(
+                f"processPlanId: the body says {body_plan_id!r} but the path says "
+                f"{path_plan_id!r}; they must be the same plan"
+            )
         plan = self.plan_for(principal, path_plan_id)
         inputs = resolve_inputs(plan, body.get("modelVarReq"))
         with self.lock:
-            run = self.runs.new_run(plan, principal.user_id, principal.client_id, body.get("callbackUrl"), inputs,
-                                    self.clock.now())
+            run = self.runs.new_run(
+                plan, principal.user_id, principal.client_id, body.get("callbackUrl"), inputs, self.clock.now()
+            )
         return [{"processPlanId": plan.id, "planInstanceId": run.instance_id}]
 
     def run_for(self, principal: Principal, plan_id: str, instance_id: str) -> Run:
@@ -195,8 +264,10 @@ class Platform:
         if run is None:
             raise NotFound(f"planInstanceId {instance_id!r} does not exist", kind=UNKNOWN_INSTANCE)
         if run.plan.id != plan_id:
-            raise NotFound(f"planInstanceId {instance_id!r} is an instance of plan {run.plan.id!r}, "
-                           f"not of {plan_id!r}", kind=UNKNOWN_INSTANCE)
+            raise NotFound(
+                f"planInstanceId {instance_id!r} is an instance of plan {run.plan.id!r}, not of {plan_id!r}",
+                kind=UNKNOWN_INSTANCE,
+            )
         if run.user_id != principal.user_id or run.client_id != principal.client_id:
             raise AuthError(f"planInstanceId {instance_id!r} was started by another user or app")
         return run
@@ -211,8 +282,9 @@ class Platform:
         plan = self.plan_for(principal, form["processPlanId"])
         resolve_inputs(plan, form.get("modelVarReq"))  # reject bad inputs now, not at the first firing
         with self.lock:
-            scene = self.scenes.save(plan, form, dimension, intervals, strategy,
-                                     principal.user_id, principal.client_id, principal.scope)
+            scene = self.scenes.save(
+                plan, form, dimension, intervals, strategy, principal.user_id, principal.client_id, principal.scope
+            )
         return {"instanceId": scene.instance_id, "modelId": scene.model_id, "status": "DEFAULT"}
 
     # -- time and admin ---------------------------------------------------------------------------
@@ -247,8 +319,11 @@ class Platform:
                 if self.store.get(AdvanceRequests.kind, key) is None:
                     return
             if time.monotonic() > deadline:
-                raise DomainError(f"no process finished this advance within {self.settings.advance_timeout:g} s "
-                                  "(is the scheduler lease held by a stalled process?)", UNAVAILABLE)
+                raise DomainError(
+                    f"no process finished this advance within {self.settings.advance_timeout:g} s "
+                    "(is the scheduler lease held by a stalled process?)",
+                    UNAVAILABLE,
+                )
             pause.wait(0.005)
 
     def _serve_asked_advances(self) -> None:
@@ -293,8 +368,11 @@ class Platform:
         if status is not None and status not in STATUSES:
             raise ValidationError(f"status: {status!r} is not one of {', '.join(STATUSES)}")
         with self.reading():
-            return [r.to_dict() for r in self.runs.runs.values()
-                    if (plan_id is None or r.plan.id == plan_id) and (status is None or r.status == status)]
+            return [
+                r.to_dict()
+                for r in self.runs.runs.values()
+                if (plan_id is None or r.plan.id == plan_id) and (status is None or r.status == status)
+            ]
 
     def get_run(self, instance_id: str) -> dict[str, Any]:
         with self.reading():

@@ -40,8 +40,12 @@ class NodeProgress:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "modelId": self.workflow.model_id, "modelName": self.workflow.name, "nodeName": self.node.name,
-            "nodeType": self.node.type, "state": self.state, "result": self.result,
+            "modelId": self.workflow.model_id,
+            "modelName": self.workflow.name,
+            "nodeName": self.node.name,
+            "nodeType": self.node.type,
+            "state": self.state,
+            "result": self.result,
             "startedAt": None if self.started_at is None else to_ms(self.started_at),
             "finishedAt": None if self.finished_at is None else to_ms(self.finished_at),
         }
@@ -74,23 +78,34 @@ class Run:
         return self.status in TERMINAL
 
     def variables(self, workflow: Workflow) -> dict[str, str]:
-        return {**self.inputs.get(workflow.model_id, {}),
-                "planInstanceId": self.instance_id, "processPlanId": self.plan.id}
+        return {
+            **self.inputs.get(workflow.model_id, {}),
+            "planInstanceId": self.instance_id,
+            "processPlanId": self.plan.id,
+        }
 
     def out_params(self) -> list[dict[str, Any]]:
         """Interface 6: per workflow, the output of the api/shell nodes that have finished so far."""
         out = []
         for wf in self.plan.workflows:
-            done = [{"result": p.result or "", "nodeName": p.node.name} for p in self.nodes
-                    if p.workflow is wf and p.node.reports_output and p.state in ("success", "fail")]
+            done = [
+                {"result": p.result or "", "nodeName": p.node.name}
+                for p in self.nodes
+                if p.workflow is wf and p.node.reports_output and p.state in ("success", "fail")
+            ]
             out.append({"modelName": wf.name, "processModelId": wf.model_id, "mapParam": done})
         return out
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "planInstanceId": self.instance_id, "processPlanId": self.plan.id, "status": self.status,
-            "createTime": to_ms(self.created_at), "updateTime": to_ms(self.updated_at),
-            "callbackUrl": self.callback_url, "sceneId": self.scene_id, "userId": self.user_id,
+            "planInstanceId": self.instance_id,
+            "processPlanId": self.plan.id,
+            "status": self.status,
+            "createTime": to_ms(self.created_at),
+            "updateTime": to_ms(self.updated_at),
+            "callbackUrl": self.callback_url,
+            "sceneId": self.scene_id,
+            "userId": self.user_id,
             "inputs": self.inputs,
             "history": [{"status": s, "at": to_ms(t)} for s, t in self.history],
             "nodes": [n.to_dict() for n in self.nodes],
@@ -100,10 +115,18 @@ class Run:
 def run_record(run: Run) -> dict[str, Any]:
     """A run as a store keeps it (a plain dict; the plan by id)."""
     return {
-        "instance_id": run.instance_id, "plan_id": run.plan.id, "user_id": run.user_id, "client_id": run.client_id,
-        "callback_url": run.callback_url, "inputs": run.inputs, "created_at": run.created_at,
-        "scene_id": run.scene_id, "status": run.status, "updated_at": run.updated_at,
-        "history": run.history, "cursor": run.cursor,
+        "instance_id": run.instance_id,
+        "plan_id": run.plan.id,
+        "user_id": run.user_id,
+        "client_id": run.client_id,
+        "callback_url": run.callback_url,
+        "inputs": run.inputs,
+        "created_at": run.created_at,
+        "scene_id": run.scene_id,
+        "status": run.status,
+        "updated_at": run.updated_at,
+        "history": run.history,
+        "cursor": run.cursor,
         "nodes": [[p.state, p.result, p.started_at, p.finished_at] for p in run.nodes],
     }
 
@@ -112,9 +135,20 @@ def run_from(record: dict[str, Any], catalog: Catalog) -> Run | None:
     plan = catalog.plans.get(record["plan_id"])
     if plan is None:
         return None  # the plan left the fixtures since: its runs cannot be shown or continued
-    run = Run(record["instance_id"], plan, record["user_id"], record["client_id"], record["callback_url"],
-              record["inputs"], record["created_at"], record["scene_id"], record["status"], record["updated_at"],
-              [(s, t) for s, t in record["history"]], cursor=record["cursor"])
+    run = Run(
+        record["instance_id"],
+        plan,
+        record["user_id"],
+        record["client_id"],
+        record["callback_url"],
+        record["inputs"],
+        record["created_at"],
+        record["scene_id"],
+        record["status"],
+        record["updated_at"],
+        [(s, t) for s, t in record["history"]],
+        cursor=record["cursor"],
+    )
     run.nodes = [NodeProgress(wf, node) for wf in plan.workflows for node in wf.nodes]
     if not update_run(run, record):
         return None  # the plan's nodes changed since
@@ -140,8 +174,7 @@ def _scalar(value: Any) -> str:
 
 def resolve_inputs(plan: Plan, model_var_req: list[dict[str, Any]] | None) -> dict[str, dict[str, str]]:
     """Defaults from the fixtures, overridden by modelVarReq; a required parameter left empty is a 400."""
-    values = {wf.model_id: {p.name: p.default for p in wf.params if p.default is not None}
-              for wf in plan.workflows}
+    values = {wf.model_id: {p.name: p.default for p in wf.params if p.default is not None} for wf in plan.workflows}
     for i, item in enumerate(model_var_req or []):
         model_id = item.get("modelId")
         if model_id in (None, ""):
@@ -151,8 +184,10 @@ def resolve_inputs(plan: Plan, model_var_req: list[dict[str, Any]] | None) -> di
             wf = plan.workflow(str(model_id))
             if wf is None:
                 known = ", ".join(w.model_id for w in plan.workflows)
-                raise ValidationError(f"modelVarReq[{i}].modelId: {model_id!r} is not a workflow of plan "
-                                      f"{plan.id!r} (its workflows: {known})")
+                raise ValidationError(
+                    f"modelVarReq[{i}].modelId: {model_id!r} is not a workflow of plan "
+                    f"{plan.id!r} (its workflows: {known})"
+                )
             targets = [wf]
         for name, value in _pairs(item.get("mapParam"), i):
             for wf in targets:
@@ -162,8 +197,9 @@ def resolve_inputs(plan: Plan, model_var_req: list[dict[str, Any]] | None) -> di
     for wf in plan.workflows:
         for p in wf.params:
             if p.required and values[wf.model_id].get(p.name, "") == "":
-                raise ValidationError(f"modelVarReq: required parameter {p.name!r} of workflow "
-                                      f"{wf.model_id!r} ({wf.name}) is missing")
+                raise ValidationError(
+                    f"modelVarReq: required parameter {p.name!r} of workflow {wf.model_id!r} ({wf.name}) is missing"
+                )
     return values
 
 
@@ -194,10 +230,20 @@ class RunEngine:
 
     kind = "run"
 
-    def __init__(self, catalog: Catalog, ids: IdGenerator, schedule: Callable[[float, Callable[[float], Any], str], Any],
-                 on_status: Callable[[Run, str, float], None], *, start_delay: float, seed: int,
-                 keep_finished: int, on_change: Callable[[Run], None] | None = None,
-                 on_forget: Callable[[str], None] | None = None, id_shape: str = "in-millis") -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        ids: IdGenerator,
+        schedule: Callable[[float, Callable[[float], Any], str], Any],
+        on_status: Callable[[Run, str, float], None],
+        *,
+        start_delay: float,
+        seed: int,
+        keep_finished: int,
+        on_change: Callable[[Run], None] | None = None,
+        on_forget: Callable[[str], None] | None = None,
+        id_shape: str = "in-millis",
+    ) -> None:
         self._catalog, self._ids, self._id_shape = catalog, ids, id_shape
         self._schedule, self._on_status = schedule, on_status
         # A durable store hears of every change; the in-memory default passes None and pays nothing.
@@ -240,13 +286,32 @@ class RunEngine:
         self._ids.bump_past(key)
 
     # -- runs -------------------------------------------------------------------------------------
-    def new_run(self, plan: Plan, user_id: str, client_id: str, callback_url: str | None,
-                inputs: dict[str, dict[str, str]], at: float, scene_id: str | None = None) -> Run:
+    def new_run(
+        self,
+        plan: Plan,
+        user_id: str,
+        client_id: str,
+        callback_url: str | None,
+        inputs: dict[str, dict[str, str]],
+        at: float,
+        scene_id: str | None = None,
+    ) -> Run:
         """Start an instance of `plan` at `at`, under a fresh instance id."""
-        return self.create(self._ids.next(to_ms(at), self._id_shape), plan, user_id, client_id, callback_url, inputs, at, scene_id)
+        return self.create(
+            self._ids.next(to_ms(at), self._id_shape), plan, user_id, client_id, callback_url, inputs, at, scene_id
+        )
 
-    def create(self, instance_id: str, plan: Plan, user_id: str, client_id: str, callback_url: str | None,
-               inputs: dict[str, dict[str, str]], at: float, scene_id: str | None = None) -> Run:
+    def create(
+        self,
+        instance_id: str,
+        plan: Plan,
+        user_id: str,
+        client_id: str,
+        callback_url: str | None,
+        inputs: dict[str, dict[str, str]],
+        at: float,
+        scene_id: str | None = None,
+    ) -> Run:
         run = Run(instance_id, plan, user_id, client_id, callback_url or None, inputs, at, scene_id, updated_at=at)
         run.history.append((DEFAULT, at))
         run.nodes = [NodeProgress(wf, node) for wf in plan.workflows for node in wf.nodes]
@@ -267,8 +332,9 @@ class RunEngine:
     def schedule_next(self, run: Run) -> None:
         """Schedule the event a run waits for, from its recorded times (a restart keeps them)."""
         if run.status == DEFAULT:
-            self._schedule(run.created_at + self._start_delay, lambda t: self._start(run, t),
-                           f"start {run.instance_id}")
+            self._schedule(
+                run.created_at + self._start_delay, lambda t: self._start(run, t), f"start {run.instance_id}"
+            )
         elif run.status == RUNNING:
             progress = run.nodes[run.cursor]
             due = (progress.started_at or run.updated_at) + progress.node.duration
@@ -316,7 +382,9 @@ class RunEngine:
 
     def resume(self, run: Run, at: float) -> None:
         if run.status != PENDING:
-            raise ValidationError(f"plan instance {run.instance_id} is {run.status}, only a PENDING instance can be resumed")
+            raise ValidationError(
+                f"plan instance {run.instance_id} is {run.status}, only a PENDING instance can be resumed"
+            )
         progress = run.nodes[run.cursor]
         progress.state, progress.started_at = "running", at
         self._move(run, RUNNING, at)
@@ -332,8 +400,12 @@ class RunEngine:
         return True  # succeed, or a pend node after its resume
 
     def _finish_node(self, run: Run, at: float, cursor: int, started: float | None) -> None:
-        if (run.status != RUNNING or run.cursor != cursor or run.nodes[cursor].started_at != started
-                or self.runs.get(run.instance_id) is not run):
+        if (
+            run.status != RUNNING
+            or run.cursor != cursor
+            or run.nodes[cursor].started_at != started
+            or self.runs.get(run.instance_id) is not run
+        ):
             return  # the node this event was for has moved on (or was resumed afresh) meanwhile
         try:
             self._step(run, at)

@@ -100,12 +100,20 @@ class Scene:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "instanceId": self.instance_id, "processPlanId": self.plan_id, "sceneName": self.scene_name,
-            "dimension": self.dimension, "intervals": self.intervals, "executeStrategy": self.strategy,
-            "callbackUrl": self.callback_url, "modelId": self.model_id, "userId": self.user_id,
+            "instanceId": self.instance_id,
+            "processPlanId": self.plan_id,
+            "sceneName": self.scene_name,
+            "dimension": self.dimension,
+            "intervals": self.intervals,
+            "executeStrategy": self.strategy,
+            "callbackUrl": self.callback_url,
+            "modelId": self.model_id,
+            "userId": self.user_id,
             "createTime": to_ms(self.created_at),
             "nextFireTime": None if self.next_fire is None else to_ms(self.next_fire),
-            "firedCount": self.fired, "coalescedCount": self.coalesced, "active": self.active,
+            "firedCount": self.fired,
+            "coalescedCount": self.coalesced,
+            "active": self.active,
             "lastInstanceId": self.last_instance_id,
         }
 
@@ -131,10 +139,20 @@ class SceneEngine:
 
     kind = "scene"
 
-    def __init__(self, catalog: Catalog, clock: Clock, scheduler: Scheduler, ids: IdGenerator, tz: ZoneInfo,
-                 start_run: StartRun, *, catchup_limit: int, firing_budget: int,
-                 on_change: Callable[[Scene], None] | None = None,
-                 on_forget: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        clock: Clock,
+        scheduler: Scheduler,
+        ids: IdGenerator,
+        tz: ZoneInfo,
+        start_run: StartRun,
+        *,
+        catchup_limit: int,
+        firing_budget: int,
+        on_change: Callable[[Scene], None] | None = None,
+        on_forget: Callable[[str], None] | None = None,
+    ) -> None:
         self._catalog, self._clock, self._scheduler, self._ids, self._tz = catalog, clock, scheduler, ids, tz
         self._start_run = start_run
         self._catchup_limit, self._firing_budget = catchup_limit, firing_budget
@@ -182,17 +200,38 @@ class SceneEngine:
             self._arm(scene, scene.next_fire)
 
     # -- scenes -----------------------------------------------------------------------------------
-    def save(self, plan: Plan, form: dict[str, Any], dimension: str, intervals: int, strategy: str,
-             user_id: str, client_id: str, scope: str) -> Scene:
+    def save(
+        self,
+        plan: Plan,
+        form: dict[str, Any],
+        dimension: str,
+        intervals: int,
+        strategy: str,
+        user_id: str,
+        client_id: str,
+        scope: str,
+    ) -> Scene:
         """A new scene from a checked saveTimingParam form, armed for its first firing (under the state lock)."""
         now = self._clock.now()
         try:
             first = fire_time(now, 1, dimension, intervals, self._tz)
         except (ValueError, OverflowError):
             raise ValidationError(f"intervals: {intervals} {dimension} from now is beyond the calendar") from None
-        scene = Scene(self._ids.next(to_ms(now)), plan.id, form["sceneName"], dimension, intervals, strategy,
-                      form["callbackUrl"], form.get("modelVarReq"), user_id, client_id, scope,
-                      plan.workflows[0].model_id, now)
+        scene = Scene(
+            self._ids.next(to_ms(now)),
+            plan.id,
+            form["sceneName"],
+            dimension,
+            intervals,
+            strategy,
+            form["callbackUrl"],
+            form.get("modelVarReq"),
+            user_id,
+            client_id,
+            scope,
+            plan.workflows[0].model_id,
+            now,
+        )
         self.scenes[scene.instance_id] = scene
         self._arm(scene, first)
         self._saved(scene)
@@ -222,8 +261,11 @@ class SceneEngine:
 
     def _arm(self, scene: Scene, due: float | None = None) -> None:
         try:
-            scene.next_fire = due if due is not None else fire_time(scene.created_at, scene.k, scene.dimension,
-                                                                   scene.intervals, self._tz)
+            scene.next_fire = (
+                due
+                if due is not None
+                else fire_time(scene.created_at, scene.k, scene.dimension, scene.intervals, self._tz)
+            )
         except (ValueError, OverflowError):
             scene.active, scene.next_fire = False, None  # the next firing would be past year 9999
             return
@@ -236,8 +278,7 @@ class SceneEngine:
         if self._advancing and (scene.burst >= self._catchup_limit or self._advance_firings >= self._firing_budget):
             # One advance spanned more firings than the catch-up limits allow: skip every firing
             # due up to the advance's target at once, so a year of one-second cycles costs no more.
-            nxt = first_index_after(scene.created_at, self._advance_target, scene.dimension, scene.intervals,
-                                    self._tz)
+            nxt = first_index_after(scene.created_at, self._advance_target, scene.dimension, scene.intervals, self._tz)
             skipped = 1 if scene.strategy == "single" else max(nxt - scene.k, 1)
             scene.coalesced += skipped
             if scene.strategy == "cycle":
@@ -247,8 +288,9 @@ class SceneEngine:
             self._advance_firings += 1
             plan = self._catalog.plans[scene.plan_id]
             inputs = resolve_inputs(plan, scene.model_var_req)
-            run = self._start_run(plan, scene.user_id, scene.client_id, scene.callback_url, inputs, at,
-                                  scene.instance_id)
+            run = self._start_run(
+                plan, scene.user_id, scene.client_id, scene.callback_url, inputs, at, scene.instance_id
+            )
             scene.fired += 1
             scene.last_instance_id = run.instance_id
         if scene.strategy == "single":

@@ -85,9 +85,17 @@ class EventLoop:
     # and a request waits for at most one batch.
     BATCH = 64
 
-    def __init__(self, clock: Clock, scheduler: Scheduler, inflight: Callable[[], list[Future[None]]],
-                 lock: StateLock, on_error: Callable[[BaseException], None] | None = None,
-                 each_round: Callable[[], None] | None = None, max_wait: float = 0.5, gather: float = 0.0) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        scheduler: Scheduler,
+        inflight: Callable[[], list[Future[None]]],
+        lock: StateLock,
+        on_error: Callable[[BaseException], None] | None = None,
+        each_round: Callable[[], None] | None = None,
+        max_wait: float = 0.5,
+        gather: float = 0.0,
+    ) -> None:
         self._clock, self._scheduler, self._inflight, self._lock = clock, scheduler, inflight, lock
         self._process = threading.Lock()  # one runner at a time: the ticker or an advance
         self._stop = threading.Event()

@@ -24,8 +24,14 @@ class StoreSync:
     one; and one process at a time, the leader, holds the lease that lets it schedule and send callbacks.
     """
 
-    def __init__(self, store: Store, components: Components, scheduler: Scheduler,
-                 on_leader: Callable[[bool], None], poll_interval: float) -> None:
+    def __init__(
+        self,
+        store: Store,
+        components: Components,
+        scheduler: Scheduler,
+        on_leader: Callable[[bool], None],
+        poll_interval: float,
+    ) -> None:
         self.store, self._components, self._scheduler = store, components, scheduler
         self.shared = store.shared
         self.lock = StateLock(self._begin, store.commit) if self.shared else StateLock()

@@ -29,8 +29,10 @@ def guard() -> None:
     forwarded = [name for name in _PROXY_HEADERS if name in request.headers]
     if forwarded:
         # A reverse proxy on this host makes every remote client look like loopback: only a token can tell.
-        raise AuthError(f"admin API: request came through a proxy ({', '.join(forwarded)} header); "
-                        "start dpa-mock with --admin-token and send X-Admin-Token to use it through one")
+        raise AuthError(
+            f"admin API: request came through a proxy ({', '.join(forwarded)} header); "
+            "start dpa-mock with --admin-token and send X-Admin-Token to use it through one"
+        )
     try:
         address = ipaddress.ip_address((request.remote_addr or "").split("%")[0])
     except ValueError:
@@ -49,8 +51,13 @@ def _admin(op_id: str):  # type: ignore[no-untyped-def]  # a decorator factory; 
 def clock_info() -> dict[str, Any]:
     p = current_platform()
     now = p.now()
-    return {"mode": p.clock.mode, "now": now, "nowMs": to_ms(now), "offset": getattr(p.clock, "offset", 0.0),
-            "timezone": p.settings.timezone}
+    return {
+        "mode": p.clock.mode,
+        "now": now,
+        "nowMs": to_ms(now),
+        "offset": getattr(p.clock, "offset", 0.0),
+        "timezone": p.settings.timezone,
+    }
 
 
 @_admin("adminReset")
@@ -119,9 +126,14 @@ def list_faults(**_: Any) -> Response:
 def add_fault(body: dict[str, Any], **_: Any) -> Response:
     for name in ("latencyMs", "latency_ms", "delayMs"):  # the field and its aliases
         latency = body.get(name)
-        if isinstance(latency, (int, float)) and not isinstance(latency, bool) and not 0 <= latency <= MAX_FAULT_LATENCY_MS:
-            raise ValidationError(f"{name}: must be between 0 and {MAX_FAULT_LATENCY_MS} (a delay holds a server "
-                                  f"thread), got {latency:g}")
+        if (
+            isinstance(latency, (int, float))
+            and not isinstance(latency, bool)
+            and not 0 <= latency <= MAX_FAULT_LATENCY_MS
+        ):
+            raise ValidationError(
+                f"{name}: must be between 0 and {MAX_FAULT_LATENCY_MS} (a delay holds a server thread), got {latency:g}"
+            )
     return ok(current_platform().faults.add(body).to_dict())
 
 

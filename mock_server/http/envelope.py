@@ -50,9 +50,13 @@ class Policy:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._kinds = {UNKNOWN_PLAN: settings.unknown_plan_code, UNKNOWN_INSTANCE: settings.unknown_instance_code,
-                       VALIDATION: settings.validation_code, BAD_TOKEN: settings.bad_token_code,
-                       CODE_REUSE: settings.code_reuse_code}
+        self._kinds = {
+            UNKNOWN_PLAN: settings.unknown_plan_code,
+            UNKNOWN_INSTANCE: settings.unknown_instance_code,
+            VALIDATION: settings.validation_code,
+            BAD_TOKEN: settings.bad_token_code,
+            CODE_REUSE: settings.code_reuse_code,
+        }
         self._statuses = {code: self._status(code) for code in (*_HTTP_CODES, 997, 998, 999, 405)}
         self._error_data = settings.error_data != "absent"
 
@@ -116,12 +120,17 @@ def envelope_bytes(code: int, message: str, data: Any = None) -> bytes:
     return jsonbytes.dumps({"code": code, "message": message, "data": data})
 
 
-def envelope(code: int, message: str, data: Any = None, *, status: int | None = None,
-             headers: dict[str, str] | None = None) -> Response:
+def envelope(
+    code: int, message: str, data: Any = None, *, status: int | None = None, headers: dict[str, str] | None = None
+) -> Response:
     g.dpa_code = code  # for the request journal
     rules = policy()
-    return Response(rules.body(code, message, data, request.path), status=rules.status(code) if status is None
-                    else status, content_type="application/json; charset=utf-8", headers=headers)
+    return Response(
+        rules.body(code, message, data, request.path),
+        status=rules.status(code) if status is None else status,
+        content_type="application/json; charset=utf-8",
+        headers=headers,
+    )
 
 
 def ok(data: Any, message: str | None = None, *, oauth: bool = False) -> Response:
@@ -137,9 +146,12 @@ def _http_error(exc: HTTPException) -> Response:
         code, status, allow = rules.wrong_method()
         if request.path.startswith(ADMIN_PREFIX):  # the emulator's own API keeps its own answer
             code, status, allow = NOT_FOUND, 200 if rules.settings.http_status == "always200" else 405, True
-        return envelope(code, f"method {request.method} is not supported on {request.path}; "
-                        f"allowed: {', '.join(allowed)}", status=status,
-                        headers={"Allow": ", ".join(allowed)} if allow else None)
+        return envelope(
+            code,
+            f"method {request.method} is not supported on {request.path}; allowed: {', '.join(allowed)}",
+            status=status,
+            headers={"Allow": ", ".join(allowed)} if allow else None,
+        )
     if isinstance(exc, NotFound):
         return unknown_path_envelope()
     code, message, _ = http_error_parts(exc, request.path, rules)

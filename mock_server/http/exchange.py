@@ -12,8 +12,20 @@ from mock_server.domain.clock import to_ms
 from mock_server.domain.platform import Platform
 
 access_log = logging.getLogger("dpa_mock.access")
-SECRET_KEYS = frozenset({"client_secret", "code", "access_token", "refresh_token", "password", "token",
-                         "authorization", "secret", "jwt_secret", "admin_token"})
+SECRET_KEYS = frozenset(
+    {
+        "client_secret",
+        "code",
+        "access_token",
+        "refresh_token",
+        "password",
+        "token",
+        "authorization",
+        "secret",
+        "jwt_secret",
+        "admin_token",
+    }
+)
 MASK = "***"
 _NORMALISED = frozenset(k.replace("_", "") for k in SECRET_KEYS)
 _KEY_PARTS = re.compile(r"[\[\].]+")
@@ -23,8 +35,7 @@ def is_secret_key(key: object) -> bool:
     """`client_secret`, `Client-Secret`, `clientSecret`, `form[client_secret]`: all one secret field."""
     if not isinstance(key, str):
         return False
-    return any(part.lower().replace("_", "").replace("-", "") in _NORMALISED
-               for part in _KEY_PARTS.split(key) if part)
+    return any(part.lower().replace("_", "").replace("-", "") in _NORMALISED for part in _KEY_PARTS.split(key) if part)
 
 
 def redact(values: Any) -> Any:
@@ -57,15 +68,34 @@ def opaque(data: bytes) -> str:
     return f"<{len(data)} bytes, not parsed; sha256 {hashlib.sha256(data).hexdigest()[:16]}>"
 
 
-def record_exchange(platform: Platform, log_requests: bool, *, method: str, path: str, query: dict[str, Any],
-                    status: int, code: int | None, elapsed_ms: float, body: Any, remote_addr: str | None) -> None:
+def record_exchange(
+    platform: Platform,
+    log_requests: bool,
+    *,
+    method: str,
+    path: str,
+    query: dict[str, Any],
+    status: int,
+    code: int | None,
+    elapsed_ms: float,
+    body: Any,
+    remote_addr: str | None,
+) -> None:
     """Journal and log one answered request; `query` and `body` must already be redacted."""
     # Admin reads (the dashboard polls them every second) would push real traffic out of the window.
     if not (method == "GET" and path.startswith("/__admin")):
-        platform.journal.record({
-            "at": to_ms(platform.clock.now()), "method": method, "path": path, "query": query,
-            "status": status, "code": code, "durationMs": round(elapsed_ms, 3), "body": body,
-        })
+        platform.journal.record(
+            {
+                "at": to_ms(platform.clock.now()),
+                "method": method,
+                "path": path,
+                "query": query,
+                "status": status,
+                "code": code,
+                "durationMs": round(elapsed_ms, 3),
+                "body": body,
+            }
+        )
     if log_requests:
         target = path + ("?" + urlencode(query, safe="*") if query else "")  # secrets as *** too
         access_log.info("%s %s %s -> %s code=%s %.1fms", remote_addr, method, target, status, code, elapsed_ms)

@@ -40,17 +40,34 @@ class FastLane:
     def answer(self, environ: dict[str, Any]) -> Answer | None:
         """The answer to a request this door takes (journalled); None for Flask to answer."""
         method, path = environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "")
-        picked = self.ordinary(method, path, get_host(environ), environ.get("CONTENT_TYPE", ""),
-                               environ.get("CONTENT_LENGTH"), "HTTP_TRANSFER_ENCODING" in environ)
+        picked = self.ordinary(
+            method,
+            path,
+            get_host(environ),
+            environ.get("CONTENT_TYPE", ""),
+            environ.get("CONTENT_LENGTH"),
+            "HTTP_TRANSFER_ENCODING" in environ,
+        )
         if picked is None:
             return None
         op, params, mimetype, length = picked
         body = environ["wsgi.input"].read(length) if length else b""
-        return self.run(op, params, method, path, environ.get("QUERY_STRING", ""),
-                        environ.get("HTTP_AUTHORIZATION", ""), mimetype, length, body, environ.get("REMOTE_ADDR"))
+        return self.run(
+            op,
+            params,
+            method,
+            path,
+            environ.get("QUERY_STRING", ""),
+            environ.get("HTTP_AUTHORIZATION", ""),
+            mimetype,
+            length,
+            body,
+            environ.get("REMOTE_ADDR"),
+        )
 
-    def ordinary(self, method: str, path: str, host: str, content_type: str, length_text: str | None,
-                 chunked: bool) -> tuple[Operation, dict[str, str], str, int | None] | None:
+    def ordinary(
+        self, method: str, path: str, host: str, content_type: str, length_text: str | None, chunked: bool
+    ) -> tuple[Operation, dict[str, str], str, int | None] | None:
         """(operation, path parameters, mimetype, body length) of a request this door takes, else None."""
         if chunked or not path.isascii():
             return None
@@ -77,13 +94,23 @@ class FastLane:
             return None
         return route[0], route[1], mimetype, length
 
-    def run(self, op: Operation, params: dict[str, str], method: str, path: str, query_string: str,
-            authorization: str, mimetype: str, length: int | None, body: bytes, remote_addr: str | None) -> Answer:
+    def run(
+        self,
+        op: Operation,
+        params: dict[str, str],
+        method: str,
+        path: str,
+        query_string: str,
+        authorization: str,
+        mimetype: str,
+        length: int | None,
+        body: bytes,
+        remote_addr: str | None,
+    ) -> Answer:
         def form() -> MultiDict[str, str]:
             return urlencoded_form(body) if mimetype == FORM_TYPES[0] else MultiDict()
 
-        call = Call(method, path, query_string, authorization, mimetype, length, False, remote_addr,
-                    lambda: body, form)
+        call = Call(method, path, query_string, authorization, mimetype, length, False, remote_addr, lambda: body, form)
         return self.pipeline.run(op, params, call)
 
     def _host_ok(self, host: str) -> bool:

@@ -38,8 +38,14 @@ class Gate:
     """An RSGI application serving a WSGI app: the body is awaited (at most `read_timeout` seconds, at most
     `max_body_bytes`), then the app runs on its own pool of `threads` threads, or inline for a plain read."""
 
-    def __init__(self, app: WSGIApp, settings: Settings, faults_pending: Callable[[], bool] = lambda: False,
-                 lane: FastLane | None = None, platform: Platform | None = None) -> None:
+    def __init__(
+        self,
+        app: WSGIApp,
+        settings: Settings,
+        faults_pending: Callable[[], bool] = lambda: False,
+        lane: FastLane | None = None,
+        platform: Platform | None = None,
+    ) -> None:
         self.app = app
         self.settings = settings
         self._policy = Policy(settings)
@@ -60,8 +66,12 @@ class Gate:
             return
         try:
             answer = None
-            if self._lane is not None and not self._faults_pending() \
-                    and len(headers.get_all("authorization")) < 2 and len(headers.get_all("content-type")) < 2:
+            if (
+                self._lane is not None
+                and not self._faults_pending()
+                and len(headers.get_all("authorization")) < 2
+                and len(headers.get_all("content-type")) < 2
+            ):
                 # Two such headers are one comma-joined value to Flask: its door words that.
                 fast = self._fast_call(scope, headers, body)
                 # Right here on the event loop with one app thread (no thread hop), unless a shared store's
@@ -71,15 +81,20 @@ class Gate:
                 else:
                     answer = await asyncio.get_running_loop().run_in_executor(self._pool, self._fast, *fast)
             if answer is not None:
-                self._respond(scope, protocol, answer.status, [_JSON, ("content-length", str(len(answer.body)))],
-                              answer.body)
+                self._respond(
+                    scope, protocol, answer.status, [_JSON, ("content-length", str(len(answer.body)))], answer.body
+                )
                 return
             environ = _environ(scope, headers, body)
             # A plain read runs right here, on the event loop: the fastest way (no thread hop), and it is quick.
             # Anything that may take long (a write, an advance, a fault's latency) runs on the app's threads,
             # so the loop keeps receiving other clients' bodies and timing out stalled ones meanwhile.
-            if self.settings.threads == 1 and not body and scope.method in ("GET", "HEAD") \
-                    and not self._faults_pending():
+            if (
+                self.settings.threads == 1
+                and not body
+                and scope.method in ("GET", "HEAD")
+                and not self._faults_pending()
+            ):
                 status, out_headers, chunks = _call(self.app, environ)
             else:
                 loop = asyncio.get_running_loop()
@@ -93,13 +108,30 @@ class Gate:
     @staticmethod
     def _fast_call(scope: Any, headers: Any, body: bytes) -> tuple[Any, ...]:
         """What the fast door reads of a request, taken from granian's scope on the event loop."""
-        return (scope.method, _latin1(scope.path), _latin1(headers.get("host") or scope.server),
-                _latin1(headers.get("content-type") or ""), "content-length" in headers, body,
-                _latin1(scope.query_string), _latin1(headers.get("authorization") or ""),
-                scope.client.rpartition(":")[0].strip("[]"))
+        return (
+            scope.method,
+            _latin1(scope.path),
+            _latin1(headers.get("host") or scope.server),
+            _latin1(headers.get("content-type") or ""),
+            "content-length" in headers,
+            body,
+            _latin1(scope.query_string),
+            _latin1(headers.get("authorization") or ""),
+            scope.client.rpartition(":")[0].strip("[]"),
+        )
 
-    def _fast(self, method: str, path: str, host: str, content_type: str, announced: bool, body: bytes,
-              query_string: str, authorization: str, remote_addr: str) -> Answer | None:
+    def _fast(
+        self,
+        method: str,
+        path: str,
+        host: str,
+        content_type: str,
+        announced: bool,
+        body: bytes,
+        query_string: str,
+        authorization: str,
+        remote_addr: str,
+    ) -> Answer | None:
         """The fast door's answer to an ordinary request (FastLane.ordinary), else None for Flask's door. A
         chunked body was received whole: the door sees a plain one."""
         assert self._lane is not None
@@ -107,8 +139,18 @@ class Gate:
         if picked is None:
             return None
         op, params, mimetype, length = picked
-        return self._lane.run(op, params, method, path, query_string, authorization, mimetype,
-                              length if announced or body else None, body, remote_addr)
+        return self._lane.run(
+            op,
+            params,
+            method,
+            path,
+            query_string,
+            authorization,
+            mimetype,
+            length if announced or body else None,
+            body,
+            remote_addr,
+        )
 
     @staticmethod
     def _respond(scope: Any, protocol: Any, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
@@ -132,8 +174,10 @@ class Gate:
                 raise BodyRefused(f"Content-Length {length_text!r} is not a number") from None
             if announced > self.settings.max_body_bytes:
                 # Never read: a client announcing megabytes is answered before it sends them.
-                raise BodyRefused(f"request body is larger than the {self.settings.max_body_bytes}-byte limit "
-                                  f"(max_body_bytes); Content-Length was {announced}")
+                raise BodyRefused(
+                    f"request body is larger than the {self.settings.max_body_bytes}-byte limit "
+                    f"(max_body_bytes); Content-Length was {announced}"
+                )
         try:
             # A chunked body has no length to refuse up front: it is counted as it arrives instead.
             receiving = self._chunks(protocol) if chunked else protocol()
@@ -141,17 +185,26 @@ class Gate:
         except BodyRefused:
             raise
         except TimeoutError:
-            log.warning("closed %s: %s %s body not received within read_timeout=%gs", scope.client, scope.method,
-                        scope.path, self.settings.read_timeout)
-            raise BodyRefused(f"request body not received within {self.settings.read_timeout:g} s "
-                              "(read_timeout); the connection is closed") from None
+            log.warning(
+                "closed %s: %s %s body not received within read_timeout=%gs",
+                scope.client,
+                scope.method,
+                scope.path,
+                self.settings.read_timeout,
+            )
+            raise BodyRefused(
+                f"request body not received within {self.settings.read_timeout:g} s "
+                "(read_timeout); the connection is closed"
+            ) from None
         except Exception as exc:  # noqa: BLE001 - granian's ProtocolClosed/Error: the client left mid-body
-            log.warning("closed %s: %s %s body incomplete (%s)", scope.client, scope.method, scope.path,
-                        type(exc).__name__)
+            log.warning(
+                "closed %s: %s %s body incomplete (%s)", scope.client, scope.method, scope.path, type(exc).__name__
+            )
             raise BodyRefused("request body ended before its Content-Length; nothing was processed") from None
         if len(body) > self.settings.max_body_bytes:
-            raise BodyRefused(f"request body is larger than the {self.settings.max_body_bytes}-byte limit "
-                              "(max_body_bytes)")
+            raise BodyRefused(
+                f"request body is larger than the {self.settings.max_body_bytes}-byte limit (max_body_bytes)"
+            )
         if length_text is not None and not chunked and len(body) != int(length_text):
             raise BodyRefused("request body ended before its Content-Length; nothing was processed")
         return body
@@ -161,8 +214,9 @@ class Gate:
         async for chunk in protocol:
             size += len(chunk)
             if size > self.settings.max_body_bytes:
-                raise BodyRefused(f"request body is larger than the {self.settings.max_body_bytes}-byte limit "
-                                  "(max_body_bytes)")
+                raise BodyRefused(
+                    f"request body is larger than the {self.settings.max_body_bytes}-byte limit (max_body_bytes)"
+                )
             parts.append(chunk)
         return b"".join(parts)
 
@@ -170,20 +224,36 @@ class Gate:
         code = self._policy.kind_code(VALIDATION, scope.path, 400)
         status = self._policy.status(code)
         with contextlib.suppress(Exception):  # the client is gone: there is no one to answer
-            protocol.response_bytes(status, [_JSON, ("connection", "close")],
-                                    self._policy.body(code, message, None, scope.path))
+            protocol.response_bytes(
+                status, [_JSON, ("connection", "close")], self._policy.body(code, message, None, scope.path)
+            )
         if self._platform is not None:
             try:
                 query = redact(decode_query(_latin1(scope.query_string)).to_dict())
             except DomainError:
                 query = {}
-            record_exchange(self._platform, self.settings.log_requests, method=scope.method, path=scope.path,
-                            query=query, status=status, code=code, elapsed_ms=(time.perf_counter() - started) * 1000,
-                            body=f"<not received: {message}>", remote_addr=scope.client.rpartition(":")[0])
+            record_exchange(
+                self._platform,
+                self.settings.log_requests,
+                method=scope.method,
+                path=scope.path,
+                query=query,
+                status=status,
+                code=code,
+                elapsed_ms=(time.perf_counter() - started) * 1000,
+                body=f"<not received: {message}>",
+                remote_addr=scope.client.rpartition(":")[0],
+            )
 
 
-_BASE: dict[str, Any] = {"SCRIPT_NAME": "", "wsgi.version": (1, 0), "wsgi.errors": sys.stderr,
-                         "wsgi.multithread": True, "wsgi.multiprocess": False, "wsgi.run_once": False}
+_BASE: dict[str, Any] = {
+    "SCRIPT_NAME": "",
+    "wsgi.version": (1, 0),
+    "wsgi.errors": sys.stderr,
+    "wsgi.multithread": True,
+    "wsgi.multiprocess": False,
+    "wsgi.run_once": False,
+}
 _KEYS: dict[str, str] = {"content-type": "CONTENT_TYPE", "content-length": "CONTENT_LENGTH"}
 _SERVERS: dict[str, tuple[str, str]] = {}
 
@@ -205,12 +275,20 @@ def _environ(scope: Any, headers: Any, body: bytes) -> dict[str, Any]:
     server = _server(scope.server)
     client_host, _, client_port = scope.client.rpartition(":")
     environ = _BASE.copy()
-    environ.update({
-        "REQUEST_METHOD": scope.method, "PATH_INFO": _latin1(scope.path), "QUERY_STRING": _latin1(scope.query_string),
-        "SERVER_NAME": server[0], "SERVER_PORT": server[1], "SERVER_PROTOCOL": "HTTP/" + scope.http_version,
-        "REMOTE_ADDR": client_host.strip("[]"), "REMOTE_PORT": client_port, "wsgi.url_scheme": scope.scheme,
-        "wsgi.input": io.BytesIO(body),
-    })
+    environ.update(
+        {
+            "REQUEST_METHOD": scope.method,
+            "PATH_INFO": _latin1(scope.path),
+            "QUERY_STRING": _latin1(scope.query_string),
+            "SERVER_NAME": server[0],
+            "SERVER_PORT": server[1],
+            "SERVER_PROTOCOL": "HTTP/" + scope.http_version,
+            "REMOTE_ADDR": client_host.strip("[]"),
+            "REMOTE_PORT": client_port,
+            "wsgi.url_scheme": scope.scheme,
+            "wsgi.input": io.BytesIO(body),
+        }
+    )
     for name, value in headers.items():
         key = _KEYS.get(name)
         if key is None:

@@ -19,9 +19,15 @@ def authorize(platform: Platform, _principal: Any, query: dict[str, Any], _body:
 
 
 @vendor_operation(bp, vendor_contract(), "getToken", oauth=True)
-def token(platform: Platform, _principal: Any, _query: dict[str, Any], body: dict[str, Any],
-          _path: dict[str, str]) -> Any:
+def token(
+    platform: Platform, _principal: Any, _query: dict[str, Any], body: dict[str, Any], _path: dict[str, str]
+) -> Any:
     user_id = body.get("user_id")
-    access = platform.oauth.token(body["code"], body["client_id"], body["client_secret"], body["grant_type"],
-                                  None if user_id in (None, "") else str(user_id))
+    access = platform.oauth.token(
+        body["code"],
+        body["client_id"],
+        body["client_secret"],
+        body["grant_type"],
+        None if user_id in (None, "") else str(user_id),
+    )
     return {"token_type": "Bearer", "access_token": access}

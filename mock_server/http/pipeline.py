@@ -117,11 +117,12 @@ def check_form_keys(form: MultiDict[str, str], limits: JsonLimits) -> None:
     for key, values in form.lists():
         count += len(values)
         if count > limits.values:
-            raise LimitExceeded(f"form body: more than the limit of {limits.values} fields "
-                                "(setting json_max_values)")
+            raise LimitExceeded(f"form body: more than the limit of {limits.values} fields (setting json_max_values)")
         if key.count("[") + key.count(".") >= limits.depth:
-            raise LimitExceeded(f"form body: the key {key[:40]!r}... nests deeper than the limit of {limits.depth} "
-                                "levels (setting json_max_depth)")
+            raise LimitExceeded(
+                f"form body: the key {key[:40]!r}... nests deeper than the limit of {limits.depth} "
+                "levels (setting json_max_depth)"
+            )
 
 
 def urlencoded_form(data: bytes) -> MultiDict[str, str]:
@@ -129,8 +130,7 @@ def urlencoded_form(data: bytes) -> MultiDict[str, str]:
     return FormDataParser(cls=MultiDict).parse(io.BytesIO(data), FORM_TYPES[0], len(data), {})[1]
 
 
-def read_body(op: Operation, call: Call, limits: JsonLimits, seen: Seen,
-              defaults: dict[str, Any] | None = None) -> Any:
+def read_body(op: Operation, call: Call, limits: JsonLimits, seen: Seen, defaults: dict[str, Any] | None = None) -> Any:
     """The request body as the operation's schema sees it, or a 400 naming what is wrong; `defaults` fill
     fields a JSON object body leaves out, before the check."""
     if not op.bodies:
@@ -148,8 +148,7 @@ def read_body(op: Operation, call: Call, limits: JsonLimits, seen: Seen,
     if accepted & set(FORM_TYPES):
         accepted |= set(FORM_TYPES)
     if media not in accepted:
-        raise ValidationError(f"Content-Type {media or '(none)'!r} is not supported here; "
-                              f"use {' or '.join(op.bodies)}")
+        raise ValidationError(f"Content-Type {media or '(none)'!r} is not supported here; use {' or '.join(op.bodies)}")
     if media in FORM_TYPES:
         schema_media = next(m for m in op.bodies if m in FORM_TYPES)
         form = call.form() or MultiDict()
@@ -287,7 +286,15 @@ class Pipeline:
     # -- journal and access log ----------------------------------------------------------------------
     def journal(self, call: Call, seen: Seen, status: int, code: int | None) -> None:
         query = {} if seen.args is None else redact(seen.args.to_dict())
-        record_exchange(self.platform, self.settings.log_requests, method=call.method, path=call.path,
-                        query=query, status=status, code=code,
-                        elapsed_ms=(time.perf_counter() - call.started) * 1000,
-                        body=journal_body(call, seen, self.limits), remote_addr=call.remote_addr)
+        record_exchange(
+            self.platform,
+            self.settings.log_requests,
+            method=call.method,
+            path=call.path,
+            query=query,
+            status=status,
+            code=code,
+            elapsed_ms=(time.perf_counter() - call.started) * 1000,
+            body=journal_body(call, seen, self.limits),
+            remote_addr=call.remote_addr,
+        )

@@ -15,12 +15,14 @@ bp = Blueprint("plans", __name__)
 
 
 @vendor_operation(bp, vendor_contract(), "listPlans")
-def list_plans(platform: Platform, principal: Principal, _query: dict[str, Any], _body: Any,
-               _path: dict[str, str]) -> Any:
+def list_plans(
+    platform: Platform, principal: Principal, _query: dict[str, Any], _body: Any, _path: dict[str, str]
+) -> Any:
     return platform.list_plans(principal)
 
 
 @vendor_operation(bp, vendor_contract(), "queryModelByPlanId")
-def query_models(platform: Platform, principal: Principal, _query: dict[str, Any], body: dict[str, Any],
-                 _path: dict[str, str]) -> Any:
+def query_models(
+    platform: Platform, principal: Principal, _query: dict[str, Any], body: dict[str, Any], _path: dict[str, str]
+) -> Any:
     return platform.models(principal, body["processPlanId"])

@@ -37,10 +37,19 @@ def json_limits() -> JsonLimits:
 
 def flask_call() -> Call:
     """Flask's request as the pipeline sees it."""
-    return Call(request.method, request.path, request.environ.get("QUERY_STRING", ""),
-                request.headers.get("Authorization", ""), request.mimetype or "", request.content_length,
-                "Transfer-Encoding" in request.headers, request.remote_addr,
-                lambda: request.get_data(cache=True), lambda: request.form, g.get("dpa_started") or time.perf_counter())
+    return Call(
+        request.method,
+        request.path,
+        request.environ.get("QUERY_STRING", ""),
+        request.headers.get("Authorization", ""),
+        request.mimetype or "",
+        request.content_length,
+        "Transfer-Encoding" in request.headers,
+        request.remote_addr,
+        lambda: request.get_data(cache=True),
+        lambda: request.form,
+        g.get("dpa_started") or time.perf_counter(),
+    )
 
 
 def read_body(op: Operation, defaults: dict[str, Any] | None = None) -> Any:
@@ -53,9 +62,14 @@ def read_body(op: Operation, defaults: dict[str, Any] | None = None) -> Any:
             g.dpa_body = seen.body
 
 
-def vendor_operation(bp: Blueprint, contract: Contract, op_id: str, *, oauth: bool = False,
-                     body_defaults: Callable[[Settings, dict[str, str]], dict[str, Any]] | None = None,
-                     ) -> Callable[[Domain], Domain]:
+def vendor_operation(
+    bp: Blueprint,
+    contract: Contract,
+    op_id: str,
+    *,
+    oauth: bool = False,
+    body_defaults: Callable[[Settings, dict[str, str]], dict[str, Any]] | None = None,
+) -> Callable[[Domain], Domain]:
     """Register a vendor operation's domain step for the pipeline, and Flask's door to it at the operation's
     path(s) (the single-slash form of a `//` path unless registered with `single_slash=False`)."""
     op = contract.operations[op_id]
@@ -81,14 +95,19 @@ def _route(bp: Blueprint, op: Operation, view: Callable[..., Any]) -> None:
 
     def register(state: BlueprintSetupState) -> None:
         for rule in op.rules if state.options.get("single_slash", True) else op.rules[:1]:
-            state.add_url_rule(rule, op.id, view, methods=[op.method], merge_slashes=False,
-                               provide_automatic_options=False)
+            state.add_url_rule(
+                rule, op.id, view, methods=[op.method], merge_slashes=False, provide_automatic_options=False
+            )
 
     bp.record(register)
 
 
-def operation(bp: Blueprint, contract: Contract, op_id: str, guard: Callable[[], Any] | None = None,
-              ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def operation(
+    bp: Blueprint,
+    contract: Contract,
+    op_id: str,
+    guard: Callable[[], Any] | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """An admin API view at the operation's path(s), called with principal, query, body and path params."""
     op = contract.operations[op_id]
 

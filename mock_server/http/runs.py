@@ -23,12 +23,14 @@ def _plan_id_from_path(settings: Settings, path: dict[str, str]) -> dict[str, An
 
 
 @vendor_operation(bp, vendor_contract(), "executePlan", body_defaults=_plan_id_from_path)
-def execute(platform: Platform, principal: Principal, _query: dict[str, Any], body: dict[str, Any],
-            path: dict[str, str]) -> Any:
+def execute(
+    platform: Platform, principal: Principal, _query: dict[str, Any], body: dict[str, Any], path: dict[str, str]
+) -> Any:
     return platform.execute(principal, path["processPlanId"], body)
 
 
 @vendor_operation(bp, vendor_contract(), "queryPlanRunOutParam")
-def out_params(platform: Platform, principal: Principal, query: dict[str, Any], _body: Any,
-               _path: dict[str, str]) -> Any:
+def out_params(
+    platform: Platform, principal: Principal, query: dict[str, Any], _body: Any, _path: dict[str, str]
+) -> Any:
     return platform.out_params(principal, query["processPlanId"], query["planInstanceId"])

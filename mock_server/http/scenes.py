@@ -15,6 +15,7 @@ bp = Blueprint("scenes", __name__)
 
 
 @vendor_operation(bp, vendor_contract(), "saveTimingParam")
-def save_timing_param(platform: Platform, principal: Principal, _query: dict[str, Any], body: dict[str, Any],
-                      _path: dict[str, str]) -> Any:
+def save_timing_param(
+    platform: Platform, principal: Principal, _query: dict[str, Any], body: dict[str, Any], _path: dict[str, str]
+) -> Any:
     return platform.save_scene(principal, body)

@@ -23,8 +23,17 @@ SPEC_DIR = Path(__file__).resolve().parent.parent / "_data" / "openapi"
 VENDOR_SPEC = SPEC_DIR / "dpa-platform.yaml"
 ADMIN_SPEC = SPEC_DIR / "admin.yaml"
 _METHODS = ("get", "post", "put", "patch", "delete")
-_NOT_JSON_SCHEMA = ("example", "examples", "xml", "discriminator", "readOnly", "writeOnly", "deprecated",
-                    "externalDocs", "nullable")
+_NOT_JSON_SCHEMA = (
+    "example",
+    "examples",
+    "xml",
+    "discriminator",
+    "readOnly",
+    "writeOnly",
+    "deprecated",
+    "externalDocs",
+    "nullable",
+)
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
@@ -48,8 +57,10 @@ def _deref(node: Any, root: dict[str, Any], names: bool = False) -> Any:
 
 
 def _message(error: jsonschema.ValidationError, prefix: str = "") -> str:
-    path = prefix + "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i or prefix else str(p))
-                            for i, p in enumerate(error.absolute_path))
+    path = prefix + "".join(
+        f"[{p}]" if isinstance(p, int) else (f".{p}" if i or prefix else str(p))
+        for i, p in enumerate(error.absolute_path)
+    )
     if error.validator == "required":
         missing = [r for r in error.validator_value if isinstance(error.instance, dict) and r not in error.instance]
         name = missing[0] if missing else error.validator_value[0]
@@ -69,8 +80,18 @@ def _problem_without_value(error: jsonschema.ValidationError) -> str:
     rule, expected = error.validator, error.validator_value
     if rule == "type":
         return f"must be of type {expected if isinstance(expected, str) else ' or '.join(expected)}"
-    if rule in ("minLength", "maxLength", "minItems", "maxItems", "minimum", "maximum", "pattern", "format",
-                "minProperties", "maxProperties"):
+    if rule in (
+        "minLength",
+        "maxLength",
+        "minItems",
+        "maxItems",
+        "minimum",
+        "maximum",
+        "pattern",
+        "format",
+        "minProperties",
+        "maxProperties",
+    ):
         return f"does not meet {rule} {expected!r}"
     if rule == "additionalProperties":
         return error.message  # names the unexpected field names, never values
@@ -169,15 +190,23 @@ class Contract:
                     continue
                 op = item[method]
                 security = op.get("security", global_security)
-                operation = Operation(op["operationId"], method.upper(), spec_path,
-                                      secured=bool(security) and all(bool(req) for req in security))
+                operation = Operation(
+                    op["operationId"],
+                    method.upper(),
+                    spec_path,
+                    secured=bool(security) and all(bool(req) for req in security),
+                )
                 params = [_deref(p, self.document) for p in [*shared, *op.get("parameters", [])]]
                 query = {p["name"]: p.get("schema", {}) for p in params if p["in"] == "query"}
                 if query:
                     operation.query = query
-                    operation.query_schema = RequestSchema({
-                        "type": "object", "properties": query,
-                        "required": [p["name"] for p in params if p["in"] == "query" and p.get("required")]})
+                    operation.query_schema = RequestSchema(
+                        {
+                            "type": "object",
+                            "properties": query,
+                            "required": [p["name"] for p in params if p["in"] == "query" and p.get("required")],
+                        }
+                    )
                 body = _deref(op.get("requestBody"), self.document)
                 if body:
                     operation.body_required = bool(body.get("required"))
@@ -229,8 +258,9 @@ def _listify(node: Any) -> Any:
     return node
 
 
-def form_to_dict(form: MultiDict[str, str], schema: dict[str, Any],
-                 parse_json: Callable[[str], Any] = json.loads) -> dict[str, Any]:
+def form_to_dict(
+    form: MultiDict[str, str], schema: dict[str, Any], parse_json: Callable[[str], Any] = json.loads
+) -> dict[str, Any]:
     """Read a form body per its schema: JSON-string fields, repeated keys and `a[0].b` keys all accepted."""
     props = schema.get("properties", {})
     flat: dict[str, Any] = {}
@@ -270,4 +300,3 @@ def _decode_structured(key: str, values: list[str], kind: str, parse_json: Calla
             return decoded[0]
         return decoded
     return decoded[0]
-

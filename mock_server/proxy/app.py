@@ -67,8 +67,7 @@ class Lanes:
         """Yields whether a thread may wait in `lane` now (False: the lane is full; answer without waiting)."""
         keys = [lane] + ([f"receiver {receiver}"] if receiver else [])
         with self._lock:
-            free = self._busy[lane] < self.limits[lane] and (
-                not receiver or self._busy[keys[1]] < self.per_receiver)
+            free = self._busy[lane] < self.limits[lane] and (not receiver or self._busy[keys[1]] < self.per_receiver)
             if free:
                 self._busy.update(keys)
         try:
@@ -115,12 +114,19 @@ class ProxyApp:
             return self._forward(environ, path, method, start_response)
         except Exception:  # never a stack trace to the client; the log has it
             log.exception("proxy error on %s %s", method, self.secrets.text(path))
-            return _reply(start_response, 502, "application/json",
-                          json.dumps({"code": 500, "message": "dpa-mock proxy: internal error (see its log)",
-                                      "data": None}).encode())
+            return _reply(
+                start_response,
+                502,
+                "application/json",
+                json.dumps(
+                    {"code": 500, "message": "dpa-mock proxy: internal error (see its log)", "data": None}
+                ).encode(),
+            )
 
     # -- vendor calls -----------------------------------------------------------------------------
-    def _forward(self, environ: dict[str, Any], path: str, method: str, start_response: StartResponse) -> Iterable[bytes]:
+    def _forward(
+        self, environ: dict[str, Any], path: str, method: str, start_response: StartResponse
+    ) -> Iterable[bytes]:
         target = _raw_target(environ)
         headers = _request_headers(environ)
         raw = _read_body(environ, self.config.max_body)
@@ -141,25 +147,31 @@ class ProxyApp:
             self.secrets.learn_fields(judged.body)
             _, _, token = headers_map.get("Authorization", "").partition(" ")
             self.secrets.learn(token.strip())
-        exchange = Exchange(kind=kind, method=method, path=self.secrets.url(target),
-                            operation=route.operation.id if route.operation and kind == "api" else "",
-                            interface=route.interface if kind == "api" else "",
-                            request_headers=self.secrets.headers(headers_map),
-                            request_body=self.secrets.body(raw, headers_map.get("Content-Type", "")),
-                            destination=self.secrets.url(self.dest.url(target)),
-                            curl=self.secrets.curl(method, self.dest.url(target), headers_map, raw))
+        exchange = Exchange(
+            kind=kind,
+            method=method,
+            path=self.secrets.url(target),
+            operation=route.operation.id if route.operation and kind == "api" else "",
+            interface=route.interface if kind == "api" else "",
+            request_headers=self.secrets.headers(headers_map),
+            request_body=self.secrets.body(raw, headers_map.get("Content-Type", "")),
+            destination=self.secrets.url(self.dest.url(target)),
+            curl=self.secrets.curl(method, self.dest.url(target), headers_map, raw),
+        )
         sent, relay = self._relay_callbacks(route, judged, headers_map, raw) if judged else (raw, None)
         started = time.monotonic()
         with self.lanes.enter("target") as free:
             if not free:
-                message = (f"dpa-mock proxy: busy: {self.lanes.limits['target']} requests are already waiting for "
-                           "the target (raise --threads, or the target is slow); not forwarded")
-                return self._refused(exchange, judged.findings if judged else [], "server", message, start_response,
-                                     envelope=True)
+                message = (
+                    f"dpa-mock proxy: busy: {self.lanes.limits['target']} requests are already waiting for "
+                    "the target (raise --threads, or the target is slow); not forwarded"
+                )
+                return self._refused(
+                    exchange, judged.findings if judged else [], "server", message, start_response, envelope=True
+                )
             try:
                 outgoing = end_to_end(headers) + (_provenance(environ, headers) if kind == "other" else [])
-                answer = send(self.dest, method, target, outgoing, sent, self.config.timeout,
-                              self.config.tls)
+                answer = send(self.dest, method, target, outgoing, sent, self.config.timeout, self.config.tls)
             except ForwardError as exc:
                 return self._unanswered(exchange, judged, exc, started, start_response)
         exchange.duration_ms = round((time.monotonic() - started) * 1000, 1)
@@ -171,8 +183,10 @@ class ProxyApp:
                 server, envelope = judge_response(route, judged, answer.status, _decoded_body(answer))
             except Exception as exc:  # judging must never stop the answer
                 log.exception("judging an answer failed")
-                server, envelope = [Finding("observation", "server", "unjudged",
-                                            f"the proxy could not judge this answer: {exc!r}")], None
+                server, envelope = (
+                    [Finding("observation", "server", "unjudged", f"the proxy could not judge this answer: {exc!r}")],
+                    None,
+                )
             if envelope is not None:
                 self.secrets.learn_fields(envelope.get("data"))
                 # the answer's secrets are learned now: redact its display again
@@ -186,8 +200,9 @@ class ProxyApp:
         self._findings(exchange, findings)
         return _pass_on(answer, method, start_response)
 
-    def _relay_callbacks(self, route: Route, judged: Judged, headers: dict[str, str],
-                         raw: bytes) -> tuple[bytes, Relay | None]:
+    def _relay_callbacks(
+        self, route: Route, judged: Judged, headers: dict[str, str], raw: bytes
+    ) -> tuple[bytes, Relay | None]:
         """The body to send: an execution's or scene's callbackUrl replaced by a relay address where it can be."""
         op = route.operation
         if op is None or op.id not in ("executePlan", "saveTimingParam") or route.wrong_method or judged.body is None:
@@ -201,12 +216,22 @@ class ProxyApp:
         if problem:
             judged.add("observation", "client", "callback-url", problem)
         elif relay is None and url:
-            judged.add("observation", "client", "callback-relay",
-                       "callbackUrl left as sent (could not be rewritten unambiguously): its callbacks bypass the proxy")
+            judged.add(
+                "observation",
+                "client",
+                "callback-relay",
+                "callbackUrl left as sent (could not be rewritten unambiguously): its callbacks bypass the proxy",
+            )
         return sent, relay
 
-    def _unanswered(self, exchange: Exchange, judged: Judged | None, exc: ForwardError, started: float,
-                    start_response: StartResponse) -> Iterable[bytes]:
+    def _unanswered(
+        self,
+        exchange: Exchange,
+        judged: Judged | None,
+        exc: ForwardError,
+        started: float,
+        start_response: StartResponse,
+    ) -> Iterable[bytes]:
         """The target did not answer, or not in HTTP: 502 with the envelope, and the server's finding."""
         exchange.error = str(exc)
         exchange.duration_ms = round((time.monotonic() - started) * 1000, 1)
@@ -216,13 +241,28 @@ class ProxyApp:
         else:
             server = Finding("observation", "server", "unreachable", f"the target did not answer: {exc}")
         self._findings(exchange, [*(judged.findings if judged else []), server])
-        what = {"not-http": "target's answer is not HTTP",
-                "untrusted": "target not trusted (give --ca-bundle FILE, or --insecure)"}.get(exc.kind, "target unreachable")
-        return _reply(start_response, 502, "application/json", json.dumps(
-            {"code": 503, "message": f"dpa-mock proxy: {what}: {self.secrets.text(str(exc))}", "data": None}).encode())
+        what = {
+            "not-http": "target's answer is not HTTP",
+            "untrusted": "target not trusted (give --ca-bundle FILE, or --insecure)",
+        }.get(exc.kind, "target unreachable")
+        return _reply(
+            start_response,
+            502,
+            "application/json",
+            json.dumps(
+                {"code": 503, "message": f"dpa-mock proxy: {what}: {self.secrets.text(str(exc))}", "data": None}
+            ).encode(),
+        )
 
-    def _refused(self, exchange: Exchange, findings: list[Finding], side: str, message: str,
-                 start_response: StartResponse, envelope: bool) -> Iterable[bytes]:
+    def _refused(
+        self,
+        exchange: Exchange,
+        findings: list[Finding],
+        side: str,
+        message: str,
+        start_response: StartResponse,
+        envelope: bool,
+    ) -> Iterable[bytes]:
         """A lane is full: 503 at once (Retry-After: 1), the exchange kept with why it was not relayed."""
         exchange.error = message
         exchange.status = 503
@@ -230,13 +270,27 @@ class ProxyApp:
         self._findings(exchange, [*findings, Finding("observation", side, "proxy-busy", message)])  # type: ignore[arg-type]  # side is a checked str
         log.warning("%s", message)
         body = json.dumps({"code": 503, "message": message, "data": None}).encode() if envelope else message.encode()
-        return _reply(start_response, 503, "application/json" if envelope else "text/plain; charset=utf-8", body,
-                      [("Retry-After", "1")])
+        return _reply(
+            start_response,
+            503,
+            "application/json" if envelope else "text/plain; charset=utf-8",
+            body,
+            [("Retry-After", "1")],
+        )
 
     def _too_large(self, start_response: StartResponse) -> Iterable[bytes]:
-        return _reply(start_response, 413, "application/json", json.dumps(
-            {"code": 400, "message": f"dpa-mock proxy: body over {self.config.max_body} bytes; not forwarded",
-             "data": None}).encode())
+        return _reply(
+            start_response,
+            413,
+            "application/json",
+            json.dumps(
+                {
+                    "code": 400,
+                    "message": f"dpa-mock proxy: body over {self.config.max_body} bytes; not forwarded",
+                    "data": None,
+                }
+            ).encode(),
+        )
 
     def _first_time(self, finding: Finding) -> bool:
         """A server's choice where the document is silent is reported once per choice, not once per exchange."""
@@ -253,14 +307,25 @@ class ProxyApp:
 
     def _code_reuse(self, route: Route, judged: Any, envelope: dict[str, Any] | None) -> list[Finding]:
         code = judged.body.get("code") if isinstance(judged.body, dict) else None
-        if route.operation is None or route.operation.id != "getToken" or not isinstance(code, str) \
-                or envelope is None or envelope.get("code") != 200:
+        if (
+            route.operation is None
+            or route.operation.id != "getToken"
+            or not isinstance(code, str)
+            or envelope is None
+            or envelope.get("code") != 200
+        ):
             return []
         digest = hashlib.sha256(code.encode()).hexdigest()
         with self._redeemed_lock:
             if digest in self._redeemed:
-                return [Finding("violation", "server", "oauth-code-reuse",
-                                "an authorization code already exchanged for a token was accepted again")]
+                return [
+                    Finding(
+                        "violation",
+                        "server",
+                        "oauth-code-reuse",
+                        "an authorization code already exchanged for a token was accepted again",
+                    )
+                ]
             self._redeemed[digest] = None
             while len(self._redeemed) > 100_000:
                 self._redeemed.popitem(last=False)
@@ -294,46 +359,75 @@ class ProxyApp:
         if raw is None:
             return self._too_large(start_response)
         relay = self.relays.get(token) if token else None
-        exchange = Exchange(kind="callback", method=method, path=f"(relay {token[:4]}…)", interface="7",
-                            request_headers=self.secrets.headers(headers_map),
-                            request_body=self.secrets.body(raw, headers_map.get("Content-Type", "")))
+        exchange = Exchange(
+            kind="callback",
+            method=method,
+            path=f"(relay {token[:4]}…)",
+            interface="7",
+            request_headers=self.secrets.headers(headers_map),
+            request_body=self.secrets.body(raw, headers_map.get("Content-Type", "")),
+        )
         if relay is None:
             exchange.status = 404
             self.store.add_exchange(exchange)
-            self._findings(exchange, [Finding("observation", "server", "callback-relay",
-                                              "a callback to a relay address this proxy does not know (issued by an "
-                                              "earlier proxy process, or not sent by the platform); answered 404")])
+            self._findings(
+                exchange,
+                [
+                    Finding(
+                        "observation",
+                        "server",
+                        "callback-relay",
+                        "a callback to a relay address this proxy does not know (issued by an "
+                        "earlier proxy process, or not sent by the platform); answered 404",
+                    )
+                ],
+            )
             return _reply(start_response, 404, "text/plain; charset=utf-8", b"dpa-mock proxy: unknown callback relay")
         original = urlsplit(relay.url)
         exchange.destination = exchange.path = self.secrets.url(relay.url)
         exchange.curl = self.secrets.curl(method, relay.url, headers_map, raw)
         findings: list[Finding] = []
         if method != "POST":
-            findings.append(Finding("violation", "server", "callback-method", f"callback sent as {method}; the document POSTs"))
+            findings.append(
+                Finding("violation", "server", "callback-method", f"callback sent as {method}; the document POSTs")
+            )
         try:
             arrival, payload = self.callbacks.arrive(relay, headers_map, raw)
         except Exception as exc:  # judging must never stop the relay
             log.exception("judging a callback failed")
-            arrival, payload = [Finding("observation", "server", "unjudged", f"the proxy could not judge: {exc!r}")], None
+            arrival, payload = (
+                [Finding("observation", "server", "unjudged", f"the proxy could not judge: {exc!r}")],
+                None,
+            )
         findings += arrival
         started = time.monotonic()
         answer: Answer | None = None
         error = ""
         with self.lanes.enter("callbacks", receiver=original.netloc.lower()) as free:
             if not free:
-                message = (f"dpa-mock proxy: busy: too many callbacks are already waiting for {exchange.destination} "
-                           "(a slow receiver?); not relayed, the platform will retry")
+                message = (
+                    f"dpa-mock proxy: busy: too many callbacks are already waiting for {exchange.destination} "
+                    "(a slow receiver?); not relayed, the platform will retry"
+                )
                 return self._refused(exchange, findings, "client", message, start_response, envelope=False)
             try:
                 dest = Destination.parse(f"{original.scheme}://{original.netloc}")
-                answer = send(dest, method, (original.path or "/") + (f"?{original.query}" if original.query else ""),
-                              end_to_end(headers), raw, self.config.callback_timeout, self.config.callback_tls)
+                answer = send(
+                    dest,
+                    method,
+                    (original.path or "/") + (f"?{original.query}" if original.query else ""),
+                    end_to_end(headers),
+                    raw,
+                    self.config.callback_timeout,
+                    self.config.callback_tls,
+                )
             except (ForwardError, ValueError) as exc:
                 error = str(exc)
         exchange.duration_ms = round((time.monotonic() - started) * 1000, 1)
         exchange.error = error
-        findings += self.callbacks.answered(payload, answer.status if answer else None,
-                                            answer.body if answer else b"", error)
+        findings += self.callbacks.answered(
+            payload, answer.status if answer else None, answer.body if answer else b"", error
+        )
         if payload and self.recorder is not None and isinstance(payload.get("status"), str):
             try:
                 self.recorder.status(str(payload.get("planInstanceId")), payload["status"])
@@ -348,8 +442,12 @@ class ProxyApp:
         self._findings(exchange, findings)
         if answer is None:
             # The platform learns what it would have learned without the proxy: no acknowledgement.
-            return _reply(start_response, 502, "text/plain; charset=utf-8",
-                          f"dpa-mock proxy: callback receiver unreachable: {self.secrets.text(error)}".encode())
+            return _reply(
+                start_response,
+                502,
+                "text/plain; charset=utf-8",
+                f"dpa-mock proxy: callback receiver unreachable: {self.secrets.text(error)}".encode(),
+            )
         return _pass_on(answer, method, start_response)
 
     # -- bookkeeping ------------------------------------------------------------------------------
@@ -362,8 +460,16 @@ class ProxyApp:
         self._log(exchange, [f"{f.verdict}/{f.side}" for f in findings])
 
     def _log(self, exchange: Exchange, verdicts: list[str]) -> None:
-        log.info("#%d %s %s %s -> %s %.1fms%s", exchange.id, exchange.kind, exchange.method, exchange.path,
-                 exchange.status or exchange.error, exchange.duration_ms, f" [{', '.join(verdicts)}]" if verdicts else "")
+        log.info(
+            "#%d %s %s %s -> %s %.1fms%s",
+            exchange.id,
+            exchange.kind,
+            exchange.method,
+            exchange.path,
+            exchange.status or exchange.error,
+            exchange.duration_ms,
+            f" [{', '.join(verdicts)}]" if verdicts else "",
+        )
 
     def _admin(self, path: str, query: str, start_response: StartResponse) -> Iterable[bytes]:
         if path == "/__admin/ui":
@@ -375,8 +481,9 @@ class ProxyApp:
             if since < 0 or (last is not None and last < 0):
                 raise ValueError
         except ValueError:
-            body = json.dumps({"code": 400, "message": "dpa-mock proxy: since and last must be whole numbers >= 0",
-                               "data": None}).encode()
+            body = json.dumps(
+                {"code": 400, "message": "dpa-mock proxy: since and last must be whole numbers >= 0", "data": None}
+            ).encode()
             return _reply(start_response, 400, "application/json", body)
         if path == "/__admin/exchanges":
             data: Any = self.store.exchanges(since, last)
@@ -388,10 +495,16 @@ class ProxyApp:
         return _reply(start_response, 200, "application/json; charset=utf-8", body)
 
     def report_data(self) -> dict[str, Any]:
-        return {"target": self.secrets.url(self.config.target), "started": self.started, "finished": time.time(),
-                "inFlight": self.lanes.in_flight(),
-                "summary": self.store.summary(), "findings": self.store.findings(),
-                "exchanges": self.store.exchanges(), "callbackSequences": self.callbacks.sequences()}
+        return {
+            "target": self.secrets.url(self.config.target),
+            "started": self.started,
+            "finished": time.time(),
+            "inFlight": self.lanes.in_flight(),
+            "summary": self.store.summary(),
+            "findings": self.store.findings(),
+            "exchanges": self.store.exchanges(),
+            "callbackSequences": self.callbacks.sequences(),
+        }
 
 
 def _text(wsgi_str: str) -> str:
@@ -428,8 +541,11 @@ def _provenance(environ: dict[str, Any], headers: list[tuple[str, str]]) -> list
     except ValueError:
         return []
     mapped = getattr(ip, "ipv4_mapped", None)
-    if ip.is_loopback or (mapped is not None and mapped.is_loopback) \
-            or any(name.lower() in ("forwarded", "x-forwarded-for") for name, _ in headers):
+    if (
+        ip.is_loopback
+        or (mapped is not None and mapped.is_loopback)
+        or any(name.lower() in ("forwarded", "x-forwarded-for") for name, _ in headers)
+    ):
         return []
     return [("Forwarded", f'for="[{ip}]"' if ip.version == 6 else f"for={ip}")]
 
@@ -471,15 +587,30 @@ def _decoded_body(answer: Answer) -> bytes:
 def _pass_on(answer: Answer, method: str, start_response: StartResponse) -> Iterable[bytes]:
     """The answer as it came: status line, end-to-end headers, body (a HEAD keeps the length it announced)."""
     length = answer.header("Content-Length") if method == "HEAD" else ""
-    start_response(f"{answer.status} {answer.reason}",
-                   [*end_to_end(answer.headers), ("Content-Length", length or str(len(answer.body)))])
+    start_response(
+        f"{answer.status} {answer.reason}",
+        [*end_to_end(answer.headers), ("Content-Length", length or str(len(answer.body)))],
+    )
     return [answer.body]
 
 
-def _reply(start_response: StartResponse, status: int, content_type: str, body: bytes,
-           extra: list[tuple[str, str]] | None = None) -> Iterable[bytes]:
-    reasons = {200: "OK", 400: "Bad Request", 404: "Not Found", 413: "Payload Too Large", 502: "Bad Gateway",
-               503: "Service Unavailable"}
-    start_response(f"{status} {reasons.get(status, '')}".strip(), [("Content-Type", content_type),
-                                                                   ("Content-Length", str(len(body))), *(extra or [])])
+def _reply(
+    start_response: StartResponse,
+    status: int,
+    content_type: str,
+    body: bytes,
+    extra: list[tuple[str, str]] | None = None,
+) -> Iterable[bytes]:
+    reasons = {
+        200: "OK",
+        400: "Bad Request",
+        404: "Not Found",
+        413: "Payload Too Large",
+        502: "Bad Gateway",
+        503: "Service Unavailable",
+    }
+    start_response(
+        f"{status} {reasons.get(status, '')}".strip(),
+        [("Content-Type", content_type), ("Content-Length", str(len(body))), *(extra or [])],
+    )
     return [body]

@@ -82,8 +82,10 @@ class Relays:
             what = f"a {scheme}: URL" if scheme else "not an absolute URL"
             return f"callbackUrl {url[:100]!r} is {what}; the platform POSTs callbacks over HTTP(S). Left as sent"
         if any(same_address(dest.host, dest.port, host, port) for host, port in self._own):
-            return ("callbackUrl points at this proxy itself; callbacks would come back through it as ordinary "
-                    "requests. Left as sent (give your receiver's own URL)")
+            return (
+                "callbackUrl points at this proxy itself; callbacks would come back through it as ordinary "
+                "requests. Left as sent (give your receiver's own URL)"
+            )
         return None
 
     def get(self, token: str) -> Relay | None:
@@ -101,7 +103,9 @@ class Relays:
         relay = Relay(url, plan_id, op_id)
         if media == "application/x-www-form-urlencoded":
             pairs = raw.split(b"&")
-            indexes = [i for i, p in enumerate(pairs) if unquote_plus(p.split(b"=", 1)[0].decode("latin1")) == "callbackUrl"]
+            indexes = [
+                i for i, p in enumerate(pairs) if unquote_plus(p.split(b"=", 1)[0].decode("latin1")) == "callbackUrl"
+            ]
             if len(indexes) != 1:
                 return raw, None
             pairs[indexes[0]] = b"callbackUrl=" + quote(self.register(relay), safe="").encode()
@@ -112,7 +116,7 @@ class Relays:
                 return raw, None  # a second callbackUrl key somewhere: leave the body alone rather than guess
             m = hits[0]
             new = json.dumps(self.register(relay)).encode()
-            return raw[:m.start(2)] + new + raw[m.end(2):], relay
+            return raw[: m.start(2)] + new + raw[m.end(2) :], relay
         return raw, None
 
 
@@ -137,13 +141,22 @@ class CallbackJudge:
         self._lock = threading.Lock()
         self._instances: collections.OrderedDict[str, _Instance] = collections.OrderedDict()
 
-    def judge(self, relay: Relay | None, headers: dict[str, str], raw: bytes, answer_status: int | None,
-              answer_body: bytes, error: str) -> tuple[list[Finding], dict[str, Any] | None]:
+    def judge(
+        self,
+        relay: Relay | None,
+        headers: dict[str, str],
+        raw: bytes,
+        answer_status: int | None,
+        answer_body: bytes,
+        error: str,
+    ) -> tuple[list[Finding], dict[str, Any] | None]:
         """A whole callback exchange: `arrive` then `answered`."""
         found, payload = self.arrive(relay, headers, raw)
         return found + self.answered(payload, answer_status, answer_body, error), payload
 
-    def arrive(self, relay: Relay | None, headers: dict[str, str], raw: bytes) -> tuple[list[Finding], dict[str, Any] | None]:
+    def arrive(
+        self, relay: Relay | None, headers: dict[str, str], raw: bytes
+    ) -> tuple[list[Finding], dict[str, Any] | None]:
         """The platform's side, judged when the callback arrives (before the receiver answers: a platform that
         timed out may retry while an earlier attempt is still waiting). The payload, if it is a valid one."""
         out: list[Finding] = []
@@ -152,8 +165,12 @@ class CallbackJudge:
         media = headers.get("Content-Type", "").split(";")[0].strip().lower()
         if media != "application/json":
             # An observation, as in the kit: the payload is judged as JSON whatever the header says.
-            add("observation", "server", "callback-content-type",
-                f"callback sent with Content-Type {media or '(none)'!r}; the document's is application/json")
+            add(
+                "observation",
+                "server",
+                "callback-content-type",
+                f"callback sent with Content-Type {media or '(none)'!r}; the document's is application/json",
+            )
         payload = _decoded(raw)
         problems = []
         if not isinstance(payload, dict):
@@ -170,8 +187,12 @@ class CallbackJudge:
             add("violation", "server", "callback-payload", "; ".join(problems))
             return out, None
         if relay is not None and payload["processPlanId"] != relay.plan_id:
-            add("violation", "server", "callback-payload",
-                f"processPlanId {payload['processPlanId']!r}, but the callback URL was given for plan {relay.plan_id!r}")
+            add(
+                "violation",
+                "server",
+                "callback-payload",
+                f"processPlanId {payload['processPlanId']!r}, but the callback URL was given for plan {relay.plan_id!r}",
+            )
         self._judge_sequence(payload["planInstanceId"], payload["status"], add)
         return out, payload
 
@@ -196,14 +217,26 @@ class CallbackJudge:
         if status is not None and 200 <= status < 300 and text == "SUCCESS":
             return True
         if text.upper() in ("SUCCESS", "SUCESS") and text != "SUCCESS":
-            add("violation", "client", "callback-ack",
-                f"the receiver answered {text!r}; only the exact body SUCCESS acknowledges (the platform retries)")
+            add(
+                "violation",
+                "client",
+                "callback-ack",
+                f"the receiver answered {text!r}; only the exact body SUCCESS acknowledges (the platform retries)",
+            )
         elif text == "SUCCESS":
-            add("observation", "client", "callback-ack", f"SUCCESS with HTTP {status}: the document does not say "
-                                                         "whether a non-2xx status acknowledges")
+            add(
+                "observation",
+                "client",
+                "callback-ack",
+                f"SUCCESS with HTTP {status}: the document does not say whether a non-2xx status acknowledges",
+            )
         else:
-            add("observation", "client", "callback-ack",
-                f"not acknowledged (HTTP {status}, body {text[:60]!r}): the platform should retry")
+            add(
+                "observation",
+                "client",
+                "callback-ack",
+                f"not acknowledged (HTTP {status}, body {text[:60]!r}): the platform should retry",
+            )
         return False
 
     def _judge_sequence(self, instance_id: str, status: str, add: Any) -> None:
@@ -216,32 +249,60 @@ class CallbackJudge:
             if state.statuses and state.statuses[-1] == status:
                 state.attempts += 1
                 if state.acked:
-                    add("observation", "server", "callback-retries",
-                        f"{instance_id} {status} sent again after it was acknowledged (at-least-once delivery)")
+                    add(
+                        "observation",
+                        "server",
+                        "callback-retries",
+                        f"{instance_id} {status} sent again after it was acknowledged (at-least-once delivery)",
+                    )
                 elif state.attempts > MAX_ATTEMPTS:
-                    add("violation", "server", "callback-retries",
-                        f"{instance_id} {status}: attempt {state.attempts}; the document allows 1 + 3 retries")
+                    add(
+                        "violation",
+                        "server",
+                        "callback-retries",
+                        f"{instance_id} {status}: attempt {state.attempts}; the document allows 1 + 3 retries",
+                    )
                 return
             if state.statuses and not state.acked:
                 previous, n = state.statuses[-1], state.attempts
                 if n == 1:
-                    add("violation", "server", "callback-retries",
-                        f"{instance_id} {previous} was not acknowledged and never retried (the document: 回调重试 3 次)")
+                    add(
+                        "violation",
+                        "server",
+                        "callback-retries",
+                        f"{instance_id} {previous} was not acknowledged and never retried (the document: 回调重试 3 次)",
+                    )
                 elif n == 2:
-                    add("violation", "server", "callback-retries",
-                        f"{instance_id} {previous} was given up after 2 attempts (the document: 回调重试 3 次)")
+                    add(
+                        "violation",
+                        "server",
+                        "callback-retries",
+                        f"{instance_id} {previous} was given up after 2 attempts (the document: 回调重试 3 次)",
+                    )
                 elif n == 3:
-                    add("observation", "server", "callback-retries",
+                    add(
+                        "observation",
+                        "server",
+                        "callback-retries",
                         f"{instance_id} {previous}: 3 attempts in all before moving on (4 = 1 + 3 retries is the "
-                        "other reading of 回调重试 3 次)")
+                        "other reading of 回调重试 3 次)",
+                    )
             if state.statuses:
                 previous = state.statuses[-1]
                 if previous in TERMINAL:
-                    add("violation", "server", "callback-order", f"{instance_id}: {previous} -> {status}: a terminal "
-                                                                 "status was left")
+                    add(
+                        "violation",
+                        "server",
+                        "callback-order",
+                        f"{instance_id}: {previous} -> {status}: a terminal status was left",
+                    )
                 elif _RANK[status] < _RANK[previous]:
-                    add("violation", "server", "callback-order", f"{instance_id}: {previous} -> {status}: the run "
-                                                                 "went backwards")
+                    add(
+                        "violation",
+                        "server",
+                        "callback-order",
+                        f"{instance_id}: {previous} -> {status}: the run went backwards",
+                    )
             state.statuses.append(status)
             state.attempts, state.acked = 1, False
 

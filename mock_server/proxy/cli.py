@@ -17,31 +17,78 @@ from mock_server.proxy.forward import Destination, same_address, tls_context
 
 
 @click.command()
-@click.option("--target", required=True, envvar="DPA_PROXY_TARGET",
-              help="Base URL of the deployment to stand in front of, e.g. https://staging.example:29041.")
+@click.option(
+    "--target",
+    required=True,
+    envvar="DPA_PROXY_TARGET",
+    help="Base URL of the deployment to stand in front of, e.g. https://staging.example:29041.",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", type=int, default=29042, show_default=True, help="Port to bind (0: any free port).")
-@click.option("--record", "record_dir", type=click.Path(file_okay=False), default=None,
-              help="Write emulator fixtures (plans, workflows, run outputs) from the target's answers into DIR.")
-@click.option("--report", "report_file", type=click.Path(dir_okay=False), default=None,
-              help="On exit, write a Markdown report there (and the same as JSON beside it).")
-@click.option("--callback-public-url", default=None,
-              help="The proxy's base URL as the target reaches it (callbacks are relayed through it); "
-                   "default http://HOST:PORT.")
-@click.option("--ca-bundle", type=click.Path(dir_okay=False, exists=True), default=None,
-              help="Verify the target's TLS certificate with this CA bundle.")
+@click.option(
+    "--record",
+    "record_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Write emulator fixtures (plans, workflows, run outputs) from the target's answers into DIR.",
+)
+@click.option(
+    "--report",
+    "report_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="On exit, write a Markdown report there (and the same as JSON beside it).",
+)
+@click.option(
+    "--callback-public-url",
+    default=None,
+    help="The proxy's base URL as the target reaches it (callbacks are relayed through it); default http://HOST:PORT.",
+)
+@click.option(
+    "--ca-bundle",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="Verify the target's TLS certificate with this CA bundle.",
+)
 @click.option("--insecure", is_flag=True, help="Do not verify TLS certificates (the target's and receivers').")
 @click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for the target.")
-@click.option("--callback-timeout", type=float, default=10.0, show_default=True,
-              help="Seconds to wait for your callback receiver.")
-@click.option("--threads", type=click.IntRange(min=8), default=64, show_default=True,
-              help="Server threads: half may wait on the target, the rest but two on callback receivers.")
-@click.option("--max-exchanges", type=click.IntRange(min=1), default=1000, show_default=True,
-              help="Exchanges kept for /__admin and the report (the oldest go first; findings: 4 times as many).")
+@click.option(
+    "--callback-timeout",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait for your callback receiver.",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=8),
+    default=64,
+    show_default=True,
+    help="Server threads: half may wait on the target, the rest but two on callback receivers.",
+)
+@click.option(
+    "--max-exchanges",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Exchanges kept for /__admin and the report (the oldest go first; findings: 4 times as many).",
+)
 @click.option("--quiet", is_flag=True, help="No log line per exchange.")
-def proxy(target: str, host: str, port: int, record_dir: str | None, report_file: str | None,
-          callback_public_url: str | None, ca_bundle: str | None, insecure: bool, timeout: float,
-          callback_timeout: float, threads: int, max_exchanges: int, quiet: bool) -> None:
+def proxy(
+    target: str,
+    host: str,
+    port: int,
+    record_dir: str | None,
+    report_file: str | None,
+    callback_public_url: str | None,
+    ca_bundle: str | None,
+    insecure: bool,
+    timeout: float,
+    callback_timeout: float,
+    threads: int,
+    max_exchanges: int,
+    quiet: bool,
+) -> None:
     """Stand between your service and a deployment: forward every exchange unchanged, callbacks included,
     judge each one by the document, optionally record the target's plans as fixtures."""
     import waitress.server
@@ -62,15 +109,24 @@ def proxy(target: str, host: str, port: int, record_dir: str | None, report_file
         problem = _unwritable(Path(report_file))
         if problem:  # found now, not after a whole session whose report would then be lost
             _fail(f"--report {report_file}: {problem}")
-    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(asctime)s %(name)s %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.WARNING if quiet else logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr
+    )
     try:
         # connection_limit: waitress' default of 100 lets 100 idle or stalled clients lock everyone out;
         # channel_timeout drops a connection silent that long (a stalled body included); poll() because select()
         # cannot watch descriptors above 1024.
         server: Any = waitress.server.create_server(
-            _Lazy(), host=host, port=port, threads=threads, ident="dpa-mock-proxy", connection_limit=1000,
-            channel_timeout=30, asyncore_use_poll=True, max_request_body_size=64 * 1024 * 1024)
+            _Lazy(),
+            host=host,
+            port=port,
+            threads=threads,
+            ident="dpa-mock-proxy",
+            connection_limit=1000,
+            channel_timeout=30,
+            asyncore_use_poll=True,
+            max_request_body_size=64 * 1024 * 1024,
+        )
     except OSError as exc:
         _fail(f"cannot serve on {host}:{port}: {exc.strerror or exc}", code=1)
     bound_port = int(server.effective_port)
@@ -84,23 +140,43 @@ def proxy(target: str, host: str, port: int, record_dir: str | None, report_file
     except (RecordingError, OSError) as exc:
         server.close()
         _fail(str(exc))
-    app = ProxyApp(ProxyConfig(target=target, public_url=public, timeout=timeout, callback_timeout=callback_timeout,
-                               tls=tls_context(ca_bundle, insecure), callback_tls=tls_context(None, insecure),
-                               threads=threads, max_exchanges=max_exchanges, listen=(host, bound_port)), recorder)
+    app = ProxyApp(
+        ProxyConfig(
+            target=target,
+            public_url=public,
+            timeout=timeout,
+            callback_timeout=callback_timeout,
+            tls=tls_context(ca_bundle, insecure),
+            callback_tls=tls_context(None, insecure),
+            threads=threads,
+            max_exchanges=max_exchanges,
+            listen=(host, bound_port),
+        ),
+        recorder,
+    )
     server.application = app
 
     def _stop(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _stop)
-    click.echo(f"dpa-mock proxy on http://{host}:{bound_port} -> {app.secrets.url(target)} "
-               f"(callbacks relayed via {public}; live view /__admin/ui)", err=True)
+    click.echo(
+        f"dpa-mock proxy on http://{host}:{bound_port} -> {app.secrets.url(target)} "
+        f"(callbacks relayed via {public}; live view /__admin/ui)",
+        err=True,
+    )
     if not callback_public_url and _is_wildcard(host):
-        click.echo("dpa-mock proxy: warning: callbacks are relayed via a loopback address; give "
-                   "--callback-public-url with an address the target can reach", err=True)
+        click.echo(
+            "dpa-mock proxy: warning: callbacks are relayed via a loopback address; give "
+            "--callback-public-url with an address the target can reach",
+            err=True,
+        )
     if not _is_loopback(host):
-        click.echo(f"dpa-mock proxy: note: /__admin/ui, /__admin/exchanges and /__admin/findings show this "
-                   f"session's traffic (secrets masked) to anyone who can reach {host}:{bound_port}", err=True)
+        click.echo(
+            f"dpa-mock proxy: note: /__admin/ui, /__admin/exchanges and /__admin/findings show this "
+            f"session's traffic (secrets masked) to anyone who can reach {host}:{bound_port}",
+            err=True,
+        )
     try:
         server.run()  # the first Ctrl-C or SIGTERM gives exchanges in flight 5 s; a second one stops waiting
     except KeyboardInterrupt:
@@ -117,13 +193,19 @@ def proxy(target: str, host: str, port: int, record_dir: str | None, report_file
             except OSError as exc:  # the directory went away or became read-only during the session
                 fallback = Path(tempfile.gettempdir()) / f"dpa-mock-proxy-report-{os.getpid()}.md"
                 md, js = write_report(fallback, data)
-                click.echo(f"dpa-mock proxy: cannot write {report_file} ({exc.strerror or exc}); report written to "
-                           f"{md} and {js} instead", err=True)
+                click.echo(
+                    f"dpa-mock proxy: cannot write {report_file} ({exc.strerror or exc}); report written to "
+                    f"{md} and {js} instead",
+                    err=True,
+                )
             else:
                 click.echo(f"dpa-mock proxy: report written to {md} and {js}", err=True)
             if data["inFlight"]:
-                click.echo(f"dpa-mock proxy: {data['inFlight']} exchange(s) were still waiting for an answer and are "
-                           "not in the report", err=True)
+                click.echo(
+                    f"dpa-mock proxy: {data['inFlight']} exchange(s) were still waiting for an answer and are "
+                    "not in the report",
+                    err=True,
+                )
         if recorder is not None:
             click.echo(f"dpa-mock proxy: recording in {recorder.path}", err=True)
     click.echo("dpa-mock proxy stopped", err=True)

@@ -10,15 +10,30 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 # RFC 9110 §7.6.1 connection-specific fields, plus what the proxy must set itself (Host, Content-Length).
-HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
-                        "te", "trailer", "trailers", "transfer-encoding", "upgrade", "host", "content-length"})
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+    }
+)
 
 
 class ForwardError(Exception):
     """The destination could not be reached, did not answer in time, or answered something that is not HTTP."""
 
-    def __init__(self, message: str,
-                 kind: Literal["unreachable", "timeout", "not-http", "too-large", "untrusted"]) -> None:
+    def __init__(
+        self, message: str, kind: Literal["unreachable", "timeout", "not-http", "too-large", "untrusted"]
+    ) -> None:
         super().__init__(message)
         self.kind = kind
 
@@ -73,8 +88,16 @@ def end_to_end(headers: list[tuple[str, str]] | dict[str, str]) -> list[tuple[st
     return [(k, v) for k, v in items if k.lower() not in HOP_BY_HOP and k.lower() not in named]
 
 
-def send(dest: Destination, method: str, target: str, headers: list[tuple[str, str]], body: bytes,
-         timeout: float, tls: ssl.SSLContext | None, max_answer: int = 64 * 1024 * 1024) -> Answer:
+def send(
+    dest: Destination,
+    method: str,
+    target: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    timeout: float,
+    tls: ssl.SSLContext | None,
+    max_answer: int = 64 * 1024 * 1024,
+) -> Answer:
     """One request on a fresh connection (closed after it): nothing added but Host and Content-Length.
 
     `timeout` bounds the whole exchange, not each socket read: a destination trickling a byte now and then
@@ -82,8 +105,9 @@ def send(dest: Destination, method: str, target: str, headers: list[tuple[str, s
     """
     deadline = time.monotonic() + timeout
     if dest.scheme == "https":
-        conn: http.client.HTTPConnection = http.client.HTTPSConnection(dest.host, dest.port, timeout=timeout,
-                                                                        context=tls or ssl.create_default_context())
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+            dest.host, dest.port, timeout=timeout, context=tls or ssl.create_default_context()
+        )
     else:
         conn = http.client.HTTPConnection(dest.host, dest.port, timeout=timeout)
     try:
@@ -115,7 +139,9 @@ def send(dest: Destination, method: str, target: str, headers: list[tuple[str, s
     except TimeoutError as exc:
         raise ForwardError(f"no answer within {timeout:g} s ({exc})", "timeout") from exc
     except (http.client.BadStatusLine, http.client.LineTooLong, http.client.IncompleteRead) as exc:
-        raise ForwardError(f"the answer is not valid HTTP ({type(exc).__name__}: {str(exc)[:200]!r})", "not-http") from exc
+        raise ForwardError(
+            f"the answer is not valid HTTP ({type(exc).__name__}: {str(exc)[:200]!r})", "not-http"
+        ) from exc
     except ssl.SSLCertVerificationError as exc:
         raise ForwardError(f"its TLS certificate is not trusted ({exc.verify_message})", "untrusted") from exc
     except (OSError, http.client.HTTPException, ValueError) as exc:

@@ -15,11 +15,21 @@ from mock_server.domain.errors import ValidationError
 from mock_server.http.spec import FORM_TYPES, Contract, Operation, RequestSchema, form_to_dict, vendor_contract
 from mock_server.proxy.model import Finding, collector
 
-INTERFACES = {"authorize": "1.1", "getToken": "1.2", "listPlans": "2", "queryModelByPlanId": "3",
-              "saveTimingParam": "4", "executePlan": "5", "queryPlanRunOutParam": "6"}
+INTERFACES = {
+    "authorize": "1.1",
+    "getToken": "1.2",
+    "listPlans": "2",
+    "queryModelByPlanId": "3",
+    "saveTimingParam": "4",
+    "executePlan": "5",
+    "queryPlanRunOutParam": "6",
+}
 # The Content-Type each interface's section of the document names (the token call names none; D3).
-DOCUMENT_MEDIA = {"queryModelByPlanId": "application/json", "executePlan": "application/json",
-                  "saveTimingParam": "application/x-www-form-urlencoded"}
+DOCUMENT_MEDIA = {
+    "queryModelByPlanId": "application/json",
+    "executePlan": "application/json",
+    "saveTimingParam": "application/x-www-form-urlencoded",
+}
 
 _S = {"type": "string"}
 _I = {"type": "integer"}
@@ -35,17 +45,32 @@ def _list(item: dict[str, Any], min_items: int = 0) -> dict[str, Any]:
 
 
 # What the document promises in `data` on success, and no more: extra fields are allowed everywhere.
-SUCCESS_DATA: dict[str, RequestSchema] = {k: RequestSchema(v) for k, v in {
-    "authorize": _obj(code=_S),
-    "getToken": _obj(token_type=_S, access_token=_S),
-    "listPlans": _list(_obj(processPlanId=_S, title=_S, status=_STATUS, stepNums=_I, version=_I, createTime=_I,
-                            createUser=_S, updateTime=_I, updateUser=_S)),
-    "queryModelByPlanId": _list(_obj(modelName=_S, processModelId=_S, mapParam=_list(_obj(name=_S, type=_S)))),
-    "saveTimingParam": _obj(instanceId=_S, modelId=_S, status=_STATUS),
-    "executePlan": _list(_obj(processPlanId=_S, planInstanceId=_S), min_items=1),
-    "queryPlanRunOutParam": _list(_obj(modelName=_S, processModelId=_S,
-                                       mapParam=_list(_obj(result=_S, nodeName=_S)))),
-}.items()}
+SUCCESS_DATA: dict[str, RequestSchema] = {
+    k: RequestSchema(v)
+    for k, v in {
+        "authorize": _obj(code=_S),
+        "getToken": _obj(token_type=_S, access_token=_S),
+        "listPlans": _list(
+            _obj(
+                processPlanId=_S,
+                title=_S,
+                status=_STATUS,
+                stepNums=_I,
+                version=_I,
+                createTime=_I,
+                createUser=_S,
+                updateTime=_I,
+                updateUser=_S,
+            )
+        ),
+        "queryModelByPlanId": _list(_obj(modelName=_S, processModelId=_S, mapParam=_list(_obj(name=_S, type=_S)))),
+        "saveTimingParam": _obj(instanceId=_S, modelId=_S, status=_STATUS),
+        "executePlan": _list(_obj(processPlanId=_S, planInstanceId=_S), min_items=1),
+        "queryPlanRunOutParam": _list(
+            _obj(modelName=_S, processModelId=_S, mapParam=_list(_obj(result=_S, nodeName=_S)))
+        ),
+    }.items()
+}
 
 
 @dataclass
@@ -67,10 +92,16 @@ class Router:
 
     def __init__(self, contract: Contract | None = None) -> None:
         self.contract = contract or vendor_contract()
-        self._patterns = [(re.compile("^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(op.path)) + "$"),
-                           re.compile("^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)",
-                                                   re.escape(re.sub("/{2,}", "/", op.path))) + "$"), op)
-                          for op in self.contract.operations.values()]
+        self._patterns = [
+            (
+                re.compile("^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(op.path)) + "$"),
+                re.compile(
+                    "^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(re.sub("/{2,}", "/", op.path))) + "$"
+                ),
+                op,
+            )
+            for op in self.contract.operations.values()
+        ]
 
     def route(self, method: str, path: str) -> Route:
         wrong: Route | None = None
@@ -100,14 +131,19 @@ class Judged:
         self.findings.append(Finding(verdict, side, check, message))  # type: ignore[arg-type]  # verdict/side: checked strs
 
 
-def judge_request(route: Route, method: str, path: str, query_string: str, headers: dict[str, str],
-                  raw: bytes) -> Judged:
+def judge_request(
+    route: Route, method: str, path: str, query_string: str, headers: dict[str, str], raw: bytes
+) -> Judged:
     """The client's side of an exchange: is this request one the document describes, as it describes it?"""
     out = Judged()
     op = route.operation
     if op is None:
-        out.add("observation", "client", "unknown-path",
-                f"{method} {path} is not an interface of the document; forwarded without judging")
+        out.add(
+            "observation",
+            "client",
+            "unknown-path",
+            f"{method} {path} is not an interface of the document; forwarded without judging",
+        )
         return out
     if route.wrong_method:
         # HEAD is GET without the body (RFC 9110): not what the document shows, but no broken request either.
@@ -115,8 +151,12 @@ def judge_request(route: Route, method: str, path: str, query_string: str, heade
         out.add(verdict, "client", "method", f"{method} {path}: the document's method here is {op.method}")
         return out
     if route.collapsed:
-        out.add("violation", "client", "double-slash",
-                f"{path}: the document's path is {op.path} (with `//`); the single slash is not promised")
+        out.add(
+            "violation",
+            "client",
+            "double-slash",
+            f"{path}: the document's path is {op.path} (with `//`); the single slash is not promised",
+        )
     try:
         text = query_string.encode("latin1").decode("utf-8")
     except UnicodeError:
@@ -158,14 +198,26 @@ def _judge_body(op: Operation, route: Route, headers: dict[str, str], raw: bytes
         return None
     if expected and media != expected:
         if media in op.bodies or (media in FORM_TYPES and set(FORM_TYPES) & set(op.bodies)):
-            out.add("observation", "client", "content-type",
-                    f"Content-Type {media!r}; the document names {expected!r} (the contract accepts both)")
+            out.add(
+                "observation",
+                "client",
+                "content-type",
+                f"Content-Type {media!r}; the document names {expected!r} (the contract accepts both)",
+            )
         else:
-            out.add("violation", "client", "content-type",
-                    f"Content-Type {media or '(none)'!r}; the document names {expected!r}")
+            out.add(
+                "violation",
+                "client",
+                "content-type",
+                f"Content-Type {media or '(none)'!r}; the document names {expected!r}",
+            )
     elif not expected and media != "application/json":
-        out.add("observation", "client", "content-type",
-                f"token body sent as {media or '(no Content-Type)'}; the document's example is JSON")
+        out.add(
+            "observation",
+            "client",
+            "content-type",
+            f"token body sent as {media or '(no Content-Type)'}; the document's example is JSON",
+        )
     if media in FORM_TYPES:
         schema_media = next((m for m in op.bodies if m in FORM_TYPES), None)
         if schema_media is None:
@@ -174,8 +226,12 @@ def _judge_body(op: Operation, route: Route, headers: dict[str, str], raw: bytes
             return None  # multipart is judged by its Content-Type only
         form = MultiDict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
         if op.id == "saveTimingParam" and "modelVarReq" not in form and any(k.startswith("modelVarReq") for k in form):
-            out.add("observation", "client", "form-encoding",
-                    "modelVarReq sent as indexed form fields; the contract's encoding is one JSON-string field")
+            out.add(
+                "observation",
+                "client",
+                "form-encoding",
+                "modelVarReq sent as indexed form fields; the contract's encoding is one JSON-string field",
+            )
         try:
             body = form_to_dict(form, op.bodies[schema_media].schema)
         except ValidationError as exc:
@@ -201,7 +257,12 @@ def _judge_body(op: Operation, route: Route, headers: dict[str, str], raw: bytes
     if op.id == "executePlan" and isinstance(body, dict):
         in_path, in_body = route.path_params.get("processPlanId"), body.get("processPlanId")
         if isinstance(in_body, str) and in_path is not None and in_body != in_path:
-            out.add("violation", "client", "body", f"the body's processPlanId {in_body!r} differs from the path's {in_path!r}")
+            out.add(
+                "violation",
+                "client",
+                "body",
+                f"the body's processPlanId {in_body!r} differs from the path's {in_path!r}",
+            )
     return body
 
 
@@ -219,7 +280,9 @@ def parse_envelope(raw: bytes) -> tuple[dict[str, Any] | None, list[str]]:
     return body, problems
 
 
-def judge_response(route: Route, request: Judged, status: int, raw: bytes) -> tuple[list[Finding], dict[str, Any] | None]:
+def judge_response(
+    route: Route, request: Judged, status: int, raw: bytes
+) -> tuple[list[Finding], dict[str, Any] | None]:
     """The server's side: the envelope, the documented fields on success, and what it accepted."""
     out: list[Finding] = []
     add = collector(out)
@@ -234,7 +297,12 @@ def judge_response(route: Route, request: Judged, status: int, raw: bytes) -> tu
         if problems and status not in (404, 405):
             add("violation", "server", "envelope", f"HTTP {status}: not an envelope: {'; '.join(problems)}")
         elif body is not None and body.get("code") == 200 and route.wrong_method and op is not None:
-            add("leniency", "server", "method", f"answered success on a path of the document with a method other than {op.method}")
+            add(
+                "leniency",
+                "server",
+                "method",
+                f"answered success on a path of the document with a method other than {op.method}",
+            )
         return out, body
     if problems:
         add("violation", "server", "envelope", f"HTTP {status}: {'; '.join(problems)}")
@@ -244,8 +312,12 @@ def judge_response(route: Route, request: Judged, status: int, raw: bytes) -> tu
     if code == 200:
         expected = "" if op.id in ("authorize", "getToken") else "success"
         if body["message"] != expected:
-            add("observation", "server", "success-message", f"{op.id} success message {body['message']!r} (the document's "
-                                                  f"example: {expected!r})")
+            add(
+                "observation",
+                "server",
+                "success-message",
+                f"{op.id} success message {body['message']!r} (the document's example: {expected!r})",
+            )
         if not 200 <= status < 300:
             add("violation", "server", "http-status", f"code 200 (success) travels with HTTP {status}")
         problem = SUCCESS_DATA[op.id].problem(body["data"])
@@ -258,11 +330,21 @@ def judge_response(route: Route, request: Judged, status: int, raw: bytes) -> tu
             if finding.check == "double-slash":
                 add("observation", "server", "double-slash", "serves the single-slash form of a `//` path")
             else:
-                add("leniency", "server", "accepted", f"answered success to a request that breaks the document: {finding.message}")
+                add(
+                    "leniency",
+                    "server",
+                    "accepted",
+                    f"answered success to a request that breaks the document: {finding.message}",
+                )
     else:
         if status not in (200, code):
-            add("violation", "server", "http-status", f"code {code} travels with HTTP {status} (the document's codes are "
-                                            f"HTTP 200 or the status equal to the code)")
+            add(
+                "violation",
+                "server",
+                "http-status",
+                f"code {code} travels with HTTP {status} (the document's codes are "
+                f"HTTP 200 or the status equal to the code)",
+            )
         else:
             add("observation", "server", "http-status-policy", f"code {code} travels with HTTP {status}")
         if "data" not in body:

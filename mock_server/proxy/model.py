@@ -132,11 +132,17 @@ class Store:
 
     def summary(self) -> dict[str, Any]:
         with self._lock:
-            return {"exchanges": self.counts["api"] + self.counts["callback"] + self.counts["other"],
-                    "api": self.counts["api"], "callbacks": self.counts["callback"], "other": self.counts["other"],
-                    "violations": self.counts["violation"], "leniencies": self.counts["leniency"],
-                    "observations": self.counts["observation"], "keptExchanges": len(self._exchanges),
-                    "keptFindings": len(self._findings)}
+            return {
+                "exchanges": self.counts["api"] + self.counts["callback"] + self.counts["other"],
+                "api": self.counts["api"],
+                "callbacks": self.counts["callback"],
+                "other": self.counts["other"],
+                "violations": self.counts["violation"],
+                "leniencies": self.counts["leniency"],
+                "observations": self.counts["observation"],
+                "keptExchanges": len(self._exchanges),
+                "keptFindings": len(self._findings),
+            }
 
 
 def _tail(items: list[Any], last: int | None) -> list[Any]:

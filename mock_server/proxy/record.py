@@ -83,9 +83,14 @@ class Recorder:
             workflows = []
             for model in data:
                 old = known.get(model["processModelId"], {})
-                workflows.append({"processModelId": model["processModelId"], "modelName": model["modelName"],
-                                  "mapParam": [{"name": p["name"], "type": p["type"]} for p in model["mapParam"]],
-                                  "nodes": old.get("nodes") or _placeholder_nodes()})
+                workflows.append(
+                    {
+                        "processModelId": model["processModelId"],
+                        "modelName": model["modelName"],
+                        "mapParam": [{"name": p["name"], "type": p["type"]} for p in model["mapParam"]],
+                        "nodes": old.get("nodes") or _placeholder_nodes(),
+                    }
+                )
             if workflows:
                 plan["workflows"] = workflows
                 meta["workflows"] = True
@@ -114,13 +119,28 @@ class Recorder:
             # Outputs only grow while a run goes on: keep the fullest answer seen, the latest among equals.
             if meta.get("outputsFrom") not in (None, instance_id) and size < meta.get("outputsSize", 0):
                 return
-            meta.update(outputsFrom=instance_id, outputsSize=size,
-                        outputs=[{"processModelId": w["processModelId"], "modelName": w["modelName"],
-                                  "nodes": [{"nodeName": p["nodeName"], "result": p["result"]} for p in w["mapParam"]]}
-                                 for w in data])
+            meta.update(
+                outputsFrom=instance_id,
+                outputsSize=size,
+                outputs=[
+                    {
+                        "processModelId": w["processModelId"],
+                        "modelName": w["modelName"],
+                        "nodes": [{"nodeName": p["nodeName"], "result": p["result"]} for p in w["mapParam"]],
+                    }
+                    for w in data
+                ],
+            )
             if not meta["workflows"] and data:
-                plan["workflows"] = [{"processModelId": w["processModelId"], "modelName": w["modelName"],
-                                      "mapParam": [], "nodes": _placeholder_nodes()} for w in data]
+                plan["workflows"] = [
+                    {
+                        "processModelId": w["processModelId"],
+                        "modelName": w["modelName"],
+                        "mapParam": [],
+                        "nodes": _placeholder_nodes(),
+                    }
+                    for w in data
+                ]
             self._apply_outputs(plan_id)
             self._write()
 
@@ -151,15 +171,22 @@ class Recorder:
         meta["failed"] = failed
         by_model = {o["processModelId"]: o for o in meta.get("outputs", [])}
         workflows = self._plans[plan_id].get("workflows", [])
-        last = max((i for i, w in enumerate(workflows) if by_model.get(w["processModelId"], {}).get("nodes")),
-                   default=None)
+        last = max(
+            (i for i, w in enumerate(workflows) if by_model.get(w["processModelId"], {}).get("nodes")), default=None
+        )
         for i, workflow in enumerate(workflows):
             seen = by_model.get(workflow["processModelId"], {}).get("nodes")
             if not seen:
                 continue
-            nodes = [{"nodeName": n["nodeName"], "nodeType": "api", "duration": NODE_DURATION,
-                      "result": n["result"].replace(instance, "${planInstanceId}") if instance else n["result"]}
-                     for n in seen]
+            nodes = [
+                {
+                    "nodeName": n["nodeName"],
+                    "nodeType": "api",
+                    "duration": NODE_DURATION,
+                    "result": n["result"].replace(instance, "${planInstanceId}") if instance else n["result"],
+                }
+                for n in seen
+            ]
             if failed and i == last:
                 nodes[-1]["outcome"] = "fail"  # a failed run's last reported node is the one that failed (D26)
             workflow["nodes"] = nodes
@@ -170,17 +197,32 @@ class Recorder:
             meta = self._meta[plan_id]
             out = dict(plan)
             if not meta["workflows"] and not plan.get("workflows"):
-                out["workflows"] = [{"processModelId": f"{plan_id}~step{i + 1}", "modelName": f"(step {i + 1}, not recorded)",
-                                     "mapParam": [], "nodes": _placeholder_nodes()} for i in range(meta["steps"])]
+                out["workflows"] = [
+                    {
+                        "processModelId": f"{plan_id}~step{i + 1}",
+                        "modelName": f"(step {i + 1}, not recorded)",
+                        "mapParam": [],
+                        "nodes": _placeholder_nodes(),
+                    }
+                    for i in range(meta["steps"])
+                ]
             if meta["everyone"]:
                 out.pop("visibleTo", None)
             else:
                 out["visibleTo"] = sorted(meta["users"])
             plans.append(out)
-        recording = {pid: {"workflowsRecorded": m["workflows"], "steps": m["steps"], "everyone": m["everyone"],
-                           "outputsFrom": m.get("outputsFrom"), "outputsSize": m.get("outputsSize", 0),
-                           "failed": m.get("failed", False), "outputs": m.get("outputs", [])}
-                     for pid, m in self._meta.items()}
+        recording = {
+            pid: {
+                "workflowsRecorded": m["workflows"],
+                "steps": m["steps"],
+                "everyone": m["everyone"],
+                "outputsFrom": m.get("outputsFrom"),
+                "outputsSize": m.get("outputsSize", 0),
+                "failed": m.get("failed", False),
+                "outputs": m.get("outputs", []),
+            }
+            for pid, m in self._meta.items()
+        }
         # `_`-keys are ignored by the fixture loader: the recorder's own bookkeeping, for merging later.
         return {"plans": plans, "_recording": recording}
 
@@ -199,19 +241,26 @@ class Recorder:
         try:
             self._read(yaml.safe_load(self.path.read_text(encoding="utf-8")) or {})
         except (yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise RecordingError(f"{self.path}: cannot merge with this recording ({type(exc).__name__}: {exc}); "
-                                 "move it away or record into another directory") from None
+            raise RecordingError(
+                f"{self.path}: cannot merge with this recording ({type(exc).__name__}: {exc}); "
+                "move it away or record into another directory"
+            ) from None
 
     def _read(self, doc: dict[str, Any]) -> None:
         recording = doc.get("_recording") or {}
         for plan in doc.get("plans") or []:
             plan_id = plan["processPlanId"]
             meta = recording.get(plan_id, {})
-            self._meta[plan_id] = {"workflows": bool(meta.get("workflowsRecorded", True)),
-                                   "steps": int(meta.get("steps", 1)), "everyone": bool(meta.get("everyone")),
-                                   "users": set(map(str, plan.get("visibleTo") or [])),
-                                   "outputsFrom": meta.get("outputsFrom"), "outputsSize": meta.get("outputsSize", 0),
-                                   "failed": bool(meta.get("failed")), "outputs": meta.get("outputs") or []}
+            self._meta[plan_id] = {
+                "workflows": bool(meta.get("workflowsRecorded", True)),
+                "steps": int(meta.get("steps", 1)),
+                "everyone": bool(meta.get("everyone")),
+                "users": set(map(str, plan.get("visibleTo") or [])),
+                "outputsFrom": meta.get("outputsFrom"),
+                "outputsSize": meta.get("outputsSize", 0),
+                "failed": bool(meta.get("failed")),
+                "outputs": meta.get("outputs") or [],
+            }
             if not self._meta[plan_id]["workflows"]:
                 plan.pop("workflows", None)
             plan.pop("visibleTo", None)

@@ -56,7 +56,7 @@ class Secrets:
             if not self._by_prefix:
                 return text
             while i <= len(text) - _MIN:
-                values = self._by_prefix.get(text[i:i + _MIN])
+                values = self._by_prefix.get(text[i : i + _MIN])
                 hit = max((v for v in values if text.startswith(v, i)), key=len, default="") if values else ""
                 if hit:
                     out += [text[done:i], MASK]
@@ -118,7 +118,7 @@ class Secrets:
             return self.text(shown)[:limit]
         if media == "application/x-www-form-urlencoded":
             pairs = parse_qsl(text, keep_blank_values=True)
-            return self.text(urlencode([(k, MASK if k in SECRET_FIELDS else v) for k, v in pairs], safe="*/:[]{},\""))
+            return self.text(urlencode([(k, MASK if k in SECRET_FIELDS else v) for k, v in pairs], safe='*/:[]{},"'))
         return self.text(text)
 
     def curl(self, method: str, url: str, headers: dict[str, str], raw: bytes) -> str:

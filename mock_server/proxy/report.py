@@ -13,7 +13,11 @@ _TITLES = {"violation": "Violations", "leniency": "Leniencies", "observation": "
 
 
 def json_path(markdown: Path) -> Path:
-    return markdown.with_suffix(".json") if markdown.suffix.lower() == ".md" else markdown.with_name(markdown.name + ".json")
+    return (
+        markdown.with_suffix(".json")
+        if markdown.suffix.lower() == ".md"
+        else markdown.with_name(markdown.name + ".json")
+    )
 
 
 def write_report(path: Path | str, data: dict[str, Any]) -> tuple[Path, Path]:
@@ -33,17 +37,26 @@ def _cell(text: Any) -> str:
 def markdown(data: dict[str, Any]) -> str:
     summary = data["summary"]
     when = dt.datetime.fromtimestamp(data["finished"]).isoformat(timespec="seconds")
-    lines = ["# dpa-mock proxy report", "", f"- target: `{_cell(data['target'])}`", f"- written: {when}",
-             f"- exchanges: {summary['api']} vendor calls, {summary['callbacks']} callbacks, {summary['other']} other",
-             f"- findings: {summary['violations']} violations, {summary['leniencies']} leniencies, "
-             f"{summary['observations']} observations"]
+    lines = [
+        "# dpa-mock proxy report",
+        "",
+        f"- target: `{_cell(data['target'])}`",
+        f"- written: {when}",
+        f"- exchanges: {summary['api']} vendor calls, {summary['callbacks']} callbacks, {summary['other']} other",
+        f"- findings: {summary['violations']} violations, {summary['leniencies']} leniencies, "
+        f"{summary['observations']} observations",
+    ]
     total = summary["exchanges"]
     if summary.get("keptExchanges", total) < total:
-        lines.append(f"- kept: the last {summary['keptExchanges']} exchanges and {summary['keptFindings']} findings "
-                     "(older ones were dropped; see --max-exchanges); the counts above cover the whole session")
+        lines.append(
+            f"- kept: the last {summary['keptExchanges']} exchanges and {summary['keptFindings']} findings "
+            "(older ones were dropped; see --max-exchanges); the counts above cover the whole session"
+        )
     if data.get("inFlight"):
-        lines.append(f"- {data['inFlight']} exchange(s) were still waiting for an answer when the proxy stopped "
-                     "(not in this report)")
+        lines.append(
+            f"- {data['inFlight']} exchange(s) were still waiting for an answer when the proxy stopped "
+            "(not in this report)"
+        )
     lines.append("")
     for verdict in VERDICTS:
         found = [f for f in data["findings"] if f["verdict"] == verdict]
@@ -78,8 +91,10 @@ def _side_section(side: str, found: list[dict[str, Any]]) -> list[str]:
         first = same[0]
         others = ", ".join(f"#{g['exchange']}" for g in same[1:6]) + (", …" if len(same) > 6 else "")
         more = f" and {len(same) - 1} more ({others})" if len(same) > 1 else ""
-        lines.append(f"| #{first['exchange']} `{_cell(first['request'])}`{more} | {_cell(interface)} | {_cell(check)} "
-                     f"| {_cell(message)} |")
+        lines.append(
+            f"| #{first['exchange']} `{_cell(first['request'])}`{more} | {_cell(interface)} | {_cell(check)} "
+            f"| {_cell(message)} |"
+        )
     lines += ["", "To reproduce (secrets are shown as `***`: put your own back):", ""]
     shown: set[int] = set()
     # the group's first exchange with its curl line (one dropped by --max-exchanges has none left)

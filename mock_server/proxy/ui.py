@@ -16,8 +16,10 @@ code,pre{font:12px ui-monospace,monospace;white-space:pre-wrap;word-break:break-
 """
 # Reload every two seconds, but not while a curl line is open or the page is scrolled: a plain meta refresh
 # closed the <details> and jumped to the top under the reader's eyes.
-_REFRESH = ("<script>setInterval(function(){if(!document.querySelector('details[open]')&&window.scrollY<40)"
-            "location.reload()},2000)</script>")
+_REFRESH = (
+    "<script>setInterval(function(){if(!document.querySelector('details[open]')&&window.scrollY<40)"
+    "location.reload()},2000)</script>"
+)
 
 
 def page(app: Any, limit: int = 200) -> str:
@@ -27,7 +29,9 @@ def page(app: Any, limit: int = 200) -> str:
     for ex in exchanges:
         findings = "".join(
             f"<div class='{escape(f['verdict'])}'><span class='tag'>{escape(f['verdict'])}</span> "
-            f"{escape(f['side'])} · {escape(f['check'])}: {escape(f['message'])}</div>" for f in ex["findings"])
+            f"{escape(f['side'])} · {escape(f['check'])}: {escape(f['message'])}</div>"
+            for f in ex["findings"]
+        )
         at = dt.datetime.fromtimestamp(ex["at"]).strftime("%H:%M:%S")
         where = f"{ex['method']} {ex['path']}"
         rows.append(
@@ -35,16 +39,19 @@ def page(app: Any, limit: int = 200) -> str:
             f"{' ' + escape(ex['interface']) if ex['interface'] else ''}</td><td><code>{escape(where)}</code></td>"
             f"<td>{ex['status'] or ''}{_error(ex['error'])}</td><td>{escape(ex['verdict'])}</td><td>{findings}"
             f"{'<details><summary>curl</summary><pre>' + escape(ex['curl']) + '</pre></details>' if ex['curl'] else ''}"
-            f"</td></tr>")
+            f"</td></tr>"
+        )
     counts = ", ".join(f"{summary[k]} {k}" for k in ("api", "callbacks", "violations", "leniencies", "observations"))
-    return (f"<!doctype html><html><head><meta charset='utf-8'>{_REFRESH}"
-            f"<title>dpa-mock proxy</title><style>{_STYLE}</style></head><body>"
-            f"<h1>dpa-mock proxy → {escape(app.secrets.url(app.config.target))}</h1>"
-            f"<p>{escape(counts)} · JSON: <a href='/__admin/exchanges'>exchanges</a>, "
-            f"<a href='/__admin/findings'>findings</a></p>"
-            f"<table><tr><th>#</th><th>time</th><th>kind</th><th>request</th><th>answer</th><th>verdict</th>"
-            f"<th>findings</th></tr>{''.join(rows) or '<tr><td colspan=7>no exchanges yet</td></tr>'}</table>"
-            f"</body></html>")
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'>{_REFRESH}"
+        f"<title>dpa-mock proxy</title><style>{_STYLE}</style></head><body>"
+        f"<h1>dpa-mock proxy → {escape(app.secrets.url(app.config.target))}</h1>"
+        f"<p>{escape(counts)} · JSON: <a href='/__admin/exchanges'>exchanges</a>, "
+        f"<a href='/__admin/findings'>findings</a></p>"
+        f"<table><tr><th>#</th><th>time</th><th>kind</th><th>request</th><th>answer</th><th>verdict</th>"
+        f"<th>findings</th></tr>{''.join(rows) or '<tr><td colspan=7>no exchanges yet</td></tr>'}</table>"
+        f"</body></html>"
+    )
 
 
 def _error(error: str) -> str:

@@ -179,7 +179,9 @@ class CallbackReceiver:
 
     def for_instance(self, instance_id: str) -> list[Delivery]:
         with self._lock:
-            return [d for d in self.deliveries if isinstance(d.json, dict) and d.json.get("planInstanceId") == instance_id]
+            return [
+                d for d in self.deliveries if isinstance(d.json, dict) and d.json.get("planInstanceId") == instance_id
+            ]
 
     def wait_for(self, predicate: Any, timeout: float = 10.0) -> bool:
         """Block until `predicate(deliveries)` is true or `timeout` (wall) seconds pass."""

@@ -44,8 +44,15 @@ class ServerProcess:
     only the supervisor would leave the worker holding the port.
     """
 
-    def __init__(self, *args: str, port: int | None = None, env: dict[str, str] | None = None,
-                 log: Path | None = None, command: Sequence[str] | None = None, cwd: Path | None = None) -> None:
+    def __init__(
+        self,
+        *args: str,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+        log: Path | None = None,
+        command: Sequence[str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
         self.port = port or free_port()
         self.args = list(args)
         self.command = list(command) if command else [sys.executable, "-m", "mock_server", "serve", "--quiet"]
@@ -62,13 +69,15 @@ class ServerProcess:
     def start(self, timeout: float = 20.0) -> ServerProcess:
         cmd = [*self.command, "--port", str(self.port), *self.args]
         self._log_file = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115 -- held by the child until stop()
-        self.proc = subprocess.Popen(cmd, stdout=self._log_file, stderr=subprocess.STDOUT, env=self.env,
-                                     cwd=self.cwd, start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd, stdout=self._log_file, stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd, start_new_session=True
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"{cmd} exited with {self.proc.returncode} before serving; "
-                                   f"log: {self.log_text()[-2000:]}")
+                raise RuntimeError(
+                    f"{cmd} exited with {self.proc.returncode} before serving; log: {self.log_text()[-2000:]}"
+                )
             try:
                 requests.get(self.base_url + "/__admin/clock", timeout=0.5)
                 self.ready_at = time.time()

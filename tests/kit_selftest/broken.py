@@ -40,7 +40,7 @@ DEFECTS: dict[str, str] = {
     "ignores-token": "protected operations act as poc_client whatever the Authorization header says",
     "code-reuse": "a second exchange of an authorization code replays the first token response",
     "500-on-input": "queryModelByPlanId with a processPlanId that is not 1-20 ASCII letters/digits "
-                    "answers HTTP 500 with an HTML body",
+    "answers HTTP 500 with an HTML body",
     "validation-as-success": "authorize without `scope` issues a code (as if scope=default)",
     "callbacks-never-retried": "callback_retries=0: one attempt only",
     "callbacks-retried-too-much": "callback_retries=5: up to 6 attempts",
@@ -77,8 +77,9 @@ class Reply:
 
 def envelope_reply(http_status: str, code: int, message: str, data: Any = None) -> Reply:
     body = json.dumps({"code": code, "message": message, "data": data}, ensure_ascii=False).encode("utf-8")
-    return Reply(http_status, [("Content-Type", "application/json; charset=utf-8"),
-                               ("Content-Length", str(len(body)))], body)
+    return Reply(
+        http_status, [("Content-Type", "application/json; charset=utf-8"), ("Content-Length", str(len(body)))], body
+    )
 
 
 def collapsed(environ: dict[str, Any]) -> str:
@@ -250,8 +251,11 @@ def _server_error_on_odd_id(environ: dict[str, Any]) -> Reply | None:
     plan_id = form_or_json(environ, read_body(environ)).get("processPlanId")
     if isinstance(plan_id, str) and not SAFE_PLAN_ID.fullmatch(plan_id):
         body = b"<html><body><h1>Whitelabel Error Page</h1><p>Internal Server Error</p></body></html>"
-        return Reply("500 INTERNAL SERVER ERROR", [("Content-Type", "text/html;charset=UTF-8"),
-                                                    ("Content-Length", str(len(body)))], body)
+        return Reply(
+            "500 INTERNAL SERVER ERROR",
+            [("Content-Type", "text/html;charset=UTF-8"), ("Content-Length", str(len(body)))],
+            body,
+        )
     return None
 
 
@@ -344,8 +348,9 @@ def serve(wsgi: WSGIApp, app: Flask, host: str, port: int, label: str) -> int:
     signal.signal(signal.SIGTERM, _stop)
     print(f"{label} on http://{host}:{port}", file=sys.stderr, flush=True)
     try:
-        waitress.serve(wsgi, host=host, port=port, threads=8, ident="dpa-mock-selftest", channel_timeout=30,
-                       _quiet=True)
+        waitress.serve(
+            wsgi, host=host, port=port, threads=8, ident="dpa-mock-selftest", channel_timeout=30, _quiet=True
+        )
     except KeyboardInterrupt:
         pass
     finally:

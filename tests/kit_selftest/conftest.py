@@ -22,5 +22,6 @@ def _wanted(session: pytest.Session, fixture: str) -> set[str]:
 @pytest.fixture(scope="session")
 def variant_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, VariantRuns]:
     """Every wanted variant's kit run, and its calibration loop where a selected calibration test asks for it."""
-    return run_all(_wanted(request.session, "runs"), _wanted(request.session, "loops"),
-                   tmp_path_factory.mktemp("variants"))
+    return run_all(
+        _wanted(request.session, "runs"), _wanted(request.session, "loops"), tmp_path_factory.mktemp("variants")
+    )

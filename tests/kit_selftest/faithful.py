@@ -25,7 +25,7 @@ VARIANTS: dict[str, str] = {
     "always-200": "(a) HTTP 200 for every business code (dpa-mock --http-status always200)",
     "status-is-code": "(b) HTTP status equal to the code for every code, 997-999 included",
     "pretty-extra-fields": "(c) pretty-printed JSON, keys reversed, extra fields in every object, envelope "
-                           "and callback",
+    "and callback",
     "other-wording": "(d) error messages in other (Chinese, generic) words",
     "no-default-callback": "(e) no callback for DEFAULT",
     "999-unknown-ids": "(f) code 999 (HTTP 200) for unknown plan and instance ids",
@@ -34,16 +34,30 @@ VARIANTS: dict[str, str] = {
     "slow-backoff": "(i) callback retries after 0.5 s, 1 s, 2 s",
     "late-callbacks": "(j) every callback arrives 1 s (real time) late",
     "framework-errors": "a malformed body (bad JSON, wrong or missing Content-Type) refused by the framework's own "
-                        "Spring-style 400/415 JSON, not the envelope",
+    "Spring-style 400/415 JSON, not the envelope",
     "all-at-once": "(b)-(i) together: status = code, pretty JSON with extra fields, other wording, no DEFAULT "
-                   "callback, 999 for unknown ids, 405/code 405, plan id from the path, slow backoff",
+    "callback, 999 for unknown ids, 405/code 405, plan id from the path, slow backoff",
 }
-KNOWN_PATHS = ("/api/dp/auth/oauth/authorize", "/api/dp/auth/oauth/token",
-               "/api/dpa/process/processPlan/queryPlanByUserId", "/api/dpa/process/processPlan/queryModelByPlanId",
-               "/api/dpa/process/processPlan/saveTimingParam", "/api/dpa/process/processPlan/queryPlanRunOutParam")
+KNOWN_PATHS = (
+    "/api/dp/auth/oauth/authorize",
+    "/api/dp/auth/oauth/token",
+    "/api/dpa/process/processPlan/queryPlanByUserId",
+    "/api/dpa/process/processPlan/queryModelByPlanId",
+    "/api/dpa/process/processPlan/saveTimingParam",
+    "/api/dpa/process/processPlan/queryPlanRunOutParam",
+)
 EXECUTE = re.compile(r"/api/dpa/process/processPlan/opExecutePlanByApi/([^/]+)")
-REASONS = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 500: "Server Error",
-           503: "Service Unavailable", 997: "Unknown Error", 998: "User Not Found", 999: "Business Error"}
+REASONS = {
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    500: "Server Error",
+    503: "Service Unavailable",
+    997: "Unknown Error",
+    998: "User Not Found",
+    999: "Business Error",
+}
 
 
 def _envelope(reply: Reply) -> dict[str, Any] | None:
@@ -100,8 +114,9 @@ def _wrong_method_405(environ: dict[str, Any], reply: Reply) -> Reply:
     if not reply.status.startswith("405"):
         return reply
     text = json.dumps({"code": 405, "message": "Request method not supported", "data": None}).encode()
-    return Reply("405 Method Not Allowed", [("Content-Type", "application/json"), ("Content-Length", str(len(text)))],
-                 text)
+    return Reply(
+        "405 Method Not Allowed", [("Content-Type", "application/json"), ("Content-Length", str(len(text)))], text
+    )
 
 
 FRAMEWORK_REFUSALS = re.compile(r"malformed JSON body|request body is required|Content-Type .* is not supported")
@@ -113,11 +128,16 @@ def _framework_errors(environ: dict[str, Any], reply: Reply) -> Reply:
     if body is None or body["code"] != 400 or not FRAMEWORK_REFUSALS.search(str(body.get("message"))):
         return reply
     status = 415 if "Content-Type" in str(body["message"]) else 400
-    error = {"timestamp": "2026-12-05T12:00:00.000+00:00", "status": status,
-             "error": "Unsupported Media Type" if status == 415 else "Bad Request", "path": environ.get("PATH_INFO")}
+    error = {
+        "timestamp": "2026-12-05T12:00:00.000+00:00",
+        "status": status,
+        "error": "Unsupported Media Type" if status == 415 else "Bad Request",
+        "path": environ.get("PATH_INFO"),
+    }
     text = json.dumps(error).encode()
-    return Reply(f"{status} {error['error']}", [("Content-Type", "application/json"),
-                                                ("Content-Length", str(len(text)))], text)
+    return Reply(
+        f"{status} {error['error']}", [("Content-Type", "application/json"), ("Content-Length", str(len(text)))], text
+    )
 
 
 def _plan_id_from_path(environ: dict[str, Any]) -> Reply | None:
@@ -195,11 +215,15 @@ def make_variant(name: str) -> Defect:
         return Defect(after=_framework_errors)
     if name == "all-at-once":
         # Order matters: codes first (999, 405), then the status follows the code, then wording and layout.
-        return Defect(before=_plan_id_from_path,
-                      after=_chain(_unknown_ids_999, _wrong_method_405, _status_is_code, _reword, _pretty),
-                      transport=ExtraFieldTransport(),  # type: ignore[arg-type]  # the same
-                      settings={"callback_statuses": ("RUNNING", "PENDING", "SUCCESS", "FAIL"),
-                                "callback_backoff": (0.5, 1.0, 2.0)})
+        return Defect(
+            before=_plan_id_from_path,
+            after=_chain(_unknown_ids_999, _wrong_method_405, _status_is_code, _reword, _pretty),
+            transport=ExtraFieldTransport(),  # type: ignore[arg-type]  # the same
+            settings={
+                "callback_statuses": ("RUNNING", "PENDING", "SUCCESS", "FAIL"),
+                "callback_backoff": (0.5, 1.0, 2.0),
+            },
+        )
     raise ValueError(f"unknown variant {name!r}; choose from {', '.join(VARIANTS)}")
 
 
@@ -214,8 +238,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("variant", choices=sorted(VARIANTS))
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--clock", choices=("virtual", "real"), default="virtual",
-                        help="real: as a staging server, for kit runs with --no-admin")
+    parser.add_argument(
+        "--clock",
+        choices=("virtual", "real"),
+        default="virtual",
+        help="real: as a staging server, for kit runs with --no-admin",
+    )
     args = parser.parse_args(argv)
     wsgi, app = build(args.variant, args.clock)
     return serve(wsgi, app, args.host, args.port, f"faithful dpa-mock ({args.variant}: {VARIANTS[args.variant]})")

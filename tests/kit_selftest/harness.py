@@ -20,9 +20,24 @@ CLIENT_ID = "JhYhK/XcFKuVlpVijwLCkw=="
 CLIENT_SECRET = "EZOXzdyqbGt1CpxtHrt5te35zS9iE6jfcgyvpPpNmPU="
 # Everything the kit may do against the emulator: writes on three plans (success, pending, failure), scenes,
 # and its own callback receiver on a free loopback port.
-KIT_OPTIONS = ("--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET, "--allow-writes",
-               "--plan-id", "acf42dd3", "--plan-id", "d4a8e6f1", "--plan-id", "c3d9f4e5", "--allow-scenes",
-               "--callback-listen", "127.0.0.1:0", "--callback-public-url", "auto")
+KIT_OPTIONS = (
+    "--client-id",
+    CLIENT_ID,
+    "--client-secret",
+    CLIENT_SECRET,
+    "--allow-writes",
+    "--plan-id",
+    "acf42dd3",
+    "--plan-id",
+    "d4a8e6f1",
+    "--plan-id",
+    "c3d9f4e5",
+    "--allow-scenes",
+    "--callback-listen",
+    "127.0.0.1:0",
+    "--callback-public-url",
+    "auto",
+)
 
 
 class BrokenServer(ServerProcess):
@@ -67,16 +82,19 @@ class KitRun:
         return [c for c in self.cases if c.module == module]
 
     def failed(self, module: str | None = None) -> list[Case]:
-        return [c for c in (self.cases if module is None else self.in_module(module))
-                if c.outcome in ("failed", "error")]
+        return [
+            c for c in (self.cases if module is None else self.in_module(module)) if c.outcome in ("failed", "error")
+        ]
 
     def summary(self) -> str:
         counts: dict[str, int] = {}
         for c in self.cases:
             counts[c.outcome] = counts.get(c.outcome, 0) + 1
         failures = "\n".join(f"  {c.outcome}: {c.classname}::{c.name}: {c.message[:300]}" for c in self.failed())
-        return f"exit {self.returncode}, {counts}, {self.seconds:.1f}s\n{failures}\n--- stdout tail ---\n" \
-               f"{self.stdout[-3000:]}\n--- stderr tail ---\n{self.stderr[-1500:]}"
+        return (
+            f"exit {self.returncode}, {counts}, {self.seconds:.1f}s\n{failures}\n--- stdout tail ---\n"
+            f"{self.stdout[-3000:]}\n--- stderr tail ---\n{self.stderr[-1500:]}"
+        )
 
 
 def parse_junit(path: Path) -> list[Case]:
@@ -97,26 +115,54 @@ def parse_junit(path: Path) -> list[Case]:
 
 def kit_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment without the outer run's pytest options or DPA_* kit settings (the profile excepted)."""
-    env = {k: v for k, v in os.environ.items()
-           if not (k.startswith("DPA_") and k != "DPA_HYPOTHESIS_PROFILE")
-           and k not in ("PYTEST_ADDOPTS", "PYTEST_CURRENT_TEST")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not (k.startswith("DPA_") and k != "DPA_HYPOTHESIS_PROFILE")
+        and k not in ("PYTEST_ADDOPTS", "PYTEST_CURRENT_TEST")
+    }
     return {**env, **(extra or {})}
 
 
-def run_kit(base_url: str, selection: Sequence[str], workdir: Path, *extra: str,
-            env: dict[str, str] | None = None, timeout: float = 600.0) -> KitRun:
+def run_kit(
+    base_url: str,
+    selection: Sequence[str],
+    workdir: Path,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 600.0,
+) -> KitRun:
     """`pytest <selection> --base-url …` with the full options; `selection` is paths or node ids under ROOT."""
     workdir.mkdir(parents=True, exist_ok=True)
     junit, report = workdir / "junit.xml", workdir / "report.md"
-    cmd = [sys.executable, "-m", "pytest", *selection, "-p", "no:cacheprovider", "--base-url", base_url,
-           *KIT_OPTIONS, "--junitxml", str(junit), "--report", str(report), *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        *selection,
+        "-p",
+        "no:cacheprovider",
+        "--base-url",
+        base_url,
+        *KIT_OPTIONS,
+        "--junitxml",
+        str(junit),
+        "--report",
+        str(report),
+        *extra,
+    ]
     started = time.monotonic()
     proc = subprocess.run(cmd, cwd=ROOT, env=kit_env(env), capture_output=True, text=True, timeout=timeout)
     seconds = time.monotonic() - started
-    return KitRun(proc.returncode, proc.stdout, proc.stderr,
-                  report.read_text(encoding="utf-8") if report.exists() else "",
-                  junit.read_text(encoding="utf-8") if junit.exists() else "",
-                  parse_junit(junit), seconds)
+    return KitRun(
+        proc.returncode,
+        proc.stdout,
+        proc.stderr,
+        report.read_text(encoding="utf-8") if report.exists() else "",
+        junit.read_text(encoding="utf-8") if junit.exists() else "",
+        parse_junit(junit),
+        seconds,
+    )
 
 
 def leaked_secrets(*texts: str) -> list[str]:
@@ -127,5 +173,5 @@ def leaked_secrets(*texts: str) -> list[str]:
             found.append("client_secret")
         index = text.find("eyJ")
         if index >= 0:
-            found.append("JWT-like text: " + text[max(0, index - 60):index + 40].replace("\n", " "))
+            found.append("JWT-like text: " + text[max(0, index - 60) : index + 40].replace("\n", " "))
     return found

@@ -15,13 +15,34 @@ EXECUTE = "/api/dpa/process{}processPlan/opExecutePlanByApi/acf42dd3"
 OUT_PARAMS = "/api/dpa/process{}processPlan/queryPlanRunOutParam"
 
 # Observation names each defect must change; every other observation must equal the healthy server's.
-SUCCESS_OBSERVATIONS = {"authorize", "token", "list", "models", "execute_double", "execute_single", "out_double",
-                        "out_single"}
+SUCCESS_OBSERVATIONS = {
+    "authorize",
+    "token",
+    "list",
+    "models",
+    "execute_double",
+    "execute_single",
+    "out_double",
+    "out_single",
+}
 EXPECTED_CHANGES: dict[str, set[str]] = {
     "healthy": set(),
-    "missing-envelope-field": {"authorize", "token", "token_again", "list", "models", "execute_double",
-                               "out_double", "authorize_no_scope", "list_no_token", "list_bad_token",
-                               "models_odd_id", "execute_single", "out_single", "unknown_path"},
+    "missing-envelope-field": {
+        "authorize",
+        "token",
+        "token_again",
+        "list",
+        "models",
+        "execute_double",
+        "out_double",
+        "authorize_no_scope",
+        "list_no_token",
+        "list_bad_token",
+        "models_odd_id",
+        "execute_single",
+        "out_single",
+        "unknown_path",
+    },
     "wrong-field-type": {"list"},
     "success-code-not-200": SUCCESS_OBSERVATIONS,
     "ignores-token": {"list_no_token", "list_bad_token"},
@@ -47,8 +68,10 @@ CHANGED_TO: dict[str, dict[str, Any]] = {
     "callbacks-retried-too-much": {"callback_attempts": (6, 6, 6)},
     "illegal-callback-status": {"callback_statuses": ("DEFAULT", "STARTED", "SUCCESS")},
     "out-params-missing-nodename": {"out_single": (200, 200, True, [("result",)] * 2)},
-    "double-slash-not-served": {"execute_double": (404, 404, True),
-                                "out_single": (200, 200, True, [("nodeName", "result")] * 2)},
+    "double-slash-not-served": {
+        "execute_double": (404, 404, True),
+        "out_single": (200, 200, True, [("nodeName", "result")] * 2),
+    },
 }
 
 
@@ -80,8 +103,12 @@ def _observe(defect: str, receiver: CallbackReceiver) -> dict[str, Any]:
         authorize = client.get(AUTHORIZE, query_string=query)
         seen["authorize"] = _shape(authorize)
         seen["authorize_no_scope"] = _shape(client.get(AUTHORIZE, query_string={**query, "scope": None}))
-        grant = {"code": authorize.get_json()["data"]["code"], "client_id": POC_ID, "client_secret": POC_SECRET,
-                 "grant_type": "authorization_code"}
+        grant = {
+            "code": authorize.get_json()["data"]["code"],
+            "client_id": POC_ID,
+            "client_secret": POC_SECRET,
+            "grant_type": "authorization_code",
+        }
         token = client.post(TOKEN, json=grant)
         seen["token"] = _shape(token)
         seen["token_again"] = _shape(client.post(TOKEN, json=grant))
@@ -104,11 +131,17 @@ def _observe(defect: str, receiver: CallbackReceiver) -> dict[str, Any]:
         instance = single.get_json()["data"][0]["planInstanceId"]
         assert client.post("/__admin/clock/advance", json={"seconds": 30}).get_json()["code"] == 200
         for name, slashes in (("out_double", "//"), ("out_single", "/")):
-            response = client.get(OUT_PARAMS.format(slashes), headers=auth,
-                                  query_string={"processPlanId": "acf42dd3", "planInstanceId": instance})
+            response = client.get(
+                OUT_PARAMS.format(slashes),
+                headers=auth,
+                query_string={"processPlanId": "acf42dd3", "planInstanceId": instance},
+            )
             body = _body(response)
-            names = [tuple(sorted(p)) for wf in body["data"] for p in wf["mapParam"]] \
-                if isinstance(body, dict) and isinstance(body.get("data"), list) else None
+            names = (
+                [tuple(sorted(p)) for wf in body["data"] for p in wf["mapParam"]]
+                if isinstance(body, dict) and isinstance(body.get("data"), list)
+                else None
+            )
             seen[name] = (*_shape(response), names)
         mine = receiver.for_instance(instance)
         statuses = [d.json["status"] for d in mine]

@@ -54,8 +54,10 @@ def test_faithful_variant_gets_no_violation(variant: str, runs: dict[str, tuple[
 
 def test_leniencies_are_reported_not_failed(runs: dict[str, tuple[KitRun, dict[str, object]]]) -> None:
     """(g) and (h) accept what the document forbids or skip a nicety: reported with a request, the run passes."""
-    for variant, check in (("405-code-405", "405 without Allow"), ("execute-path-only",
-                                                                    "documented-required field missing")):
+    for variant, check in (
+        ("405-code-405", "405 without Allow"),
+        ("execute-path-only", "documented-required field missing"),
+    ):
         run, result = runs[variant]
         found = [f for f in result["leniencies"] if f["check"] == check]  # type: ignore[union-attr,index]  # JSON
         assert found, f"{variant}: no {check!r} leniency in {result['leniencies']}"

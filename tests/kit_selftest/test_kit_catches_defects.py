@@ -40,9 +40,18 @@ def _run(defect: str, modules: list[str], workdir: Path, *extra: str) -> KitRun:
     with BrokenServer(defect, log=workdir.with_suffix(".server.log")) as server:
         # The kit's default profile (as CI runs it) minus shrinking: same examples, so the same catches.
         seed = [] if SEED == "random" else [f"--hypothesis-seed={SEED}"]
-        return run_kit(server.base_url, [str(KIT / m) for m in modules], workdir, *seed, *extra,
-                       "--report-json", str(workdir / "report.json"),
-                       "-p", "tests.kit_selftest.kit_profile", env={"DPA_HYPOTHESIS_PROFILE": SELFTEST_PROFILE})
+        return run_kit(
+            server.base_url,
+            [str(KIT / m) for m in modules],
+            workdir,
+            *seed,
+            *extra,
+            "--report-json",
+            str(workdir / "report.json"),
+            "-p",
+            "tests.kit_selftest.kit_profile",
+            env={"DPA_HYPOTHESIS_PROFILE": SELFTEST_PROFILE},
+        )
 
 
 def _json(workdir: Path) -> dict[str, Any]:
@@ -72,15 +81,17 @@ def test_every_defect_has_a_catcher() -> None:
 def test_kit_catches_defect(defect: str, healthy_run: KitRun, tmp_path: Path) -> None:
     module = CATCHERS[defect]
     healthy_failures = healthy_run.failed(module)
-    assert not healthy_failures and healthy_run.in_module(module), \
+    assert not healthy_failures and healthy_run.in_module(module), (
         f"control: {module} does not pass against the healthy server\n{healthy_run.summary()}"
+    )
 
     if defect in LENIENCIES:
         # Without --strict the run passes, but the report names the leniency with its request.
         lenient = _run(defect, [module], tmp_path / f"{defect}-lenient")
         assert lenient.returncode == 0, lenient.summary()
-        found = [f for f in _json(tmp_path / f"{defect}-lenient").get("leniencies", [])
-                 if f["check"] == LENIENCIES[defect]]
+        found = [
+            f for f in _json(tmp_path / f"{defect}-lenient").get("leniencies", []) if f["check"] == LENIENCIES[defect]
+        ]
         assert found and found[0]["request"], f"{defect}: no {LENIENCIES[defect]!r} leniency reported"
         run = _run(defect, [module], tmp_path / defect, "--dpa-strict")
     else:

@@ -23,15 +23,33 @@ from mock_server.testing.server import ServerProcess
 from tests.kit_selftest.harness import QUICK_PROFILE, ROOT, KitRun, run_kit
 
 SEED = os.environ.get("KIT_SELFTEST_SEED", "20240601")
-ALL = ["test_auth.py", "test_callbacks.py", "test_client.py", "test_envelope.py", "test_oauth.py", "test_paths.py",
-       "test_plans.py", "test_runs.py", "test_scenes.py", "test_schema.py", "test_stateful.py", "test_validation.py"]
+ALL = [
+    "test_auth.py",
+    "test_callbacks.py",
+    "test_client.py",
+    "test_envelope.py",
+    "test_oauth.py",
+    "test_paths.py",
+    "test_plans.py",
+    "test_runs.py",
+    "test_scenes.py",
+    "test_schema.py",
+    "test_stateful.py",
+    "test_validation.py",
+]
 # The kit modules where each variant's choice shows. The whole kit for (a) (the emulator's other HTTP-status
 # mode must pass its own kit) and for all-at-once, which carries (b)-(i) together through every module.
 MODULES: dict[str, list[str]] = {
     "always-200": ALL,
     "status-is-code": ["test_envelope.py", "test_schema.py", "test_auth.py", "test_validation.py"],
-    "pretty-extra-fields": ["test_plans.py", "test_runs.py", "test_callbacks.py", "test_client.py", "test_oauth.py",
-                            "test_schema.py"],
+    "pretty-extra-fields": [
+        "test_plans.py",
+        "test_runs.py",
+        "test_callbacks.py",
+        "test_client.py",
+        "test_oauth.py",
+        "test_schema.py",
+    ],
     "other-wording": ["test_envelope.py", "test_validation.py", "test_client.py"],
     "no-default-callback": ["test_callbacks.py", "test_scenes.py"],
     "999-unknown-ids": ["test_plans.py", "test_runs.py", "test_schema.py", "test_client.py"],
@@ -43,9 +61,20 @@ MODULES: dict[str, list[str]] = {
     "all-at-once": ALL,
 }
 # Longest first, so the pool is never left with one long run at the end (late-callbacks mostly sleeps).
-ORDER = ["late-callbacks", "all-at-once", "always-200", "pretty-extra-fields", "execute-path-only",
-         "status-is-code", "999-unknown-ids", "framework-errors", "other-wording", "405-code-405",
-         "no-default-callback", "slow-backoff"]
+ORDER = [
+    "late-callbacks",
+    "all-at-once",
+    "always-200",
+    "pretty-extra-fields",
+    "execute-path-only",
+    "status-is-code",
+    "999-unknown-ids",
+    "framework-errors",
+    "other-wording",
+    "405-code-405",
+    "no-default-callback",
+    "slow-backoff",
+]
 
 
 @dataclass
@@ -63,9 +92,17 @@ class VariantRuns:
 
 def kit(base_url: str, variant: str, workdir: Path) -> tuple[KitRun, dict[str, Any]]:
     """The variant's kit modules with the quick profile and the fixed seed; the JSON result ({} if none)."""
-    run = run_kit(base_url, [str(Path("contract_tests") / m) for m in MODULES[variant]], workdir,
-                  f"--hypothesis-seed={SEED}", "-p", "tests.kit_selftest.kit_profile",
-                  "--report-json", str(workdir / "report.json"), env={"DPA_HYPOTHESIS_PROFILE": QUICK_PROFILE})
+    run = run_kit(
+        base_url,
+        [str(Path("contract_tests") / m) for m in MODULES[variant]],
+        workdir,
+        f"--hypothesis-seed={SEED}",
+        "-p",
+        "tests.kit_selftest.kit_profile",
+        "--report-json",
+        str(workdir / "report.json"),
+        env={"DPA_HYPOTHESIS_PROFILE": QUICK_PROFILE},
+    )
     path = workdir / "report.json"
     return run, (json.loads(path.read_text(encoding="utf-8")) if path.exists() else {})
 
@@ -88,8 +125,9 @@ def run_variant(variant: str, workdir: Path, loop: bool) -> VariantRuns:
         return runs
     env = {k: v for k, v in os.environ.items() if not k.startswith("DPA_MOCK_")}
     try:
-        with ServerProcess("--clock", "virtual", "--profile", str(profile), env=env, cwd=ROOT,
-                           log=workdir / "emulator.log") as server:
+        with ServerProcess(
+            "--clock", "virtual", "--profile", str(profile), env=env, cwd=ROOT, log=workdir / "emulator.log"
+        ) as server:
             runs.emulator, runs.emulator_result = kit(server.base_url, variant, workdir / "emulator")
     except (RuntimeError, OSError, subprocess.SubprocessError) as exc:  # one variant's test fails, not all
         runs.loop_error = f"{type(exc).__name__}: {exc}"

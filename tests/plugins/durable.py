@@ -18,8 +18,9 @@ class Tree(ServerProcess):
     """`dpa-mock serve` for crash tests: no DPA_MOCK_* from the caller's environment (a stray
     DPA_MOCK_STATE would change what is tested); kill9() crashes the whole tree."""
 
-    def __init__(self, *args: str, port: int | None = None, env: dict[str, str] | None = None,
-                 log: Path | None = None) -> None:
+    def __init__(
+        self, *args: str, port: int | None = None, env: dict[str, str] | None = None, log: Path | None = None
+    ) -> None:
         super().__init__(*args, port=port, log=log)
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("DPA_MOCK_")}
         self.env.update(env or {})

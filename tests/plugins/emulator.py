@@ -16,7 +16,10 @@ from mock_server.settings import Settings
 POC = {"client_id": "JhYhK/XcFKuVlpVijwLCkw==", "client_secret": "EZOXzdyqbGt1CpxtHrt5te35zS9iE6jfcgyvpPpNmPU="}
 DOC_CLIENT = {"client_id": "CfjisL9AeNc066tkxSiKig==", "client_secret": "xB5hQnmlNnc+iab3RODs6yHlcHqFHAM2e4PawddAxtI="}
 EXPIRED = {"client_id": "0dGIPSRWTCDjqO+wLUGJg==", "client_secret": "QZ2v5j9Vza7DnKN93YziXEJEvOxymw7xDxdDAIUC6jg="}
-DEFAULT_ONLY = {"client_id": "zblzjBa2vQB3nitkvtf88A==", "client_secret": "nRAJJqMCO0ASTiz/ngIHr4egBBzO537C/E+PWW+EfBI="}
+DEFAULT_ONLY = {
+    "client_id": "zblzjBa2vQB3nitkvtf88A==",
+    "client_secret": "nRAJJqMCO0ASTiz/ngIHr4egBBzO537C/E+PWW+EfBI=",
+}
 
 AUTHORIZE = "/api/dp/auth/oauth/authorize"
 TOKEN = "/api/dp/auth/oauth/token"
@@ -34,18 +37,33 @@ class Api:
         self.client, self.platform = client, platform
 
     def authorize(self, client_id: str = POC["client_id"], scope: str = "default", response_type: str = "code") -> Any:
-        return self.client.get(AUTHORIZE, query_string={"client_id": client_id, "response_type": response_type,
-                                                        "scope": scope})
+        return self.client.get(
+            AUTHORIZE, query_string={"client_id": client_id, "response_type": response_type, "scope": scope}
+        )
 
     def code(self, **kw: Any) -> str:
         body = self.authorize(**kw).get_json()
         assert body["code"] == 200, body
         return body["data"]["code"]
 
-    def token(self, code: str, client_id: str = POC["client_id"], client_secret: str = POC["client_secret"],
-              grant_type: str = "authorization_code", **extra: Any) -> Any:
-        return self.client.post(TOKEN, json={"code": code, "client_id": client_id, "client_secret": client_secret,
-                                             "grant_type": grant_type, **extra})
+    def token(
+        self,
+        code: str,
+        client_id: str = POC["client_id"],
+        client_secret: str = POC["client_secret"],
+        grant_type: str = "authorization_code",
+        **extra: Any,
+    ) -> Any:
+        return self.client.post(
+            TOKEN,
+            json={
+                "code": code,
+                "client_id": client_id,
+                "client_secret": client_secret,
+                "grant_type": grant_type,
+                **extra,
+            },
+        )
 
     def login(self, app: dict[str, str] = POC, scope: str = "default", user_id: str | None = None) -> dict[str, str]:
         code = self.code(client_id=app["client_id"], scope=scope)
@@ -63,8 +81,9 @@ class Api:
         return envelope["data"][0]["planInstanceId"]
 
     def out_params(self, headers: dict[str, str], plan_id: str, instance_id: str) -> Any:
-        return self.client.get(OUT_PARAMS, headers=headers,
-                               query_string={"processPlanId": plan_id, "planInstanceId": instance_id})
+        return self.client.get(
+            OUT_PARAMS, headers=headers, query_string={"processPlanId": plan_id, "planInstanceId": instance_id}
+        )
 
     def advance(self, seconds: float) -> Any:
         body = self.client.post("/__admin/clock/advance", json={"seconds": seconds}).get_json()

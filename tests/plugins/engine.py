@@ -70,8 +70,9 @@ class PinnedApps:
             app.extensions["dpa_platform"].close()
 
 
-def domain_platform(transport: Transport, clock: Clock | None = None, store: Store | None = None,
-                    **overrides: Any) -> Platform:
+def domain_platform(
+    transport: Transport, clock: Clock | None = None, store: Store | None = None, **overrides: Any
+) -> Platform:
     """A Platform with no HTTP and no ticker (unless started); close() it after use."""
     clock = clock or VirtualClock(START)
     settings = Settings(**{"log_requests": False, **overrides, "clock": clock.mode})
@@ -115,8 +116,14 @@ def statuses(deliveries: Iterable[Any]) -> list[str]:
 
 
 def scene_form(**fields: str) -> dict[str, str]:
-    form = {"processPlanId": "acf42dd3", "callbackUrl": "http://127.0.0.1:9/cb", "dimension": "minutes",
-            "intervals": "2", "executeStrategy": "single", "sceneName": "巡检"}
+    form = {
+        "processPlanId": "acf42dd3",
+        "callbackUrl": "http://127.0.0.1:9/cb",
+        "dimension": "minutes",
+        "intervals": "2",
+        "executeStrategy": "single",
+        "sceneName": "巡检",
+    }
     form.update(fields)
     return {k: v for k, v in form.items() if v is not None}
 
@@ -167,10 +174,14 @@ def behaviour_answer(behaviour: str) -> tuple[int, str]:
 
 
 # -- the document's flow over real HTTP ---------------------------------------------------------------
-def http_login(base_url: str, app: dict[str, str] = POC, scope: str = "default",
-               user_id: str | None = None) -> dict[str, str]:
-    code = requests.get(base_url + AUTHORIZE, params={"client_id": app["client_id"], "response_type": "code",
-                                                      "scope": scope}, timeout=10).json()["data"]["code"]
+def http_login(
+    base_url: str, app: dict[str, str] = POC, scope: str = "default", user_id: str | None = None
+) -> dict[str, str]:
+    code = requests.get(
+        base_url + AUTHORIZE,
+        params={"client_id": app["client_id"], "response_type": "code", "scope": scope},
+        timeout=10,
+    ).json()["data"]["code"]
     body: dict[str, str] = {"code": code, "grant_type": "authorization_code", **app}
     if user_id is not None:
         body["user_id"] = user_id
@@ -179,11 +190,17 @@ def http_login(base_url: str, app: dict[str, str] = POC, scope: str = "default",
     return {"Authorization": f"Bearer {token['data']['access_token']}"}
 
 
-def http_execute(base_url: str, headers: dict[str, str], plan_id: str = "acf42dd3",
-                 session: requests.Session | None = None, **body: Any) -> str:
+def http_execute(
+    base_url: str,
+    headers: dict[str, str],
+    plan_id: str = "acf42dd3",
+    session: requests.Session | None = None,
+    **body: Any,
+) -> str:
     poster = session or requests
-    reply = poster.post(base_url + EXECUTE.format(plan_id), headers=headers,
-                        json={"processPlanId": plan_id, **body}, timeout=30).json()
+    reply = poster.post(
+        base_url + EXECUTE.format(plan_id), headers=headers, json={"processPlanId": plan_id, **body}, timeout=30
+    ).json()
     assert reply["code"] == 200, reply
     return str(reply["data"][0]["planInstanceId"])
 
@@ -196,7 +213,6 @@ def http_admin(base_url: str, method: str, path: str, **kwargs: Any) -> Any:
 
 def http_advance(base_url: str, seconds: float) -> Any:
     return http_admin(base_url, "POST", "/__admin/clock/advance", json={"seconds": seconds})
-
 
 
 def api_for(app: Flask) -> Api:

@@ -18,8 +18,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def proxy_process(target: str, *args: str, log: Path | None = None) -> ServerProcess:
     """`dpa-mock proxy --target TARGET ARGS` on a free port; it answers /__admin/clock by forwarding it."""
-    return ServerProcess(*args, command=[sys.executable, "-m", "mock_server", "proxy", "--target", target],
-                         log=log, cwd=ROOT)
+    return ServerProcess(
+        *args, command=[sys.executable, "-m", "mock_server", "proxy", "--target", target], log=log, cwd=ROOT
+    )
 
 
 def broken_process(defect: str) -> ServerProcess:

@@ -43,8 +43,13 @@ class Service:
 @pytest.fixture
 def service(dpa_platform: Any) -> Iterator[Service]:
     """The service under test, talking to the emulator and reachable by it for callbacks."""
-    app = create_app({"DPA_BASE_URL": dpa_platform.base_url, "DPA_CLIENT_ID": dpa_platform.client_id,
-                      "DPA_CLIENT_SECRET": dpa_platform.client_secret})
+    app = create_app(
+        {
+            "DPA_BASE_URL": dpa_platform.base_url,
+            "DPA_CLIENT_ID": dpa_platform.client_id,
+            "DPA_CLIENT_SECRET": dpa_platform.client_secret,
+        }
+    )
     server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
     app.config["PUBLIC_URL"] = f"http://127.0.0.1:{server.server_port}"
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
