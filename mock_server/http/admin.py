@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request
@@ -44,7 +45,7 @@ def guard() -> None:
         raise AuthError("admin API answers loopback clients only; start dpa-mock with --admin-token to open it")
 
 
-def _admin(op_id: str):  # type: ignore[no-untyped-def]  # a decorator factory; Flask's view types are loose
+def _admin(op_id: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     return operation(bp, admin_contract(), op_id, guard=guard)
 
 

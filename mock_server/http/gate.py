@@ -9,9 +9,9 @@ import io
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Protocol
 
 from mock_server.domain.errors import VALIDATION, DomainError
 from mock_server.domain.platform import Platform
@@ -24,6 +24,35 @@ from mock_server.settings import Settings
 log = logging.getLogger("dpa_mock.server")
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 _JSON = ("content-type", "application/json; charset=utf-8")
+
+
+# What the gate uses of granian's RSGI objects. granian.rsgi's own types leave out Headers.get_all and type
+# get() and the body's chunks as Any; these say what granian hands over (text headers, bytes bodies).
+class RSGIHeaders(Protocol):
+    def __contains__(self, key: str) -> bool: ...
+    def get(self, key: str) -> str | None: ...
+    def get_all(self, key: str) -> list[str]: ...
+    def items(self) -> list[tuple[str, str]]: ...
+
+
+class RSGIScope(Protocol):
+    proto: str
+    http_version: str
+    server: str
+    client: str
+    scheme: str
+    method: str
+    path: str
+    query_string: str
+
+    @property
+    def headers(self) -> RSGIHeaders: ...
+
+
+class RSGIProtocol(Protocol):
+    def __call__(self) -> Awaitable[bytes]: ...
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+    def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None: ...
 
 
 class BodyRefused(Exception):
@@ -54,7 +83,7 @@ class Gate:
         self._lane = lane
         self._platform = platform  # to journal the requests refused here, as the app journals its own
 
-    async def __rsgi__(self, scope: Any, protocol: Any) -> None:
+    async def __rsgi__(self, scope: RSGIScope, protocol: RSGIProtocol) -> None:
         if scope.proto != "http":
             return  # websockets: nothing here speaks them; granian closes the connection
         headers = scope.headers
@@ -106,7 +135,9 @@ class Gate:
         self._respond(scope, protocol, status, out_headers, chunks)
 
     @staticmethod
-    def _fast_call(scope: Any, headers: Any, body: bytes) -> tuple[Any, ...]:
+    def _fast_call(
+        scope: RSGIScope, headers: RSGIHeaders, body: bytes
+    ) -> tuple[str, str, str, str, bool, bytes, str, str, str]:
         """What the fast door reads of a request, taken from granian's scope on the event loop."""
         return (
             scope.method,
@@ -153,7 +184,9 @@ class Gate:
         )
 
     @staticmethod
-    def _respond(scope: Any, protocol: Any, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+    def _respond(
+        scope: RSGIScope, protocol: RSGIProtocol, status: int, headers: list[tuple[str, str]], body: bytes
+    ) -> None:
         try:
             protocol.response_bytes(status, headers, body)
         except Exception:  # noqa: BLE001 - the client left while the app worked: no one to answer
@@ -162,7 +195,7 @@ class Gate:
     def __rsgi_del__(self, loop: Any) -> None:
         self._pool.shutdown(wait=False)
 
-    async def _receive(self, scope: Any, headers: Any, protocol: Any) -> bytes:
+    async def _receive(self, scope: RSGIScope, headers: RSGIHeaders, protocol: RSGIProtocol) -> bytes:
         length_text = headers.get("content-length")
         chunked = "transfer-encoding" in headers
         if not chunked and length_text in (None, "0"):
@@ -209,7 +242,7 @@ class Gate:
             raise BodyRefused("request body ended before its Content-Length; nothing was processed")
         return body
 
-    async def _chunks(self, protocol: Any) -> bytes:
+    async def _chunks(self, protocol: RSGIProtocol) -> bytes:
         parts, size = [], 0
         async for chunk in protocol:
             size += len(chunk)
@@ -220,7 +253,7 @@ class Gate:
             parts.append(chunk)
         return b"".join(parts)
 
-    def _refuse(self, scope: Any, protocol: Any, message: str, started: float) -> None:
+    def _refuse(self, scope: RSGIScope, protocol: RSGIProtocol, message: str, started: float) -> None:
         code = self._policy.kind_code(VALIDATION, scope.path, 400)
         status = self._policy.status(code)
         with contextlib.suppress(Exception):  # the client is gone: there is no one to answer
@@ -271,7 +304,7 @@ def _server(text: str) -> tuple[str, str]:
     return server
 
 
-def _environ(scope: Any, headers: Any, body: bytes) -> dict[str, Any]:
+def _environ(scope: RSGIScope, headers: RSGIHeaders, body: bytes) -> dict[str, Any]:
     server = _server(scope.server)
     client_host, _, client_port = scope.client.rpartition(":")
     environ = _BASE.copy()

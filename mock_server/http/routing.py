@@ -21,7 +21,8 @@ from mock_server.settings import Settings
 
 
 def current_platform() -> Platform:
-    return current_app.extensions["dpa_platform"]
+    platform: Platform = current_app.extensions["dpa_platform"]  # create_app puts it there
+    return platform
 
 
 def bearer_principal() -> Principal:

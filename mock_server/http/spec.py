@@ -61,7 +61,9 @@ def _message(error: jsonschema.ValidationError, prefix: str = "") -> str:
         f"[{p}]" if isinstance(p, int) else (f".{p}" if i or prefix else str(p))
         for i, p in enumerate(error.absolute_path)
     )
-    if error.validator == "required":
+    # A validator sets validator_value on every error it yields (the stubs allow it Unset for hand-made errors):
+    # the isinstance checks narrow it to what each keyword's value is in any JSON Schema, never failing here.
+    if error.validator == "required" and isinstance(error.validator_value, list):
         missing = [r for r in error.validator_value if isinstance(error.instance, dict) and r not in error.instance]
         name = missing[0] if missing else error.validator_value[0]
         return f"{path + '.' if path else ''}{name}: is required"
@@ -69,7 +71,7 @@ def _message(error: jsonschema.ValidationError, prefix: str = "") -> str:
         # Never the value itself: it may be or hold a secret (client_secret, code, a token), and a whole
         # object quoted back is no help either. The field and the problem are enough.
         return f"{path or 'body'}: {_problem_without_value(error)}"
-    if error.validator == "enum":
+    if error.validator == "enum" and isinstance(error.validator_value, list):
         return f"{path}: {error.instance!r} is not one of {', '.join(map(str, error.validator_value))}"
     if error.validator == "type" and error.instance is None:
         return f"{path}: is required"
@@ -79,7 +81,7 @@ def _message(error: jsonschema.ValidationError, prefix: str = "") -> str:
 def _problem_without_value(error: jsonschema.ValidationError) -> str:
     rule, expected = error.validator, error.validator_value
     if rule == "type":
-        return f"must be of type {expected if isinstance(expected, str) else ' or '.join(expected)}"
+        return f"must be of type {' or '.join(expected) if isinstance(expected, list) else expected}"
     if rule in (
         "minLength",
         "maxLength",
