@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from flask import Flask, Response, g, request
+from flask.json.provider import DefaultJSONProvider
 
 from mock_server.domain.callbacks import Transport
 from mock_server.domain.clock import Clock, make_clock
@@ -43,8 +44,10 @@ def create_app(
     app = Flask(__name__, static_folder=None)
     app.url_map.merge_slashes = False  # the document's `//` paths are served as written
     app.url_map.strict_slashes = False
-    app.json.ensure_ascii = False  # type: ignore[attr-defined]  # DefaultJSONProvider has it; the base type not
-    app.json.sort_keys = False  # type: ignore[attr-defined]  # the same
+    json_provider = app.json
+    assert isinstance(json_provider, DefaultJSONProvider)  # Flask's default: json_provider_class is not changed
+    json_provider.ensure_ascii = False
+    json_provider.sort_keys = False
     app.config.update(DPA_SETTINGS=settings, MAX_CONTENT_LENGTH=settings.max_body_bytes)
     app.extensions["dpa_platform"] = platform
     install_error_handlers(app)

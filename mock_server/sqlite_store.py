@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import sqlite3
+import sys
 import threading
 import time
 import uuid
@@ -22,10 +23,8 @@ from typing import Any
 from mock_server.domain.store import RELOAD, Changes, Records
 from mock_server.sqlite_journal import SqliteJournal, connect
 
-try:
+if sys.platform != "win32":  # a platform check mypy understands; Windows has no flock (see WriterLock)
     import fcntl
-except ImportError:  # Windows: writers fall back to SQLite's busy handler
-    fcntl = None  # type: ignore[assignment]  # not on Windows: no flock there
 
 TOMBSTONE = ""  # body of a deleted record, kept so other processes learn of the deletion
 TOMBSTONES_KEPT = 100_000  # changes; a process further behind than that reloads everything
@@ -45,7 +44,8 @@ class WriterLock:
     """
 
     def __init__(self, path: Path) -> None:
-        self._fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o644) if fcntl is not None else -1
+        # Windows: no flock, so writers fall back to SQLite's busy handler.
+        self._fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o644) if sys.platform != "win32" else -1
 
     def acquire(self) -> None:
         if self._fd >= 0:
@@ -282,10 +282,13 @@ class SqliteStore:
         now = time.time()
         if row is None:
             return True
-        if row[0] == self.holder:
-            return row[1] - now < self.lease_ttl * 2 / 3  # renewal due
+        holder: str
+        expires_at: float
+        holder, expires_at = row  # the lease table's TEXT and REAL columns
+        if holder == self.holder:
+            return expires_at - now < self.lease_ttl * 2 / 3  # renewal due
         # Looking for the holder's process here (the keeper's beat), not in every write transaction.
-        self._takeover = row[1] <= now or self._holder_gone(row[0])
+        self._takeover = expires_at <= now or self._holder_gone(holder)
         return self._takeover
 
     def holds_lease(self) -> bool:

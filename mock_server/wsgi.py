@@ -4,15 +4,19 @@
 import gc
 
 from mock_server.app import create_app
+from mock_server.domain.platform import Platform
+from mock_server.http.fastlane import FastLane
 from mock_server.http.gate import Gate
 from mock_server.settings import configure_logging, load_settings
 
 configure_logging()
 settings = load_settings()
 app = create_app(settings)
-platform = app.extensions["dpa_platform"]
+platform: Platform = app.extensions["dpa_platform"]
+lane = app.wsgi_app
+assert isinstance(lane, FastLane)  # create_app puts the fast door in front of Flask's own wsgi_app
 # faults.active, not faults_pending(): no lock for shared state, as the answer only picks a request's thread.
-gate = Gate(app, settings, platform.faults.active, lane=app.wsgi_app, platform=platform)
+gate = Gate(app, settings, platform.faults.active, lane=lane, platform=platform)
 
 # A server process builds its app once, then makes runs by the thousand: the default collector thresholds
 # (700, 10, 10) scanned the whole growing heap several times a second under load (measured: three full
