@@ -20,7 +20,7 @@ from mock_server.proxy import ui
 from mock_server.proxy.callbacks import CallbackJudge, Relay, Relays
 from mock_server.proxy.forward import Answer, Destination, ForwardError, end_to_end, send
 from mock_server.proxy.judge import Judged, Route, Router, judge_request, judge_response
-from mock_server.proxy.model import Exchange, Finding, Store
+from mock_server.proxy.model import Exchange, Finding, Side, Store
 from mock_server.proxy.record import Recorder, token_subject
 from mock_server.proxy.redact import Secrets
 
@@ -258,7 +258,7 @@ class ProxyApp:
         self,
         exchange: Exchange,
         findings: list[Finding],
-        side: str,
+        side: Side,
         message: str,
         start_response: StartResponse,
         envelope: bool,
@@ -267,7 +267,7 @@ class ProxyApp:
         exchange.error = message
         exchange.status = 503
         self.store.add_exchange(exchange)
-        self._findings(exchange, [*findings, Finding("observation", side, "proxy-busy", message)])  # type: ignore[arg-type]  # side is a checked str
+        self._findings(exchange, [*findings, Finding("observation", side, "proxy-busy", message)])
         log.warning("%s", message)
         body = json.dumps({"code": 503, "message": message, "data": None}).encode() if envelope else message.encode()
         return _reply(

@@ -13,7 +13,7 @@ from werkzeug.datastructures import MultiDict
 from dpa_client.document import EPOCH_MS_RANGE, STATUSES, envelope_shape_problems
 from mock_server.domain.errors import ValidationError
 from mock_server.http.spec import FORM_TYPES, Contract, Operation, RequestSchema, form_to_dict, vendor_contract
-from mock_server.proxy.model import Finding, collector
+from mock_server.proxy.model import Finding, Side, Verdict, collector
 
 INTERFACES = {
     "authorize": "1.1",
@@ -127,8 +127,8 @@ class Judged:
     body: Any = None
     query: dict[str, str] = field(default_factory=dict)
 
-    def add(self, verdict: str, side: str, check: str, message: str) -> None:
-        self.findings.append(Finding(verdict, side, check, message))  # type: ignore[arg-type]  # verdict/side: checked strs
+    def add(self, verdict: Verdict, side: Side, check: str, message: str) -> None:
+        self.findings.append(Finding(verdict, side, check, message))
 
 
 def judge_request(
@@ -147,7 +147,7 @@ def judge_request(
         return out
     if route.wrong_method:
         # HEAD is GET without the body (RFC 9110): not what the document shows, but no broken request either.
-        verdict = "observation" if (method.upper(), op.method) == ("HEAD", "GET") else "violation"
+        verdict: Verdict = "observation" if (method.upper(), op.method) == ("HEAD", "GET") else "violation"
         out.add(verdict, "client", "method", f"{method} {path}: the document's method here is {op.method}")
         return out
     if route.collapsed:

@@ -35,11 +35,11 @@ class Finding:
         return asdict(self)
 
 
-def collector(out: list[Finding], interface: str = "") -> Callable[[str, str, str, str], None]:
+def collector(out: list[Finding], interface: str = "") -> Callable[[Verdict, Side, str, str], None]:
     """`add(verdict, side, check, message)`: appends a Finding to `out` (the judges' one way of recording one)."""
 
-    def add(verdict: str, side: str, check: str, message: str) -> None:
-        out.append(Finding(verdict, side, check, message, interface=interface))  # type: ignore[arg-type]  # checked strs
+    def add(verdict: Verdict, side: Side, check: str, message: str) -> None:
+        out.append(Finding(verdict, side, check, message, interface=interface))
 
     return add
 

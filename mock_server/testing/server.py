@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import requests
 
@@ -60,7 +60,7 @@ class ServerProcess:
         self.log, self.cwd = log, cwd
         self.proc: subprocess.Popen[bytes] | None = None
         self.ready_at = 0.0  # wall time at which the server first answered
-        self._log_file: Any = None
+        self._log_file: IO[bytes] | int | None = None  # an open log, subprocess.DEVNULL, or none yet
 
     @property
     def base_url(self) -> str:
@@ -109,7 +109,7 @@ class ServerProcess:
                 raise RuntimeError(f"process group {pgid} still alive 10 s after SIGKILL")
             time.sleep(0.01)
         self.proc = None
-        if self._log_file not in (None, subprocess.DEVNULL):
+        if self._log_file is not None and not isinstance(self._log_file, int):  # DEVNULL is an int
             self._log_file.close()
         self._log_file = None
 
