@@ -21,8 +21,10 @@ try:
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
-except ImportError:  # pragma: no cover - only without the test extra
-    webdriver = None  # type: ignore[assignment]
+
+    SELENIUM = True
+except ImportError:  # pragma: no cover - only without the test extra; the tests are skipped then, never reach them
+    SELENIUM = False
 
 REPORTS = Path(__file__).resolve().parents[1] / "reports"
 POC = {"client_id": "JhYhK/XcFKuVlpVijwLCkw==", "client_secret": "EZOXzdyqbGt1CpxtHrt5te35zS9iE6jfcgyvpPpNmPU="}
@@ -34,7 +36,7 @@ pytestmark = [
         not (CHROMIUM and CHROMEDRIVER),
         reason="needs Debian's chromium and chromedriver: apt-get install -y chromium chromium-driver",
     ),
-    pytest.mark.skipif(webdriver is None, reason="needs selenium: pip install -e '.[test]'"),
+    pytest.mark.skipif(not SELENIUM, reason="needs selenium: pip install -e '.[test]'"),
 ]
 
 
@@ -98,15 +100,17 @@ def start(base: str, headers: dict[str, str], plan_id: str, callback_url: str) -
         json={"processPlanId": plan_id, "callbackUrl": callback_url},
     ).json()
     assert body["code"] == 200, body
-    return body["data"][0]["planInstanceId"]
+    instance: str = body["data"][0]["planInstanceId"]  # interface 5's data: [{planInstanceId}]
+    return instance
 
 
 def text(driver: Any, selector: str) -> str | None:
     """The element's visible text, read in one script call: the page re-renders every second, so a
     WebElement found a moment earlier may already be stale."""
-    return driver.execute_script(
+    found: str | None = driver.execute_script(
         "const e = document.querySelector(arguments[0]); return e ? e.innerText : null;", selector
     )
+    return found
 
 
 def row_status(driver: Any, instance_id: str) -> str | None:

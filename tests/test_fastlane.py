@@ -42,7 +42,9 @@ class Lanes:
 
     def __init__(self, app: Flask) -> None:
         self.app = app
-        self.lane: FastLane = app.wsgi_app  # type: ignore[assignment]
+        lane = app.wsgi_app
+        assert isinstance(lane, FastLane)  # create_app puts the fast door in front of Flask's wsgi_app
+        self.lane = lane
         self.flask_calls = 0
         flask_app = self.lane.flask_app
 
@@ -74,11 +76,21 @@ class Lanes:
         return results[0], results[1]
 
 
+class _Lines(logging.Handler):
+    """Keeps each record's message."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
 @contextlib.contextmanager
 def _access_lines() -> Iterator[list[str]]:
-    lines: list[str] = []
-    handler = logging.Handler()
-    handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+    handler = _Lines()
+    lines = handler.lines
     logger = logging.getLogger("dpa_mock.access")
     logger.addHandler(handler)
     level = logger.level
@@ -425,7 +437,7 @@ def test_writes_match_flask_under_always200_and_the_gateway_profile(make_app: Ca
         lanes = Lanes(app)
         auth = api_for(app).login()
         assert lanes.flask_calls == 0  # login: authorize and token through the fast door
-        asked = [
+        asked: list[tuple[str, dict[str, Any]]] = [  # werkzeug test client keyword arguments
             (TOKEN, {"data": b"{", "content_type": "application/json"}),
             (TOKEN, {"json": {**POC, "code": "not-a-code-0000", "grant_type": "authorization_code"}}),
             (MODELS, {"headers": auth, "json": {"processPlanId": "nope0000"}}),
