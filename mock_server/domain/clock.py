@@ -6,7 +6,8 @@ import logging
 import math
 import threading
 import time
-from typing import Protocol
+from collections.abc import Mapping
+from typing import Protocol, TypeGuard
 
 from mock_server.domain.errors import ValidationError
 
@@ -18,8 +19,9 @@ MAX_INSTANT = 221_845_392_000.0
 MAX_INSTANT_TEXT = "9000-01-01T00:00:00Z"
 
 
-def check_advance(now: float, seconds: float) -> None:
-    """A ValidationError (a 400) unless moving the clock from `now` by `seconds` stays representable."""
+def check_advance(now: float, seconds: object) -> None:
+    """A ValidationError (a 400) unless moving the clock from `now` by `seconds` stays representable; `seconds`
+    may be anything a request body held."""
     if not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds < 0:
         raise ValidationError(f"seconds: must be a finite number >= 0, got {seconds!r}")
     if now + seconds > MAX_INSTANT:
@@ -30,7 +32,7 @@ def check_advance(now: float, seconds: float) -> None:
         )
 
 
-def _representable(t: object) -> bool:
+def _representable(t: object) -> TypeGuard[float]:
     return isinstance(t, (int, float)) and math.isfinite(t) and 0 <= t <= MAX_INSTANT
 
 
@@ -52,8 +54,8 @@ class Clock(Protocol):
     def snapshot(self) -> dict[str, float]:
         """What a durable store keeps of the clock."""
 
-    def restore(self, snapshot: dict[str, float]) -> None:
-        """Carry on from a snapshot taken before a restart."""
+    def restore(self, snapshot: Mapping[str, object]) -> None:
+        """Carry on from a snapshot taken before a restart (read back from the store's JSON: checked)."""
 
 
 class RealClock:
@@ -87,7 +89,7 @@ class RealClock:
     def snapshot(self) -> dict[str, float]:
         return {"offset": self._offset}
 
-    def restore(self, snapshot: dict[str, float]) -> None:
+    def restore(self, snapshot: Mapping[str, object]) -> None:
         offset = snapshot.get("offset", 0.0)
         if not (isinstance(offset, (int, float)) and _representable(time.time() + offset)):
             # Written by an older version that let an advance overflow: every request would fail with it.
@@ -137,7 +139,7 @@ class VirtualClock:
     def snapshot(self) -> dict[str, float]:
         return {"start": self._start, "now": self._now}
 
-    def restore(self, snapshot: dict[str, float]) -> None:
+    def restore(self, snapshot: Mapping[str, object]) -> None:
         # Virtual time resumes where it stood: the downtime did not happen in it.
         start, now = snapshot.get("start", self._start), snapshot.get("now", self._now)
         if not (_representable(start) and _representable(now)):
