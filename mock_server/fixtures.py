@@ -134,7 +134,8 @@ def _reason(error: jsonschema.ValidationError) -> str:
         unknown = sorted(k for k in error.instance if k not in allowed and not str(k).startswith("_"))
         if unknown:
             return f"unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})"
-    return error.message
+    message: str = error.message  # typed even where jsonschema's stubs are missing (see mypy.ini)
+    return message
 
 
 def _parse_time(value: str, tz: ZoneInfo, file: Path, key: str) -> float:

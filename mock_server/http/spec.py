@@ -96,7 +96,8 @@ def _problem_without_value(error: jsonschema.ValidationError) -> str:
     ):
         return f"does not meet {rule} {expected!r}"
     if rule == "additionalProperties":
-        return error.message  # names the unexpected field names, never values
+        message: str = error.message  # names the unexpected field names, never values
+        return message
     return f"does not match the schema ({rule})"
 
 
