@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import urllib3
 
 from mock_server import jsonbytes
 from mock_server.domain.callbacks import Transport, TransportError
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication  # typeshed's own: exists for the checker only
 
 
 class HttpTransport:
@@ -43,11 +46,11 @@ class SelfCallShortcut:
 
     def __init__(self, inner: Transport, host: str, port: int) -> None:
         self._inner = inner
-        self._app: Any = None
+        self._app: WSGIApplication | None = None
         loopback = {"127.0.0.1", "localhost", "::1", "[::1]"}
         self._own = {(h, port) for h in (loopback if host in loopback | {"0.0.0.0", "::"} else {host})}
 
-    def bind(self, wsgi_app: Any) -> None:
+    def bind(self, wsgi_app: WSGIApplication) -> None:
         """The app to answer self-calls (created after the platform that owns this transport)."""
         self._app = wsgi_app
 

@@ -8,8 +8,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
+T = TypeVar("T")
 Verdict = Literal["violation", "leniency", "observation"]
 Side = Literal["client", "server"]
 VERDICTS: tuple[Verdict, ...] = ("violation", "leniency", "observation")
@@ -145,5 +146,5 @@ class Store:
             }
 
 
-def _tail(items: list[Any], last: int | None) -> list[Any]:
+def _tail(items: list[T], last: int | None) -> list[T]:
     return items[-last:] if last else items if last is None else []
