@@ -136,6 +136,7 @@ class Outbox:
         self.after_give_up = after_give_up
         self._stopped: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dpa-callback")
+        self._closed = False
         self._last_id = 0
         # Only the process holding the scheduler lease sends; the others keep deliveries for display.
         self.dispatching = True
@@ -155,6 +156,7 @@ class Outbox:
             self._stopped.clear()
 
     def shutdown(self) -> None:
+        self._closed = True
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def enqueue(self, instance_id: str, plan_id: str, url: str | None, status: str, at: float) -> None:
@@ -221,6 +223,8 @@ class Outbox:
                 self._on_forget(oldest.id)
 
     def _attempt(self, delivery: Delivery, at: float) -> None:
+        if self._closed:
+            return  # stopping: the delivery stays pending (a --state file sends it after the restart)
         generation = self._generation
         future = self._pool.submit(self._send, delivery, at, generation)
         with self._inflight_lock:

@@ -119,8 +119,8 @@ class EventLoop:
                     if inflight:
                         wait(inflight)
                         continue
-                if nxt is None or nxt > until:
-                    break
+                if nxt is None or nxt > until or self._stop.is_set():
+                    break  # nothing more due, or the loop is stopping (an advance in flight ends here too)
                 with self._lock:
                     for _ in range(self.BATCH):
                         nxt = self._scheduler.peek()
