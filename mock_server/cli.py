@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import ipaddress
+import logging
 import os
 import signal
 import socket
 import sys
+import threading
 import time
 from typing import Any, ClassVar
 
@@ -15,6 +18,11 @@ import click
 
 from mock_server.fixtures import FixtureError, load_catalog
 from mock_server.settings import Settings, SettingsError, configure_logging, load_settings, settings_to_env
+
+# A stop (SIGINT, SIGTERM) is bounded: requests in flight get STOP_GRACE seconds to finish, closing the state
+# and the callback senders STOP_CLOSE_BUDGET more; whatever is still running then is cut.
+STOP_GRACE = 2.5
+STOP_CLOSE_BUDGET = 1.0
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -127,14 +135,30 @@ def serve(
     if settings.workers > 1 and server != "granian":
         click.echo("dpa-mock: --workers needs --server granian (waitress serves from one process)", err=True)
         sys.exit(2)
-    if server == "granian":
-        _serve_granian(settings)
-    else:
-        _serve_waitress(settings)
+    try:
+        if server == "granian":
+            _serve_granian(settings)
+        else:
+            _serve_waitress(settings)
+    except KeyboardInterrupt:
+        pass  # stopped while starting: nothing was served yet
     click.echo("dpa-mock stopped", err=True)
+    if server == "waitress":
+        _exit_now()
+
+
+def _stop_on_signals() -> None:
+    """SIGTERM stops like Ctrl-C, from the very start (before, it killed a starting server without a word)."""
+
+    def _stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
 
 
 def _serve_granian(settings: Settings) -> None:
+    _stop_on_signals()  # until granian installs its own
     from granian.http import HTTP1Settings
 
     # The worker process builds the app from mock_server.wsgi, which reads these variables.
@@ -152,6 +176,9 @@ def _serve_granian(settings: Settings) -> None:
         log_enabled=True,
         log_access=False,
         respawn_failed_workers=True,
+        # A worker still busy (a fault's latency, an advance waiting on a slow receiver, a callback attempt
+        # its exit waits for) is killed this long after the stop instead of being waited for.
+        workers_kill_timeout=int(STOP_GRACE + STOP_CLOSE_BUDGET),
         http1_settings=HTTP1Settings(header_read_timeout=max(1, int(settings.read_timeout * 1000))),
     )
     server.serve()
@@ -191,20 +218,18 @@ def _respawning_granian(in_memory: bool) -> type:
 
 def _serve_waitress(settings: Settings) -> None:
     import waitress
+    from waitress import wasyncore
 
     from mock_server.app import create_app
 
+    _stop_on_signals()
     configure_logging()
     app = create_app(settings)
-
-    def _stop(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, _stop)
+    platform = app.extensions["dpa_platform"]
     try:
         # waitress serves keep-alive connections from its thread pool: one thread starves 16 clients
         # (174 req/s measured), so it gets at least 8 whatever the granian-tuned default says.
-        waitress.serve(
+        server: Any = waitress.create_server(
             app,
             host=settings.host,
             port=settings.port,
@@ -216,10 +241,66 @@ def _serve_waitress(settings: Settings) -> None:
             channel_timeout=max(settings.read_timeout, 1.0),
             cleanup_interval=max(settings.read_timeout, 1.0),
         )
+        server.print_listen("Serving on http://{}:{}")
+        # waitress's own run() is this loop, but on a stop it stops flushing answers and then waits up to
+        # 5 s for busy threads whatever they do; _drain bounds that and lets finished answers out.
+        with contextlib.suppress(KeyboardInterrupt):
+            wasyncore.loop(
+                timeout=server.adj.asyncore_loop_timeout, map=server._map, use_poll=server.adj.asyncore_use_poll
+            )
+        _drain(server)
+    finally:
+        _close_within(platform, STOP_CLOSE_BUDGET)
+
+
+def _drain(server: Any) -> None:
+    """After a stop: refuse new connections, close idle ones, let requests in flight finish (their answers
+    flushed) for at most STOP_GRACE seconds, then cut what is left. A second signal cuts at once."""
+    from waitress import wasyncore
+
+    wasyncore.dispatcher.close(server)  # the listener only (the server's close() would take the trigger too)
+    deadline = time.monotonic() + STOP_GRACE
+    try:
+        while True:
+            busy = 0
+            for channel in list(server.active_channels.values()):
+                if channel.requests or channel.total_outbufs_len:
+                    busy += 1
+                else:
+                    channel.will_close = True  # idle keep-alive, or a request still arriving: closed now
+            if not busy and not server.task_dispatcher.queue:
+                break
+            if time.monotonic() >= deadline:
+                click.echo(f"dpa-mock: {busy} request(s) still running {STOP_GRACE:g} s after the stop: cut", err=True)
+                break
+            wasyncore.loop(timeout=0.05, map=server._map, count=1)
     except KeyboardInterrupt:
         pass
-    finally:
-        app.extensions["dpa_platform"].close()
+    # Queued tasks are cancelled; a thread still in a request is a daemon the exit does not wait for.
+    server.task_dispatcher.shutdown(cancel_pending=True, timeout=0.2)
+    for channel in list(server._map.values()):
+        channel.close()
+
+
+def _close_within(platform: Any, budget: float) -> None:
+    """Close the platform (engine, callback senders, journal, store), giving up on it after `budget` seconds:
+    a close stuck behind a request still in flight must not hold the process."""
+    closer = threading.Thread(target=platform.close, name="dpa-close", daemon=True)
+    closer.start()
+    closer.join(budget)
+    if closer.is_alive():
+        click.echo(f"dpa-mock: closing took more than {budget:g} s; exiting without waiting", err=True)
+
+
+def _exit_now() -> None:
+    """Exit without Python's wait for the callback senders (daemon or not, concurrent.futures joins its own
+    threads at exit): an attempt on the wire to a slow receiver would hold the process up to callback_timeout,
+    whatever it is, with nowhere left to record its outcome (the state is closed). So cut, the delivery stays
+    pending: a --state file sends it again after a restart."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _port_problem(host: str, port: int) -> str | None:

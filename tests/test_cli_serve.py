@@ -129,7 +129,13 @@ def _refused(port: int) -> bool:
 
 @pytest.mark.http
 @pytest.mark.parametrize(
-    "server,sig", [("granian", signal.SIGINT), ("waitress", signal.SIGINT), ("granian", signal.SIGTERM)]
+    "server,sig",
+    [
+        ("granian", signal.SIGINT),
+        ("waitress", signal.SIGINT),
+        ("granian", signal.SIGTERM),
+        ("waitress", signal.SIGTERM),
+    ],
 )
 def test_signal_stops_the_server_cleanly(tmp_path: Path, server: str, sig: signal.Signals) -> None:
     log = tmp_path / "serve.log"
