@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -164,3 +166,121 @@ def test_a_signal_during_start_up_stops_without_a_traceback(tmp_path: Path, serv
     finally:
         srv.kill9()
     _stopped_cleanly(log, returncode, took)
+
+
+# `dpa-mock serve` with a stop signal handled while the main thread runs a weakref callback: the handler's
+# KeyboardInterrupt is then printed as "Exception ignored" and dropped by Python, as it can be whenever a
+# finalizer happens to run in the main thread (a collected socket, importlib's module locks...).
+LOST_STOP = """
+import os, signal, sys, threading, time, weakref
+
+import waitress.server
+
+import mock_server.app
+from mock_server import cli
+
+
+class Doomed:
+    pass
+
+
+def signal_inside_a_finalizer():
+    doomed = Doomed()
+    weakref.finalize(doomed, lambda: (signal.pthread_kill(threading.main_thread().ident, signal.SIGINT), time.sleep(0.5)))
+    del doomed  # the finalizer runs here, in the main thread, and the signal's handler inside it
+
+
+when = os.environ["DPA_TEST_STOP_IN_FINALIZER"]
+if when == "serving":  # at the second connection accepted (the first is the readiness probe)
+    accepted = []
+    accept = waitress.server.BaseWSGIServer.handle_accept
+
+    def handle_accept(self):
+        accept(self)
+        accepted.append(1)
+        if len(accepted) == 2:
+            signal_inside_a_finalizer()
+
+    waitress.server.BaseWSGIServer.handle_accept = handle_accept
+elif when == "starting-waitress":
+    create_app = mock_server.app.create_app
+
+    def built_then_signalled(*args, **kwargs):
+        app = create_app(*args, **kwargs)
+        signal_inside_a_finalizer()
+        return app
+
+    mock_server.app.create_app = built_then_signalled
+else:
+    respawning = cli._respawning_granian
+
+    def signalled_then_granian(*args, **kwargs):
+        signal_inside_a_finalizer()
+        return respawning(*args, **kwargs)
+
+    cli._respawning_granian = signalled_then_granian
+cli.main()
+"""
+
+
+def _lost_stop_server(tmp_path: Path, server: str, when: str) -> ServerProcess:
+    script = tmp_path / "lost_stop.py"
+    script.write_text(LOST_STOP, encoding="utf-8")
+    return ServerProcess(
+        "--server",
+        server,
+        log=tmp_path / "serve.log",
+        command=[sys.executable, str(script), "serve", "--quiet"],
+        env={"DPA_TEST_STOP_IN_FINALIZER": when},
+    )
+
+
+def _stopped_though_the_interrupt_was_dropped(srv: ServerProcess, started: float) -> None:
+    assert srv.proc is not None
+    try:
+        returncode = srv.proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        returncode = -999  # still serving: the stop was lost
+    took = time.monotonic() - started
+    text = srv.log_text()
+    assert "Exception ignored" in text and "KeyboardInterrupt" in text, text[-3000:]  # the case arose
+    assert returncode == 0 and took < 20, (returncode, took, text[-3000:])
+    assert "dpa-mock stopped" in text, text[-3000:]
+
+
+def test_a_stop_whose_interrupt_a_finalizer_dropped_still_stops_a_serving_waitress(tmp_path: Path) -> None:
+    srv = _lost_stop_server(tmp_path, "waitress", "serving").start()
+    try:
+        started = time.monotonic()
+        with contextlib.suppress(requests.RequestException):
+            requests.get(srv.base_url + "/__admin/clock", timeout=5)  # accepted: the signal comes
+        _stopped_though_the_interrupt_was_dropped(srv, started)
+    finally:
+        srv.kill9()
+    assert time.monotonic() - started < BOUND
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_a_stop_whose_interrupt_a_finalizer_dropped_still_stops_a_starting_server(tmp_path: Path, server: str) -> None:
+    srv = _lost_stop_server(tmp_path, server, f"starting-{server}")
+    with open(tmp_path / "serve.log", "ab") as handle:
+        srv.proc = subprocess.Popen(
+            [*srv.command, "--port", str(srv.port), *srv.args],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env=srv.env,
+            start_new_session=True,
+        )
+    try:
+        _stopped_though_the_interrupt_was_dropped(srv, time.monotonic())
+    finally:
+        srv.kill9()
+    assert _refused(srv.port)
+
+
+def _refused(port: int) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        return probe.connect_ex(("127.0.0.1", port)) != 0
