@@ -62,6 +62,7 @@ class Platform:
         self.scheduler.enabled = self.sync.leader
         self.ids = IdGenerator("in")
         self._advance_lock = threading.Lock()  # one process serves one advance at a time
+        self._advancing = threading.Lock()  # single process: one advance at a time, target taken inside
 
         # The stored kinds, in restore order: the clock first, since the others read the time.
         register = self.components.register
@@ -293,22 +294,23 @@ class Platform:
         # The same range check as the admin endpoint's: an in-process caller (the pytest plugin) gets the
         # 400-shaped error too, instead of an advance that silently does nothing.
         check_advance(self.clock.now(), seconds)
-        with self.lock:
-            target = round(self.clock.now() + seconds, 6)
-            if self.clock.mode == "real":
-                self.clock.advance(seconds)
-                self._stored_clock.save()
-            if not self.shared:
-                key = None
-            else:
-                # The lease holder does the work (it alone schedules); it deletes the request when done.
-                key = uuid.uuid4().hex
-                self.store.put(AdvanceRequests.kind, key, {"target": target})
-                if self.leader:
-                    self.advances.apply(key, {"target": target})
-        if key is None:
-            self._advance_to(target)
+        if not self.shared:
+            # Advances run one after another, each from where the previous one left the clock: an advance
+            # moves virtual time event by event, so a target taken while another advance runs would count from
+            # the middle of it and lose that advance's remaining time.
+            with self._advancing:
+                with self.lock:
+                    target = self._advance_target(seconds)
+                self._advance_to(target)
             return
+        with self.lock:
+            target = self._advance_target(seconds)
+            # The lease holder does the work (it alone schedules); it deletes the request when done.
+            key = uuid.uuid4().hex
+            self.store.put(AdvanceRequests.kind, key, {"target": target})
+            # Known here at once (a process does not read back its own writes), so this process's next
+            # advance counts from it; the lease holder's deletion reaches every process by catch-up.
+            self.advances.apply(key, {"target": target})
         # A deadline on a monotonic clock (a wait, not an emulator time): sleeps never add up to it exactly.
         deadline = time.monotonic() + self.settings.advance_timeout
         pause = threading.Event()
@@ -325,6 +327,17 @@ class Platform:
                     UNAVAILABLE,
                 )
             pause.wait(0.005)
+
+    def _advance_target(self, seconds: float) -> float:
+        """Where an advance by `seconds` takes the clock (under the lock): after every advance asked before it."""
+        # Advances still pending (asked of the lease holder by any process, or running) count as done: the
+        # clock they move is saved only when each ends, so `now` alone would let concurrent advances overlap.
+        base = max([self.clock.now(), *self.advances.pending.values()])
+        check_advance(base, seconds)
+        if self.clock.mode == "real":
+            self.clock.advance(seconds)
+            self._stored_clock.save()
+        return round(base + seconds, 6)
 
     def _serve_asked_advances(self) -> None:
         """The lease holder does the advances asked of it, oldest target first (also each round of the loop)."""
