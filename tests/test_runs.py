@@ -296,6 +296,28 @@ def test_default_input_is_used_without_model_var_req(api: Api, auth: dict[str, s
     assert results[0] == "mkdir -p /opt/dpa/work && echo ok"
 
 
+def test_null_model_id_and_map_param_mean_absent(api: Api, auth: dict[str, str]) -> None:
+    # D23: null for an optional field means absent; modelId and mapParam are optional (否) in interface 5.
+    everywhere = api.start(auth, modelVarReq=[{"modelId": None, "mapParam": {"DPA_MODEL_WORKDIR": "/x"}}])
+    assert api.run(everywhere)["inputs"]["md1606743910508"]["DPA_MODEL_WORKDIR"] == "/x"  # as without modelId
+    nothing = api.start(auth, modelVarReq=[{"modelId": "md1606743910508", "mapParam": None}])
+    assert api.run(nothing)["inputs"]["md1606743910508"]["DPA_MODEL_WORKDIR"] == "/opt/dpa/work"  # the default
+    both = api.start(auth, modelVarReq=[{"modelId": None, "mapParam": None}])
+    assert api.run(both)["inputs"] == api.run(nothing)["inputs"]
+
+
+@pytest.mark.parametrize(
+    "item,named",
+    [({"modelId": 5}, "modelVarReq[0].modelId"), ({"mapParam": "x"}, "modelVarReq[0].mapParam"), (7, "modelVarReq[0]")],
+)
+def test_model_var_req_values_other_than_null_are_still_checked(
+    api: Api, auth: dict[str, str], item: object, named: str
+) -> None:
+    reply = api.execute(auth, modelVarReq=[item]).get_json()
+    assert reply["code"] == 400 and reply["message"].startswith(named) and "required" not in reply["message"], reply
+    assert api.client.get("/__admin/runs").get_json()["data"] == []
+
+
 def test_unknown_model_id_and_missing_required_input_are_400(api: Api, auth: dict[str, str]) -> None:
     bad_model = api.execute(auth, modelVarReq=[{"modelId": "md0", "mapParam": {}}]).get_json()
     assert bad_model["code"] == 400 and "modelId" in bad_model["message"]

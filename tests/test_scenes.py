@@ -103,6 +103,20 @@ def test_save_uses_the_plans_first_workflow_as_model_id(sapi: Api) -> None:
     assert body["code"] == 200 and body["data"]["modelId"] == "md1606743910601"
 
 
+@pytest.mark.parametrize("multipart", [False, True], ids=["urlencoded", "multipart"])
+def test_null_model_id_and_map_param_in_a_scenes_model_var_req_mean_absent(sapi: Api, multipart: bool) -> None:
+    # D23 in the form's JSON field too: a Java client's unset modelId/mapParam arrive as null.
+    items = [{"modelId": None, "mapParam": {"DPA_MODEL_WORKDIR": "/srv/null"}}, {"modelId": None, "mapParam": None}]
+    form = scene_form(modelVarReq=json.dumps(items))
+    reply = sapi.client.post(
+        SCENE, headers=sapi.login(), data=form, content_type="multipart/form-data" if multipart else None
+    ).get_json()
+    assert reply["code"] == 200, reply
+    sapi.advance(120)
+    [run] = scene_runs(sapi, reply["data"]["instanceId"])
+    assert run["inputs"]["md1606743910508"]["DPA_MODEL_WORKDIR"] == "/srv/null"
+
+
 @pytest.mark.parametrize(
     "field,value",
     [

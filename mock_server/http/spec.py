@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import re
@@ -45,6 +46,11 @@ EMULATOR_BODIES: dict[str, dict[str, str]] = {
     # one too (and with it multipart/form-data, which read_body reads through the same binder as every form).
     "getToken": {"application/x-www-form-urlencoded": "application/json"},
 }
+# D23: `null` for an optional field means absent. A JSON body's top-level nulls are dropped before it is
+# checked (http/pipeline.py); nested optional fields take null here instead: component schema -> its optional
+# properties that may be null (Java/Jackson clients serialise an unset modelId as null, in execute's JSON body
+# and in a scene's modelVarReq form field alike). The domain reads such a null as the field left out.
+EMULATOR_NULLABLE: dict[str, tuple[str, ...]] = {"ModelVarReq": ("modelId", "mapParam")}
 
 
 def _deref(node: Any, root: dict[str, Any], names: bool = False) -> Any:
@@ -64,6 +70,25 @@ def _deref(node: Any, root: dict[str, Any], names: bool = False) -> Any:
     if isinstance(node, list):
         return [_deref(v, root) for v in node]
     return node
+
+
+def _with_nulls(document: dict[str, Any], nullable: Mapping[str, tuple[str, ...]]) -> dict[str, Any]:
+    """A copy of `document` whose named component schemas let the listed optional properties be null (the
+    document itself is left as the contract says: it is what the emulator serves as its contract)."""
+    if not nullable:
+        return document
+    widened = copy.deepcopy(document)
+    schemas = widened.get("components", {}).get("schemas", {})
+    for name, props in nullable.items():
+        schema = schemas.get(name)
+        if schema is None:
+            raise ValueError(f"no component schema {name!r} to let null into")
+        for prop in props:
+            if prop not in schema.get("properties", {}) or prop in schema.get("required", ()):
+                raise ValueError(f"{name}.{prop}: not an optional property, so null cannot mean absent")
+            # anyOf keeps the property's own rule (and its wording of a refusal) for every non-null value.
+            schema["properties"][prop] = {"anyOf": [{"type": "null"}, schema["properties"][prop]]}
+    return widened
 
 
 def _message(error: jsonschema.ValidationError, prefix: str = "") -> str:
@@ -190,11 +215,17 @@ class Contract:
     """An OpenAPI document read once: its operations by operationId, each with compiled validators; `bodies`
     adds request media types beyond the document's (see EMULATOR_BODIES)."""
 
-    def __init__(self, path: Path, bodies: Mapping[str, Mapping[str, str]] | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        bodies: Mapping[str, Mapping[str, str]] | None = None,
+        nullable: Mapping[str, tuple[str, ...]] | None = None,
+    ) -> None:
         self.path = path
         # libyaml's loader when present: start-up reads the contracts ten times faster.
         loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
         self.document: dict[str, Any] = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
+        checked = _with_nulls(self.document, nullable or {})  # what requests are checked against
         self.operations: dict[str, Operation] = {}
         global_security = self.document.get("security") or []
         for spec_path, item in self.document.get("paths", {}).items():
@@ -221,7 +252,7 @@ class Contract:
                             "required": [p["name"] for p in params if p["in"] == "query" and p.get("required")],
                         }
                     )
-                body = _deref(op.get("requestBody"), self.document)
+                body = _deref(op.get("requestBody"), checked)
                 if body:
                     operation.body_required = bool(body.get("required"))
                     for media, content in body.get("content", {}).items():
@@ -245,8 +276,9 @@ class Contract:
 
 @functools.cache
 def vendor_contract() -> Contract:
-    """The vendor contract as the emulator serves it: the document's promise plus EMULATOR_BODIES."""
-    return Contract(VENDOR_SPEC, EMULATOR_BODIES)
+    """The vendor contract as the emulator serves it: the document's promise plus EMULATOR_BODIES and
+    EMULATOR_NULLABLE."""
+    return Contract(VENDOR_SPEC, EMULATOR_BODIES, EMULATOR_NULLABLE)
 
 
 @functools.cache
