@@ -226,7 +226,8 @@ class Outbox:
         if self._closed:
             return  # stopping: the delivery stays pending (a --state file sends it after the restart)
         generation = self._generation
-        future = self._pool.submit(self._send, delivery, at, generation)
+        # Timed from here: a wait for a free worker is time the callback took too.
+        future = self._pool.submit(self._send, delivery, at, generation, self._clock.stopwatch())
         with self._inflight_lock:
             self._inflight.add(future)
         future.add_done_callback(self._done)
@@ -235,7 +236,7 @@ class Outbox:
         with self._inflight_lock:
             self._inflight.discard(future)
 
-    def _send(self, delivery: Delivery, at: float, generation: int) -> None:
+    def _send(self, delivery: Delivery, at: float, generation: int, started: float) -> None:
         status: int | None = None
         body: str | None = None
         error: str | None = None
@@ -243,6 +244,7 @@ class Outbox:
             status, body = self._transport.post_json(delivery.url, delivery.payload, self._timeout)
         except Exception as exc:  # noqa: BLE001 - any failure to get an answer is a failed attempt, never a crash
             error = f"{type(exc).__name__}: {exc}"[:500]
+        took = max(0.0, self._clock.stopwatch() - started)
         with self._lock:
             if generation != self._generation:
                 return
@@ -260,7 +262,11 @@ class Outbox:
             )
             delivery.state = {"ack": "acked", "retry": "retrying", "gave_up": "gave_up"}[verdict]
             self._saved(delivery)
-            now = self._clock.now()
+            # The answer came `took` after the attempt's due time: the retry and the next status count from
+            # there, not from the clock, which an advance in real mode has already moved to its target (the
+            # retries due inside the advanced window are then made before the advance returns, as in virtual
+            # mode, where an attempt takes no time and this is the pinned clock).
+            now = min(self._clock.now(), at + took)
             if verdict == "retry":
                 delay = self._backoff[min(n - 1, len(self._backoff) - 1)] if self._backoff else 0.0
                 self._schedule(now + delay, lambda t: self._attempt(delivery, t), f"callback {delivery.id} retry")

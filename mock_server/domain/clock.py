@@ -48,6 +48,11 @@ class Clock(Protocol):
     def set_at_least(self, t: float) -> None:
         """Let the engine pin virtual time to an event's due time; a no-op for real clocks."""
 
+    def stopwatch(self) -> float:
+        """A reading whose differences are the emulator time that work on the wire took (a callback attempt):
+        wall seconds in real mode, whatever advances happen meanwhile; always 0 in virtual mode, where such
+        work takes no time."""
+
     def reset(self) -> None:
         """Forget any offset or advance."""
 
@@ -81,6 +86,9 @@ class RealClock:
 
     def set_at_least(self, t: float) -> None:
         return None
+
+    def stopwatch(self) -> float:
+        return time.monotonic()
 
     def reset(self) -> None:
         with self._lock:
@@ -131,6 +139,9 @@ class VirtualClock:
         with self._lock:
             if self._now < t <= MAX_INSTANT:
                 self._now = t
+
+    def stopwatch(self) -> float:
+        return 0.0
 
     def reset(self) -> None:
         with self._lock:
