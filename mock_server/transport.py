@@ -9,6 +9,16 @@ import urllib3
 from mock_server import jsonbytes
 from mock_server.domain.callbacks import Transport, TransportError
 
+# Every callback this emulator sends carries the marker, and the admin guard refuses any request that does
+# (mock_server/http/admin.py): a callbackUrl naming the emulator's own /__admin, by whatever host alias or path
+# spelling, can never make the emulator its caller's deputy. A client forging the marker only locks itself out.
+CALLBACK_MARKER = "X-Dpa-Mock-Callback"
+CALLBACK_HEADERS = {
+    "Content-Type": "application/json",
+    "User-Agent": "dpa-mock-callback",
+    CALLBACK_MARKER: "status-callback",
+}
+
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication  # typeshed's own: exists for the checker only
 
@@ -27,7 +37,7 @@ class HttpTransport:
                 "POST",
                 url,
                 body=body,
-                headers={"Content-Type": "application/json"},
+                headers=CALLBACK_HEADERS,
                 timeout=urllib3.Timeout(total=timeout),
                 redirect=False,
             )
@@ -62,10 +72,11 @@ class SelfCallShortcut:
         if self._app is not None and parts.scheme == "http" and (parts.host, parts.port or 80) in self._own:
             from werkzeug.test import Client
 
+            # The same bytes and headers as over HTTP, so the same admin guard refuses a self-call to /__admin.
             response = Client(self._app).post(
                 parts.request_uri,
-                data=jsonbytes.dumps(payload),  # the same bytes
-                content_type="application/json",
+                data=jsonbytes.dumps(payload),
+                headers=CALLBACK_HEADERS,
                 environ_base={"REMOTE_ADDR": "127.0.0.1"},
             )
             return response.status_code, response.get_data(as_text=True)

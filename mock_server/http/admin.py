@@ -14,6 +14,7 @@ from mock_server.domain.errors import AuthError, ValidationError
 from mock_server.http.envelope import ok
 from mock_server.http.routing import current_platform, operation
 from mock_server.http.spec import admin_contract
+from mock_server.transport import CALLBACK_MARKER
 
 bp = Blueprint("admin", __name__)
 _PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Real-IP")
@@ -21,7 +22,16 @@ MAX_FAULT_LATENCY_MS = 60_000  # a fault's delay holds a server thread: a minute
 
 
 def guard() -> None:
-    """Loopback clients only, unless an admin token is configured, which is then always required."""
+    """Loopback clients only, unless an admin token is configured, which is then always required.
+
+    Never the emulator's own callback sender, whatever the URL it was given: it posts from loopback, so a
+    callbackUrl naming /__admin would otherwise let any API client reset the emulator or resume others' runs.
+    """
+    if CALLBACK_MARKER in request.headers:
+        raise AuthError(
+            f"admin API: refused a request carrying {CALLBACK_MARKER}, the header of the emulator's own status "
+            "callbacks: a callbackUrl cannot point at the admin API (this delivery fails and is given up)"
+        )
     token = current_app.config["DPA_SETTINGS"].admin_token
     if token:
         if not hmac.compare_digest(request.headers.get("X-Admin-Token", "").encode(), token.encode()):
