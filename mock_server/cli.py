@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import ipaddress
 import logging
 import os
-import signal
 import socket
 import sys
-import threading
 import time
 from typing import Any, ClassVar
 
@@ -18,11 +15,7 @@ import click
 
 from mock_server.fixtures import FixtureError, load_catalog
 from mock_server.settings import Settings, SettingsError, configure_logging, load_settings, settings_to_env
-
-# A stop (SIGINT, SIGTERM) is bounded: requests in flight get STOP_GRACE seconds to finish, closing the state
-# and the callback senders STOP_CLOSE_BUDGET more; whatever is still running then is cut.
-STOP_GRACE = 2.5
-STOP_CLOSE_BUDGET = 1.0
+from mock_server.stopping import STOP_CLOSE_BUDGET, STOP_GRACE, close_within, serve_waitress, stops
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -147,26 +140,12 @@ def serve(
         _exit_now()
 
 
-# Signals received asking to stop. A flag, not only an exception: a KeyboardInterrupt raised while the main
-# thread runs a finalizer or a weakref callback (importlib's module locks, a collected socket...) is printed
-# as "Exception ignored" and dropped, and the stop with it: the server served on (what made
-# test_signal_stops_the_server_cleanly[waitress-2] flake; tests/test_stop.py reproduces it at will).
-_stops: list[int] = []
-
-
-def _stop_on_signals() -> None:
-    """SIGTERM stops like Ctrl-C, from the very start (before, it killed a starting server without a word)."""
-
-    def _stop(signum: int, frame: Any) -> None:
-        _stops.append(signum)
-        raise KeyboardInterrupt  # out of whatever the main thread waits on; if swallowed, the loop sees _stops
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+def _say(text: str) -> None:
+    click.echo(f"dpa-mock: {text}", err=True)
 
 
 def _serve_granian(settings: Settings) -> None:
-    _stop_on_signals()  # until granian installs its own
+    stops.install()  # until granian installs its own
     from granian.http import HTTP1Settings
 
     # The worker process builds the app from mock_server.wsgi, which reads these variables.
@@ -189,7 +168,7 @@ def _serve_granian(settings: Settings) -> None:
         workers_kill_timeout=int(STOP_GRACE + STOP_CLOSE_BUDGET),
         http1_settings=HTTP1Settings(header_read_timeout=max(1, int(settings.read_timeout * 1000))),
     )
-    if not _stops:  # a stop during start-up whose exception a finalizer swallowed
+    if not stops.requested:  # a stop during start-up whose exception a finalizer swallowed
         server.serve()
 
 
@@ -227,11 +206,10 @@ def _respawning_granian(in_memory: bool) -> type:
 
 def _serve_waitress(settings: Settings) -> None:
     import waitress
-    from waitress import wasyncore
 
     from mock_server.app import create_app
 
-    _stop_on_signals()
+    stops.install()  # SIGTERM stops like Ctrl-C, from the very start
     configure_logging()
     app = create_app(settings)
     platform = app.extensions["dpa_platform"]
@@ -251,58 +229,9 @@ def _serve_waitress(settings: Settings) -> None:
             cleanup_interval=max(settings.read_timeout, 1.0),
         )
         server.print_listen("Serving on http://{}:{}")
-        # waitress's own run() is this loop, but a stop lost in a finalizer never ends it, and on a stop it
-        # stops flushing answers, then waits up to 5 s for busy threads; _drain bounds that, answers flushed.
-        while not _stops:
-            with contextlib.suppress(KeyboardInterrupt):
-                wasyncore.loop(
-                    timeout=server.adj.asyncore_loop_timeout,
-                    map=server._map,
-                    use_poll=server.adj.asyncore_use_poll,
-                    count=1,
-                )
-        _drain(server)
+        serve_waitress(server, _say)
     finally:
-        _close_within(platform, STOP_CLOSE_BUDGET)
-
-
-def _drain(server: Any) -> None:
-    """After a stop: refuse new connections, close idle ones, let requests in flight finish (their answers
-    flushed) for at most STOP_GRACE seconds, then cut what is left. A second signal cuts at once."""
-    from waitress import wasyncore
-
-    wasyncore.dispatcher.close(server)  # the listener only (the server's close() would take the trigger too)
-    deadline = time.monotonic() + STOP_GRACE
-    try:
-        while True:
-            busy = 0
-            for channel in list(server.active_channels.values()):
-                if channel.requests or channel.total_outbufs_len:
-                    busy += 1
-                else:
-                    channel.will_close = True  # idle keep-alive, or a request still arriving: closed now
-            if (not busy and not server.task_dispatcher.queue) or len(_stops) > 1:
-                break
-            if time.monotonic() >= deadline:
-                click.echo(f"dpa-mock: {busy} request(s) still running {STOP_GRACE:g} s after the stop: cut", err=True)
-                break
-            wasyncore.loop(timeout=0.05, map=server._map, count=1)
-    except KeyboardInterrupt:
-        pass
-    # Queued tasks are cancelled; a thread still in a request is a daemon the exit does not wait for.
-    server.task_dispatcher.shutdown(cancel_pending=True, timeout=0.2)
-    for channel in list(server._map.values()):
-        channel.close()
-
-
-def _close_within(platform: Any, budget: float) -> None:
-    """Close the platform (engine, callback senders, journal, store), giving up on it after `budget` seconds:
-    a close stuck behind a request still in flight must not hold the process."""
-    closer = threading.Thread(target=platform.close, name="dpa-close", daemon=True)
-    closer.start()
-    closer.join(budget)
-    if closer.is_alive():
-        click.echo(f"dpa-mock: closing took more than {budget:g} s; exiting without waiting", err=True)
+        close_within(platform.close, STOP_CLOSE_BUDGET, _say)
 
 
 def _exit_now() -> None:

@@ -20,6 +20,7 @@ from mock_server.http.exchange import record_exchange, redact
 from mock_server.http.fastlane import FastLane
 from mock_server.http.pipeline import Answer, decode_query
 from mock_server.settings import Settings
+from mock_server.stopping import STOP_CLOSE_BUDGET, close_within
 
 log = logging.getLogger("dpa_mock.server")
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -193,7 +194,21 @@ class Gate:
             log.info("client %s left before the answer to %s %s", scope.client, scope.method, scope.path)
 
     def __rsgi_del__(self, loop: Any) -> None:
+        """granian's hook in each worker after a stop, once its connections in flight are done: close the
+        worker's platform, or the journal entries it buffered since its last flush are lost and its scheduler
+        lease is never handed over. Bounded: granian kills a worker still there STOP_GRACE + STOP_CLOSE_BUDGET
+        seconds after the stop (one whose request outlives that never gets here; its journal thread flushed
+        every 20 ms meanwhile)."""
         self._pool.shutdown(wait=False)
+        if self._platform is None:
+            return
+        platform, say = self._platform, lambda text: log.warning("%s", text)
+        # The journal first, on its own: the rest of the close may wait behind the scheduler's threads, and a
+        # kill during it must not cost the entries.
+        flush = getattr(platform.journal, "flush", None)
+        if flush is not None:
+            close_within(flush, 0.5, say, name="dpa-flush")
+        close_within(platform.close, STOP_CLOSE_BUDGET, say)
 
     async def _receive(self, scope: RSGIScope, headers: RSGIHeaders, protocol: RSGIProtocol) -> bytes:
         length_text = headers.get("content-length")
