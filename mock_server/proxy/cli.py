@@ -5,15 +5,19 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
-import signal
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 from mock_server.proxy.forward import Destination, same_address, tls_context
+from mock_server.stopping import serve_waitress, stops
+
+# Exchanges in flight when the proxy is stopped get this long to finish (longer than serve's: they wait on a
+# deployment over the network, and a session's last exchanges are worth a report).
+GRACE = 5.0
 
 
 @click.command()
@@ -91,8 +95,6 @@ def proxy(
 ) -> None:
     """Stand between your service and a deployment: forward every exchange unchanged, callbacks included,
     judge each one by the document, optionally record the target's plans as fixtures."""
-    import waitress.server
-
     from mock_server.proxy.app import ProxyApp, ProxyConfig
     from mock_server.proxy.record import Recorder, RecordingError
     from mock_server.proxy.report import write_report
@@ -112,54 +114,38 @@ def proxy(
     logging.basicConfig(
         level=logging.WARNING if quiet else logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr
     )
+    stops.install()  # from here on SIGINT and SIGTERM stop, each recorded (see mock_server/stopping.py)
     try:
-        # connection_limit: waitress' default of 100 lets 100 idle or stalled clients lock everyone out;
-        # channel_timeout drops a connection silent that long (a stalled body included); poll() because select()
-        # cannot watch descriptors above 1024.
-        server: Any = waitress.server.create_server(
-            _Lazy(),
-            host=host,
-            port=port,
-            threads=threads,
-            ident="dpa-mock-proxy",
-            connection_limit=1000,
-            channel_timeout=30,
-            asyncore_use_poll=True,
-            max_request_body_size=64 * 1024 * 1024,
+        server = _listen(host, port, threads)
+        bound_port = int(server.effective_port)
+        dest = Destination.parse(target)
+        if same_address(dest.host, dest.port, host, bound_port):
+            server.close()
+            _fail(f"--target {target} is this proxy itself (it would forward every request to itself)")
+        public = callback_public_url or f"http://{_public_host(host)}:{bound_port}"
+        try:
+            recorder = Recorder(record_dir) if record_dir else None
+        except (RecordingError, OSError) as exc:
+            server.close()
+            _fail(str(exc))
+        app = ProxyApp(
+            ProxyConfig(
+                target=target,
+                public_url=public,
+                timeout=timeout,
+                callback_timeout=callback_timeout,
+                tls=tls_context(ca_bundle, insecure),
+                callback_tls=tls_context(None, insecure),
+                threads=threads,
+                max_exchanges=max_exchanges,
+                listen=(host, bound_port),
+            ),
+            recorder,
         )
-    except OSError as exc:
-        _fail(f"cannot serve on {host}:{port}: {exc.strerror or exc}", code=1)
-    bound_port = int(server.effective_port)
-    dest = Destination.parse(target)
-    if same_address(dest.host, dest.port, host, bound_port):
-        server.close()
-        _fail(f"--target {target} is this proxy itself (it would forward every request to itself)")
-    public = callback_public_url or f"http://{_public_host(host)}:{bound_port}"
-    try:
-        recorder = Recorder(record_dir) if record_dir else None
-    except (RecordingError, OSError) as exc:
-        server.close()
-        _fail(str(exc))
-    app = ProxyApp(
-        ProxyConfig(
-            target=target,
-            public_url=public,
-            timeout=timeout,
-            callback_timeout=callback_timeout,
-            tls=tls_context(ca_bundle, insecure),
-            callback_tls=tls_context(None, insecure),
-            threads=threads,
-            max_exchanges=max_exchanges,
-            listen=(host, bound_port),
-        ),
-        recorder,
-    )
-    server.application = app
-
-    def _stop(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, _stop)
+        server.application = app
+    except KeyboardInterrupt:  # stopped while starting: nothing was served, there is nothing to report
+        click.echo("dpa-mock proxy stopped", err=True)
+        return
     click.echo(
         f"dpa-mock proxy on http://{host}:{bound_port} -> {app.secrets.url(target)} "
         f"(callbacks relayed via {public}; live view /__admin/ui)",
@@ -178,14 +164,14 @@ def proxy(
             err=True,
         )
     try:
-        server.run()  # the first Ctrl-C or SIGTERM gives exchanges in flight 5 s; a second one stops waiting
+        # The first Ctrl-C or SIGTERM gives exchanges in flight GRACE seconds, their answers flushed; a
+        # second one stops waiting. A stop is recorded before anything can swallow it (see StopSignals).
+        serve_waitress(server, _say, grace=GRACE)
     except KeyboardInterrupt:
-        pass
+        pass  # a third signal, in the drain's last steps: it is over either way
     finally:
         # Nothing more interrupts the report now: it is what a stopped session leaves behind.
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        server.close()
+        stops.ignore()
         if report_file:
             data = app.report_data()
             try:
@@ -211,12 +197,39 @@ def proxy(
     click.echo("dpa-mock proxy stopped", err=True)
 
 
+def _listen(host: str, port: int, threads: int) -> Any:
+    """The waitress server, listening (its application is set once built: it needs the bound port)."""
+    import waitress.server
+
+    try:
+        # connection_limit: waitress' default of 100 lets 100 idle or stalled clients lock everyone out;
+        # channel_timeout drops a connection silent that long (a stalled body included); poll() because select()
+        # cannot watch descriptors above 1024.
+        return waitress.server.create_server(
+            _Lazy(),
+            host=host,
+            port=port,
+            threads=threads,
+            ident="dpa-mock-proxy",
+            connection_limit=1000,
+            channel_timeout=30,
+            asyncore_use_poll=True,
+            max_request_body_size=64 * 1024 * 1024,
+        )
+    except OSError as exc:
+        _fail(f"cannot serve on {host}:{port}: {exc.strerror or exc}", code=1)
+
+
 class _Lazy:
     """Placeholder application until the real one, which needs the bound port, is built."""
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
         start_response("503 Service Unavailable", [("Content-Length", "0")])
         return [b""]
+
+
+def _say(text: str) -> None:
+    click.echo(f"dpa-mock proxy: {text}", err=True)
 
 
 def _unwritable(report: Path) -> str | None:
@@ -254,6 +267,6 @@ def _public_host(host: str) -> str:
         return host
 
 
-def _fail(message: str, code: int = 2) -> None:
+def _fail(message: str, code: int = 2) -> NoReturn:
     click.echo(f"dpa-mock proxy: {message}", err=True)
     sys.exit(code)
