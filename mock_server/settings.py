@@ -23,6 +23,42 @@ CODE_ALPHABETS = ("A-Z0-9", "A-Z0-9_-")
 PLAN_INSTANCE_ID_FORMATS = ("in-millis", "digits", "uuid")
 
 
+DAY = 86_400
+TEN_YEARS = 3650 * DAY
+
+# Numeric settings: (lowest, whether the lowest itself is refused, highest, unit). The highest is where a
+# larger value breaks something or makes no sense: granian's timeouts are integers of milliseconds, Python
+# refuses ints of more than 4,300 digits, the JSON walks of the journal recurse once per nesting level.
+FLOAT_RANGES: dict[str, tuple[float, bool, float, str]] = {
+    "code_ttl": (0, True, TEN_YEARS, " seconds (10 years)"),
+    "token_ttl": (0, True, TEN_YEARS, " seconds (10 years)"),
+    "run_start_delay": (0, False, DAY, " seconds (a day)"),
+    "callback_backoff": (0, False, DAY, " seconds (a day) for each retry"),
+    "callback_timeout": (0, True, 3600, " seconds (an hour)"),
+    "read_timeout": (0.001, False, 3600, " seconds (an hour)"),
+    "lease_ttl": (0.01, False, 3600, " seconds (an hour)"),
+    "shared_poll_interval": (0.001, False, 60, " seconds"),
+    "advance_timeout": (0, True, DAY, " seconds (a day)"),
+}
+INT_RANGES: dict[str, tuple[int, int]] = {
+    "seed": (-(2**63), 2**63 - 1),
+    "callback_retries": (0, 100),
+    "callback_workers": (1, 256),
+    "threads": (1, 256),
+    "workers": (1, 64),
+    "ledger_size": (1, 10_000_000),
+    "runs_keep": (1, 10_000_000),
+    "journal_size": (1, 10_000_000),
+    "scene_catchup_limit": (1, 10_000_000),
+    "advance_firing_budget": (1, 10_000_000),
+    "max_body_bytes": (1, 1 << 30),
+    "json_max_depth": (1, 256),
+    "json_max_number_digits": (1, 4300),
+    "json_max_string_chars": (1, 1 << 30),
+    "json_max_values": (1, 100_000_000),
+}
+
+
 class SettingsError(ValueError):
     """A configuration value that cannot be used; the message names the source and the key."""
 
@@ -157,50 +193,48 @@ def _check(s: Settings) -> Settings:
     bad = set(s.callback_statuses) - set(ALL_STATUSES)
     if bad:
         raise SettingsError(f"callback_statuses: unknown status {sorted(bad)}")
-    if s.callback_retries < 0:
-        raise SettingsError("callback_retries: must be >= 0")
     if not 0 <= s.port <= 65535:
         raise SettingsError(f"port: {s.port} is not a TCP port (0-65535)")
-    for name in (
-        "code_ttl",
-        "token_ttl",
-        "callback_timeout",
-        "lease_ttl",
-        "shared_poll_interval",
-        "advance_timeout",
-        "read_timeout",
-    ):
-        if not getattr(s, name) > 0:
-            raise SettingsError(f"{name}: must be > 0, got {getattr(s, name)}")
-    for name in (
-        "threads",
-        "workers",
-        "callback_workers",
-        "ledger_size",
-        "journal_size",
-        "runs_keep",
-        "max_body_bytes",
-        "scene_catchup_limit",
-        "advance_firing_budget",
-        "json_max_depth",
-        "json_max_number_digits",
-        "json_max_string_chars",
-        "json_max_values",
-    ):
-        if getattr(s, name) < 1:
-            raise SettingsError(f"{name}: must be >= 1, got {getattr(s, name)}")
+    _check_ranges(s)
     if s.workers > 1 and not s.state:
         raise SettingsError(
             f"workers: {s.workers} processes need a shared state file (--state FILE); in-memory state is per process"
         )
     _check_choices(s)
-    if s.run_start_delay < 0 or any(b < 0 for b in s.callback_backoff):
-        raise SettingsError("run_start_delay and callback_backoff: must be >= 0")
     try:
         ZoneInfo(s.timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise SettingsError(f"timezone: {s.timezone!r} is not a known IANA time zone (e.g. Asia/Shanghai)") from None
+    if s.state:
+        from mock_server.sqlite_store import state_file_problem  # sqlite only when a state file is asked for
+
+        problem = state_file_problem(s.state)
+        if problem:
+            raise SettingsError(f"state: {problem}")
     return s
+
+
+def _check_ranges(s: Settings) -> None:
+    """Every number finite and within its range: past one, something breaks later (an OverflowError in each
+    token call, a server worker that dies at start again and again, a Python limit a request then hits)."""
+    for name, (low, low_open, high, unit) in FLOAT_RANGES.items():
+        values = getattr(s, name)
+        for value in values if isinstance(values, tuple) else (values,):
+            # `not (...)` so that NaN, which compares false with everything, is refused too.
+            if not ((low < value if low_open else low <= value) and value <= high):
+                shown = str(value).removesuffix(".0")
+                raise SettingsError(f"{name}: {shown} is out of range: {_range_text(low, low_open, high, unit)}")
+    for name, (low, high) in INT_RANGES.items():
+        value = getattr(s, name)
+        if not low <= value <= high:
+            raise SettingsError(f"{name}: {value} is out of range: {_range_text(low, False, high, '')}")
+
+
+def _range_text(low: float, low_open: bool, high: float, unit: str) -> str:
+    def number(x: float) -> str:
+        return f"{int(x):,}" if float(x).is_integer() else f"{x:g}"
+
+    return f"must be {'>' if low_open else '>='} {number(low)} and <= {number(high)}{unit}"
 
 
 def _check_choices(s: Settings) -> None:
@@ -323,22 +357,30 @@ def load_settings(
         profile_file = profile_path(profile)
         values.update(_file_values(profile_file, _read_file(profile_file), allow_profile=False))
     profile_values = dict(values)
+    origins = dict.fromkeys(values, str(profile_file))  # where each value came from, for a refusal to name
     if config_path is not None:
-        values.update(_file_values(config_path, config, allow_profile=True))
+        config_values = _file_values(config_path, config, allow_profile=True)
+        values.update(config_values)
+        origins.update(dict.fromkeys(config_values, str(config_path)))
     for name in _FIELDS:
         key = f"DPA_MOCK_{name.upper()}"
         if key in environ:
             values[name] = _coerce(name, environ[key], key)
+            origins[name] = key
     for name, value in overrides.items():
         if name not in _FIELDS:
             raise SettingsError(f"{name}: unknown setting")
         if value is not None:
             values[name] = _coerce(name, value, f"--{name.replace('_', '-')}")
+            origins.pop(name, None)  # a flag or --set: the operator has just typed the name the refusal starts with
     try:
         return _check(Settings(**values))
     except SettingsError as exc:
         if profile_file is not None and _still_refused(profile_values, exc):
             raise SettingsError(f"{profile_file}: {exc}") from None  # the profile's fault: named as such
+        origin = origins.get(str(exc).split(":", 1)[0])
+        if origin is not None and origin != str(profile_file):
+            raise SettingsError(f"{origin}: {exc}") from None  # the file or variable to open and correct
         raise
 
 

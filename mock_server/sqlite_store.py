@@ -335,3 +335,63 @@ class SqliteStore:
                 pass
             self._db.close()
             self._writer.close()
+
+
+# -- the start-up check of a state file -------------------------------------------------------------
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def state_file_problem(path: str | Path) -> str | None:
+    """Why `path` cannot be a state file, or None: asked before any server process opens it, since a process
+    that cannot open its state dies at start, is replaced and dies again (tracebacks, never an answer).
+    Checks the state file, its `-requests` journal and its `.lock`, and changes none of them (a read-only look
+    into a WAL database may leave SQLite's empty -wal and -shm companions, which the store makes anyway)."""
+    path = Path(os.path.abspath(path))
+    if path.is_dir():
+        return f"{path} is a directory, not a file"
+    if not path.parent.is_dir():
+        return f"directory {path.parent} does not exist"
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        return (
+            f"directory {path.parent} is not writable (SQLite keeps {path.name}-wal, {path.name}-shm "
+            f"and {path.name}.lock beside the state file)"
+        )
+    lock = Path(f"{path}.lock")
+    if lock.exists() and not lock.is_file():
+        return f"{lock} (the writers' lock beside the state file) is not a regular file"
+    return _sqlite_problem(path, "records", {"kind", "key", "body"}, "a dpa-mock state file") or _sqlite_problem(
+        Path(f"{path}-requests"), "batches", {"body"}, "the request journal kept beside a dpa-mock state file"
+    )
+
+
+def _sqlite_problem(path: Path, table: str, columns: set[str], what: str) -> str | None:
+    """None if `path` is absent, empty, an empty SQLite database, or one whose `table` has `columns` (ours)."""
+    if not path.exists():
+        return None
+    if not path.is_file():
+        return f"{path} is not a regular file"
+    if not os.access(path, os.R_OK | os.W_OK):
+        return f"{path} is not readable and writable by this user"
+    try:
+        with path.open("rb") as file:
+            head = file.read(len(_SQLITE_HEADER))
+    except OSError as exc:
+        return f"{path} cannot be read: {exc.strerror or exc}"
+    if not head:
+        return None  # SQLite makes an empty file a new database
+    if head != _SQLITE_HEADER:
+        return f"{path} is not an SQLite database ({what} is one): name another file, or move this one away"
+    try:
+        db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=5)
+        try:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            found = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        return f"{path} cannot be read as an SQLite database: {exc}"
+    if tables and not columns <= found:
+        names = sorted(tables)
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        return f"{path} is an SQLite database of another application (tables: {shown}), not {what}"
+    return None

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
+import sqlite3
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
-from mock_server.settings import Settings, SettingsError, load_settings
+from mock_server.settings import FLOAT_RANGES, INT_RANGES, Settings, SettingsError, load_settings
+from mock_server.sqlite_store import SqliteStore
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
@@ -151,3 +155,100 @@ def test_out_of_range_values_are_refused(overrides: dict[str, object], fragment:
 
 def test_several_workers_with_a_state_file_are_accepted() -> None:
     assert load_settings(env={}, workers=2, state="shared.db").workers == 2
+
+
+# -- every number finite and within its range (a value past one broke the server later: an OverflowError
+# in every token call, a granian worker dying at start again and again, a Python limit a request then hit) --
+_CHECKED_ELSEWHERE = {  # numeric settings whose check is a list of choices or its own range
+    "port",
+    "code_length",
+    "unknown_plan_code",
+    "unknown_instance_code",
+    "unknown_path_code",
+    "unknown_path_http_status",
+    "wrong_method_code",
+    "wrong_method_http_status",
+    "validation_code",
+    "bad_token_code",
+    "code_reuse_code",
+}
+
+
+def test_every_numeric_setting_has_a_range() -> None:
+    numeric = {
+        f.name
+        for f in fields(Settings)
+        if isinstance(getattr(Settings(), f.name), (int, float, tuple))
+        and not isinstance(getattr(Settings(), f.name), bool)
+    } - {"callback_statuses", "token_claims"}
+    assert numeric - _CHECKED_ELSEWHERE == set(FLOAT_RANGES) | set(INT_RANGES)
+
+
+def _with_state(name: str, tmp_path: Path) -> dict[str, object]:
+    return {"state": str(tmp_path / "s.db")} if name == "workers" else {}
+
+
+@pytest.mark.parametrize("name", sorted(FLOAT_RANGES))
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "1e300", "-1"])
+def test_float_settings_outside_their_range_are_refused(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=rf"^{name}: {value.replace('1e300', '1e[+]300')} is out of range: must be"):
+        load_settings(env={}, **{name: value})
+
+
+@pytest.mark.parametrize("name", sorted(FLOAT_RANGES))
+def test_float_settings_ends_of_their_range(name: str) -> None:
+    low, low_open, high, _ = FLOAT_RANGES[name]
+    assert load_settings(env={}, **{name: str(high)}) is not None
+    with pytest.raises(SettingsError, match=f"^{name}: "):
+        load_settings(env={}, **{name: str(high * 1.001)})
+    if low_open:
+        with pytest.raises(SettingsError, match=f"^{name}: "):
+            load_settings(env={}, **{name: str(low)})
+    else:
+        assert load_settings(env={}, **{name: str(low)}) is not None
+
+
+@pytest.mark.parametrize("name", sorted(INT_RANGES))
+def test_int_settings_ends_of_their_range(name: str, tmp_path: Path) -> None:
+    low, high = INT_RANGES[name]
+    extra = _with_state(name, tmp_path)
+    assert getattr(load_settings(env={}, **{name: high}, **extra), name) == high
+    assert getattr(load_settings(env={}, **{name: low}, **extra), name) == low
+    for value in (low - 1, high + 1):
+        with pytest.raises(SettingsError, match=rf"^{name}: {value} is out of range: must be >= "):
+            load_settings(env={}, **{name: value}, **extra)
+
+
+def test_a_config_file_or_variable_out_of_range_is_named(tmp_path: Path) -> None:
+    config = write(tmp_path, "c.yaml", "token_ttl: .inf\n")
+    with pytest.raises(SettingsError, match=rf"^{re.escape(str(config))}: token_ttl: inf is out of range"):
+        load_settings(config, env={})
+    with pytest.raises(SettingsError, match=r"^DPA_MOCK_CODE_TTL: code_ttl: inf is out of range"):
+        load_settings(env={"DPA_MOCK_CODE_TTL": "inf"})
+
+
+# -- the state file, looked at before any server process opens it ----------------------------------
+def test_state_file_problems_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "bad.db").write_text("not sqlite")
+    (tmp_path / "dir.db").mkdir()
+    foreign = sqlite3.connect(tmp_path / "other.db")
+    foreign.execute("CREATE TABLE records (id INTEGER)")  # our table's name, not its columns
+    foreign.commit()
+    foreign.close()
+    for path, reason in [
+        (tmp_path / "no" / "s.db", "does not exist"),
+        (tmp_path / "bad.db", "is not an SQLite database"),
+        (tmp_path / "dir.db", "is a directory"),
+        (tmp_path / "other.db", "another application (tables: records)"),
+    ]:
+        with pytest.raises(SettingsError, match=rf"^state: .*{re.escape(reason)}"):
+            load_settings(env={}, state=str(path))
+
+
+def test_state_files_that_are_fine(tmp_path: Path) -> None:
+    (tmp_path / "empty.db").write_bytes(b"")
+    sqlite3.connect(tmp_path / "blank.db").execute("PRAGMA user_version = 1").connection.close()
+    store = SqliteStore(tmp_path / "ours.db")
+    store.close()
+    for name in ("absent.db", "empty.db", "blank.db", "ours.db"):
+        assert load_settings(env={}, state=str(tmp_path / name)).state == str(tmp_path / name)

@@ -1,0 +1,178 @@
+"""A careless operator's `dpa-mock serve` fails at once: one line naming the file, key or flag and the reason, exit 2.
+
+Each case once started (\"serving on ...\") and then broke: a worker that died opening the state file or
+binding with an out-of-range timeout, replaced and dying again forever; or a 500 on every token call.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from mock_server.testing.server import ServerProcess, free_port
+
+pytestmark = pytest.mark.http
+
+POC = {"client_id": "CfjisL9AeNc066tkxSiKig==", "client_secret": "xB5hQnmlNnc+iab3RODs6yHlcHqFHAM2e4PawddAxtI="}
+EXECUTE = "/api/dpa/process//processPlan/opExecutePlanByApi/acf42dd3"
+
+
+def refused(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str:
+    """Run `dpa-mock serve ARGS`; assert it exits 2 within seconds with one clear line; return that line."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mock_server", "serve", "--quiet", "--port", str(free_port()), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        start_new_session=True,
+    )
+    try:
+        out, _ = proc.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        pytest.fail(f"serve {args} still running after 15 s; output: {out.decode(errors='replace')[-1500:]}")
+    text = out.decode(errors="replace")
+    assert proc.returncode == 2, text[-1500:]
+    assert "Traceback" not in text and "serving on" not in text, text[-1500:]
+    lines = text.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dpa-mock: "), text[-1500:]
+    return lines[0]
+
+
+# -- F2: the state file ---------------------------------------------------------------------------
+def test_state_in_a_missing_directory(tmp_path: Path) -> None:
+    line = refused("--state", str(tmp_path / "nope" / "x.db"), cwd=tmp_path)
+    assert "state:" in line and f"{tmp_path / 'nope'} does not exist" in line
+
+
+def test_state_file_that_is_not_sqlite(tmp_path: Path) -> None:
+    (tmp_path / "bad.db").write_text("garbage\n")
+    line = refused("--state", "bad.db", cwd=tmp_path)
+    assert f"state: {tmp_path / 'bad.db'} is not an SQLite database" in line
+
+
+def test_state_file_of_another_application(tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / "app.db")
+    db.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
+    db.commit()
+    db.close()
+    line = refused("--state", str(tmp_path / "app.db"), cwd=tmp_path)
+    assert "another application (tables: customers)" in line and "not a dpa-mock state file" in line
+    assert sqlite3.connect(tmp_path / "app.db").execute("SELECT name FROM sqlite_master").fetchall() == [
+        ("customers",)
+    ]  # looked at, not touched
+
+
+def test_state_journal_beside_it_that_is_not_sqlite(tmp_path: Path) -> None:
+    (tmp_path / "s.db-requests").write_bytes(b"\x00junk")
+    line = refused("--state", str(tmp_path / "s.db"), cwd=tmp_path)
+    assert f"{tmp_path / 's.db-requests'} is not an SQLite database" in line
+
+
+@pytest.mark.parametrize("how", ["set", "config", "env"])
+def test_state_that_is_a_directory(tmp_path: Path, how: str) -> None:
+    """--state DIR is click's refusal; the other ways to name the state file reach the same check."""
+    (tmp_path / "d").mkdir()
+    (tmp_path / "c.yaml").write_text(f"state: {tmp_path / 'd'}\n")
+    args = {"set": ["--set", f"state={tmp_path / 'd'}"], "config": ["--config", "c.yaml"], "env": []}[how]
+    env = {"DPA_MOCK_STATE": str(tmp_path / "d")} if how == "env" else None
+    line = refused(*args, cwd=tmp_path, env=env)
+    assert f"{tmp_path / 'd'} is a directory" in line
+    assert ("c.yaml" in line) == (how == "config") and ("DPA_MOCK_STATE" in line) == (how == "env")
+
+
+def test_a_state_file_of_ours_is_served_again(tmp_path: Path) -> None:
+    state = str(tmp_path / "s.db")
+    with ServerProcess("--state", state, "--clock", "virtual") as srv:
+        run = requests.post(srv.base_url + EXECUTE, json={"processPlanId": "acf42dd3"}, headers=login(srv.base_url))
+        iid = run.json()["data"][0]["planInstanceId"]
+    with ServerProcess("--state", state, "--clock", "virtual") as srv:
+        runs = requests.get(srv.base_url + "/__admin/runs", timeout=5).json()["data"]
+        assert iid in {r["planInstanceId"] for r in runs}
+
+
+# -- F3, F4: numbers beyond any sane range ---------------------------------------------------------
+def test_infinite_token_ttl_in_a_config_file(tmp_path: Path) -> None:
+    (tmp_path / "c.yaml").write_text("token_ttl: .inf\n")
+    line = refused("--config", "c.yaml", cwd=tmp_path)
+    assert line == "dpa-mock: c.yaml: token_ttl: inf is out of range: must be > 0 and <= 315,360,000 seconds (10 years)"
+
+
+@pytest.mark.parametrize(
+    "assignment,fragment",
+    [
+        ("read_timeout=1e300", "read_timeout: 1e+300 is out of range: must be >= 0.001 and <= 3,600 seconds"),
+        ("callback_timeout=inf", "callback_timeout: inf is out of range"),
+        ("code_ttl=nan", "code_ttl: nan is out of range"),
+        ("callback_backoff=0.1,inf", "callback_backoff: inf is out of range"),
+        ("threads=100000", "threads: 100000 is out of range: must be >= 1 and <= 256"),
+        ("json_max_number_digits=5000", "json_max_number_digits: 5000 is out of range"),
+    ],
+)
+def test_out_of_range_set(tmp_path: Path, assignment: str, fragment: str) -> None:
+    assert fragment in refused("--set", assignment, cwd=tmp_path)
+
+
+def test_out_of_range_env_names_the_variable(tmp_path: Path) -> None:
+    line = refused(cwd=tmp_path, env={"DPA_MOCK_READ_TIMEOUT": "1e300"})
+    assert line.startswith("dpa-mock: DPA_MOCK_READ_TIMEOUT: read_timeout: 1e+300 is out of range")
+
+
+def login(base: str) -> dict[str, str]:
+    code = requests.get(
+        base + "/api/dp/auth/oauth/authorize",
+        params={"response_type": "code", "scope": "default", "client_id": POC["client_id"]},
+        timeout=5,
+    ).json()["data"]["code"]
+    answer = requests.post(
+        base + "/api/dp/auth/oauth/token", json={"code": code, "grant_type": "authorization_code", **POC}, timeout=5
+    )
+    assert answer.status_code == 200, answer.text
+    return {"Authorization": f"Bearer {answer.json()['data']['access_token']}"}
+
+
+def test_the_largest_accepted_values_serve(tmp_path: Path) -> None:
+    """Whatever passes the checks starts and answers: each range's top, together."""
+    tops = {
+        "code_ttl": "315360000",
+        "token_ttl": "315360000",
+        "read_timeout": "3600",
+        "callback_timeout": "3600",
+        "run_start_delay": "86400",
+        "callback_backoff": "86400",
+        "advance_timeout": "86400",
+        "lease_ttl": "3600",
+        "shared_poll_interval": "60",
+        "callback_retries": "100",
+        "callback_workers": "256",
+        "threads": "256",
+        "json_max_depth": "256",
+        "json_max_number_digits": "4300",
+        "json_max_string_chars": str(1 << 30),
+        "max_body_bytes": str(1 << 30),
+        "seed": str(2**63 - 1),
+    }
+    args = [a for name, value in tops.items() for a in ("--set", f"{name}={value}")]
+    with ServerProcess(*args, "--clock", "virtual") as srv:
+        headers = login(srv.base_url)
+        run = requests.post(srv.base_url + EXECUTE, json={"processPlanId": "acf42dd3"}, headers=headers, timeout=5)
+        assert run.status_code == 200 and run.json()["code"] == 200, run.text
+        deep = '{"processPlanId": "acf42dd3", "modelVarReq": ' + "[" * 250 + "]" * 250 + "}"
+        big = '{"processPlanId": "acf42dd3", "x": ' + "9" * 4300 + "}"
+        for body, code in ((deep, 400), (big, 200)):  # an unknown field is ignored, however large
+            answer = requests.post(
+                srv.base_url + EXECUTE,
+                data=body,
+                headers={**headers, "Content-Type": "application/json"},
+                timeout=5,
+            )
+            assert answer.status_code == code and answer.json()["code"] == code, answer.text
