@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,12 @@ class FixtureError(Exception):
         super().__init__(f"{file}: {key or '<top>'}: {reason}")
         self.file, self.key, self.reason = str(file), key, reason
 
+
+# A node runs for at most a year: `.inf` would leave its run RUNNING forever, and a run engine computes with
+# every due time. Epoch milliseconds end with year 9999; versions and times fit the vendor's Java longs.
+MAX_NODE_DURATION = 365 * 86_400
+MAX_EPOCH_MILLIS = 253_402_300_799_999
+MAX_LONG = 2**63 - 1
 
 _str = {"type": "string"}
 _id = {"type": "string", "minLength": 1}
@@ -58,7 +65,7 @@ _NODE = {
     "properties": {
         "nodeName": _id,
         "nodeType": _id,
-        "duration": {"type": "number", "minimum": 0},
+        "duration": {"type": "number", "minimum": 0, "maximum": MAX_NODE_DURATION},
         "outcome": {"enum": list(NODE_OUTCOMES)},
         "probability": {"type": "number", "minimum": 0, "maximum": 1},
         "result": {"type": ["string", "number", "boolean"]},
@@ -83,10 +90,10 @@ _PLAN = {
         "processPlanId": _id,
         "title": _id,
         "status": {"enum": ["DEFAULT", "RUNNING", "PENDING", "SUCCESS", "FAIL"]},
-        "version": {"type": "integer"},
-        "createTime": {"type": "integer"},
+        "version": {"type": "integer", "minimum": 0, "maximum": MAX_LONG},
+        "createTime": {"type": "integer", "minimum": 0, "maximum": MAX_EPOCH_MILLIS},
         "createUser": _str,
-        "updateTime": {"type": "integer"},
+        "updateTime": {"type": "integer", "minimum": 0, "maximum": MAX_EPOCH_MILLIS},
         "updateUser": _str,
         "note": _str,
         "visibleTo": {"type": "array", "items": {"type": ["string", "integer"]}},
@@ -138,6 +145,22 @@ def _reason(error: jsonschema.ValidationError) -> str:
     return message
 
 
+def _not_finite(doc: Any) -> tuple[str, float] | None:
+    """The key path and value of the first `.nan` or `.inf` in a document, if any: JSON Schema's bounds let NaN
+    through (it compares false with everything), and one NaN duration froze the whole run engine."""
+    stack: list[tuple[list[str | int], Any]] = [([], doc)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, float) and not math.isfinite(node):
+            return _key(path), node
+        if isinstance(node, dict):
+            items = [(k, v) for k, v in node.items() if path or not str(k).startswith("_")]  # anchors: ignored
+            stack.extend(([*path, str(k)], v) for k, v in reversed(items))
+        elif isinstance(node, list):
+            stack.extend(([*path, i], v) for i, v in reversed(list(enumerate(node))))
+    return None
+
+
 def _parse_time(value: str, tz: ZoneInfo, file: Path, key: str) -> float:
     try:
         stamp = dt.datetime.strptime(value.strip(), "%Y-%m-%d %H:%M:%S")
@@ -164,8 +187,13 @@ def load_catalog(directory: Path | str | None = None, timezone: str = "Asia/Shan
             doc = (
                 yaml.load(file.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
             )
-        except yaml.YAMLError as exc:
+        except OSError as exc:
+            raise FixtureError(file, "", f"cannot read: {exc.strerror or exc}") from None
+        except (yaml.YAMLError, ValueError) as exc:  # ValueError: not UTF-8, or an int past Python's 4,300 digits
             raise FixtureError(file, "", f"not valid YAML: {exc}") from None
+        bad = _not_finite(doc)
+        if bad is not None:
+            raise FixtureError(file, bad[0], f"{bad[1]} is not a finite number (.nan and .inf are refused)")
         error = jsonschema.exceptions.best_match(jsonschema.Draft7Validator(_FILE).iter_errors(doc))
         if error is not None:
             raise FixtureError(file, _key(error.absolute_path), _reason(error))

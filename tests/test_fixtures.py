@@ -85,6 +85,73 @@ BREAKS: dict[str, tuple[str, Callable[[Path], None], str, str]] = {
         "duplicate clientId",
     ),
     "unknown top-level key": ("apps.yaml", lambda p: edit(p, lambda d: d.update(aps=[])), "", "'aps'"),
+    # Numbers JSON Schema's bounds let through (NaN compares false with everything) or that break the engine.
+    "NaN duration": (  # froze the whole run engine: a worker spinning, every run of every plan stopped
+        "plans.yaml",
+        lambda p: edit(p, lambda d: _node(d, "acf42dd3").update(duration=float("nan"))),
+        "plans[0].workflows[0].nodes[0].duration",
+        "nan is not a finite number",
+    ),
+    "infinite duration": (  # the run stayed RUNNING forever
+        "plans.yaml",
+        lambda p: edit(p, lambda d: _node(d, "acf42dd3").update(duration=float("inf"))),
+        "plans[0].workflows[0].nodes[0].duration",
+        "inf is not a finite number",
+    ),
+    "duration over a year": (
+        "plans.yaml",
+        lambda p: edit(p, lambda d: _node(d, "acf42dd3").update(duration=365 * 86_400 + 1)),
+        "plans[0].workflows[0].nodes[0].duration",
+        "is greater than the maximum of 31536000",
+    ),
+    "NaN probability": (
+        "plans.yaml",
+        lambda p: edit(p, lambda d: _node(d, "e5f2b7c9").update(probability=float("nan"))),
+        "plans[4].workflows[0].nodes[0].probability",
+        "nan is not a finite number",
+    ),
+    "probability over 1": (
+        "plans.yaml",
+        lambda p: edit(p, lambda d: _node(d, "e5f2b7c9").update(probability=1.5)),
+        "plans[4].workflows[0].nodes[0].probability",
+        "1.5 is greater than the maximum of 1",
+    ),
+    "infinite result": (
+        "plans.yaml",
+        lambda p: edit(p, lambda d: _node(d, "acf42dd3").update(result=float("-inf"))),
+        "plans[0].workflows[0].nodes[0].result",
+        "-inf is not a finite number",
+    ),
+    "NaN parameter default": (
+        "plans.yaml",
+        lambda p: edit(p, lambda d: d["plans"][0]["workflows"][0]["mapParam"][0].update(default=float("nan"))),
+        "plans[0].workflows[0].mapParam[0].default",
+        "nan is not a finite number",
+    ),
+    "negative createTime": (
+        "plans.yaml",
+        lambda p: edit(p, lambda d: d["plans"][0].update(createTime=-5)),
+        "plans[0].createTime",
+        "-5 is less than the minimum of 0",
+    ),
+    "updateTime past year 9999": (
+        "plans.yaml",
+        lambda p: edit(p, lambda d: d["plans"][0].update(updateTime=10**15)),
+        "plans[0].updateTime",
+        "is greater than the maximum of 253402300799999",
+    ),
+    "version past a Java long": (
+        "plans.yaml",
+        lambda p: edit(p, lambda d: d["plans"][0].update(version=2**63)),
+        "plans[0].version",
+        "is greater than the maximum of 9223372036854775807",
+    ),
+    "integer past Python's digits": (
+        "apps.yaml",
+        lambda p: p.write_text(p.read_text(encoding="utf-8") + "_big: " + "9" * 5000 + "\n", encoding="utf-8"),
+        "",
+        "not valid YAML: Exceeds the limit (4300 digits)",
+    ),
 }
 
 
@@ -177,7 +244,9 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("name", ["unknown key", "bad validUntil"])
+@pytest.mark.parametrize(
+    "name", ["unknown key", "bad validUntil", "NaN duration", "infinite duration", "NaN probability"]
+)
 def test_check_fixtures_command_exits_2_with_the_message(tmp_path: Path, name: str) -> None:
     filename, breaker, key, reason = BREAKS[name]
     directory = copy_fixtures(tmp_path)

@@ -7,6 +7,7 @@ binding with an out-of-range timeout, replaced and dying again forever; or a 500
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -176,3 +177,17 @@ def test_the_largest_accepted_values_serve(tmp_path: Path) -> None:
                 timeout=5,
             )
             assert answer.status_code == code and answer.json()["code"] == code, answer.text
+
+
+# -- F5: a fixture number that froze the run engine -------------------------------------------------
+def test_fixtures_with_a_nan_duration(tmp_path: Path) -> None:
+    fixtures = tmp_path / "fixtures"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "fixtures", fixtures)
+    plans = fixtures / "plans.yaml"
+    plans.write_text(
+        plans.read_text(encoding="utf-8").replace("duration: 0.5,", "duration: .nan,", 1), encoding="utf-8"
+    )
+    line = refused("--fixtures", str(fixtures), cwd=tmp_path)
+    assert line == f"dpa-mock: {plans}: plans[0].workflows[0].nodes[0].duration: nan is not a finite number " + (
+        "(.nan and .inf are refused)"
+    )
