@@ -106,8 +106,22 @@ def test_admin_paths_are_never_faulted(api: Api, auth: dict[str, str]) -> None:
         ({"code": 503, "colour": "red"}, "colour"),
         ({"latencyMs": -5}, "latencyMs"),
         ({"code": "503"}, "code"),
+        ({"path": r"(a)\1", "code": 503}, "RE2"),
+        ({"operationId": "nope", "code": 503}, "executePlan"),
+        ({"method": "BREW", "code": 503}, "method"),
     ],
-    ids=["bad-regex", "no-effect", "times-0", "status-42", "unknown-field", "negative-latency", "code-string"],
+    ids=[
+        "bad-regex",
+        "no-effect",
+        "times-0",
+        "status-42",
+        "unknown-field",
+        "negative-latency",
+        "code-string",
+        "backreference",
+        "unknown-operation",
+        "unknown-method",
+    ],
 )
 def test_invalid_fault_is_400(api: Api, spec: dict[str, Any], named: str) -> None:
     response = api.client.post("/__admin/faults", json=spec)

@@ -2,15 +2,39 @@
 
 from __future__ import annotations
 
+import functools
 import math
-import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
+import re2  # type: ignore[import-untyped]  # google-re2 ships no type hints
+
 from mock_server.domain.errors import ValidationError
 from mock_server.domain.lock import StateLock
+
+# Every request is matched against each fault's `path` while faults are set: with a backtracking engine one
+# pattern like (.*)*Z held the server thread for ever, /__admin included. RE2 matches in linear time, and
+# refuses (rather than runs slowly) what it cannot do so: backreferences, lookaround.
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # a refused pattern is the operator's 400, not a line on stderr
+RE2_SYNTAX = "https://github.com/google/re2/wiki/Syntax"
+
+
+@functools.lru_cache(maxsize=256)
+def path_pattern(pattern: str) -> Any:
+    """The compiled RE2 pattern (cached: matched on every request while the fault is set); raises re2.error."""
+    return re2.compile(pattern, options=_RE2_OPTIONS)
+
+
+def _pattern_problem(pattern: str) -> str | None:
+    try:
+        path_pattern(pattern)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else exc
+        return reason.decode("utf-8", "replace") if isinstance(reason, bytes) else str(reason)
+    return None
 
 
 @dataclass
@@ -32,7 +56,13 @@ class Fault:
             return False
         if self.operation_id and self.operation_id != operation_id:
             return False
-        return not self.path or re.search(self.path, path) is not None
+        if not self.path:
+            return True
+        try:
+            pattern = path_pattern(self.path)
+        except re2.error:
+            return False  # saved in a state file before patterns were checked: it can never be used
+        return pattern.search(path) is not None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -108,14 +138,37 @@ class Faults:
         self._lock: StateLock | threading.Lock = lock if lock is not None else threading.Lock()
         self._on_change, self._on_forget = on_change, on_forget
 
-    def add(self, spec: dict[str, Any]) -> Fault:
+    def add(
+        self,
+        spec: dict[str, Any],
+        operations: Collection[str] | None = None,
+        methods: Collection[str] | None = None,
+    ) -> Fault:
+        """Add a fault; `operations` and `methods`, when given, are all a request can carry: others never match."""
         spec = _canonical(spec)
+        for name in ("method", "path", "operationId", "message"):
+            if spec.get(name) is not None and not isinstance(spec[name], str):
+                raise ValidationError(f"{name}: must be a string")
         path = spec.get("path")
-        if path is not None:
-            try:
-                re.compile(path)
-            except re.error as exc:
-                raise ValidationError(f"path: not a valid regular expression: {exc}") from None
+        if path:
+            problem = _pattern_problem(path)
+            if problem is not None:
+                raise ValidationError(
+                    f"path: cannot be used as a fault pattern ({problem}); faults match paths with RE2, in linear "
+                    f"time, which has no backreferences or lookaround (syntax: {RE2_SYNTAX})"
+                )
+        operation_id = spec.get("operationId")
+        if operation_id and operations is not None and operation_id not in operations:
+            raise ValidationError(
+                f"operationId: no operation {operation_id!r}, so the fault could never match; "
+                f"use one of {', '.join(sorted(operations))}"
+            )
+        method = spec.get("method")
+        if method and methods is not None and method.upper() not in methods:
+            raise ValidationError(
+                f"method: the emulator serves no {method!r} requests, so the fault could never match; "
+                f"use one of {', '.join(sorted(methods))}"
+            )
         code, status = spec.get("code"), spec.get("httpStatus")
         latency = float(spec.get("latencyMs") or 0)
         if code is None and status is None and latency <= 0:

@@ -13,7 +13,7 @@ from mock_server.domain.clock import check_advance, to_ms
 from mock_server.domain.errors import AuthError, ValidationError
 from mock_server.http.envelope import ok
 from mock_server.http.routing import current_platform, operation
-from mock_server.http.spec import admin_contract
+from mock_server.http.spec import admin_contract, vendor_contract
 from mock_server.transport import CALLBACK_MARKER
 
 bp = Blueprint("admin", __name__)
@@ -145,7 +145,11 @@ def add_fault(body: dict[str, Any], **_: Any) -> Response:
             raise ValidationError(
                 f"{name}: must be between 0 and {MAX_FAULT_LATENCY_MS} (a delay holds a server thread), got {latency:g}"
             )
-    return ok(current_platform().faults.add(body).to_dict())
+    operations = vendor_contract().operations
+    # What a faulted request can carry: the contract's operations and methods, plus HEAD and OPTIONS, which
+    # Flask answers at the same paths. A typo there would make a fault that silently never fires.
+    methods = {op.method for op in operations.values()} | {"HEAD", "OPTIONS"}
+    return ok(current_platform().faults.add(body, operations=operations.keys(), methods=methods).to_dict())
 
 
 @_admin("adminClearFaults")
