@@ -279,7 +279,10 @@ class Outbox:
                 queue.popleft()
                 if queue:
                     nxt = queue[0]
-                    self._schedule(now, lambda t: self._attempt(nxt, t), f"callback {nxt.id}")
+                    # Not before the status was entered: with attempts of several instances on the wire at
+                    # once, the loop may have queued it behind this one before this answer came back.
+                    due = max(now, nxt.created_at)
+                    self._schedule(due, lambda t: self._attempt(nxt, t), f"callback {nxt.id}")
                 else:
                     del self._queues[delivery.instance_id]
 

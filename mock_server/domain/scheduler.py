@@ -7,7 +7,7 @@ import heapq
 import itertools
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,29 +108,28 @@ class EventLoop:
     def run_until(self, until: float, wait_callbacks: bool) -> int:
         """Process every event due at or before `until`; with wait_callbacks, also every attempt they start."""
         done = 0
-        current = float("-inf")
         with self._process:
             while True:
                 nxt = self._scheduler.peek()
-                # Attempts on the wire may schedule retries before `nxt`: let them land before time moves on
-                # (checked only when time is about to move, so a burst at one instant stays linear).
-                if wait_callbacks and (nxt is None or nxt > current):
-                    inflight = self._on_the_wire()
+                if self._stop.is_set():
+                    break  # the loop is stopping (an advance in flight ends here too)
+                if nxt is None or nxt > until:
+                    # Time does not wait for attempts on the wire: what an answer schedules (the retry, the
+                    # instance's next status) belongs to that instance's queue alone and is timed from the
+                    # attempt's own due time, so it lands at its proper time even when scheduled after later
+                    # events ran. Attempts of different instances thus share the worker pool; here, at the end,
+                    # the answers still out are awaited and what they scheduled up to `until` is done too.
+                    inflight = self._on_the_wire() if wait_callbacks else []
                     if inflight:
-                        wait(inflight)
+                        wait(inflight, return_when=FIRST_COMPLETED)
                         continue
-                if nxt is None or nxt > until or self._stop.is_set():
-                    break  # nothing more due, or the loop is stopping (an advance in flight ends here too)
+                    break  # nothing more due
                 with self._lock:
                     for _ in range(self.BATCH):
-                        nxt = self._scheduler.peek()
-                        if nxt is None or nxt > until or (wait_callbacks and nxt > current and self._on_the_wire()):
-                            break  # nothing more due, or time would move while attempts are on the wire
                         event = self._scheduler.pop_due(until)
                         if event is None:
                             break
                         self._clock.set_at_least(event.due)
-                        current = event.due
                         if self._scheduler.stale(event):
                             continue  # the state it was scheduled on was reloaded meanwhile (another process's reset)
                         try:
