@@ -6,6 +6,7 @@ binding with an out-of-range timeout, replaced and dying again forever; or a 500
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -13,10 +14,13 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
+from mock_server.domain.components import Components, screen_orphans
+from mock_server.fixtures import load_catalog
 from mock_server.testing.server import ServerProcess, free_port
 
 pytestmark = pytest.mark.http
@@ -191,3 +195,120 @@ def test_fixtures_with_a_nan_duration(tmp_path: Path) -> None:
     assert line == f"dpa-mock: {plans}: plans[0].workflows[0].nodes[0].duration: nan is not a finite number " + (
         "(.nan and .inf are refused)"
     )
+
+
+# -- F16: a state file whose plans left the fixtures ----------------------------------------------
+def _orphan_records() -> dict[str, dict[str, dict[str, Any]]]:
+    run = {"plan_id": "gone0001", "nodes": [["done", "", 0.0, 1.0]], "status": "SUCCESS"}
+    scene = {"plan_id": "gone0001", "active": True, "next_fire": 10.0, "model_var_req": None}
+    return {
+        "run": {"in1": run, "in2": {**run}, "in3": {**run, "plan_id": "acf42dd3", "nodes": []}},
+        "scene": {
+            "in4": scene,
+            "in5": {**scene, "active": False, "next_fire": None},  # already inactive: no word about it
+            "in6": {**scene, "plan_id": "acf42dd3", "model_var_req": [{"modelId": "nope", "mapParam": {}}]},
+        },
+        "meta": {"clock-virtual": {"offset": 0}},
+    }
+
+
+def test_orphaned_runs_and_scenes_are_named_once_per_plan_and_scenes_restored_inactive() -> None:
+    catalog = load_catalog()
+    warnings: list[str] = []
+    records = _orphan_records()
+    screened = screen_orphans(records, catalog, warnings.append)
+    assert screened["run"] == records["run"]  # the run engine itself leaves out runs it cannot serve
+    assert screened["meta"] == records["meta"]
+    assert screened["scene"]["in4"] == {**records["scene"]["in4"], "active": False, "next_fire": None}
+    assert screened["scene"]["in5"] == records["scene"]["in5"]
+    assert screened["scene"]["in6"]["active"] is False
+    assert records["scene"]["in4"]["active"] is True  # the store's records are not changed
+    assert warnings == [
+        "stored state of plan 'acf42dd3', which has other nodes in the fixtures now: 1 run (in3) kept in the "
+        "state but not served and 1 active scene (in6) not fired (shown inactive); serve fixtures that have "
+        "the plan as it was to get them back",
+        "stored state of plan 'gone0001', which is no longer in the fixtures: 2 runs (in1, in2) kept in the "
+        "state but not served and 1 active scene (in4) not fired (shown inactive); serve fixtures that have "
+        "the plan as it was to get them back",
+    ]
+
+
+def test_a_registry_with_the_catalog_warns_once_per_process(caplog: pytest.LogCaptureFixture) -> None:
+    class Seen:
+        kind = "scene"
+
+        def __init__(self) -> None:
+            self.restored: dict[str, dict[str, Any]] = {}
+
+        def reset(self) -> None: ...
+
+        def restore(self, records: dict[str, dict[str, Any]]) -> None:
+            self.restored = records
+
+        def apply(self, key: str, record: dict[str, Any] | None) -> None: ...
+
+    components = Components(load_catalog())
+    seen = components.register(Seen())
+    with caplog.at_level(logging.WARNING, logger="dpa_mock.engine"):
+        components.restore(_orphan_records())
+        components.restore(_orphan_records())  # a reload (lease change, another process's reset)
+    assert seen.restored["in4"]["active"] is False
+    assert [r.getMessage()[:40] for r in caplog.records] == [
+        "stored state of plan 'acf42dd3', which h",
+        "stored state of plan 'gone0001', which i",
+    ]
+    plain = Components()  # no catalog: records pass untouched
+    plain.register(seen)
+    plain.restore(_orphan_records())
+    assert seen.restored["in4"]["active"] is True
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="needs platform.py to build its registry with the catalog: Components(catalog) (see the F16 report)",
+)
+def test_restart_with_fixtures_that_lost_a_plan(tmp_path: Path) -> None:
+    """Runs and scenes of a plan the fixtures no longer have: one warning at start-up, the scene is shown
+    inactive and never fires (before: a KeyError traceback per firing while advance answered 200), and with
+    the plan back in the fixtures the run and the active scene are served again."""
+    state, log = str(tmp_path / "s.db"), tmp_path / "serve.log"
+    renamed = tmp_path / "renamed"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "fixtures", renamed)
+    plans = renamed / "plans.yaml"
+    plans.write_text(
+        plans.read_text(encoding="utf-8").replace("processPlanId: acf42dd3", "processPlanId: zzz00001"),
+        encoding="utf-8",
+    )
+    with ServerProcess("--state", state, "--clock", "virtual") as srv:
+        headers = login(srv.base_url)
+        iid = requests.post(srv.base_url + EXECUTE, json={"processPlanId": "acf42dd3"}, headers=headers, timeout=5)
+        iid = iid.json()["data"][0]["planInstanceId"]
+        scene = requests.post(
+            srv.base_url + "/api/dpa/process/processPlan/saveTimingParam",
+            data={
+                "processPlanId": "acf42dd3",
+                "callbackUrl": "http://127.0.0.1:9/",
+                "dimension": "seconds",
+                "intervals": "5",
+                "executeStrategy": "cycle",
+                "sceneName": "c",
+            },
+            headers=headers,
+            timeout=5,
+        )
+        assert scene.json()["code"] == 200, scene.text
+    with ServerProcess("--state", state, "--clock", "virtual", "--fixtures", str(renamed), log=log) as srv:
+        advance = requests.post(srv.base_url + "/__admin/clock/advance", json={"seconds": 30}, timeout=30)
+        assert advance.json()["code"] == 200
+        scenes = requests.get(srv.base_url + "/__admin/scenes", timeout=5).json()["data"]
+        assert [(s["processPlanId"], s["active"]) for s in scenes] == [("acf42dd3", False)]
+        assert requests.get(srv.base_url + "/__admin/runs", timeout=5).json()["data"] == []
+    text = log.read_text(errors="replace")
+    assert "Traceback" not in text and "KeyError" not in text, text[-2000:]
+    warnings = [line for line in text.splitlines() if "stored state of plan 'acf42dd3'" in line]
+    assert len(warnings) == 1 and f"1 run ({iid})" in warnings[0] and "1 active scene" in warnings[0], text
+    with ServerProcess("--state", state, "--clock", "virtual") as srv:  # the plan is back
+        runs = requests.get(srv.base_url + "/__admin/runs", timeout=5).json()["data"]
+        assert iid in {r["planInstanceId"] for r in runs}
+        scenes = requests.get(srv.base_url + "/__admin/scenes", timeout=5).json()["data"]
+        assert [s["active"] for s in scenes] == [True]

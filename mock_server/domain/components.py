@@ -8,12 +8,18 @@ looping over the registry, never by listing kinds by hand. A component's records
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
+from mock_server.domain.catalog import Catalog
 from mock_server.domain.clock import Clock
+from mock_server.domain.errors import ValidationError
+from mock_server.domain.runs import resolve_inputs
 from mock_server.domain.store import Records, Store
 
 Record = dict[str, Any]
+log = logging.getLogger("dpa_mock.engine")
 
 
 class RequestJournal(Protocol):
@@ -45,11 +51,14 @@ C = TypeVar("C", bound=Component)
 
 
 class Components:
-    """The registry: every stored kind once, in restore order."""
+    """The registry: every stored kind once, in restore order. Given the catalog, a restore first screens the
+    stored runs and scenes for plans the fixtures no longer have (`screen_orphans`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, catalog: Catalog | None = None) -> None:
         self._all: list[Component] = []
         self._by_kind: dict[str, Component] = {}
+        self._catalog = catalog
+        self._warned: set[str] = set()  # each orphan warning once per process, not at every reload
 
     def register(self, component: C) -> C:
         if component.kind in self._by_kind:
@@ -63,13 +72,73 @@ class Components:
             component.reset()
 
     def restore(self, records: Records) -> None:
+        if self._catalog is not None:
+            records = screen_orphans(records, self._catalog, self._warn)
         for component in self._all:
             component.restore(records.get(component.kind, {}))
+
+    def _warn(self, message: str) -> None:
+        if message not in self._warned:
+            self._warned.add(message)
+            log.warning("%s", message)
 
     def apply(self, kind: str, key: str, record: Record | None) -> None:
         component = self._by_kind.get(kind)
         if component is not None:  # a kind this version does not know (a newer process wrote it): ignored
             component.apply(key, record)
+
+
+def screen_orphans(records: Records, catalog: Catalog, warn: Callable[[str], None]) -> Records:
+    """The records to restore, when the fixtures changed under a state file: a run or scene of a plan no longer
+    there (or whose nodes or workflows no longer fit it) cannot be served. Nothing is deleted from the store,
+    so serving fixtures that have the plan again brings everything back; meanwhile one warning per plan says
+    what is held back, and such a scene is restored inactive (before, it stayed active and every firing
+    failed with a KeyError in the log while the clock advance answered 200)."""
+    runs: dict[str, list[str]] = {}  # plan id -> instance ids held back
+    scenes: dict[str, list[str]] = {}
+    reasons: dict[str, str] = {}
+    for key, run in records.get("run", {}).items():
+        plan = catalog.plans.get(run.get("plan_id", ""))
+        if plan is None:
+            runs.setdefault(run.get("plan_id", ""), []).append(key)
+        elif len(run.get("nodes", ())) != sum(len(w.nodes) for w in plan.workflows):
+            runs.setdefault(plan.id, []).append(key)
+            reasons.setdefault(plan.id, "has other nodes in the fixtures now")
+    screened: dict[str, Record] = {}
+    for key, scene in records.get("scene", {}).items():
+        plan = catalog.plans.get(scene.get("plan_id", ""))
+        problem = None
+        if plan is None:
+            problem = "missing"
+        else:
+            try:
+                resolve_inputs(plan, scene.get("model_var_req"))
+            except ValidationError as exc:
+                problem = f"no longer takes a saved scene's inputs ({exc})"
+        if problem is None or not scene.get("active"):
+            screened[key] = scene
+            continue
+        scenes.setdefault(scene["plan_id"], []).append(key)
+        if problem != "missing":
+            reasons.setdefault(scene["plan_id"], problem)
+        screened[key] = {**scene, "active": False, "next_fire": None}
+    for plan_id in sorted({*runs, *scenes}):
+        held = []
+        if plan_id in runs:
+            held.append(f"{_count(runs[plan_id], 'run')} kept in the state but not served")
+        if plan_id in scenes:
+            held.append(f"{_count(scenes[plan_id], 'active scene')} not fired (shown inactive)")
+        why = reasons.get(plan_id, "is no longer in the fixtures")
+        warn(
+            f"stored state of plan {plan_id!r}, which {why}: {' and '.join(held)}; "
+            "serve fixtures that have the plan as it was to get them back"
+        )
+    return {**records, "scene": screened} if scenes else records
+
+
+def _count(keys: list[str], what: str) -> str:
+    shown = ", ".join(sorted(keys)[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+    return f"{len(keys)} {what}{'s' if len(keys) > 1 else ''} ({shown})"
 
 
 class StoredClock:
