@@ -308,7 +308,11 @@ def test_null_model_id_and_map_param_mean_absent(api: Api, auth: dict[str, str])
 
 @pytest.mark.parametrize(
     "item,named",
-    [({"modelId": 5}, "modelVarReq[0].modelId"), ({"mapParam": "x"}, "modelVarReq[0].mapParam"), (7, "modelVarReq[0]")],
+    [
+        ({"modelId": 5}, "modelVarReq[0].modelId: 5 is not of type 'string'"),
+        ({"mapParam": "x"}, "modelVarReq[0].mapParam: 'x' is not valid"),
+        (7, "modelVarReq[0]"),
+    ],
 )
 def test_model_var_req_values_other_than_null_are_still_checked(
     api: Api, auth: dict[str, str], item: object, named: str

@@ -92,6 +92,11 @@ def _with_nulls(document: dict[str, Any], nullable: Mapping[str, tuple[str, ...]
 
 
 def _message(error: jsonschema.ValidationError, prefix: str = "") -> str:
+    if error.validator == "anyOf" and error.context:
+        # A field that may also be null (EMULATOR_NULLABLE): word the refusal by the field's own rule.
+        others = [e for e in error.context if not (e.validator == "type" and e.validator_value == "null")]
+        if others and len(others) < len(error.context):
+            return _message(jsonschema.exceptions.best_match(others), prefix)
     path = prefix + "".join(
         f"[{p}]" if isinstance(p, int) else (f".{p}" if i or prefix else str(p))
         for i, p in enumerate(error.absolute_path)
