@@ -350,7 +350,8 @@ def state_file_problem(path: str | Path) -> str | None:
     if path.is_dir():
         return f"{path} is a directory, not a file"
     if not path.parent.is_dir():
-        return f"directory {path.parent} does not exist"
+        what = "is not a directory" if path.parent.exists() else "does not exist"
+        return f"directory {path.parent} {what}"
     if not os.access(path.parent, os.W_OK | os.X_OK):
         return (
             f"directory {path.parent} is not writable (SQLite keeps {path.name}-wal, {path.name}-shm "

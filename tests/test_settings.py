@@ -237,6 +237,7 @@ def test_state_file_problems_are_refused(tmp_path: Path) -> None:
     foreign.close()
     for path, reason in [
         (tmp_path / "no" / "s.db", "does not exist"),
+        (tmp_path / "bad.db" / "s.db", f"directory {tmp_path / 'bad.db'} is not a directory"),
         (tmp_path / "bad.db", "is not an SQLite database"),
         (tmp_path / "dir.db", "is a directory"),
         (tmp_path / "other.db", "another application (tables: records)"),
