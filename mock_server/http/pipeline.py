@@ -102,9 +102,20 @@ def decode_query(query_string: str) -> MultiDict[str, str]:
     return MultiDict(parse_qsl(text, keep_blank_values=True, errors="werkzeug.url_quote"))
 
 
+# What a door passes for an Authorization header that was sent but whose value it cannot read: granian hands
+# over no value for one holding bytes beyond visible ASCII (the RSGI gate), and "missing" would mislead.
+UNREADABLE_HEADER = "\ufffd"
+
+
 def principal_from_header(header: str, platform: Platform) -> Principal:
     if not header.strip():
         raise AuthError("missing Authorization header: send 'Authorization: Bearer <access_token>'", kind=BAD_TOKEN)
+    if not header.isascii():  # WSGI's latin-1 text of other bytes, or a door's UNREADABLE_HEADER
+        raise AuthError(
+            "malformed Authorization header: it holds bytes beyond ASCII, so it is not 'Bearer <access_token>' "
+            "(an access token is ASCII)",
+            kind=BAD_TOKEN,
+        )
     scheme, _, token = header.strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthError("malformed Authorization header: expected 'Bearer <access_token>'", kind=BAD_TOKEN)

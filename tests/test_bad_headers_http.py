@@ -1,0 +1,131 @@
+"""F15 and F13 over real HTTP against `dpa-mock serve`: a header that is present but unreadable, and Content-Length
+values the HTTP server refuses before the emulator sees the request."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from mock_server.testing.server import ServerProcess
+
+pytestmark = pytest.mark.http
+
+LIST = "/api/dpa/process/processPlan/queryPlanByUserId"
+MODELS = "/api/dpa/process/processPlan/queryModelByPlanId"
+CLOSE = b"\r\nConnection: close\r\n\r\n"
+# Until mock_server/http/gate.py passes an Authorization header granian cannot decode on (asked of its owner).
+GATE_EDIT = pytest.mark.xfail(
+    strict=True, reason="granian hands the gate no value for a non-ASCII header: gate.py must pass UNREADABLE_HEADER"
+)
+
+
+def exchange(port: int, data: bytes, wait: float = 5.0) -> bytes:
+    """Send raw bytes; everything the server sends back until it closes (or `wait` passes)."""
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(data)
+        s.settimeout(wait)
+        out = b""
+        try:
+            while chunk := s.recv(65536):
+                out += chunk
+        except TimeoutError:
+            pass
+        return out
+
+
+@pytest.fixture(scope="module", params=["granian", "waitress"])
+def srv(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
+    with ServerProcess("--server", request.param) as server:
+        yield server
+
+
+@pytest.fixture
+def gate_edit(request: pytest.FixtureRequest, srv: ServerProcess) -> None:
+    if "waitress" not in srv.args:
+        request.applymarker(GATE_EDIT)
+
+
+@pytest.mark.parametrize(
+    "value", [b"Bearer \xe4\xb8\xad", b"\xfc.\xfc.\xfc", b"Bearer \xfc.\xfc.\xfc", b"Bearer abc\x80"]
+)
+def test_a_non_ascii_authorization_header_is_malformed_not_missing(
+    srv: ServerProcess, gate_edit: None, value: bytes
+) -> None:
+    raw = exchange(srv.port, b"GET " + LIST.encode() + b" HTTP/1.1\r\nHost: x\r\nAuthorization: " + value + CLOSE)
+    body = raw.partition(b"\r\n\r\n")[2]
+    answer = json.loads(body)
+    assert answer["code"] == 403, answer
+    assert "missing" not in answer["message"] and "malformed Authorization header" in answer["message"], answer
+    assert "Bearer" in answer["message"]
+
+
+def test_requests_latin1_header_is_malformed_too(srv: ServerProcess, gate_edit: None) -> None:
+    s = requests.Session()
+    s.trust_env = False
+    answer = s.get(srv.base_url + LIST, headers={"Authorization": "ü.ü.ü"}, timeout=5).json()
+    assert answer["code"] == 403 and "malformed Authorization header" in answer["message"], answer
+
+
+def test_an_absent_or_empty_header_is_still_missing(srv: ServerProcess) -> None:
+    for header in (b"", b"Authorization: \r\n"):
+        raw = exchange(srv.port, b"GET " + LIST.encode() + b" HTTP/1.1\r\nHost: x\r\n" + header + CLOSE[2:])
+        answer = json.loads(raw.partition(b"\r\n\r\n")[2])
+        assert answer["code"] == 403 and answer["message"].startswith("missing Authorization header"), answer
+
+
+# -- F13: Content-Length values granian refuses before the app (README: what the HTTP server refuses) ----------
+@pytest.fixture(scope="module")
+def granian() -> Iterator[ServerProcess]:
+    with ServerProcess() as server:
+        yield server
+
+
+@pytest.mark.parametrize(
+    ("content_length", "status"),
+    [
+        (b"Content-Length: -1", 400),
+        (b"Content-Length: abc", 400),
+        (b"Content-Length: +2", 400),
+        (b"Content-Length: 0x2", 400),
+        (b"Content-Length: 2, 2", 400),
+        (b"Content-Length: 2\r\nContent-Length: 3", 400),
+        (b"Content-Length: 99999999999999999999", 400),  # beyond 2**64 - 1
+        (b"Content-Length: 18446744073709551615", 431),  # exactly 2**64 - 1
+    ],
+)
+def test_content_lengths_granian_refuses_get_the_documented_empty_answer(
+    granian: ServerProcess, content_length: bytes, status: int
+) -> None:
+    request = (
+        b"POST "
+        + MODELS.encode()
+        + b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + content_length
+        + CLOSE
+        + b"{}"
+    )
+    raw = exchange(granian.port, request)  # returns only once the server closed the connection
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert int(head.split(b" ")[1]) == status and body == b"", raw[:300]
+    assert b"connection: close" in head.lower()
+    # The server goes on serving.
+    assert requests.get(granian.base_url + "/__admin/clock", timeout=5).json()["code"] == 200
+
+
+@pytest.mark.parametrize("length", [b"2, 2", b"1048577", b"1000000000000000000"])
+def test_what_reaches_the_emulator_gets_an_envelope(granian: ServerProcess, length: bytes) -> None:
+    request = (
+        b"POST " + MODELS.encode() + b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: " + length + b"\r\nConnection: close\r\n\r\n{}"
+    )
+    raw = exchange(granian.port, request)
+    head, _, body = raw.partition(b"\r\n\r\n")
+    if length == b"2, 2":  # a list, even of equal values: granian's refusal
+        assert int(head.split(b" ")[1]) == 400 and body == b""
+        return
+    answer = json.loads(body)
+    assert answer["code"] == 400 and "max_body_bytes" in answer["message"], answer
