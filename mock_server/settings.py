@@ -196,6 +196,10 @@ def _check(s: Settings) -> Settings:
     if not 0 <= s.port <= 65535:
         raise SettingsError(f"port: {s.port} is not a TCP port (0-65535)")
     _check_ranges(s)
+    if len(s.jwt_secret.encode("utf-8")) < 32:  # PyJWT refuses an empty key: every token call was a 500
+        raise SettingsError(
+            f"jwt_secret: {len(s.jwt_secret.encode('utf-8'))} bytes; HS256 needs at least 32 (RFC 7518, 3.2)"
+        )
     if s.workers > 1 and not s.state:
         raise SettingsError(
             f"workers: {s.workers} processes need a shared state file (--state FILE); in-memory state is per process"

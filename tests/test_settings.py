@@ -219,6 +219,15 @@ def test_int_settings_ends_of_their_range(name: str, tmp_path: Path) -> None:
             load_settings(env={}, **{name: value}, **extra)
 
 
+@pytest.mark.parametrize("secret", ["", "short-secret", "é" * 15])
+def test_a_jwt_secret_shorter_than_hs256_needs_is_refused_without_echoing_it(secret: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings(env={}, jwt_secret=secret)
+    assert str(info.value).startswith("jwt_secret: ") and "at least 32" in str(info.value)
+    assert secret not in str(info.value).split(": ", 1)[1] or not secret
+    assert load_settings(env={}, jwt_secret="é" * 16).jwt_secret == "é" * 16  # 32 bytes of UTF-8
+
+
 def test_a_config_file_or_variable_out_of_range_is_named(tmp_path: Path) -> None:
     config = write(tmp_path, "c.yaml", "token_ttl: .inf\n")
     with pytest.raises(SettingsError, match=rf"^{re.escape(str(config))}: token_ttl: inf is out of range"):

@@ -121,6 +121,7 @@ def test_infinite_token_ttl_in_a_config_file(tmp_path: Path) -> None:
         ("callback_backoff=0.1,inf", "callback_backoff: inf is out of range"),
         ("threads=100000", "threads: 100000 is out of range: must be >= 1 and <= 256"),
         ("json_max_number_digits=5000", "json_max_number_digits: 5000 is out of range"),
+        ("jwt_secret=", "jwt_secret: 0 bytes; HS256 needs at least 32"),  # every token call was a 500
     ],
 )
 def test_out_of_range_set(tmp_path: Path, assignment: str, fragment: str) -> None:
