@@ -113,9 +113,13 @@ TOPICS: dict[str, str] = {
     "/__admin, else real arrival times rounded to 0.1 s)",
     "callback.after-give-up": "whether later statuses are sent after giving up on one",
     "callback.content-type": "Content-Type of callbacks when it is not application/json",
+    "callback.content-encoding": "Content-Encoding of callbacks when not identity (the kit decodes gzip/deflate)",
+    "callback.order": "`serial`, or `retries interleaved with later statuses` (a failed status retried after "
+    "the instance's next status was sent)",
     "scene.instance-id-format": "shape of a saved scene's instanceId",
     "scene.status": "status of a newly saved scene",
     "scene.model-id": "modelId of a saved scene: `first workflow` or `other`",
+    "scene.single-fires": "when a `single` scene fires: `at save` or `after the interval`",
     "plans.extra-fields": "fields of listPlans items beyond the document's nine",
     "plans.step-nums": "`workflows` when stepNums counts the plan's workflows, else `other`",
     "request.null-optional": "a JSON null for an optional field: `absent` or `rejected`",
