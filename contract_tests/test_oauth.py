@@ -47,7 +47,12 @@ def test_authorize_code_shape_and_uniqueness(kit_auth: KitAuth) -> None:
 def test_token_response(kit_auth: KitAuth, kit_clock: KitClock) -> None:
     data = expect_success(kit_auth.token_response(kit_auth.code()), "token")
     assert isinstance(data, dict), f"token: data is {type(data).__name__}, not an object"
-    assert data.get("token_type") == "Bearer", f"token: token_type is {data.get('token_type')!r}, not 'Bearer'"
+    token_type = data.get("token_type")
+    # RFC 6749 5.1: the value is case-insensitive; the document shows "Bearer" only in its example.
+    assert isinstance(token_type, str) and token_type.lower() == "bearer", (
+        f"token: token_type is {token_type!r}, not 'Bearer' (any casing)"
+    )
+    KIT.observe("oauth.token-type", token_type)
     token = data.get("access_token")
     assert isinstance(token, str) and token, "token: access_token is not a non-empty string"
     KIT.observe("oauth.token-format", "JWT with exp" if jwt_expiry(token) else "opaque")
@@ -191,3 +196,19 @@ def test_code_lifetime_observed(kit_auth: KitAuth, kit_clock: KitClock) -> None:
             return
         valid_at = age
     KIT.observe("oauth.code-lifetime", f"over {valid_at} s")
+
+
+def test_earlier_token_after_a_new_login(kit_auth: KitAuth, kit_api: Api) -> None:
+    """Whether a newer login revokes the user's earlier token: the document is silent (observed, never judged;
+    the kit re-logs in once when its cached token is refused, as dpa_client does)."""
+    earlier = kit_auth.new_token()
+    expect_success(kit_api.list_plans(token=f"Bearer {earlier}"), "listPlans with a fresh token")
+    kit_auth.new_token()
+    body = check_envelope(
+        kit_api.list_plans(token=f"Bearer {earlier}"), "listPlans with a token issued before a newer login"
+    )
+    assert body["code"] in (200, 403), (
+        f"listPlans with a token issued before a newer login: code {body['code']}, expected 200 (still valid) "
+        f"or 403 (revoked): {body['message']!r}"
+    )
+    KIT.observe("oauth.token-revoked-by-new-login", "yes" if body["code"] == 403 else "no")

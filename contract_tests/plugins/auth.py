@@ -20,6 +20,17 @@ class KitSetupError(Exception):
     """The kit could not obtain what a test needs from the target (e.g. no token)."""
 
 
+_QUIET = threading.local()  # set while the kit itself re-logs in or re-sends: no nested retry
+
+
+def _code(response: requests.Response) -> Any:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body.get("code") if isinstance(body, dict) else None
+
+
 def _data(response: requests.Response) -> Any:
     try:
         body = response.json()
@@ -43,8 +54,13 @@ class KitAuth:
         self._suspect = False
         self._last_now: float | None = None  # the target's time after the kit last moved or read its clock
         self._lock = threading.Lock()
+        self._logins = 0  # tokens obtained so far; `_token_login` is the count when the cached one came
+        self._token_login = 0
         for secret in cfg.secrets():
             SECRETS.add(secret)
+        # A platform may keep one session per user: a newer login (test_oauth, the client tests) then revokes
+        # the cached token (code 403). Every request carrying the cached token is re-sent once after a new login.
+        tgt.session.hooks["response"].append(self._retry_revoked)
 
     # -- raw steps (tests judge these responses themselves) ----------------------------------------
     def authorize_response(
@@ -93,6 +109,7 @@ class KitAuth:
         if not isinstance(token, str) or not token:
             raise KitSetupError(f"token gave no data.access_token (HTTP {response.status_code})")
         self.issued.add(token)
+        self._logins += 1
         return token
 
     # -- the session token ---------------------------------------------------------------------------
@@ -103,14 +120,49 @@ class KitAuth:
                 if not self._still_accepted(self._token):
                     self._token = None
             if self._token is None:
-                self._token = self.new_token()
+                _QUIET.active = True
+                try:
+                    self._token = self.new_token()
+                finally:
+                    _QUIET.active = False
+                self._token_login = self._logins
                 self._checked_at = self._last_now  # the target's time at issue, as far as the kit knows it
             return self._token
 
+    def _retry_revoked(self, response: requests.Response, **kwargs: Any) -> requests.Response | None:
+        """requests response hook: a code-403 answer to the kit's cached token gets one new login and one
+        re-send (as dpa_client does); what the test judges is the re-sent request's answer."""
+        request = response.request
+        if getattr(_QUIET, "active", False) or request is None or self._token is None:
+            return None
+        scheme, _, token = str(request.headers.get("Authorization") or "").partition(" ")
+        if token != self._token or _code(response) != 403:
+            return None
+        with self._lock:
+            if self._token != token:  # another thread already replaced it
+                newer_login = False
+            else:
+                newer_login = self._logins > self._token_login
+                self._token = None
+        if newer_login:
+            KIT.observe("oauth.token-revoked-by-new-login", "yes")
+        fresh = self.token()
+        again = request.copy()
+        again.headers["Authorization"] = f"{scheme} {fresh}"
+        _QUIET.active = True
+        try:
+            return self.target.session.send(again, **kwargs)
+        finally:
+            _QUIET.active = False
+
     def _still_accepted(self, token: str) -> bool:
-        response = self.target.session.get(
-            self.target.base_url + PATHS["listPlans"], headers={"Authorization": f"Bearer {token}"}, timeout=30
-        )
+        _QUIET.active = True
+        try:
+            response = self.target.session.get(
+                self.target.base_url + PATHS["listPlans"], headers={"Authorization": f"Bearer {token}"}, timeout=30
+            )
+        finally:
+            _QUIET.active = False
         try:
             body = response.json()
         except ValueError:

@@ -11,9 +11,11 @@ import pytest
 import requests
 
 from contract_tests.plugins.auth import KitAuth
+from contract_tests.plugins.clock import KitClock
 from contract_tests.plugins.safety import policy
 from contract_tests.plugins.target import Target
 from contract_tests.support.envelope import expect_success
+from contract_tests.support.kit import KIT
 from dpa_client import PATHS
 
 # A callback URL nobody listens on (discard port): used where a request needs one but the test reads none.
@@ -158,11 +160,45 @@ class Api:
         return instance
 
     def sample_instance(self) -> tuple[str, str]:
-        """(plan, instance) of one run the kit started this session; skips when executions are not allowed."""
+        """(plan, instance) of one finished run the kit started this session (see `await_finished`); skips
+        when executions are not allowed."""
         if self._instance is None:
             plan = self.first_writable_plan()
-            self._instance = (plan, self.start(plan))
+            instance = self.start(plan)
+            self.await_finished(plan, instance)
+            self._instance = (plan, instance)
         return self._instance
+
+    def out_params_code(self, plan_id: str, instance_id: str) -> Any:
+        """The envelope code of queryPlanRunOutParam (None when the answer is no envelope)."""
+        try:
+            body = self.out_params(plan_id, instance_id).json()
+        except ValueError:
+            return None
+        return body.get("code") if isinstance(body, dict) else None
+
+    def await_finished(self, plan_id: str, instance_id: str) -> None:
+        """Wait until the run finished, for checks that a request the document promises to accept is accepted:
+        interface 6 never says an unfinished run can be queried, and a target may refuse it with code 999
+        (observed as `out-params.unfinished-run`). Under /__admin time is driven until SUCCESS/FAIL; in real
+        time out-params is polled until it is no longer 999 (inconclusive, skipped, after --wait-seconds)."""
+        clock = KitClock(self.target)
+        if clock.controlled:
+            clock.finish(instance_id)
+            return
+
+        def probe() -> Any:
+            code = self.out_params_code(plan_id, instance_id)
+            if code == 999:
+                KIT.observe("out-params.unfinished-run", "999")
+            return code
+
+        clock.poll(
+            probe,
+            lambda code: code != 999,
+            step=1.0,
+            pending=lambda code: f"queryPlanRunOutParam of run {instance_id} still refused with code 999",
+        )
 
     def valid_request(self, op: Op) -> Req:
         """A request the document says must succeed (skips when the options forbid sending it)."""

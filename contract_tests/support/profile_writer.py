@@ -35,6 +35,11 @@ UNREPRODUCIBLE_TOPICS = (
     "scene.status",
     "scene.model-id",
     "listPlans.empty",
+    "oauth.token-type",
+    "oauth.token-revoked-by-new-login",
+    "run.wait-inconclusive",
+    "out-params.unfinished-run",
+    "envelope.charset",
 )
 HTTP_CODES = (400, 403, 404, 500, 503, 997, 998, 999)
 
