@@ -214,3 +214,16 @@ def test_through_the_proxy_in_front_the_callback_is_refused_too(srv: ServerProce
             assert delivery["state"] == "gave_up"
             assert delivery["attempts"][0]["httpStatus"] in (403, 404), delivery["attempts"][0]
     assert admin(base, "GET", f"/__admin/runs/{victim}")["status"] == "PENDING"
+
+
+def test_waitress_refuses_it_too() -> None:
+    with ServerProcess(
+        "--server", "waitress", "--set", "callback_statuses=DEFAULT", "--set", "callback_backoff=0,0,0"
+    ) as server:
+        base = server.base_url
+        auth = login(base)
+        victim = _pending_victim(base, auth)
+        for host in ("127.0.0.1", "127.1"):
+            (delivery,) = settled(base, execute(base, auth, "acf42dd3", f"http://{host}:{server.port}/__admin/reset"))
+            assert delivery["state"] == "gave_up" and delivery["attempts"][0]["httpStatus"] == 403
+        assert admin(base, "GET", f"/__admin/runs/{victim}")["status"] == "PENDING"
