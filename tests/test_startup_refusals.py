@@ -226,11 +226,11 @@ def test_orphaned_runs_and_scenes_are_named_once_per_plan_and_scenes_restored_in
     assert records["scene"]["in4"]["active"] is True  # the store's records are not changed
     assert warnings == [
         "stored state of plan 'acf42dd3', which has other nodes in the fixtures now: 1 run (in3) kept in the "
-        "state but not served and 1 active scene (in6) not fired (shown inactive); serve fixtures that have "
-        "the plan as it was to get them back",
+        "state file, frozen; 1 active scene (in6) kept, not fired (shown inactive) (serve fixtures that "
+        "have the plan as it was to carry on)",
         "stored state of plan 'gone0001', which is no longer in the fixtures: 2 runs (in1, in2) kept in the "
-        "state but not served and 1 active scene (in4) not fired (shown inactive); serve fixtures that have "
-        "the plan as it was to get them back",
+        "state file, frozen; 1 active scene (in4) kept, not fired (shown inactive) (serve fixtures that "
+        "have the plan as it was to carry on)",
     ]
 
 
@@ -264,26 +264,21 @@ def test_a_registry_with_the_catalog_warns_once_per_process(caplog: pytest.LogCa
     assert seen.restored["in4"]["active"] is True
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs platform.py to build its registry with the catalog: Components(catalog) (see the F16 report)",
-)
-def test_restart_with_fixtures_that_lost_a_plan(tmp_path: Path) -> None:
-    """Runs and scenes of a plan the fixtures no longer have: one warning at start-up, the scene is shown
-    inactive and never fires (before: a KeyError traceback per firing while advance answered 200), and with
-    the plan back in the fixtures the run and the active scene are served again."""
-    state, log = str(tmp_path / "s.db"), tmp_path / "serve.log"
+def _renamed_fixtures(tmp_path: Path) -> Path:
+    """The bundled fixtures with plan acf42dd3 renamed: to the state, acf42dd3 has left them."""
     renamed = tmp_path / "renamed"
     shutil.copytree(Path(__file__).resolve().parents[1] / "fixtures", renamed)
     plans = renamed / "plans.yaml"
-    plans.write_text(
-        plans.read_text(encoding="utf-8").replace("processPlanId: acf42dd3", "processPlanId: zzz00001"),
-        encoding="utf-8",
-    )
+    text = plans.read_text(encoding="utf-8").replace("processPlanId: acf42dd3", "processPlanId: zzz00001")
+    plans.write_text(text, encoding="utf-8")
+    return renamed
+
+
+def _a_running_run_and_a_scene(state: str) -> str:
+    """Serve `state`, leave in it a RUNNING run and an active 5 s cycle scene of acf42dd3; the run's id."""
     with ServerProcess("--state", state, "--clock", "virtual") as srv:
         headers = login(srv.base_url)
-        iid = requests.post(srv.base_url + EXECUTE, json={"processPlanId": "acf42dd3"}, headers=headers, timeout=5)
-        iid = iid.json()["data"][0]["planInstanceId"]
+        run = requests.post(srv.base_url + EXECUTE, json={"processPlanId": "acf42dd3"}, headers=headers, timeout=5)
         scene = requests.post(
             srv.base_url + "/api/dpa/process/processPlan/saveTimingParam",
             data={
@@ -298,18 +293,58 @@ def test_restart_with_fixtures_that_lost_a_plan(tmp_path: Path) -> None:
             timeout=5,
         )
         assert scene.json()["code"] == 200, scene.text
+        requests.post(srv.base_url + "/__admin/clock/advance", json={"seconds": 0.3}, timeout=30)
+        iid = str(run.json()["data"][0]["planInstanceId"])
+        assert requests.get(srv.base_url + f"/__admin/runs/{iid}", timeout=5).json()["data"]["status"] == "RUNNING"
+        return iid
+
+
+def _advance(base: str, seconds: float) -> None:
+    answer = requests.post(base + "/__admin/clock/advance", json={"seconds": seconds}, timeout=30)
+    assert answer.json()["code"] == 200, answer.text
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="needs platform.py to build its registry with the catalog: Components(catalog) (see the F16 report)",
+)
+def test_restart_with_fixtures_that_lost_a_plan(tmp_path: Path) -> None:
+    """Runs and scenes of a plan the fixtures no longer have: one warning at start-up, the scene is shown
+    inactive and never fires (before: a KeyError traceback per firing while advance answered 200), and with
+    the plan back in the fixtures the run and the scene carry on."""
+    state, log = str(tmp_path / "s.db"), tmp_path / "serve.log"
+    iid = _a_running_run_and_a_scene(state)
+    renamed = _renamed_fixtures(tmp_path)
     with ServerProcess("--state", state, "--clock", "virtual", "--fixtures", str(renamed), log=log) as srv:
-        advance = requests.post(srv.base_url + "/__admin/clock/advance", json={"seconds": 30}, timeout=30)
-        assert advance.json()["code"] == 200
+        _advance(srv.base_url, 30)
         scenes = requests.get(srv.base_url + "/__admin/scenes", timeout=5).json()["data"]
-        assert [(s["processPlanId"], s["active"]) for s in scenes] == [("acf42dd3", False)]
-        assert requests.get(srv.base_url + "/__admin/runs", timeout=5).json()["data"] == []
+        assert [(s["processPlanId"], s["active"], s["firedCount"]) for s in scenes] == [("acf42dd3", False, 0)]
     text = log.read_text(errors="replace")
     assert "Traceback" not in text and "KeyError" not in text, text[-2000:]
     warnings = [line for line in text.splitlines() if "stored state of plan 'acf42dd3'" in line]
     assert len(warnings) == 1 and f"1 run ({iid})" in warnings[0] and "1 active scene" in warnings[0], text
     with ServerProcess("--state", state, "--clock", "virtual") as srv:  # the plan is back
-        runs = requests.get(srv.base_url + "/__admin/runs", timeout=5).json()["data"]
-        assert iid in {r["planInstanceId"] for r in runs}
+        _advance(srv.base_url, 30)
+        assert requests.get(srv.base_url + f"/__admin/runs/{iid}", timeout=5).json()["data"]["status"] == "SUCCESS"
         scenes = requests.get(srv.base_url + "/__admin/scenes", timeout=5).json()["data"]
-        assert [s["active"] for s in scenes] == [True]
+        assert [s["active"] for s in scenes] == [True] and scenes[0]["firedCount"] > 0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="needs the runs.py edit of the F16 report: runs of a plan that left the fixtures shown, frozen",
+)
+def test_runs_of_a_lost_plan_stay_readable_and_frozen(tmp_path: Path) -> None:
+    state = str(tmp_path / "s.db")
+    iid = _a_running_run_and_a_scene(state)
+    renamed = _renamed_fixtures(tmp_path)
+    with ServerProcess("--state", state, "--clock", "virtual", "--fixtures", str(renamed)) as srv:
+        before = requests.get(srv.base_url + f"/__admin/runs/{iid}", timeout=5).json()
+        assert before["code"] == 200 and before["data"]["status"] == "RUNNING", before
+        _advance(srv.base_url, 30)
+        assert requests.get(srv.base_url + f"/__admin/runs/{iid}", timeout=5).json() == before  # frozen
+        assert [
+            r["planInstanceId"] for r in requests.get(srv.base_url + "/__admin/runs", timeout=5).json()["data"]
+        ] == [iid]
+        resume = requests.post(srv.base_url + f"/__admin/runs/{iid}/resume", timeout=5).json()
+        assert resume["code"] == 400 and "no longer in the fixtures" in resume["message"], resume

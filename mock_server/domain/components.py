@@ -90,10 +90,10 @@ class Components:
 
 def screen_orphans(records: Records, catalog: Catalog, warn: Callable[[str], None]) -> Records:
     """The records to restore, when the fixtures changed under a state file: a run or scene of a plan no longer
-    there (or whose nodes or workflows no longer fit it) cannot be served. Nothing is deleted from the store,
-    so serving fixtures that have the plan again brings everything back; meanwhile one warning per plan says
-    what is held back, and such a scene is restored inactive (before, it stayed active and every firing
-    failed with a KeyError in the log while the clock advance answered 200)."""
+    there (or whose nodes or workflows no longer fit it) cannot go on. Nothing is deleted from the store, so
+    serving fixtures that have the plan again carries on; meanwhile one warning per plan says what is held
+    back, and such a scene is restored inactive (before, it stayed active and every firing failed with a
+    KeyError in the log while the clock advance answered 200). Such runs the run engine leaves out itself."""
     runs: dict[str, list[str]] = {}  # plan id -> instance ids held back
     scenes: dict[str, list[str]] = {}
     reasons: dict[str, str] = {}
@@ -125,13 +125,13 @@ def screen_orphans(records: Records, catalog: Catalog, warn: Callable[[str], Non
     for plan_id in sorted({*runs, *scenes}):
         held = []
         if plan_id in runs:
-            held.append(f"{_count(runs[plan_id], 'run')} kept in the state but not served")
+            held.append(f"{_count(runs[plan_id], 'run')} kept in the state file, frozen")
         if plan_id in scenes:
-            held.append(f"{_count(scenes[plan_id], 'active scene')} not fired (shown inactive)")
+            held.append(f"{_count(scenes[plan_id], 'active scene')} kept, not fired (shown inactive)")
         why = reasons.get(plan_id, "is no longer in the fixtures")
         warn(
-            f"stored state of plan {plan_id!r}, which {why}: {' and '.join(held)}; "
-            "serve fixtures that have the plan as it was to get them back"
+            f"stored state of plan {plan_id!r}, which {why}: {'; '.join(held)} "
+            "(serve fixtures that have the plan as it was to carry on)"
         )
     return {**records, "scene": screened} if scenes else records
 
