@@ -71,9 +71,9 @@ def close_within(close: Callable[[], None], budget: float, say: Say, name: str =
 def serve_waitress(server: Any, say: Say, grace: float = STOP_GRACE) -> None:
     """Serve a waitress server until a stop signal (installed with `stops.install()`), then drain it.
 
-    waitress's own run() is this loop, but a stop lost in a finalizer never ends it; and on a stop it stops
-    flushing answers, then waits up to 5 s for busy threads (twice, if its close() follows); drain() bounds
-    that and lets finished answers out."""
+    waitress's own run() is this loop, but a stop lost in a finalizer never ends it, and on a stop it stops
+    flushing answers, then waits up to 5 s for busy threads whatever the caller's grace; drain() bounds that
+    and lets finished answers out."""
     from waitress import wasyncore
 
     while not stops.requested:
