@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from contract_tests.options import DEFAULT_JUNIT, DEFAULT_REPORT, OPTIONS
+from contract_tests.options import DEFAULT_JUNIT, DEFAULT_REPORT, NUMBER_RANGES, OPTIONS, number_problem
 
 # Options of the kit that the command spells differently (pytest owns --strict).
 _RENAMED = {"--dpa-strict": "--strict"}
@@ -107,8 +107,13 @@ def verify(ctx: click.Context, /, **values: Any) -> None:
         raise click.UsageError(
             "a live target (--base-url) needs --client-id and the secret (DPA_CLIENT_SECRET, or --client-secret)"
         )
+    for dest in NUMBER_RANGES:
+        problem = number_problem(dest, _option(values, dest))
+        if problem:
+            raise click.UsageError(problem)
     if base_url:
         _reachable(str(base_url), values)
+        _credentials_accepted(str(base_url), values)
     report = Path(values.get("dpa_report") or os.environ.get("DPA_REPORT") or DEFAULT_REPORT)
     if not values.get("dpa_report_json") and not os.environ.get("DPA_REPORT_JSON"):
         values["dpa_report_json"] = str(report.with_suffix(".json"))
@@ -185,6 +190,71 @@ def _reachable(base_url: str, values: dict[str, Any]) -> None:
         ) from None
     except requests.RequestException as exc:
         raise click.UsageError(f"{base_url} does not answer ({exc.__class__.__name__}): check --base-url") from None
+
+
+def _option(values: dict[str, Any], dest: str) -> Any:
+    """An option's value: the command line, else its DPA_* variable."""
+    if values.get(dest) not in (None, ()):
+        return values[dest]
+    env = next(e for d, _f, e, _k, _t in OPTIONS if d == dest)
+    return os.environ.get(env) or None
+
+
+def _credentials_accepted(base_url: str, values: dict[str, Any]) -> None:
+    """Exit 2 when the target refuses the kit's own login with code 403 (身份验证失败: a wrong --client-id or
+    secret): every check would fail for the operator's mistake and blame the target. Any other answer (a
+    broken envelope, another code) goes on: judging it is the kit's job."""
+    import requests
+
+    from dpa_client import PATHS
+
+    insecure = values.get("dpa_insecure") or os.environ.get("DPA_INSECURE", "").lower() in ("1", "true", "yes", "on")
+    verify_tls: bool | str = False if insecure else (_option(values, "dpa_ca_bundle") or True)
+    client_id = str(_option(values, "dpa_client_id"))
+    base = base_url.rstrip("/")
+
+    def code_of(response: requests.Response) -> tuple[Any, Any]:
+        try:
+            body = response.json()
+        except ValueError:
+            return None, None
+        return (body.get("code"), body.get("data")) if isinstance(body, dict) else (None, None)
+
+    try:
+        authorize = requests.get(
+            base + PATHS["authorize"],
+            params={
+                "client_id": client_id,
+                "response_type": "code",
+                "scope": _option(values, "dpa_scope") or "default",
+            },
+            timeout=30,
+            verify=verify_tls,
+        )
+        code, data = code_of(authorize)
+        if code == 403:
+            raise click.UsageError(
+                f"the target refused --client-id {client_id!r} at authorize (code 403): check the application id"
+            )
+        grant = data.get("code") if code == 200 and isinstance(data, dict) else None
+        if not isinstance(grant, str):
+            return
+        body = {
+            "code": grant,
+            "client_id": client_id,
+            "client_secret": str(_option(values, "dpa_client_secret")),
+            "grant_type": "authorization_code",
+        }
+        if _option(values, "dpa_user_id") is not None:
+            body["user_id"] = str(_option(values, "dpa_user_id"))
+        code, _data = code_of(requests.post(base + PATHS["getToken"], json=body, timeout=30, verify=verify_tls))
+    except requests.RequestException:
+        return  # answered a moment ago: let the kit report what happens now
+    if code == 403:
+        raise click.UsageError(
+            f"the target refused the secret of --client-id {client_id!r} at token (code 403): check "
+            "DPA_CLIENT_SECRET / --client-secret (and --user-id)"
+        )
 
 
 def _summary(path: Path) -> dict[str, Any] | None:

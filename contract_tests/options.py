@@ -126,3 +126,30 @@ OPTIONS: list[tuple[str, str, str, str, str]] = [
         "Leniencies (the target accepts what the document forbids, or lacks an HTTP nicety) fail the run too.",
     ),
 ]
+
+# Numeric options: (lowest, highest) allowed, inclusive; `lowest_open` excludes the lowest. A negative cap or a
+# zero/NaN/infinite wait is a usage error (one line, exit 2), never a silent "no limit".
+NUMBER_RANGES: dict[str, tuple[float, float, bool]] = {
+    "dpa_max_runs": (0, 1_000_000, False),
+    "dpa_max_scenes": (0, 1_000_000, False),
+    "dpa_wait_seconds": (0, 86_400, True),
+}
+
+
+def number_problem(dest: str, raw: object) -> str | None:
+    """Why `raw` is not an allowed value of the numeric option `dest` (None when it is, or is unset)."""
+    import math
+
+    if raw is None or dest not in NUMBER_RANGES:
+        return None
+    flag = next(f for d, f, _e, _k, _t in OPTIONS if d == dest)
+    kind = next(k for d, _f, _e, k, _t in OPTIONS if d == dest)
+    try:
+        value = float(raw) if kind == "float" else int(str(raw).strip())
+    except ValueError:
+        return f"{flag} must be {'a number' if kind == 'float' else 'a whole number'}, not {raw!r}"
+    low, high, low_open = NUMBER_RANGES[dest]
+    if not math.isfinite(value) or value < low or (low_open and value == low) or value > high:
+        low_text = f"more than {low:g}" if low_open else f"at least {low:g}"
+        return f"{flag} must be {low_text} and at most {high:.0f}, not {raw!r}"
+    return None

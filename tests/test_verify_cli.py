@@ -197,3 +197,42 @@ def test_report_text_escapes_control_characters() -> None:
     text = printable("scene \x00name\x1b[31m\u202e\ud800 ok\n\tnext")
     assert text == "scene \\u0000name\\u001b[31m\\u202e\\ud800 ok\n\tnext"
     assert all(ch in "\n\t" or ord(ch) >= 32 for ch in text)
+
+
+@pytest.mark.parametrize(
+    ("client_id", "secret", "said"),
+    [
+        ("x", "y", "refused --client-id 'x' at authorize"),
+        (CLIENT_ID, "not-the-secret", "refused the secret of --client-id"),
+    ],
+    ids=["unknown-client", "wrong-secret"],
+)
+def test_wrong_credentials_exit_2_blaming_nothing_on_the_target(
+    client_id: str, secret: str, said: str, tmp_path: Path
+) -> None:
+    """F6: the operator's mistake is one line and exit 2, not a collection traceback and a violation."""
+    with ServerProcess(cwd=ROOT, log=tmp_path / "server.log") as server:
+        result = verify(
+            tmp_path, "--base-url", server.base_url, "--client-id", client_id, env={"DPA_CLIENT_SECRET": secret}
+        )
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    assert said in result.stderr, result.stderr
+    assert "Traceback" not in result.stdout + result.stderr and "violation" not in result.stdout
+    assert not (tmp_path / "reports" / "contract-report.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "said"),
+    [
+        (["--max-runs", "-5"], {}, "--max-runs must be at least 0"),
+        (["--max-scenes", "-1"], {}, "--max-scenes must be at least 0"),
+        (["--wait-seconds", "nan"], {}, "--wait-seconds must be more than 0"),
+        (["--wait-seconds", "0"], {}, "--wait-seconds must be more than 0"),
+        ([], {"DPA_MAX_RUNS": "-5"}, "--max-runs must be at least 0"),
+        ([], {"DPA_WAIT_SECONDS": "inf"}, "--wait-seconds must be more than 0"),
+    ],
+)
+def test_numeric_options_are_validated(args: list[str], env: dict[str, str], said: str, tmp_path: Path) -> None:
+    result = verify(tmp_path, *args, env=env)
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    assert said in result.stderr and "Traceback" not in result.stderr, result.stderr

@@ -9,7 +9,16 @@ from typing import Any
 
 import pytest
 
-from contract_tests.options import DEFAULT_JUNIT, DEFAULT_MAX_SCENES, DEFAULT_REPORT, DOC_CLIENT, OPTIONS, POC_CLIENT
+from contract_tests.options import (
+    DEFAULT_JUNIT,
+    DEFAULT_MAX_SCENES,
+    DEFAULT_REPORT,
+    DOC_CLIENT,
+    NUMBER_RANGES,
+    OPTIONS,
+    POC_CLIENT,
+    number_problem,
+)
 
 __all__ = ["DEFAULT_JUNIT", "DEFAULT_REPORT", "OPTIONS", "add_options", "build_config"]
 
@@ -103,6 +112,10 @@ def build_config(config: pytest.Config, seed: int) -> KitConfig:
         verify = str(v["dpa_ca_bundle"])
     if v["dpa_insecure"]:
         verify = False
+    for dest in NUMBER_RANGES:
+        problem = number_problem(dest, v[dest])
+        if problem:
+            raise pytest.UsageError(problem)
     try:
         max_runs = None if v["dpa_max_runs"] is None else int(v["dpa_max_runs"])
         max_scenes = None if v["dpa_max_scenes"] is None else int(v["dpa_max_scenes"])
