@@ -110,3 +110,20 @@ def test_models_of_unknown_plan_rejected(kit_api: Api) -> None:
         )
 
     check()
+
+
+@pytest.mark.interface(3)
+def test_plans_to_execute_list_their_workflows(kit_api: Api) -> None:
+    """Interfaces 4 and 5 take `modelVarReq.modelId` from interface 3's workflows: a plan the kit may execute
+    (--plan-id; in-process: every plan) whose listPlans entry counts steps (stepNums >= 1) must list at least
+    one workflow. How stepNums relates to the number of workflows is only observed (plans.step-nums)."""
+    steps = {p.get("processPlanId"): p.get("stepNums") for p in kit_api.plans()}
+    checked = [plan for plan in kit_api.writable_plans() if is_int(steps.get(plan)) and steps[plan] >= 1]
+    if not checked:
+        pytest.skip("no plan to execute with stepNums >= 1")
+    for plan in checked:
+        data = expect_success(kit_api.models(plan), f"queryModelByPlanId {plan}")
+        assert isinstance(data, list) and data, (
+            f"queryModelByPlanId {plan}: no workflow (data {data!r}) although listPlans says stepNums "
+            f"{steps[plan]}: interfaces 4 and 5 need a workflow's processModelId"
+        )
