@@ -208,6 +208,26 @@ def test_out_params_only_for_finished_nodes(kit_api: Api, kit_clock: KitClock) -
 
 
 @pytest.mark.interface(6)
+def test_out_params_are_the_asked_runs(kit_api: Api) -> None:
+    """Interface 6 answers for the planInstanceId asked: run A's outputs stay A's after run B of the same plan
+    (other inputs) started and finished. A target answering the plan's latest run changes them."""
+    plan = kit_api.first_writable_plan()
+    first = kit_api.start(plan, tag="kit-a")
+    kit_api.await_finished(plan, first)
+    before = set(output_entries(kit_api, plan, first))
+    if not before:
+        pytest.skip(f"run {first} of {plan} has no output to compare")
+    second = kit_api.start(plan, tag="kit-b")
+    kit_api.await_finished(plan, second)
+    after = set(output_entries(kit_api, plan, first))
+    lost = sorted(before - after)
+    assert not lost, (
+        f"queryPlanRunOutParam {first}: after run {second} of the same plan, run {first}'s outputs {lost} are "
+        f"gone (now {sorted(after - before)}): the answer is not the asked run's"
+    )
+
+
+@pytest.mark.interface(6)
 def test_out_params_of_unknown_instance_rejected(kit_api: Api) -> None:
     plans = kit_api.plan_ids()
     if not plans:

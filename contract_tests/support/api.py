@@ -127,19 +127,20 @@ class Api:
         # The document's example plan first: on the emulator it succeeds quickly and has outputs.
         return "acf42dd3" if "acf42dd3" in plans else plans[0]
 
-    def inputs_for(self, plan_id: str) -> list[dict[str, Any]]:
-        """modelVarReq giving every input interface 3 lists a value, so plans with required inputs can run."""
+    def inputs_for(self, plan_id: str, tag: str = "kit") -> list[dict[str, Any]]:
+        """modelVarReq giving every input interface 3 lists a value (`{tag}-{name}`), so plans with required
+        inputs can run (and two runs can be told apart by their inputs)."""
         data = expect_success(self.models(plan_id), f"queryModelByPlanId {plan_id}")
         reqs = []
         for model in data if isinstance(data, list) else []:
             names = [p.get("name") for p in model.get("mapParam") or [] if isinstance(p, dict)]
             if names:
                 reqs.append(
-                    {"modelId": model.get("processModelId"), "mapParam": {str(n): f"kit-{n}".lower() for n in names}}
+                    {"modelId": model.get("processModelId"), "mapParam": {str(n): f"{tag}-{n}".lower() for n in names}}
                 )
         return reqs
 
-    def start(self, plan_id: str, callback_url: str | None = None, inputs: bool = True) -> str:
+    def start(self, plan_id: str, callback_url: str | None = None, inputs: bool = True, tag: str = "kit") -> str:
         """Execute a plan (skipping if the options forbid it); return the planInstanceId."""
         reason = policy().can_execute(plan_id)
         if reason:
@@ -148,7 +149,7 @@ class Api:
         if callback_url:
             body["callbackUrl"] = callback_url
         if inputs:
-            var_req = self.inputs_for(plan_id)
+            var_req = self.inputs_for(plan_id, tag)
             if var_req:
                 body["modelVarReq"] = var_req
         data = expect_success(self.execute(plan_id, body), f"executePlan {plan_id}")
