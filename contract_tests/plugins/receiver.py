@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import collections
+import gzip
+import json
+import threading
 import time
+import zlib
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -15,11 +21,116 @@ from contract_tests.plugins.target import AdminError
 from contract_tests.support.kit import KIT
 from mock_server.testing.receiver import CallbackReceiver, Delivery
 
+DROPPED = "(connection closed without an answer)"  # Delivery.answered_body of a dropped attempt
+
+
+class _Dropped(Exception):
+    """Raised out of the request handler: socketserver then closes the connection without any answer."""
+
+
+def decoded_body(raw: bytes, encoding: str | None = None) -> bytes:
+    """The body with its Content-Encoding (gzip, deflate) undone; as it came when unknown or undecodable.
+
+    Without a header the gzip magic is sniffed, for the receiver's answer script (which sees no headers).
+    """
+    enc = (encoding or "").strip().lower()
+    try:
+        if enc in ("gzip", "x-gzip") or (not enc and raw[:2] == b"\x1f\x8b"):
+            return gzip.decompress(raw)
+        if enc == "deflate":
+            try:
+                return zlib.decompress(raw)
+            except zlib.error:
+                return zlib.decompress(raw, -zlib.MAX_WBITS)  # raw deflate, as some senders mean it
+    except (OSError, EOFError, zlib.error):
+        pass
+    return raw
+
+
+def content_encoding(delivery: Delivery) -> str:
+    """The delivery's Content-Encoding as sent ('' for none or identity)."""
+    for name, value in delivery.headers.items():
+        if name.lower() == "content-encoding" and value.strip().lower() != "identity":
+            return value.strip()
+    return ""
+
+
+class KitReceiver(CallbackReceiver):
+    """The kit's receiver: decodes gzip/deflate bodies, can close a connection without answering (`drop`), and
+    can fail the first N deliveries of whichever status arrives first (`fail_first_status`)."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(host, port)
+        self._local = threading.local()
+        self._first: collections.deque[tuple[str, Any]] = collections.deque()
+        self._first_status: str | None = None
+        # A dropped attempt ends its handler with _Dropped: no traceback on the kit's stderr.
+        self._server.handle_error = lambda request, address: None  # type: ignore[method-assign]
+
+    def drop(self, times: int | None = None) -> KitReceiver:
+        """Close the connection without any answer `times` times (None: always): the attempt got no SUCCESS."""
+        self._push(("drop", None), times)
+        return self
+
+    def fail_first_status(self, behaviour: tuple[str, Any], times: int) -> KitReceiver:
+        """Answer `behaviour` to the first `times` deliveries of the first status to arrive (retries of one status
+        may interleave with later statuses, so a plain queue would spread the failures over several)."""
+        with self._lock:
+            self._first.extend([behaviour] * times)
+            self._first_status = None
+        return self
+
+    def _answer(self, raw: bytes = b"") -> tuple[int, str, float]:
+        raw = decoded_body(raw)
+        status = _payload_status(raw)
+        with self._lock:
+            if self._first and status is not None and self._first_status in (None, status):
+                self._first_status = status
+                kind, arg = self._first.popleft()
+            elif status is not None and self._script.by_status.get(status):
+                kind, arg = self._script.by_status[status].popleft()
+            else:
+                kind, arg = self._script.queue.popleft() if self._script.queue else self._script.default
+        self._local.drop = kind == "drop"
+        if self._local.drop:
+            return 0, DROPPED, 0.0
+        return _BEHAVIOURS.get(kind, _BEHAVIOURS["ack"])(arg)
+
+    def _record(self, delivery: Delivery) -> None:
+        raw = decoded_body(delivery.raw, content_encoding(delivery))
+        super()._record(replace(delivery, raw=raw) if raw is not delivery.raw else delivery)
+        if getattr(self._local, "drop", False):
+            self._local.drop = False
+            raise _Dropped
+
+    def clear(self) -> None:
+        super().clear()
+        with self._lock:
+            self._first.clear()
+            self._first_status = None
+
+
+_BEHAVIOURS = {
+    "status": lambda arg: (int(arg), "FAIL", 0.0),
+    "body": lambda arg: (200, str(arg), 0.0),
+    "sleep": lambda arg: (200, "SUCCESS", float(arg)),
+    "ack": lambda arg: (200, "SUCCESS", 0.0),
+}
+
+
+def _payload_status(raw: bytes) -> str | None:
+    try:
+        payload = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    status = payload.get("status") if isinstance(payload, dict) else None
+    return status if isinstance(status, str) else None
+
 
 class Callbacks:
     """The session receiver as one test sees it: drained of earlier traffic, scripted by the test."""
 
-    def __init__(self, receiver: CallbackReceiver, public_url: str, clock: KitClock) -> None:
+    def __init__(self, receiver: KitReceiver, public_url: str, clock: KitClock) -> None:
         self.receiver, self.url, self.clock = receiver, public_url, clock
 
     def drain(self) -> None:
@@ -48,6 +159,44 @@ class Callbacks:
 
     def for_instance(self, instance_id: str) -> list[Delivery]:
         return self.receiver.for_instance(instance_id)
+
+    def count(self, instance_id: str, status: str) -> int:
+        """Deliveries of `status` for the instance so far, wherever they fell among its other statuses."""
+        return sum(1 for d in self.for_instance(instance_id) if d.json.get("status") == status)
+
+    def await_count(self, instance_id: str, status: str, n: int) -> int:
+        """The deliveries of `status` once there are `n`, or when waiting for them ended.
+
+        Retries may run on the target's own real-time timer even when the kit drives its clock (and arrive after
+        later statuses), so a short real wait is granted then too; on a real clock, up to --wait-seconds.
+        """
+        if self.count(instance_id, status) < n:
+            self.receiver.wait_for(
+                lambda ds: (
+                    sum(
+                        1
+                        for d in ds
+                        if isinstance(d.json, dict)
+                        and d.json.get("planInstanceId") == instance_id
+                        and d.json.get("status") == status
+                    )
+                    >= n
+                ),
+                timeout=min(REAL_RETRY_GRACE, _real_wait()) if self.clock.controlled else _real_wait(),
+            )
+            self.wait_quiet()
+        return self.count(instance_id, status)
+
+    def unreadable(self) -> str:
+        """Why deliveries that arrived are attributed to no instance (body not a JSON object), or ''."""
+        bad = [d for d in self.receiver.deliveries if not isinstance(d.json, dict)]
+        if not bad:
+            return ""
+        d = bad[0]
+        encoding = content_encoding(d)
+        ctype = next((v for k, v in d.headers.items() if k.lower() == "content-type"), "(none)")
+        how = f"Content-Encoding {encoding!r} not decodable" if encoding else f"Content-Type {ctype!r}"
+        return f" ({len(bad)} deliveries arrived whose body is not a JSON object: {how}, e.g. {d.raw[:60]!r})"
 
     def statuses(self, instance_id: str) -> list[Any]:
         return [d.json.get("status") for d in self.for_instance(instance_id) if isinstance(d.json, dict)]
@@ -114,7 +263,9 @@ class Callbacks:
 
 
 SETTLE_STEP_SECONDS = 600.0  # a target-clock step while retries are pending: backoffs of minutes are faithful
-SETTLE_STEPS = 36  # six hours of target time at most: longer backoffs are not waited for
+SETTLE_STEPS = 36
+# Real seconds granted under a driven clock for retries a target times with its own real-time timer.
+REAL_RETRY_GRACE = 5.0  # six hours of target time at most: longer backoffs are not waited for
 
 
 def _real_wait() -> float:
@@ -123,7 +274,7 @@ def _real_wait() -> float:
 
 
 @pytest.fixture(scope="session")
-def kit_receiver() -> Iterator[tuple[CallbackReceiver, str] | None]:
+def kit_receiver() -> Iterator[tuple[KitReceiver, str] | None]:
     cfg = KIT.config
     assert cfg is not None
     if not cfg.callback_listen:
@@ -131,7 +282,8 @@ def kit_receiver() -> Iterator[tuple[CallbackReceiver, str] | None]:
         return
     host, _, port = cfg.callback_listen.rpartition(":")
     try:
-        receiver = CallbackReceiver(host or "127.0.0.1", int(port or 0)).start()
+        receiver = KitReceiver(host or "127.0.0.1", int(port or 0))
+        receiver.start()
     except (OSError, ValueError) as exc:
         raise pytest.UsageError(f"--callback-listen {cfg.callback_listen!r}: {exc}") from None
     public = receiver.url if cfg.callback_public_url in (None, "auto") else str(cfg.callback_public_url)
@@ -143,7 +295,7 @@ def kit_receiver() -> Iterator[tuple[CallbackReceiver, str] | None]:
 
 
 @pytest.fixture
-def kit_callbacks(kit_receiver: tuple[CallbackReceiver, str] | None, kit_clock: KitClock) -> Iterator[Callbacks]:
+def kit_callbacks(kit_receiver: tuple[KitReceiver, str] | None, kit_clock: KitClock) -> Iterator[Callbacks]:
     if kit_receiver is None:
         pytest.skip("callbacks from a live target need --callback-listen HOST:PORT and --callback-public-url URL")
     callbacks = Callbacks(kit_receiver[0], kit_receiver[1], kit_clock)

@@ -14,13 +14,15 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlencode
 
+import urllib3
 from flask import Flask
 
+from mock_server import jsonbytes
 from mock_server.app import create_app
-from mock_server.domain.callbacks import Transport
+from mock_server.domain.callbacks import Transport, TransportError
 from mock_server.domain.platform import Platform
 from mock_server.settings import Settings
-from mock_server.transport import HttpTransport
+from mock_server.transport import CALLBACK_HEADERS, HttpTransport
 
 AUTHORIZE = "/api/dp/auth/oauth/authorize"
 TOKEN = "/api/dp/auth/oauth/token"
@@ -47,6 +49,10 @@ DEFECTS: dict[str, str] = {
     "illegal-callback-status": "callback payloads say STARTED where the status is RUNNING",
     "out-params-missing-nodename": "queryPlanRunOutParam entries lack `nodeName`",
     "double-slash-not-served": "any vendor path containing `//` gets the 404 envelope",
+    "callback-no-answer-acknowledged": "a callback attempt without an HTTP answer (connection refused or closed, "
+    "timed out) counts as acknowledged: never retried",
+    "callback-plan-fixed": "every callback says processPlanId `acf42dd3`, whichever plan ran",
+    "callback-text-plain": "callbacks sent with Content-Type text/plain;charset=UTF-8 (the body still JSON)",
 }
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -287,6 +293,46 @@ class RenamingTransport:
         return self.inner.post_json(url, payload, timeout)
 
 
+class NoAnswerIsAck:
+    """The real callback transport, except that an attempt without any HTTP answer counts as `SUCCESS`."""
+
+    def __init__(self, inner: Transport) -> None:
+        self.inner = inner
+
+    def post_json(self, url: str, payload: dict[str, Any], timeout: float) -> tuple[int, str]:
+        try:
+            return self.inner.post_json(url, payload, timeout)
+        except (TransportError, OSError):
+            return 200, "SUCCESS"
+
+
+class FixedPlanTransport:
+    """The real callback transport, except that every payload names the document's example plan."""
+
+    def __init__(self, inner: Transport) -> None:
+        self.inner = inner
+
+    def post_json(self, url: str, payload: dict[str, Any], timeout: float) -> tuple[int, str]:
+        return self.inner.post_json(url, {**payload, "processPlanId": "acf42dd3"}, timeout)
+
+
+class PlainTextTransport:
+    """POSTs the callback JSON as the real transport does, but labelled text/plain."""
+
+    def __init__(self) -> None:
+        self._pool = urllib3.PoolManager(retries=False)
+
+    def post_json(self, url: str, payload: dict[str, Any], timeout: float) -> tuple[int, str]:
+        headers = {**CALLBACK_HEADERS, "Content-Type": "text/plain;charset=UTF-8"}
+        try:
+            response = self._pool.request(
+                "POST", url, body=jsonbytes.dumps(payload), headers=headers, timeout=timeout, redirect=False
+            )
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise TransportError(str(exc)) from exc
+        return response.status, response.data.decode("utf-8", "replace")
+
+
 def make_defect(name: str, platform: Callable[[], Platform]) -> Defect:
     if name == "healthy":
         return Defect()
@@ -315,6 +361,12 @@ def make_defect(name: str, platform: Callable[[], Platform]) -> Defect:
         return Defect(after=_drop_node_names)
     if name == "double-slash-not-served":
         return Defect(before=_no_double_slash)
+    if name == "callback-no-answer-acknowledged":
+        return Defect(transport=NoAnswerIsAck(HttpTransport()))
+    if name == "callback-plan-fixed":
+        return Defect(transport=FixedPlanTransport(HttpTransport()))
+    if name == "callback-text-plain":
+        return Defect(transport=PlainTextTransport())
     raise ValueError(f"unknown defect {name!r}; choose from {', '.join(DEFECTS)}")
 
 

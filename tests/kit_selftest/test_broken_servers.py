@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from tests.kit_selftest.broken import AUTHORIZE, DEFECTS, LIST_PLANS, MODELS, TO
 
 POC_ID, POC_SECRET = "JhYhK/XcFKuVlpVijwLCkw==", "EZOXzdyqbGt1CpxtHrt5te35zS9iE6jfcgyvpPpNmPU="
 EXECUTE = "/api/dpa/process{}processPlan/opExecutePlanByApi/acf42dd3"
+OTHER_PLAN = "c3d9f4e5"  # fails at its second node: a finished run of a plan other than the example
 OUT_PARAMS = "/api/dpa/process{}processPlan/queryPlanRunOutParam"
 
 # Observation names each defect must change; every other observation must equal the healthy server's.
@@ -49,11 +51,14 @@ EXPECTED_CHANGES: dict[str, set[str]] = {
     "code-reuse": {"token_again"},
     "500-on-input": {"models_odd_id"},
     "validation-as-success": {"authorize_no_scope"},
-    "callbacks-never-retried": {"callback_attempts"},
-    "callbacks-retried-too-much": {"callback_attempts"},
+    "callbacks-never-retried": {"callback_attempts", "callback_refused_attempts"},
+    "callbacks-retried-too-much": {"callback_attempts", "callback_refused_attempts"},
     "illegal-callback-status": {"callback_statuses"},
     "out-params-missing-nodename": {"out_double", "out_single"},
     "double-slash-not-served": {"execute_double", "out_double"},
+    "callback-no-answer-acknowledged": {"callback_refused_attempts"},
+    "callback-plan-fixed": {"callback_plans"},
+    "callback-text-plain": {"callback_media"},
 }
 # What some observations must have become (the others are checked by the healthy test plus the diff).
 CHANGED_TO: dict[str, dict[str, Any]] = {
@@ -66,6 +71,9 @@ CHANGED_TO: dict[str, dict[str, Any]] = {
     "validation-as-success": {"authorize_no_scope": (200, 200, True)},
     "callbacks-never-retried": {"callback_attempts": (1, 1, 1)},
     "callbacks-retried-too-much": {"callback_attempts": (6, 6, 6)},
+    "callback-no-answer-acknowledged": {"callback_refused_attempts": (1, 1, 1)},
+    "callback-plan-fixed": {"callback_plans": ("acf42dd3",)},
+    "callback-text-plain": {"callback_media": ("text/plain;charset=UTF-8",)},
     "illegal-callback-status": {"callback_statuses": ("DEFAULT", "STARTED", "SUCCESS")},
     "out-params-missing-nodename": {"out_single": (200, 200, True, [("result",)] * 2)},
     "double-slash-not-served": {
@@ -73,6 +81,13 @@ CHANGED_TO: dict[str, dict[str, Any]] = {
         "out_single": (200, 200, True, [("nodeName", "result")] * 2),
     },
 }
+
+
+def _closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _body(response: TestResponse) -> Any:
@@ -148,6 +163,23 @@ def _observe(defect: str, receiver: CallbackReceiver) -> dict[str, Any]:
         seen["callback_statuses"] = tuple(dict.fromkeys(statuses))
         seen["callback_attempts"] = tuple(statuses.count(s) for s in dict.fromkeys(statuses))
         seen["admin_run"] = client.get(f"/__admin/runs/{instance}").get_json()["data"]["status"]
+
+        # A callbackUrl nobody listens on: no attempt gets an HTTP answer, so each is retried until given up.
+        dead = {"processPlanId": "acf42dd3", "callbackUrl": f"http://127.0.0.1:{_closed_port()}/cb"}
+        refused = client.post(EXECUTE.format("/"), headers=auth, json=dead).get_json()["data"][0]["planInstanceId"]
+        assert client.post("/__admin/clock/advance", json={"seconds": 30}).get_json()["code"] == 200
+        ledger = client.get("/__admin/callbacks", query_string={"planInstanceId": refused}).get_json()["data"]
+        seen["callback_refused_attempts"] = tuple(len(d["attempts"]) for d in ledger)
+
+        # Another plan's run, acknowledged: the plan its callbacks name, and their media type.
+        receiver.clear()
+        other = {"processPlanId": OTHER_PLAN, "callbackUrl": receiver.url}
+        started = client.post(EXECUTE.format("/").replace("acf42dd3", OTHER_PLAN), headers=auth, json=other)
+        other_instance = started.get_json()["data"][0]["planInstanceId"]
+        assert client.post("/__admin/clock/advance", json={"seconds": 30}).get_json()["code"] == 200
+        theirs = receiver.for_instance(other_instance)
+        seen["callback_plans"] = tuple(sorted({d.json["processPlanId"] for d in theirs}))
+        seen["callback_media"] = tuple(sorted({d.headers.get("Content-Type", "") for d in theirs}))
     finally:
         app.extensions["dpa_platform"].close()
     return seen
@@ -170,6 +202,9 @@ def test_healthy_server_behaves_as_the_contract_says(healthy: dict[str, Any]) ->
     assert healthy["callback_statuses"] == ("DEFAULT", "RUNNING", "SUCCESS")
     assert healthy["callback_attempts"] == (4, 4, 4)
     assert healthy["admin_run"] == "SUCCESS"
+    assert healthy["callback_refused_attempts"] == (4, 4, 4)
+    assert healthy["callback_plans"] == (OTHER_PLAN,)
+    assert healthy["callback_media"] == ("application/json",)
 
 
 @pytest.mark.parametrize("defect", sorted(set(DEFECTS) - {"healthy"}))
