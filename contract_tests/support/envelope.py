@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+from email.message import Message
 from typing import Any
 
 import requests
@@ -30,13 +31,49 @@ def describe(response: requests.Response) -> str:
     return f"{method} {path} -> HTTP {response.status_code}"
 
 
+def declared_charset(response: requests.Response) -> str | None:
+    """The charset parameter of the response's Content-Type, if any."""
+    message = Message()
+    message["Content-Type"] = response.headers.get("Content-Type") or ""
+    charset = message.get_param("charset")
+    return charset.strip() if isinstance(charset, str) and charset.strip() else None
+
+
+def parse_json(response: requests.Response) -> tuple[Any, str | None]:
+    """The JSON body and, when it is not UTF-8, the declared charset it was decoded with.
+
+    RFC 8259 8.1 asks for UTF-8 between systems, but a body in the charset its Content-Type declares (GBK, a
+    Chinese vendor's default) is still readable by an integrator's HTTP client: a leniency, and the content
+    is judged. Raises ValueError with what is wrong (not UTF-8 and no usable charset, or not JSON)."""
+    raw = response.content
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        charset = declared_charset(response)
+        if charset is None or charset.lower().replace("-", "").replace("_", "") == "utf8":
+            raise ValueError(f"body is not UTF-8 (declared charset {charset or 'none'})") from None
+        try:
+            return json.loads(raw.decode(charset)), charset
+        except LookupError:
+            raise ValueError(f"body is not UTF-8; declared charset {charset} is unknown") from None
+        except (UnicodeDecodeError, ValueError):
+            raise ValueError(f"body is not UTF-8, nor JSON in its declared charset {charset}") from None
+    try:
+        return json.loads(text), None
+    except ValueError:
+        raise ValueError("body is not JSON") from None
+
+
 def envelope_problems(response: requests.Response) -> tuple[dict[str, Any] | None, list[str]]:
     """The parsed body and what is wrong with it as an envelope (empty list: a well-formed envelope)."""
     try:
-        body = json.loads(response.content.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        body, charset = parse_json(response)
+    except ValueError as exc:
         snippet = response.content[:80].decode("utf-8", "replace")
-        return None, [f"body is not JSON (Content-Type {response.headers.get('Content-Type')!r}): {snippet!r}"]
+        return None, [f"{exc} (Content-Type {response.headers.get('Content-Type')!r}): {snippet!r}"]
+    if charset is not None:
+        KIT.observe("envelope.charset", charset)
+        KIT.lenient("non-UTF-8 JSON", f"JSON answers in their declared charset {charset}, not UTF-8 (RFC 8259 8.1)")
     problems = envelope_shape_problems(body)
     if not isinstance(body, dict):
         return None, problems
