@@ -30,6 +30,7 @@ class StopSignals:
 
     def install(self) -> None:
         """SIGINT and SIGTERM both stop, from now on (SIGTERM's default would kill without a word)."""
+        self.received.clear()  # a server started again in the same process (a test's) starts unstopped
         signal.signal(signal.SIGTERM, self._handle)
         signal.signal(signal.SIGINT, self._handle)
 
