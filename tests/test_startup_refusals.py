@@ -304,10 +304,6 @@ def _advance(base: str, seconds: float) -> None:
     assert answer.json()["code"] == 200, answer.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs platform.py to build its registry with the catalog: Components(catalog) (see the F16 report)",
-)
 def test_restart_with_fixtures_that_lost_a_plan(tmp_path: Path) -> None:
     """Runs and scenes of a plan the fixtures no longer have: one warning at start-up, the scene is shown
     inactive and never fires (before: a KeyError traceback per firing while advance answered 200), and with
@@ -330,10 +326,6 @@ def test_restart_with_fixtures_that_lost_a_plan(tmp_path: Path) -> None:
         assert [s["active"] for s in scenes] == [True] and scenes[0]["firedCount"] > 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the runs.py edit of the F16 report: runs of a plan that left the fixtures shown, frozen",
-)
 def test_runs_of_a_lost_plan_stay_readable_and_frozen(tmp_path: Path) -> None:
     state = str(tmp_path / "s.db")
     iid = _a_running_run_and_a_scene(state)

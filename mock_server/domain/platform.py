@@ -49,7 +49,7 @@ class Platform:
         self.store: Store = store or MemoryStore()
         self.tz = ZoneInfo(settings.timezone)
         self.scheduler = Scheduler()
-        self.components = Components()
+        self.components = Components(catalog)
         self.sync = StoreSync(
             self.store,
             self.components,

@@ -133,8 +133,9 @@ def run_record(run: Run) -> dict[str, Any]:
 
 def run_from(record: dict[str, Any], catalog: Catalog) -> Run | None:
     plan = catalog.plans.get(record["plan_id"])
-    if plan is None:
-        return None  # the plan left the fixtures since: its runs cannot be shown or continued
+    if plan is None or sum(len(w.nodes) for w in plan.workflows) != len(record["nodes"]):
+        # The plan left the fixtures since, or its nodes changed: the run is still shown, frozen (schedule_next).
+        plan = _stand_in(record)
     run = Run(
         record["instance_id"],
         plan,
@@ -153,6 +154,13 @@ def run_from(record: dict[str, Any], catalog: Catalog) -> Run | None:
     if not update_run(run, record):
         return None  # the plan's nodes changed since
     return run
+
+
+def _stand_in(record: dict[str, Any]) -> Plan:
+    """A plan as far as a stored run tells (its id and how many nodes it had) when the fixtures lost it."""
+    nodes = tuple(Node(f"(node {i + 1})", "unknown", 0.0) for i in range(len(record["nodes"])))
+    missing = "(no longer in the fixtures)"
+    return Plan(record["plan_id"], missing, DEFAULT, 0, 0, "", 0, "", (Workflow("", missing, (), nodes),))
 
 
 def update_run(run: Run, record: dict[str, Any]) -> bool:
@@ -331,6 +339,8 @@ class RunEngine:
 
     def schedule_next(self, run: Run) -> None:
         """Schedule the event a run waits for, from its recorded times (a restart keeps them)."""
+        if self._catalog.plans.get(run.plan.id) is not run.plan:
+            return  # a run of a plan that left the fixtures (a stand-in): shown as it was, never moved on
         if run.status == DEFAULT:
             self._schedule(
                 run.created_at + self._start_delay, lambda t: self._start(run, t), f"start {run.instance_id}"
@@ -381,6 +391,11 @@ class RunEngine:
         self.schedule_next(run)
 
     def resume(self, run: Run, at: float) -> None:
+        if self._catalog.plans.get(run.plan.id) is not run.plan:
+            raise ValidationError(
+                f"plan {run.plan.id!r} of instance {run.instance_id} is no longer in the fixtures as it was: "
+                "the instance cannot go on"
+            )
         if run.status != PENDING:
             raise ValidationError(
                 f"plan instance {run.instance_id} is {run.status}, only a PENDING instance can be resumed"
