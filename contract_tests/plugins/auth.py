@@ -60,7 +60,9 @@ class KitAuth:
             SECRETS.add(secret)
         # A platform may keep one session per user: a newer login (test_oauth, the client tests) then revokes
         # the cached token (code 403). Every request carrying the cached token is re-sent once after a new login.
-        tgt.session.hooks["response"].append(self._retry_revoked)
+        hooks = getattr(tgt.session, "hooks", None)  # a requests.Session (test doubles may have none)
+        if isinstance(hooks, dict):
+            hooks.setdefault("response", []).append(self._retry_revoked)
 
     # -- raw steps (tests judge these responses themselves) ----------------------------------------
     def authorize_response(
