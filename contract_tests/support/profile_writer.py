@@ -40,6 +40,9 @@ UNREPRODUCIBLE_TOPICS = (
     "run.wait-inconclusive",
     "out-params.unfinished-run",
     "envelope.charset",
+    "callback.order",
+    "callback.content-encoding",
+    "scene.single-fires",
 )
 HTTP_CODES = (400, 403, 404, 500, 503, 997, 998, 999)
 
