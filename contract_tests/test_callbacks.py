@@ -86,7 +86,7 @@ def run_with_callbacks(api: Api, callbacks: Callbacks) -> tuple[str, str, list[D
 
 def test_payload_fields_statuses_and_order(kit_api: Api, kit_callbacks: Callbacks) -> None:
     plan, instance, deliveries = run_with_callbacks(kit_api, kit_callbacks)
-    assert deliveries, f"run {instance} with callbackUrl: no callback arrived{kit_callbacks.unreadable()}"
+    assert deliveries, f"run {instance} with callbackUrl: {kit_callbacks.no_callback()}"
     statuses = collapse(check_payloads(deliveries, instance, plan, kit_callbacks.expected_path))
     problem = legal_status_path(statuses)
     assert problem is None, f"callbacks for {instance}: {' -> '.join(statuses)}: {problem}"
@@ -108,7 +108,7 @@ def test_callbacks_name_the_plan_that_ran(kit_api: Api, kit_callbacks: Callbacks
     instance = kit_api.start(plan, callback_url=kit_callbacks.url)
     kit_callbacks.clock.poll(lambda: kit_callbacks.statuses(instance), bool, step=1.0)
     deliveries = kit_callbacks.settled(instance)
-    assert deliveries, f"run {instance} of {plan} with callbackUrl: no callback arrived{kit_callbacks.unreadable()}"
+    assert deliveries, f"run {instance} of {plan} with callbackUrl: {kit_callbacks.no_callback()}"
     statuses = collapse(check_payloads(deliveries, instance, plan, kit_callbacks.expected_path))
     problem = legal_status_path(statuses)
     assert problem is None, f"callbacks for {instance} of {plan}: {' -> '.join(statuses)}: {problem}"
@@ -142,7 +142,7 @@ def test_retried_until_acknowledged(kit_api: Api, kit_callbacks: Callbacks) -> N
         deliveries = kit_callbacks.wait_for_terminal(instance)
         check_payloads(deliveries, instance, plan, kit_callbacks.expected_path)
         runs = attempts_per_status(deliveries)
-        assert runs, f"run {instance}: no callback arrived{kit_callbacks.unreadable()}"
+        assert runs, f"run {instance}: {kit_callbacks.no_callback()}"
         first_status = runs[0][0]
         attempts = kit_callbacks.await_count(instance, first_status, failures + 1)
         deliveries = kit_callbacks.for_instance(instance)
@@ -172,7 +172,7 @@ def test_never_acknowledged_gives_up_after_three_retries(kit_api: Api, kit_callb
     deliveries = kit_callbacks.wait_for_terminal(instance)
     check_payloads(deliveries, instance, plan, kit_callbacks.expected_path)
     runs = attempts_per_status(deliveries)
-    assert runs, f"run {instance}: no callback arrived{kit_callbacks.unreadable()}"
+    assert runs, f"run {instance}: {kit_callbacks.no_callback()}"
     status = runs[0][0]
     attempts = kit_callbacks.await_count(instance, status, MAX_ATTEMPTS)
     deliveries = kit_callbacks.for_instance(instance)
@@ -228,7 +228,7 @@ def test_terminal_status_retried_until_acknowledged(kit_api: Api, kit_callbacks:
     check_payloads(deliveries, instance, plan, kit_callbacks.expected_path)
     runs = attempts_per_status(deliveries)
     terminal = [s for s, _ in runs if s in TERMINAL]
-    assert terminal, f"run {instance}: no terminal callback arrived: {runs}{kit_callbacks.unreadable()}"
+    assert terminal, f"run {instance}: no terminal callback arrived: {runs}{kit_callbacks.no_callback(prefix='; ')}"
     status = terminal[0]
     # Nothing follows a terminal status: its retries are waited for (on a real clock up to --wait-seconds).
     attempts = kit_callbacks.await_count(instance, status, 3)

@@ -86,7 +86,7 @@ def test_single_scene_fires_once(kit_api: Api, kit_callbacks: Callbacks, kit_clo
     fired = kit_clock.poll(
         lambda: _new_instances(kit_callbacks, set()), lambda f: any(TERMINAL & set(s) for s in f.values()), step=1.0
     )[-1]
-    assert fired, f"the single scene did not fire (no callback arrived){kit_callbacks.unreadable()}"
+    assert fired, f"the single scene did not fire ({kit_callbacks.no_callback()})"
     assert len(fired) == 1, f"the single scene started {len(fired)} runs at once: {sorted(fired)}"
     if not kit_clock.controlled:
         # In real time: a first callback within a second of saving means the run started at once.

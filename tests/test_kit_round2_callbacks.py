@@ -5,12 +5,13 @@ from __future__ import annotations
 import gzip
 import json
 import zlib
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import requests
 
-from contract_tests.plugins.receiver import DROPPED, KitReceiver, content_encoding, decoded_body
+from contract_tests.plugins.clock import KitClock
+from contract_tests.plugins.receiver import DROPPED, Callbacks, KitReceiver, content_encoding, decoded_body
 from contract_tests.support.callbacks import attempts_per_status, interleaved, json_media_class, resent
 from mock_server.testing.receiver import Delivery
 
@@ -116,3 +117,12 @@ def test_failures_go_to_the_first_status_only(receiver: KitReceiver) -> None:
     with pytest.raises(requests.ConnectionError):
         _post(receiver, "RUNNING")
     assert _post(receiver, "RUNNING").text == "SUCCESS"
+
+
+def test_undecodable_deliveries_are_named_not_called_missing(receiver: KitReceiver) -> None:
+    callbacks = Callbacks(receiver, receiver.url, cast(KitClock, None))  # no_callback reads the receiver only
+    assert callbacks.no_callback() == "no callback arrived" and callbacks.no_callback(prefix="; ") == ""
+    headers = {"Content-Type": "application/json", "Content-Encoding": "br"}
+    requests.post(receiver.url, data=b"\x0b\x02\x80{}\x03", headers=headers, timeout=5)
+    message = callbacks.no_callback()
+    assert message.startswith("no readable callback: 1 deliveries") and "Content-Encoding 'br'" in message

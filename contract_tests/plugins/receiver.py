@@ -187,16 +187,20 @@ class Callbacks:
             self.wait_quiet()
         return self.count(instance_id, status)
 
-    def unreadable(self) -> str:
-        """Why deliveries that arrived are attributed to no instance (body not a JSON object), or ''."""
+    def no_callback(self, prefix: str = "") -> str:
+        """Why no delivery counts for an instance: none arrived, or those that did have a body that is not a JSON
+        object (a form, a compression the kit cannot undo…); with `prefix`, '' when nothing was unreadable."""
         bad = [d for d in self.receiver.deliveries if not isinstance(d.json, dict)]
         if not bad:
-            return ""
+            return "" if prefix else "no callback arrived"
         d = bad[0]
         encoding = content_encoding(d)
         ctype = next((v for k, v in d.headers.items() if k.lower() == "content-type"), "(none)")
         how = f"Content-Encoding {encoding!r} not decodable" if encoding else f"Content-Type {ctype!r}"
-        return f" ({len(bad)} deliveries arrived whose body is not a JSON object: {how}, e.g. {d.raw[:60]!r})"
+        return (
+            f"{prefix}no readable callback: {len(bad)} deliveries arrived whose body is not a JSON object "
+            f"({how}, e.g. {d.raw[:60]!r})"
+        )
 
     def statuses(self, instance_id: str) -> list[Any]:
         return [d.json.get("status") for d in self.for_instance(instance_id) if isinstance(d.json, dict)]
