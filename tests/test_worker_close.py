@@ -1,8 +1,10 @@
-"""`dpa-mock serve --state FILE` on granian: a stop (SIGINT, SIGTERM) closes each worker's platform, so every
-request answered before it is in the journal after a restart, and every accepted run and scene is kept."""
+"""granian's workers (the RSGI gate) over real HTTP: with `--state FILE` a stop (SIGINT, SIGTERM) closes each
+worker's platform, so every request answered before it is in the journal after a restart and every accepted run
+and scene is kept; and a fault's latency holding the app's thread never holds an admin read up."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import signal
@@ -162,3 +164,23 @@ def test_everything_answered_before_a_stop_is_there_after_a_restart(
     assert set(traffic.runs) <= runs, sorted(set(traffic.runs) - runs)
     scenes = {_scene_id(s) for s in admin(second, "GET", "/__admin/scenes")}
     assert set(traffic.scenes) <= scenes, sorted(set(traffic.scenes) - scenes)
+
+
+def test_an_admin_read_never_waits_behind_a_faults_latency(trees: list[Tree], tmp_path: Path) -> None:
+    # One app thread (the default), held by a request sleeping a fault's latency: an admin read sent to that
+    # thread because a fault was still set waited for it (what made tests/test_stop.py's polling time out).
+    srv = Tree("--server", "granian", log=tmp_path / "serve.log")
+    trees.append(srv)
+    srv.start()
+    fault = {"path": LIST_PLANS, "latencyMs": 30_000, "times": 2}
+    assert requests.post(srv.base_url + "/__admin/faults", json=fault, timeout=5).json()["code"] == 200
+
+    def held() -> None:
+        with contextlib.suppress(requests.RequestException):  # cut when the server stops
+            requests.get(srv.base_url + LIST_PLANS, timeout=60)
+
+    threading.Thread(target=held, daemon=True).start()
+    time.sleep(0.5)  # the listing took one use of the fault and sleeps; the other use keeps it set
+    started = time.monotonic()
+    faults = requests.get(srv.base_url + "/__admin/faults", timeout=5).json()["data"]
+    assert time.monotonic() - started < 1 and faults[0]["remaining"] == 1, faults
