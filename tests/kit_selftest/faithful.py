@@ -36,7 +36,8 @@ VARIANTS: dict[str, str] = {
     "framework-errors": "a malformed body (bad JSON, wrong or missing Content-Type) refused by the framework's own "
     "Spring-style 400/415 JSON, not the envelope",
     "all-at-once": "(b)-(i) together: status = code, pretty JSON with extra fields, other wording, no DEFAULT "
-    "callback, 999 for unknown ids, 405/code 405, plan id from the path, slow backoff",
+    "callback, 999 for unknown ids, 405/code 405, plan id from the path, slow backoff; and HTTP 201 for "
+    "successful writes, token_type 'bearer', runs queued 90 s before RUNNING",
 }
 KNOWN_PATHS = (
     "/api/dp/auth/oauth/authorize",
@@ -181,6 +182,25 @@ class LateTransport:
         return self.inner.post_json(url, payload, timeout)
 
 
+def _created_201(environ: dict[str, Any], reply: Reply) -> Reply:
+    """Writes that succeed answer HTTP 201 Created (the document ties no HTTP status to success, D1)."""
+    body = _envelope(reply)
+    path = collapsed(environ)
+    if body is None or body["code"] != 200 or not (EXECUTE.fullmatch(path) or path.endswith("/saveTimingParam")):
+        return reply
+    return Reply("201 Created", reply.headers, reply.body)
+
+
+def _bearer_lower(environ: dict[str, Any], reply: Reply) -> Reply:
+    """token_type "bearer": RFC 6749 5.1 makes it case-insensitive; the document shows "Bearer" in an example."""
+    body = _envelope(reply)
+    if body is None or body["code"] != 200 or not collapsed(environ).endswith("/oauth/token"):
+        return reply
+    if isinstance(body.get("data"), dict) and "token_type" in body["data"]:
+        body["data"]["token_type"] = "bearer"
+    return reply.with_json(body)
+
+
 def _chain(*steps: Any) -> Any:
     def after(environ: dict[str, Any], reply: Reply) -> Reply:
         for step in steps:
@@ -217,11 +237,14 @@ def make_variant(name: str) -> Defect:
         # Order matters: codes first (999, 405), then the status follows the code, then wording and layout.
         return Defect(
             before=_plan_id_from_path,
-            after=_chain(_unknown_ids_999, _wrong_method_405, _status_is_code, _reword, _pretty),
+            after=_chain(
+                _unknown_ids_999, _wrong_method_405, _status_is_code, _created_201, _bearer_lower, _reword, _pretty
+            ),
             transport=ExtraFieldTransport(),  # type: ignore[arg-type]  # the same
             settings={
                 "callback_statuses": ("RUNNING", "PENDING", "SUCCESS", "FAIL"),
                 "callback_backoff": (0.5, 1.0, 2.0),
+                "run_start_delay": 90.0,  # a queue: runs stay DEFAULT past the kit's old 60 s of target time
             },
         )
     raise ValueError(f"unknown variant {name!r}; choose from {', '.join(VARIANTS)}")
