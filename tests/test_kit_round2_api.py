@@ -286,3 +286,11 @@ def test_not_json_is_still_not_json(fresh_kit: Kit) -> None:
 )
 def test_numeric_option_ranges(dest: str, raw: Any, ok: bool) -> None:
     assert (number_problem(dest, raw) is None) is ok
+
+
+def test_real_time_wait_on_an_illegal_state_is_left_to_the_caller(
+    monkeypatch: pytest.MonkeyPatch, fresh_kit: Kit
+) -> None:
+    clock = kit_clock(monkeypatch, SimpleNamespace(admin=False), wait=0.03)
+    seen = clock.poll(lambda: "ENABLED", lambda s: s == "SUCCESS", step=0.01, pending=lambda s: None)
+    assert seen[-1] == "ENABLED" and not fresh_kit.observations

@@ -75,14 +75,15 @@ class KitClock:
         *,
         step: float = 0.25,
         limit: float | None = None,
-        pending: Callable[[T], str] | None = None,
+        pending: Callable[[T], str | None] | None = None,
     ) -> list[T]:
         """Probe, move time by `step`, repeat until `done` or `limit` seconds; return every probe's value.
 
-        Under /__admin moving time costs nothing: after the first minute at `step`, steps double up to ten
-        minutes, to CONTROLLED_LIMIT (hours) of target time — the document promises no duration (D25), so a
-        run queued for minutes is not a broken promise. In real time the limit is --wait-seconds; `pending`
-        (what the last probe was still doing) makes reaching it inconclusive: observed, and the test skipped.
+        Under /__admin moving time costs nothing: after the first minute at `step`, steps grow (a quarter of
+        the time waited) up to ten minutes, to CONTROLLED_LIMIT (hours) of target time — the document promises
+        no duration (D25), so a run queued for minutes is not a broken promise. In real time the limit is
+        --wait-seconds; `pending` says what the last probe was still doing (None: nothing legal, the caller
+        judges) and makes reaching the limit inconclusive: observed, and the test skipped.
         """
         limit = limit if limit is not None else (CONTROLLED_LIMIT if self.controlled else self.wait_seconds)
         seen = [probe()]
@@ -96,7 +97,9 @@ class KitClock:
             elapsed += move
             seen.append(probe())
         if pending is not None and not self.controlled and not done(seen[-1]):
-            self.inconclusive(pending(seen[-1]), limit)
+            still = pending(seen[-1])
+            if still is not None:
+                self.inconclusive(still, limit)
         return seen
 
     def inconclusive(self, still: str, waited: float) -> None:
