@@ -201,9 +201,10 @@ def _option(values: dict[str, Any], dest: str) -> Any:
 
 
 def _credentials_accepted(base_url: str, values: dict[str, Any]) -> None:
-    """Exit 2 when the target refuses the kit's own login with code 403 (身份验证失败: a wrong --client-id or
-    secret): every check would fail for the operator's mistake and blame the target. Any other answer (a
-    broken envelope, another code) goes on: judging it is the kit's job."""
+    """Exit 2 when the target refuses the kit's own login with an error envelope (403 身份验证失败: a wrong
+    --client-id or secret; 998 and others: e.g. an unknown --user-id): every check would fail for the operator's
+    mistake and blame the target. Any other answer (no envelope, an undocumented code, success without a
+    token) goes on: judging it is the kit's job."""
     import requests
 
     from dpa_client import PATHS
@@ -213,12 +214,14 @@ def _credentials_accepted(base_url: str, values: dict[str, Any]) -> None:
     client_id = str(_option(values, "dpa_client_id"))
     base = base_url.rstrip("/")
 
-    def code_of(response: requests.Response) -> tuple[Any, Any]:
+    def code_of(response: requests.Response) -> tuple[Any, Any, str]:
         try:
             body = response.json()
         except ValueError:
-            return None, None
-        return (body.get("code"), body.get("data")) if isinstance(body, dict) else (None, None)
+            return None, None, ""
+        if not isinstance(body, dict):
+            return None, None, ""
+        return body.get("code"), body.get("data"), " ".join(str(body.get("message") or "").split())[:200]
 
     try:
         authorize = requests.get(
@@ -231,10 +234,16 @@ def _credentials_accepted(base_url: str, values: dict[str, Any]) -> None:
             timeout=30,
             verify=verify_tls,
         )
-        code, data = code_of(authorize)
+        code, data, message = code_of(authorize)
         if code == 403:
             raise click.UsageError(
-                f"the target refused --client-id {client_id!r} at authorize (code 403): check the application id"
+                f"the target refused --client-id {client_id!r} at authorize (code 403 {message!r}): check the "
+                "application id"
+            )
+        if _refusal(code):
+            raise click.UsageError(
+                f"the target refused the kit's login at authorize (code {code} {message!r}): check --client-id "
+                "and --scope; nothing can be checked without a token"
             )
         grant = data.get("code") if code == 200 and isinstance(data, dict) else None
         if not isinstance(grant, str):
@@ -247,14 +256,28 @@ def _credentials_accepted(base_url: str, values: dict[str, Any]) -> None:
         }
         if _option(values, "dpa_user_id") is not None:
             body["user_id"] = str(_option(values, "dpa_user_id"))
-        code, _data = code_of(requests.post(base + PATHS["getToken"], json=body, timeout=30, verify=verify_tls))
+        code, _data, message = code_of(
+            requests.post(base + PATHS["getToken"], json=body, timeout=30, verify=verify_tls)
+        )
     except requests.RequestException:
         return  # answered a moment ago: let the kit report what happens now
     if code == 403:
         raise click.UsageError(
-            f"the target refused the secret of --client-id {client_id!r} at token (code 403): check "
+            f"the target refused the secret of --client-id {client_id!r} at token (code 403 {message!r}): check "
             "DPA_CLIENT_SECRET / --client-secret (and --user-id)"
         )
+    if _refusal(code):
+        raise click.UsageError(
+            f"the target refused the kit's login at token (code {code} {message!r}): check the secret and "
+            "--user-id; nothing can be checked without a token"
+        )
+
+
+def _refusal(code: Any) -> bool:
+    """An error envelope's documented code (the kit judges anything else: a malformed answer is the target's)."""
+    from dpa_client.document import ERROR_CODES
+
+    return isinstance(code, int) and not isinstance(code, bool) and code in ERROR_CODES
 
 
 def _summary(path: Path) -> dict[str, Any] | None:

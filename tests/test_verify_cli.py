@@ -200,20 +200,27 @@ def test_report_text_escapes_control_characters() -> None:
 
 
 @pytest.mark.parametrize(
-    ("client_id", "secret", "said"),
+    ("client_id", "secret", "extra", "said"),
     [
-        ("x", "y", "refused --client-id 'x' at authorize"),
-        (CLIENT_ID, "not-the-secret", "refused the secret of --client-id"),
+        ("x", "y", [], "refused --client-id 'x' at authorize (code 403"),
+        (CLIENT_ID, "not-the-secret", [], "refused the secret of --client-id"),
+        (CLIENT_ID, CLIENT_SECRET, ["--user-id", "nobody-here"], "refused the kit's login at token (code 998"),
     ],
-    ids=["unknown-client", "wrong-secret"],
+    ids=["unknown-client", "wrong-secret", "unknown-user"],
 )
 def test_wrong_credentials_exit_2_blaming_nothing_on_the_target(
-    client_id: str, secret: str, said: str, tmp_path: Path
+    client_id: str, secret: str, extra: list[str], said: str, tmp_path: Path
 ) -> None:
     """F6: the operator's mistake is one line and exit 2, not a collection traceback and a violation."""
     with ServerProcess(cwd=ROOT, log=tmp_path / "server.log") as server:
         result = verify(
-            tmp_path, "--base-url", server.base_url, "--client-id", client_id, env={"DPA_CLIENT_SECRET": secret}
+            tmp_path,
+            "--base-url",
+            server.base_url,
+            "--client-id",
+            client_id,
+            *extra,
+            env={"DPA_CLIENT_SECRET": secret},
         )
     assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
     assert said in result.stderr, result.stderr
