@@ -18,7 +18,7 @@ from mock_server.domain.platform import Platform
 from mock_server.http.envelope import Policy
 from mock_server.http.exchange import record_exchange, redact
 from mock_server.http.fastlane import FastLane
-from mock_server.http.pipeline import Answer, decode_query
+from mock_server.http.pipeline import UNREADABLE_HEADER, Answer, decode_query
 from mock_server.settings import Settings
 from mock_server.stopping import STOP_CLOSE_BUDGET, close_within
 
@@ -150,7 +150,7 @@ class Gate:
             "content-length" in headers,
             body,
             _latin1(scope.query_string),
-            _latin1(headers.get("authorization") or ""),
+            _authorization(headers),
             scope.client.rpartition(":")[0].strip("[]"),
         )
 
@@ -308,6 +308,15 @@ _KEYS: dict[str, str] = {"content-type": "CONTENT_TYPE", "content-length": "CONT
 _SERVERS: dict[str, tuple[str, str]] = {}
 
 
+def _authorization(headers: RSGIHeaders) -> str:
+    """The Authorization header; granian gives no value for one holding bytes beyond visible ASCII, and a header
+    that was sent must not be reported as missing."""
+    value = headers.get("authorization")
+    if value is None:
+        return UNREADABLE_HEADER if "authorization" in headers else ""
+    return _latin1(value)
+
+
 def _latin1(text: str) -> str:
     """WSGI carries bytes as latin-1 characters; RSGI hands over decoded text."""
     return text if text.isascii() else text.encode("utf-8", "surrogateescape").decode("latin-1")
@@ -351,6 +360,8 @@ def _environ(scope: RSGIScope, headers: RSGIHeaders, body: bytes) -> dict[str, A
             environ[key] += ("; " if key == "HTTP_COOKIE" else ",") + value
         else:
             environ[key] = value
+    if "HTTP_AUTHORIZATION" not in environ and "authorization" in headers:
+        environ["HTTP_AUTHORIZATION"] = UNREADABLE_HEADER  # sent, but granian gives no value (see _authorization)
     if environ.pop("HTTP_TRANSFER_ENCODING", None) is not None:
         environ["CONTENT_LENGTH"] = str(len(body))  # a chunked body, received whole: the app sees a plain one
     return environ
