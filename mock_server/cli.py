@@ -9,6 +9,7 @@ import os
 import socket
 import sys
 import time
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import click
@@ -26,7 +27,7 @@ def main() -> None:
 
 @main.command()
 @click.option("--host", default=None, help="Address to bind (default 127.0.0.1).")
-@click.option("--port", type=int, default=None, help="Port to bind (default 29041).")
+@click.option("--port", type=int, default=None, help="Port to bind (default 29041; 0: any free port, named when serving).")
 @click.option(
     "--fixtures",
     "fixtures",
@@ -114,6 +115,10 @@ def serve(
             "answers loopback clients only",
             err=True,
         )
+    if settings.port == 0:
+        # "Any free port": chosen here, so the line below names the port clients must use (and every worker,
+        # and a respawned one, binds the same).
+        settings = replace(settings, port=_free_port(settings.host))
     problem = _port_problem(settings.host, settings.port)
     if problem:
         click.echo(f"dpa-mock: cannot serve on {settings.host}:{settings.port}: {problem}", err=True)
@@ -243,6 +248,19 @@ def _exit_now() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
+
+
+def _free_port(host: str) -> int:
+    """A port the OS says is free on `host` now (0 if the host cannot be bound: _port_problem then says why)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[
+            0
+        ]
+        with socket.socket(family, kind, proto) as probe:
+            probe.bind(address)
+            return int(probe.getsockname()[1])
+    except OSError:
+        return 0
 
 
 def _port_problem(host: str, port: int) -> str | None:

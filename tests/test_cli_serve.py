@@ -306,3 +306,39 @@ def test_set_combines_with_every_flag(
     assert settings.journal_size == 77
     settings = _served_settings(monkeypatch, ["--set", f"{name}={text}", *flag_args])
     assert getattr(settings, name) == expected
+
+
+@pytest.mark.http
+@pytest.mark.parametrize("server", ["granian", "waitress"])
+def test_port_0_serves_on_a_free_port_and_names_it(tmp_path: Path, server: str) -> None:
+    # Before: "serving on http://127.0.0.1:0" while the server listened on a port it named nowhere.
+    log = tmp_path / "serve.log"
+    command = [sys.executable, "-m", "mock_server", "serve", "--port", "0", "--server", server, "--quiet"]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 20
+        announced = ""
+        while time.monotonic() < deadline and not announced:
+            line = next((x for x in log.read_text(errors="replace").splitlines() if "serving on" in x), "")
+            announced = line.split("serving on ", 1)[1].split()[0] if line else ""
+            time.sleep(0.05)
+        assert announced.startswith("http://127.0.0.1:") and not announced.endswith(":0"), log.read_text()
+        answer = None
+        while time.monotonic() < deadline and answer is None:
+            try:
+                answer = requests.get(announced + "/__admin/clock", timeout=2).json()
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        assert answer is not None and answer["code"] == 200, log.read_text()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize("port", ["70000", "-1"])
+def test_proxy_refuses_a_port_out_of_range(port: str) -> None:
+    # Before: --port 70000 served on 4464 (70000 modulo 65536) without a word.
+    result = CliRunner().invoke(main, ["proxy", "--target", "http://127.0.0.1:9", "--port", port])
+    assert result.exit_code == 2, result.output
+    assert "--port" in result.output and "65535" in result.output, result.output

@@ -28,7 +28,9 @@ GRACE = 5.0
     help="Base URL of the deployment to stand in front of, e.g. https://staging.example:29041.",
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", type=int, default=29042, show_default=True, help="Port to bind (0: any free port).")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=29042, show_default=True, help="Port to bind (0: any free port)."
+)
 @click.option(
     "--record",
     "record_dir",
