@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import json
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -54,12 +56,58 @@ def test_a_clean_lifecycle_with_pending_and_retries_is_clean() -> None:
 @pytest.mark.parametrize(
     "failed_attempts, verdict", [(1, "violation"), (2, "violation"), (3, "observation"), (4, None)]
 )
-def test_attempts_before_moving_on(failed_attempts: int, verdict: str | None) -> None:
+def test_attempts_of_a_status_never_acknowledged(failed_attempts: int, verdict: str | None) -> None:
     judge = CallbackJudge()
     for _ in range(failed_attempts):
         _callback(judge, "DEFAULT", (500, b"FAIL"))
-    found = _callback(judge, "RUNNING")
-    assert found == (set() if verdict is None else {(verdict, "server", "callback-retries")})
+    # Moving on says nothing yet: a retry may still come after later statuses (D13). The session's end judges.
+    assert _callback(judge, "RUNNING") == set()
+    settled = judge.settle()
+    assert _kinds(settled) == (set() if verdict is None else {(verdict, "server", "callback-retries")})
+    assert all("in1 DEFAULT" in f.message for f in settled)
+    assert judge.settle() == []  # judged once, however often the report is asked for
+
+
+def test_retries_interleaved_with_later_statuses_count_for_their_status() -> None:
+    """D13's example: the receiver sees DEFAULT, RUNNING, DEFAULT, SUCCESS, DEFAULT (DEFAULT acknowledged at
+    its 3rd attempt): one observation of the interleaving, no order or retry violation."""
+    judge = CallbackJudge()
+    seen = [
+        _callback(judge, "DEFAULT", (500, b"no")),
+        _callback(judge, "RUNNING"),
+        _callback(judge, "DEFAULT", (500, b"no")),
+        _callback(judge, "SUCCESS"),
+        _callback(judge, "DEFAULT"),
+    ]
+    server = [{k for k in kinds if k[1] == "server"} for kinds in seen]
+    assert server == [set(), set(), {("observation", "server", "callback-order")}, set(), set()]
+    assert judge.settle() == []
+    assert judge.sequences() == {"in1": ["DEFAULT", "RUNNING", "SUCCESS"]}
+
+
+def test_interleaved_retries_are_counted_across_the_sequence() -> None:
+    judge = CallbackJudge()
+    for status in ("DEFAULT", "RUNNING", "DEFAULT", "SUCCESS", "DEFAULT", "DEFAULT"):
+        last = _callback(judge, status, (500, b"no") if status == "DEFAULT" else (200, b"SUCCESS"))
+    assert ("violation", "server", "callback-retries") not in last  # the 4th DEFAULT: 1 + 3 retries
+    assert ("violation", "server", "callback-retries") in _callback(judge, "DEFAULT", (500, b"no"))  # the 5th
+    assert ("violation", "server", "callback-order") not in _callback(judge, "DEFAULT", (500, b"no"))
+    # Retried twice in the background, never acknowledged: given up after 2, though it interleaved.
+    other = CallbackJudge()
+    for status in ("DEFAULT", "RUNNING", "DEFAULT", "SUCCESS"):
+        _callback(other, status, (500, b"no") if status == "DEFAULT" else (200, b"SUCCESS"), instance="in2")
+    assert [f.message for f in other.settle()] == [
+        "in2 DEFAULT was given up after 2 attempts (the document: 回调重试 3 次)"
+    ]
+
+
+def test_running_after_pending_is_a_new_entry_not_a_retry() -> None:
+    judge = CallbackJudge()
+    for status in ("DEFAULT", "RUNNING", "PENDING", "RUNNING", "PENDING", "RUNNING"):
+        for _ in range(4):  # every entry failed 4 times: each RUNNING is its own 4 attempts, no 5th
+            assert ("violation", "server", "callback-retries") not in _callback(judge, status, (500, b"no"))
+    assert judge.sequences()["in1"] == ["DEFAULT", "RUNNING", "PENDING", "RUNNING", "PENDING", "RUNNING"]
+    assert judge.settle() == []
 
 
 def test_a_fifth_attempt_is_a_violation() -> None:
@@ -76,6 +124,18 @@ def test_order_violations_and_redelivery() -> None:
     _callback(judge, "SUCCESS", instance="in9")
     assert _callback(judge, "SUCCESS", instance="in9") == {("observation", "server", "callback-retries")}
     assert _callback(judge, "RUNNING", instance="in9") == {("violation", "server", "callback-order")}
+    # A status first delivered after the terminal one was acknowledged: the run went backwards, retry or not.
+    _callback(judge, "DEFAULT", (500, b"no"), instance="in8")
+    _callback(judge, "FAIL", instance="in8")
+    assert _callback(judge, "RUNNING", instance="in8") == {("violation", "server", "callback-order")}
+    _callback(judge, "SUCCESS", (500, b"no"), instance="in7")
+    assert _callback(judge, "FAIL", instance="in7") == {("violation", "server", "callback-order")}
+
+
+def test_a_first_delivery_out_of_order_while_a_retry_is_owed_is_an_observation() -> None:
+    judge = CallbackJudge()
+    _callback(judge, "RUNNING", (500, b"no"))
+    assert _callback(judge, "DEFAULT") == {("observation", "server", "callback-order")}
 
 
 @pytest.mark.parametrize(
@@ -108,9 +168,43 @@ def test_bad_payloads(raw: bytes, problem: str) -> None:
 def test_payload_plan_must_be_the_relayed_ones_and_json() -> None:
     relay = Relay("http://me/cb", "other", "executePlan")
     assert _callback(CallbackJudge(), "DEFAULT", relay=relay) == {("violation", "server", "callback-payload")}
-    assert _callback(CallbackJudge(), "DEFAULT", headers={"Content-Type": "text/plain"}) == {
-        ("observation", "server", "callback-content-type")
-    }
+
+
+@pytest.mark.parametrize(
+    "content_type, expected",
+    [
+        ("application/json", set()),
+        ("Application/JSON; charset=UTF-8", set()),
+        ("text/plain", {("violation", "server", "callback-content-type")}),
+        ("text/plain;charset=UTF-8", {("violation", "server", "callback-content-type")}),
+        ("application/x-www-form-urlencoded", {("violation", "server", "callback-content-type")}),
+        ("", {("violation", "server", "callback-content-type")}),
+        ("application/vnd.dpa+json", {("leniency", "server", "callback-content-type")}),
+    ],
+)
+def test_the_callbacks_media_type(content_type: str, expected: set[Any]) -> None:
+    """D13: interface 7's 请求头 names application/json; the payload is judged as JSON whatever the header."""
+    headers = {"Content-Type": content_type} if content_type else {}
+    assert _callback(CallbackJudge(), "DEFAULT", headers=headers) == expected
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "deflate-raw"])
+def test_a_compressed_callback_is_a_leniency_and_still_judged(encoding: str) -> None:
+    raw = json.dumps({"planInstanceId": "i", "processPlanId": "p1", "status": "RUNNING"}).encode()
+    if encoding == "gzip":
+        body = gzip.compress(raw)
+    else:
+        packer = zlib.compressobj(wbits=-15 if encoding == "deflate-raw" else 15)
+        body = packer.compress(raw) + packer.flush()
+    judge = CallbackJudge()
+    found, payload = judge.judge(None, {**JSON, "Content-Encoding": encoding.split("-")[0]}, body, 200, b"SUCCESS", "")
+    assert _kinds(found) == {("leniency", "server", "callback-content-encoding")}
+    assert payload == {"planInstanceId": "i", "processPlanId": "p1", "status": "RUNNING"}
+    assert judge.sequences() == {"i": ["RUNNING"]}
+    bad, _ = CallbackJudge().judge(None, {**JSON, "Content-Encoding": "gzip"}, raw, 200, b"SUCCESS", "")
+    assert {("violation", "server", "callback-payload")} <= _kinds(bad)
+    unknown, _ = CallbackJudge().judge(None, {**JSON, "Content-Encoding": "br"}, body, 200, b"SUCCESS", "")
+    assert _kinds(unknown) == {("violation", "server", "callback-payload")}
 
 
 # -- relay rewriting ---------------------------------------------------------------------------------------

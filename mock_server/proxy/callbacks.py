@@ -7,11 +7,12 @@ import json
 import re
 import secrets
 import threading
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote_plus, urlsplit
 
-from dpa_client.document import STATUSES
+from dpa_client.document import STATUSES, callback_media_class
 from mock_server.proxy.forward import Destination, same_address
 from mock_server.proxy.model import Finding, collector
 
@@ -24,6 +25,7 @@ MAX_ATTEMPTS = 4  # 1 + "回调重试 3 次" (D11)
 _JSON_URL = re.compile(rb'("callbackUrl"\s*:\s*)("(?:[^"\\]|\\.)*")')
 # Relays live in memory for the proxy's lifetime: a URL longer than any real receiver's is not kept.
 MAX_URL = 2048
+MAX_INFLATED = 16 * 1024 * 1024  # as a request body's limit
 
 
 @dataclass
@@ -128,14 +130,35 @@ def _decoded(token: bytes) -> Any:
 
 
 @dataclass
+class _Entry:
+    """One status an instance entered, as delivered: its attempts so far and whether one was acknowledged."""
+
+    attempts: int = 0
+    acked: bool = False
+    at: int = 0  # its place among the instance's entries (a later PENDING makes a new RUNNING a new entry)
+    interleaved: bool = False  # its interleaved retries were observed already (one observation per entry)
+    settled: bool = False  # judged by `settle` already (a report asked twice must not count it twice)
+
+
+@dataclass
 class _Instance:
-    statuses: list[str] = field(default_factory=list)  # distinct statuses in order
-    attempts: int = 0  # of the last status
-    acked: bool = False  # the last status was acknowledged
+    statuses: list[str] = field(default_factory=list)  # entries in the order of their first delivery
+    entries: dict[str, _Entry] = field(default_factory=dict)  # each status's latest entry
+    last: str = ""  # the status of the latest delivery
+    terminal_acked: str = ""  # SUCCESS or FAIL once acknowledged
+
+    def quiet(self) -> bool:
+        """Every status entered was acknowledged: no retry is owed that could explain a delivery out of order."""
+        return all(e.acked for e in self.entries.values())
 
 
 class CallbackJudge:
-    """Per-instance memory of callbacks: payload, lifecycle order, acknowledgement and retry count."""
+    """Per-instance memory of callbacks: payload, lifecycle order, acknowledgement and retry count.
+
+    Attempts are counted per (instance, status) across the instance's whole sequence (D13): the document promises
+    retries (回调重试 3 次), not that an instance's deliveries are serialised, so a server may retry a failed
+    status in the background while later statuses go out. Whether a status was retried enough is therefore known
+    only when the session ends (`settle`), not when a later status arrives."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -162,18 +185,33 @@ class CallbackJudge:
         out: list[Finding] = []
         add = collector(out, interface="7")
 
-        media = headers.get("Content-Type", "").split(";")[0].strip().lower()
-        if media != "application/json":
-            # An observation, as in the kit: the payload is judged as JSON whatever the header says.
+        lower = {k.lower(): v for k, v in headers.items()}
+        content_type = lower.get("content-type", "")
+        media = content_type.split(";")[0].strip().lower()
+        kind = callback_media_class(content_type)
+        if kind == "json-suffix":
             add(
-                "observation",
+                "leniency",
                 "server",
                 "callback-content-type",
-                f"callback sent with Content-Type {media or '(none)'!r}; the document's is application/json",
+                f"callback sent with Content-Type {media!r}: JSON, but interface 7's 请求头 names application/json "
+                "(a receiver parsing by media type may refuse it)",
             )
-        payload = _decoded(raw)
-        problems = []
-        if not isinstance(payload, dict):
+        elif kind == "other":
+            # Interface 7's 请求头 promises application/json (D13); the body is still judged as JSON.
+            add(
+                "violation",
+                "server",
+                "callback-content-type",
+                f"callback sent with Content-Type {media or '(none)'!r}; interface 7's 请求头 promises "
+                "application/json (a receiver parsing by media type, e.g. Spring's @RequestBody, answers 415)",
+            )
+        raw, problem = _decode_content(lower.get("content-encoding", ""), raw, add)
+        payload = _decoded(raw) if problem is None else None
+        problems = [problem] if problem else []
+        if problem:
+            pass  # the body as sent cannot be read: nothing more to say of it
+        elif not isinstance(payload, dict):
             problems.append("payload is not a JSON object")
         else:
             for key in ("planInstanceId", "processPlanId", "status"):
@@ -204,8 +242,11 @@ class CallbackJudge:
         if self._judge_ack(status, body, error, add) and payload is not None:
             with self._lock:
                 state = self._instances.get(payload["planInstanceId"])
-                if state is not None and state.statuses and state.statuses[-1] == payload["status"]:
-                    state.acked = True
+                entry = state.entries.get(payload["status"]) if state is not None else None
+                if state is not None and entry is not None:
+                    entry.acked = True
+                    if payload["status"] in TERMINAL and not state.terminal_acked:
+                        state.terminal_acked = payload["status"]
         return out
 
     @staticmethod
@@ -246,66 +287,169 @@ class CallbackJudge:
                 state = self._instances[instance_id] = _Instance()
                 while len(self._instances) > 50_000:
                     self._instances.popitem(last=False)
-            if state.statuses and state.statuses[-1] == status:
-                state.attempts += 1
-                if state.acked:
-                    add(
-                        "observation",
-                        "server",
-                        "callback-retries",
-                        f"{instance_id} {status} sent again after it was acknowledged (at-least-once delivery)",
-                    )
-                elif state.attempts > MAX_ATTEMPTS:
-                    add(
-                        "violation",
-                        "server",
-                        "callback-retries",
-                        f"{instance_id} {status}: attempt {state.attempts}; the document allows 1 + 3 retries",
-                    )
-                return
-            if state.statuses and not state.acked:
-                previous, n = state.statuses[-1], state.attempts
-                if n == 1:
-                    add(
-                        "violation",
-                        "server",
-                        "callback-retries",
-                        f"{instance_id} {previous} was not acknowledged and never retried (the document: 回调重试 3 次)",
-                    )
-                elif n == 2:
-                    add(
-                        "violation",
-                        "server",
-                        "callback-retries",
-                        f"{instance_id} {previous} was given up after 2 attempts (the document: 回调重试 3 次)",
-                    )
-                elif n == 3:
-                    add(
-                        "observation",
-                        "server",
-                        "callback-retries",
-                        f"{instance_id} {previous}: 3 attempts in all before moving on (4 = 1 + 3 retries is the "
-                        "other reading of 回调重试 3 次)",
-                    )
-            if state.statuses:
-                previous = state.statuses[-1]
-                if previous in TERMINAL:
-                    add(
-                        "violation",
-                        "server",
-                        "callback-order",
-                        f"{instance_id}: {previous} -> {status}: a terminal status was left",
-                    )
-                elif _RANK[status] < _RANK[previous]:
-                    add(
-                        "violation",
-                        "server",
-                        "callback-order",
-                        f"{instance_id}: {previous} -> {status}: the run went backwards",
-                    )
-            state.statuses.append(status)
-            state.attempts, state.acked = 1, False
+            entry = state.entries.get(status)
+            if entry is not None and not _new_entry(state, status, entry):
+                self._another_attempt(instance_id, state, status, entry, add)
+            else:
+                self._judge_order(instance_id, state, status, add)
+                state.entries[status] = _Entry(attempts=1, at=len(state.statuses))
+                state.statuses.append(status)
+            state.last = status
+
+    @staticmethod
+    def _another_attempt(instance_id: str, state: _Instance, status: str, entry: _Entry, add: Any) -> None:
+        """A status delivered again: a retry of its entry, wherever it falls in the sequence (D13)."""
+        entry.attempts += 1
+        if entry.acked:
+            add(
+                "observation",
+                "server",
+                "callback-retries",
+                f"{instance_id} {status} sent again after it was acknowledged (at-least-once delivery)",
+            )
+        elif entry.attempts > MAX_ATTEMPTS:
+            add(
+                "violation",
+                "server",
+                "callback-retries",
+                f"{instance_id} {status}: attempt {entry.attempts}; the document allows 1 + 3 retries",
+            )
+        elif state.last != status and not entry.interleaved:
+            entry.interleaved = True
+            add(
+                "observation",
+                "server",
+                "callback-order",
+                f"{instance_id} {status} retried after {state.last} went out: retries interleaved with later "
+                "statuses (the document promises retries, not serialised deliveries)",
+            )
+
+    @staticmethod
+    def _judge_order(instance_id: str, state: _Instance, status: str, add: Any) -> None:
+        """A status entered for the first time (or RUNNING/PENDING again): does the lifecycle allow it here?"""
+        entered = [s for s in state.statuses if s in TERMINAL]
+        if state.terminal_acked:
+            add(
+                "violation",
+                "server",
+                "callback-order",
+                f"{instance_id}: {status} after {state.terminal_acked} was acknowledged: a terminal status was left",
+            )
+        elif entered and status in TERMINAL:
+            add(
+                "violation",
+                "server",
+                "callback-order",
+                f"{instance_id}: {status} after {entered[0]}: two terminal statuses for one run",
+            )
+        elif state.statuses and _RANK[status] < max(_RANK[s] for s in state.statuses):
+            later = next(s for s in reversed(state.statuses) if _RANK[s] > _RANK[status])
+            if state.quiet():
+                add(
+                    "violation",
+                    "server",
+                    "callback-order",
+                    f"{instance_id}: {later} -> {status}: the run went backwards (every earlier delivery was "
+                    "acknowledged, so no retry explains it)",
+                )
+            else:
+                add(
+                    "observation",
+                    "server",
+                    "callback-order",
+                    f"{instance_id}: {status} first delivered after {later} while a delivery was unacknowledged "
+                    "(the document does not order deliveries)",
+                )
+
+    def settle(self) -> list[Finding]:
+        """At the end of a session: statuses never acknowledged, judged by their attempts across the whole
+        sequence (before then a retry may still come, after later statuses)."""
+        out: list[Finding] = []
+        add = collector(out, interface="7")
+        with self._lock:
+            for instance_id, state in self._instances.items():
+                for status, entry in state.entries.items():
+                    if entry.acked or entry.settled:
+                        continue
+                    entry.settled = True
+                    before = len(out)
+                    if entry.attempts == 1:
+                        add(
+                            "violation",
+                            "server",
+                            "callback-retries",
+                            f"{instance_id} {status} was not acknowledged and never retried (the document: 回调重试 3 次)",
+                        )
+                    elif entry.attempts == 2:
+                        add(
+                            "violation",
+                            "server",
+                            "callback-retries",
+                            f"{instance_id} {status} was given up after 2 attempts (the document: 回调重试 3 次)",
+                        )
+                    elif entry.attempts == 3:
+                        add(
+                            "observation",
+                            "server",
+                            "callback-retries",
+                            f"{instance_id} {status}: 3 attempts in all, none acknowledged (4 = 1 + 3 retries is "
+                            "the other reading of 回调重试 3 次)",
+                        )
+                    for finding in out[before:]:  # no one exchange shows it: say which deliveries it is about
+                        finding.request = f"callbacks of {instance_id} ({status})"
+        return out
 
     def sequences(self) -> dict[str, list[str]]:
         with self._lock:
             return {k: list(v.statuses) for k, v in self._instances.items()}
+
+
+def _new_entry(state: _Instance, status: str, entry: _Entry) -> bool:
+    """Whether a delivery of a status already entered is the run entering it again rather than a retry: only
+    RUNNING and PENDING come back, and only after the other was entered since. An unacknowledged entry with
+    attempts left is taken as retried (the cautious reading: a background retry looks the same)."""
+    if status not in ("RUNNING", "PENDING") or state.last == status:
+        return False
+    other = "PENDING" if status == "RUNNING" else "RUNNING"
+    since = other in state.entries and state.entries[other].at > entry.at
+    return since and (entry.acked or entry.attempts >= MAX_ATTEMPTS)
+
+
+def _decode_content(encoding: str, raw: bytes, add: Any) -> tuple[bytes, str | None]:
+    """The body with its Content-Encoding undone: gzip/deflate are a leniency (D13; many receivers, Spring's
+    included, do not decode compressed request bodies). Any other encoding cannot be judged: a problem."""
+    codings = [c.strip().lower() for c in encoding.split(",") if c.strip() and c.strip().lower() != "identity"]
+    if not codings:
+        return raw, None
+    if any(c not in ("gzip", "x-gzip", "deflate") for c in codings):
+        return raw, f"Content-Encoding {encoding!r} is none the proxy can decode (gzip, deflate)"
+    add(
+        "leniency",
+        "server",
+        "callback-content-encoding",
+        f"callback sent with Content-Encoding {encoding!r}: the document names none, and many receivers (Spring's "
+        "included) do not decode compressed request bodies; decoded to judge it",
+    )
+    for coding in reversed(codings):
+        try:
+            raw = _inflate(raw, gzip=coding != "deflate")
+        except (zlib.error, ValueError) as exc:
+            return raw, f"the body is not valid {coding} ({exc})"
+    return raw, None
+
+
+def _inflate(raw: bytes, gzip: bool) -> bytes:
+    # Bounded: a small compressed callback must not expand into gigabytes in the proxy's memory.
+    tries = (16 + zlib.MAX_WBITS,) if gzip else (zlib.MAX_WBITS, -zlib.MAX_WBITS)  # deflate: zlib-wrapped or raw
+    last: Exception = ValueError("empty")
+    for wbits in tries:
+        inflater = zlib.decompressobj(wbits)
+        try:
+            out = inflater.decompress(raw, MAX_INFLATED)
+        except zlib.error as exc:
+            last = exc
+            continue
+        if inflater.unconsumed_tail:
+            raise ValueError(f"it inflates beyond {MAX_INFLATED} bytes")
+        return out
+    raise last
