@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import json
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -18,7 +17,7 @@ from schemathesis.specs.openapi import checks as builtin
 
 from contract_tests.plugins.safety import WriteBlocked, policy
 from contract_tests.plugins.target import target
-from contract_tests.support.envelope import DOCUMENTED_CODES, ERROR_CODES
+from contract_tests.support.envelope import DOCUMENTED_CODES, ERROR_CODES, parse_json
 from contract_tests.support.kit import KIT
 from contract_tests.support.redact import curl_line
 from contract_tests.support.spec import SPEC
@@ -40,9 +39,10 @@ DOCUMENT_MEDIA: dict[str, frozenset[str]] = {
 
 
 def envelope(response: Any) -> dict[str, Any] | None:
+    # In its declared charset when not UTF-8 (GBK): the leniency is parse_json's to report, the content is judged.
     try:
-        body = json.loads(response.content.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, AttributeError):
+        body, _charset = parse_json(response)
+    except (ValueError, AttributeError):
         return None
     return body if isinstance(body, dict) else None
 

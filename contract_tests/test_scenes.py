@@ -84,7 +84,10 @@ def test_single_scene_fires_once(kit_api: Api, kit_callbacks: Callbacks, kit_clo
         kit_callbacks.wait_quiet()
         early = bool(_new_instances(kit_callbacks, set()))
     fired = kit_clock.poll(
-        lambda: _new_instances(kit_callbacks, set()), lambda f: any(TERMINAL & set(s) for s in f.values()), step=1.0
+        lambda: _new_instances(kit_callbacks, set()),
+        lambda f: any(TERMINAL & set(s) for s in f.values()),
+        step=1.0,
+        pending=lambda f: f"the scene's run(s) {sorted(f)} not finished" if f else None,
     )[-1]
     assert fired, f"the single scene did not fire ({kit_callbacks.no_callback()})"
     assert len(fired) == 1, f"the single scene started {len(fired)} runs at once: {sorted(fired)}"

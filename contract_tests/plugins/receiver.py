@@ -18,6 +18,7 @@ import requests
 
 from contract_tests.plugins.clock import KitClock
 from contract_tests.plugins.target import AdminError
+from contract_tests.support.envelope import STATUSES
 from contract_tests.support.kit import KIT
 from mock_server.testing.receiver import CallbackReceiver, Delivery
 
@@ -211,7 +212,18 @@ class Callbacks:
         def probe() -> list[Any]:
             return self.statuses(instance_id)
 
-        self.clock.poll(probe, lambda st: any(s in ("SUCCESS", "FAIL") for s in st), step=1.0, limit=limit)
+        self.clock.poll(
+            probe,
+            lambda st: any(s in ("SUCCESS", "FAIL") for s in st),
+            step=1.0,
+            limit=limit,
+            # Only legal statuses so far, in real time: a slow run is inconclusive, not a broken promise (D25).
+            pending=lambda st: (
+                None
+                if any(s not in STATUSES for s in st)
+                else f"callbacks of run {instance_id}: {', '.join(map(str, st)) or 'none yet'}, no SUCCESS/FAIL"
+            ),
+        )
         return self.settled(instance_id)
 
     def settled(self, instance_id: str) -> list[Delivery]:
