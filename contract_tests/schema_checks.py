@@ -160,13 +160,26 @@ def negative_data_rejection_envelope(ctx: Any, response: Any, case: Any) -> Any:
     return builtin.negative_data_rejection(ctx, _shadow(response), case)
 
 
+def _without_nulls(value: Any) -> Any:
+    """The value with every null-valued object member dropped, at any depth (array items are kept)."""
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
 def _only_nulled_optionals(case: Any) -> bool:
-    """True when the JSON body is valid once its null-valued top-level fields are dropped."""
+    """True when the JSON body is valid once its null-valued fields are dropped, nested ones too (modelVarReq
+    items' modelId and mapParam are optional: D23)."""
     body = case.body
-    if not isinstance(body, dict) or None not in body.values() or "json" not in (case.media_type or ""):
+    if not isinstance(body, dict) or "json" not in (case.media_type or ""):
+        return False
+    stripped = _without_nulls(body)
+    if stripped == body:
         return False
     validator = _body_validator(case.operation.definition.raw.get("operationId"), case.media_type)
-    return validator is not None and validator.is_valid({k: v for k, v in body.items() if v is not None})
+    return validator is not None and validator.is_valid(stripped)
 
 
 def scene_would_be_created(case: Any) -> bool:

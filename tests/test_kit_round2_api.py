@@ -294,3 +294,31 @@ def test_real_time_wait_on_an_illegal_state_is_left_to_the_caller(
     clock = kit_clock(monkeypatch, SimpleNamespace(admin=False), wait=0.03)
     seen = clock.poll(lambda: "ENABLED", lambda s: s == "SUCCESS", step=0.01, pending=lambda s: None)
     assert seen[-1] == "ENABLED" and not fresh_kit.observations
+
+
+def _execute_case(body: dict[str, object]) -> object:
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        body=body,
+        media_type="application/json",
+        operation=SimpleNamespace(definition=SimpleNamespace(raw={"operationId": "executePlan"})),
+    )
+
+
+@pytest.mark.parametrize(
+    "item", [{"modelId": None, "mapParam": None}, {"modelId": None}, {"mapParam": None, "modelId": "md1"}]
+)
+def test_nested_nulls_in_optional_fields_are_not_judged(item: dict[str, object]) -> None:
+    # D23: modelVarReq items' modelId and mapParam are optional; a server reading null as absent (the emulator)
+    # or refusing it both keep the document: observed as request.null-optional, never a leniency.
+    from contract_tests.schema_checks import _only_nulled_optionals
+
+    assert _only_nulled_optionals(_execute_case({"processPlanId": "acf42dd3", "modelVarReq": [item]}))
+
+
+def test_a_null_required_field_is_still_judged() -> None:
+    from contract_tests.schema_checks import _only_nulled_optionals
+
+    assert not _only_nulled_optionals(_execute_case({"processPlanId": None}))
+    assert not _only_nulled_optionals(_execute_case({"processPlanId": "acf42dd3"}))  # no null at all
