@@ -14,10 +14,11 @@ from contract_tests.plugins.receiver import Callbacks, content_encoding
 from contract_tests.plugins.safety import policy
 from contract_tests.plugins.target import AdminError
 from contract_tests.support.api import Api
-from contract_tests.support.callbacks import attempts_per_status, interleaved, json_media_class, resent
+from contract_tests.support.callbacks import attempts_per_status, interleaved, resent
 from contract_tests.support.envelope import STATUSES, TERMINAL, collapse, legal_status_path
 from contract_tests.support.kit import KIT
 from contract_tests.support.props import kit_settings
+from dpa_client.document import callback_media_class
 from mock_server.testing.receiver import Delivery
 
 pytestmark = pytest.mark.interface(7)
@@ -56,7 +57,7 @@ def _check_media_type(d: Delivery, which: str, run: str) -> None:
     (application/vnd.x+json) is JSON too and accepted by such receivers: a leniency. Content-Encoding is not
     mentioned by the document, but few receivers (Spring included) decode a compressed request: a leniency."""
     ctype = next((v for k, v in d.headers.items() if k.lower() == "content-type"), "")
-    kind = json_media_class(ctype)
+    kind = callback_media_class(ctype)
     if kind != "json":
         KIT.observe("callback.content-type", ctype or "(none)")
     assert kind != "other", (

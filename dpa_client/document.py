@@ -38,7 +38,7 @@ def envelope_shape_problems(body: Any) -> list[str]:
 def callback_media_class(content_type: str) -> str:
     """How interface 7's `Content-Type: application/json` (请求头) judges a callback's header (D13): `json` for
     application/json with any parameters (charset…), `json-suffix` for application/*+json (a leniency), else
-    `other` (a broken promise). The same rule as the contract kit's `json_media_class`."""
+    `other` (a broken promise). The contract kit and the proxy both judge by it."""
     media = content_type.split(";", 1)[0].strip().lower()
     if media == "application/json":
         return "json"

@@ -12,7 +12,8 @@ import requests
 
 from contract_tests.plugins.clock import KitClock
 from contract_tests.plugins.receiver import DROPPED, Callbacks, KitReceiver, content_encoding, decoded_body
-from contract_tests.support.callbacks import attempts_per_status, interleaved, json_media_class, resent
+from contract_tests.support.callbacks import attempts_per_status, interleaved, resent
+from dpa_client.document import callback_media_class
 from mock_server.testing.receiver import Delivery
 
 
@@ -60,7 +61,7 @@ def test_a_status_entered_twice_is_not_a_repeat_but_a_resend_is() -> None:
     ],
 )
 def test_callback_media_types(content_type: str, kind: str) -> None:
-    assert json_media_class(content_type) == kind
+    assert callback_media_class(content_type) == kind
 
 
 def test_compressed_bodies_are_decoded() -> None:

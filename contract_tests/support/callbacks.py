@@ -1,19 +1,9 @@
-"""Interface 7 judging without a target: how deliveries count as attempts, and which media types are JSON."""
+"""Interface 7 judging without a target: how deliveries count as attempts (media types: dpa_client.document)."""
 
 from __future__ import annotations
 
 from contract_tests.support.envelope import collapse
 from mock_server.testing.receiver import Delivery
-
-
-def json_media_class(content_type: str) -> str:
-    """`json` for application/json (any parameters), `json-suffix` for application/*+json, else `other`."""
-    media = content_type.split(";", 1)[0].strip().lower()
-    if media == "application/json":
-        return "json"
-    if media.startswith("application/") and media.endswith("+json"):
-        return "json-suffix"
-    return "other"
 
 
 def attempts_per_status(deliveries: list[Delivery]) -> list[tuple[str, int]]:
