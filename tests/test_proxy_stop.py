@@ -135,40 +135,16 @@ def test_a_second_signal_cuts_the_grace_at_once_and_the_report_is_still_written(
     assert data["inFlight"] == 1
 
 
-# `dpa-mock proxy` with a stop signal handled while the main thread runs a weakref callback: Python prints the
-# handler's KeyboardInterrupt as "Exception ignored" and drops it, as it may whenever a finalizer happens to
-# run in the main thread (a collected socket, importlib's module locks...).
+# `dpa-mock proxy` with a stop signal handled while the main thread runs a weakref callback (tests/plugins/lost_stop.py).
 LOST_STOP = """
-import os, signal, sys, threading, time, weakref
+import os
 
 import mock_server.proxy.app
 from mock_server import cli
+from tests.plugins.lost_stop import signal_inside_a_finalizer, signal_on_request
 
-
-class Doomed:
-    pass
-
-
-def signal_inside_a_finalizer():
-    doomed = Doomed()
-    weakref.finalize(doomed, lambda: (signal.pthread_kill(threading.main_thread().ident, signal.SIGINT), time.sleep(0.5)))
-    del doomed  # the finalizer runs here, in the main thread, and the signal's handler inside it
-
-
-if os.environ["DPA_TEST_STOP_IN_FINALIZER"] == "serving":
-    # On the main thread, as the proxy's loop reads a request asking for it (a count of connections would
-    # count the readiness probe's retries too, on a loaded machine).
-    import waitress.channel
-
-    received = waitress.channel.HTTPChannel.received
-
-    def received_then_signalled(self, data):
-        done = received(self, data)
-        if b"x-stop-in-finalizer" in data.lower():
-            signal_inside_a_finalizer()
-        return done
-
-    waitress.channel.HTTPChannel.received = received_then_signalled
+if os.environ["DPA_TEST_STOP_IN_FINALIZER"] == "serving":  # as the proxy's loop reads a request carrying the cue
+    signal_on_request()
 else:  # while the proxy is being built
     init = mock_server.proxy.app.ProxyApp.__init__
 
@@ -189,7 +165,7 @@ def _lost_stop_proxy(tmp_path: Path, target: str, when: str) -> ServerProcess:
         str(tmp_path / "report.md"),
         log=tmp_path / "proxy.log",
         command=[sys.executable, str(script), "proxy", "--target", target],
-        env={"DPA_TEST_STOP_IN_FINALIZER": when},
+        env={"DPA_TEST_STOP_IN_FINALIZER": when, "PYTHONPATH": str(ROOT)},  # the script imports tests.plugins
         cwd=ROOT,
     )
 

@@ -18,6 +18,9 @@ from dpa_client.client import DpaClient
 from mock_server.cli import STOP_CLOSE_BUDGET, STOP_GRACE
 from mock_server.testing.receiver import CallbackReceiver
 from mock_server.testing.server import ServerProcess
+from tests.plugins.lost_stop import HEADER
+
+ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.http
 
@@ -172,36 +175,15 @@ def test_a_signal_during_start_up_stops_without_a_traceback(tmp_path: Path, serv
 # KeyboardInterrupt is then printed as "Exception ignored" and dropped by Python, as it can be whenever a
 # finalizer happens to run in the main thread (a collected socket, importlib's module locks...).
 LOST_STOP = """
-import os, signal, sys, threading, time, weakref
-
-import waitress.server
+import os
 
 import mock_server.app
 from mock_server import cli
-
-
-class Doomed:
-    pass
-
-
-def signal_inside_a_finalizer():
-    doomed = Doomed()
-    weakref.finalize(doomed, lambda: (signal.pthread_kill(threading.main_thread().ident, signal.SIGINT), time.sleep(0.5)))
-    del doomed  # the finalizer runs here, in the main thread, and the signal's handler inside it
-
+from tests.plugins.lost_stop import signal_inside_a_finalizer, signal_on_request
 
 when = os.environ["DPA_TEST_STOP_IN_FINALIZER"]
-if when == "serving":  # at the second connection accepted (the first is the readiness probe)
-    accepted = []
-    accept = waitress.server.BaseWSGIServer.handle_accept
-
-    def handle_accept(self):
-        accept(self)
-        accepted.append(1)
-        if len(accepted) == 2:
-            signal_inside_a_finalizer()
-
-    waitress.server.BaseWSGIServer.handle_accept = handle_accept
+if when == "serving":  # as waitress reads a request carrying the cue header
+    signal_on_request()
 elif when == "starting-waitress":
     create_app = mock_server.app.create_app
 
@@ -231,7 +213,7 @@ def _lost_stop_server(tmp_path: Path, server: str, when: str) -> ServerProcess:
         server,
         log=tmp_path / "serve.log",
         command=[sys.executable, str(script), "serve", "--quiet"],
-        env={"DPA_TEST_STOP_IN_FINALIZER": when},
+        env={"DPA_TEST_STOP_IN_FINALIZER": when, "PYTHONPATH": str(ROOT)},  # the script imports tests.plugins
     )
 
 
@@ -253,7 +235,8 @@ def test_a_stop_whose_interrupt_a_finalizer_dropped_still_stops_a_serving_waitre
     try:
         started = time.monotonic()
         with contextlib.suppress(requests.RequestException):
-            requests.get(srv.base_url + "/__admin/clock", timeout=5)  # accepted: the signal comes
+            # The cue: the signal comes as the server reads this request.
+            requests.get(srv.base_url + "/__admin/clock", headers={HEADER.decode(): "1"}, timeout=5)
         _stopped_though_the_interrupt_was_dropped(srv, started)
     finally:
         srv.kill9()
