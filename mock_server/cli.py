@@ -27,7 +27,9 @@ def main() -> None:
 
 @main.command()
 @click.option("--host", default=None, help="Address to bind (default 127.0.0.1).")
-@click.option("--port", type=int, default=None, help="Port to bind (default 29041; 0: any free port, named when serving).")
+@click.option(
+    "--port", type=int, default=None, help="Port to bind (default 29041; 0: any free port, named when serving)."
+)
 @click.option(
     "--fixtures",
     "fixtures",
