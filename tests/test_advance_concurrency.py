@@ -43,13 +43,18 @@ def advance_together(base: str, amounts: list[float]) -> list[float]:
     return [float(r["offset"]) for r in replies]
 
 
-def check_composed(base: str, amounts: list[float]) -> None:
+def check_composed(base: str, amounts: list[float], *, shared: bool = False) -> None:
     scene = cycle_scene(base)
     answered = advance_together(base, amounts)
     total = sum(amounts)
     assert http_admin(base, "GET", "/__admin/clock")["offset"] == total
-    # One after another: each answered where it left the clock, none counted from the middle of another.
-    assert sorted(answered) == [sum(amounts[: i + 1]) for i in range(len(amounts))], answered
+    if shared:
+        # Asked of the lease holder, each answers the clock as it reads it once its own advance is done: a later
+        # advance may already have moved it on (both answering the total is fine); none may answer short.
+        assert max(answered) == total and all(a >= min(amounts) for a in answered), answered
+    else:
+        # One after another: each answered where it left the clock, none counted from the middle of another.
+        assert sorted(answered) == [sum(amounts[: i + 1]) for i in range(len(amounts))], answered
     [info] = [s for s in http_admin(base, "GET", "/__admin/scenes") if s["instanceId"] == scene]
     assert info["firedCount"] + info.get("coalescedCount", 0) == int(total), info
 
@@ -64,7 +69,7 @@ def test_concurrent_advances_add_up_with_a_cycle_scene_due() -> None:
 def test_concurrent_advances_add_up_across_two_workers_on_one_state_file(tmp_path: Path) -> None:
     state = str(tmp_path / "state.db")
     with ServerProcess("--clock", "virtual", "--workers", "2", "--threads", "2", "--state", state) as server:
-        check_composed(server.base_url, [300, 300])
+        check_composed(server.base_url, [300, 300], shared=True)
 
 
 # -- F17: callback attempts of different instances share the worker pool during an advance -----------------
