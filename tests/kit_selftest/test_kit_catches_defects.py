@@ -48,6 +48,11 @@ def _run(defect: str, modules: list[str], workdir: Path, *extra: str) -> KitRun:
             [str(KIT / m) for m in modules],
             workdir,
             *seed,
+            # These servers run on the emulator's virtual clock, driven by the kit: their retries arrive within
+            # the kit's advance, so the real-time grace for a target's own retry timer (5 s per expected retry,
+            # capped by --wait-seconds) is pure waiting here — 30 s for callbacks-never-retried alone.
+            "--wait-seconds",
+            "1",
             *extra,
             "--report-json",
             str(workdir / "report.json"),
