@@ -130,6 +130,12 @@ SEEDING = Seeding()
 
 
 _KIT_SCHEMAS: set[int] = set()
+# Headers that frame the HTTP message rather than carry API data: a generated value there (a made-up
+# Transfer-Encoding) tests the HTTP server in front, which may refuse the message with an empty 400 before any
+# API sees it (RFC 9112), so generated cases never send them.
+FRAMING_HEADERS = frozenset(
+    {"transfer-encoding", "content-length", "connection", "host", "te", "trailer", "upgrade", "keep-alive", "expect"}
+)
 
 
 @schemathesis.hook
@@ -138,6 +144,8 @@ def before_call(ctx: Any, case: Any, kwargs: Any) -> None:
     if id(case.operation.schema.raw_schema) not in _KIT_SCHEMAS:  # schemathesis clones the schema object
         return
     op_id = case.operation.definition.raw.get("operationId")
+    for name in [n for n in (case.headers or {}) if n.lower() in FRAMING_HEADERS]:
+        del case.headers[name]
     headers = case.headers or {}
     if "Authorization" in headers:
         # Cases may be built (auth included) well before they are sent; the clock may have moved since.
