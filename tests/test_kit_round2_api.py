@@ -17,6 +17,7 @@ from requests.adapters import BaseAdapter
 from contract_tests.options import number_problem
 from contract_tests.plugins import auth as auth_module
 from contract_tests.plugins import clock as clock_module
+from contract_tests.schema_checks import _inline
 from contract_tests.support import envelope as envelope_module
 from contract_tests.support import kit as kit_module
 from contract_tests.support.kit import Kit
@@ -45,20 +46,7 @@ def answer(body: Any, http_status: int = 200, content_type: str = "application/j
     return response
 
 
-# -- FA1 / FA7: the contract ---------------------------------------------------------------------------------
-def _inline(node: Any, root: dict[str, Any]) -> Any:
-    if isinstance(node, dict):
-        if "$ref" in node:
-            target: Any = root
-            for part in node["$ref"].lstrip("#/").split("/"):
-                target = target[part]
-            return _inline(target, root)
-        return {k: _inline(v, root) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_inline(v, root) for v in node]
-    return node
-
-
+# -- FA1 / FA7: the contract (refs inlined by the kit's own _inline) ---------------------------------------------
 @pytest.fixture(scope="module")
 def contract() -> dict[str, Any]:
     return yaml.safe_load(SPEC.read_text(encoding="utf-8"))
