@@ -14,10 +14,10 @@ import requests
 from mock_server.testing.receiver import CallbackReceiver
 from mock_server.testing.server import ServerProcess
 from mock_server.transport import CALLBACK_MARKER
+from tests.plugins.engine import http_login
 
 pytestmark = pytest.mark.http
 
-POC = {"client_id": "CfjisL9AeNc066tkxSiKig==", "client_secret": "xB5hQnmlNnc+iab3RODs6yHlcHqFHAM2e4PawddAxtI="}
 EXECUTE = "/api/dpa/process//processPlan/opExecutePlanByApi/"
 SCENE = "/api/dpa/process/processPlan/saveTimingParam"
 
@@ -26,18 +26,6 @@ def _session() -> requests.Session:
     s = requests.Session()
     s.trust_env = False
     return s
-
-
-def login(base: str) -> dict[str, str]:
-    s = _session()
-    code = s.get(
-        base + "/api/dp/auth/oauth/authorize",
-        params={"response_type": "code", "scope": "default", "client_id": POC["client_id"]},
-        timeout=5,
-    )
-    body = {"code": code.json()["data"]["code"], "grant_type": "authorization_code", **POC}
-    token = s.post(base + "/api/dp/auth/oauth/token", json=body, timeout=5).json()["data"]["access_token"]
-    return {"Authorization": f"Bearer {token}"}
 
 
 def execute(base: str, auth: dict[str, str], plan: str, callback: str | None = None) -> str:
@@ -98,7 +86,7 @@ def _pending_victim(base: str, auth: dict[str, str]) -> str:
 )
 def test_a_callback_url_at_the_admin_api_wipes_nothing(srv: ServerProcess, spelling: str) -> None:
     base = srv.base_url
-    auth = login(base)
+    auth = http_login(base)
     victim = _pending_victim(base, auth)
     attacker = execute(base, auth, "acf42dd3", spelling.format(port=srv.port))
     deliveries = settled(base, attacker)
@@ -121,7 +109,7 @@ def test_a_callback_url_at_the_admin_api_wipes_nothing(srv: ServerProcess, spell
 
 def test_a_callback_cannot_resume_someone_elses_pending_run(srv: ServerProcess) -> None:
     base = srv.base_url
-    auth = login(base)
+    auth = http_login(base)
     victim = _pending_victim(base, auth)
     for host in ("127.0.0.1", "127.1"):  # in process, and over a socket
         attacker = execute(base, auth, "acf42dd3", f"http://{host}:{srv.port}/__admin/runs/{victim}/resume")
@@ -132,7 +120,7 @@ def test_a_callback_cannot_resume_someone_elses_pending_run(srv: ServerProcess) 
 
 def test_a_scene_callback_at_the_admin_api_is_refused_too(srv: ServerProcess) -> None:
     base = srv.base_url
-    auth = login(base)
+    auth = http_login(base)
     victim = _pending_victim(base, auth)
     form = {
         "processPlanId": "acf42dd3",
@@ -170,7 +158,7 @@ def test_the_marker_only_hurts_its_forger(srv: ServerProcess) -> None:
 
 def test_ordinary_loopback_receivers_still_get_their_callbacks(srv: ServerProcess) -> None:
     base = srv.base_url
-    auth = login(base)
+    auth = http_login(base)
     with CallbackReceiver() as receiver:
         receiver.ack()
         instance = execute(base, auth, "acf42dd3", receiver.url)
@@ -192,7 +180,7 @@ def test_two_workers_refuse_it_too(tmp_path: Path) -> None:
         "callback_backoff=0,0,0",
     ) as server:
         base = server.base_url
-        auth = login(base)
+        auth = http_login(base)
         victim = _pending_victim(base, auth)
         for host in ("127.0.0.1", "127.1", "localhost"):
             settled(base, execute(base, auth, "acf42dd3", f"http://{host}:{server.port}/__admin/reset"))
@@ -202,7 +190,7 @@ def test_two_workers_refuse_it_too(tmp_path: Path) -> None:
 def test_through_the_proxy_in_front_the_callback_is_refused_too(srv: ServerProcess, tmp_path: Path) -> None:
     """`dpa-mock proxy` relays each callback with its headers: the marker reaches the admin guard behind it."""
     base = srv.base_url
-    auth = login(base)
+    auth = http_login(base)
     victim = _pending_victim(base, auth)
     proxy = ServerProcess(
         command=[sys.executable, "-m", "mock_server", "proxy", "--target", base], log=tmp_path / "proxy.log"
@@ -221,7 +209,7 @@ def test_waitress_refuses_it_too() -> None:
         "--server", "waitress", "--set", "callback_statuses=DEFAULT", "--set", "callback_backoff=0,0,0"
     ) as server:
         base = server.base_url
-        auth = login(base)
+        auth = http_login(base)
         victim = _pending_victim(base, auth)
         for host in ("127.0.0.1", "127.1"):
             (delivery,) = settled(base, execute(base, auth, "acf42dd3", f"http://{host}:{server.port}/__admin/reset"))

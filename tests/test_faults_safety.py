@@ -11,10 +11,10 @@ import pytest
 import requests
 
 from mock_server.testing.server import ServerProcess
+from tests.plugins.engine import http_login
 
 pytestmark = pytest.mark.http
 
-POC = {"client_id": "CfjisL9AeNc066tkxSiKig==", "client_secret": "xB5hQnmlNnc+iab3RODs6yHlcHqFHAM2e4PawddAxtI="}
 LIST = "/api/dpa/process/processPlan/queryPlanByUserId"
 OPERATIONS = (
     "authorize",
@@ -48,15 +48,7 @@ def base(srv: ServerProcess) -> Iterator[str]:
 
 @pytest.fixture
 def auth(base: str) -> dict[str, str]:
-    s = _session()
-    code = s.get(
-        base + "/api/dp/auth/oauth/authorize",
-        params={"response_type": "code", "scope": "default", "client_id": POC["client_id"]},
-        timeout=5,
-    )
-    body = {"code": code.json()["data"]["code"], "grant_type": "authorization_code", **POC}
-    token = s.post(base + "/api/dp/auth/oauth/token", json=body, timeout=5).json()["data"]["access_token"]
-    return {"Authorization": f"Bearer {token}"}
+    return http_login(base)
 
 
 def add(base: str, **spec: Any) -> requests.Response:
