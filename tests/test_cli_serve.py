@@ -253,6 +253,7 @@ def _served_settings(monkeypatch: pytest.MonkeyPatch, args: list[str]) -> object
 
     captured: list[object] = []
     monkeypatch.setattr(cli, "_serve_granian", captured.append)
+    monkeypatch.setattr(cli.stops, "install", lambda: None)  # this process's own signal handlers stay
     monkeypatch.setattr(cli, "_port_problem", lambda host, port: None)
     result = CliRunner().invoke(main, ["serve", *args])
     assert result.exit_code == 0 and len(captured) == 1, (args, result.output, result.exception)

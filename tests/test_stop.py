@@ -184,6 +184,15 @@ from tests.plugins.lost_stop import signal_inside_a_finalizer, signal_on_request
 when = os.environ["DPA_TEST_STOP_IN_FINALIZER"]
 if when == "serving":  # as waitress reads a request carrying the cue header
     signal_on_request()
+elif when == "announced":  # right after "dpa-mock serving on": whoever read the line may stop the server now
+    echo = cli.click.echo
+
+    def echoed_then_signalled(message=None, *args, **kwargs):
+        echo(message, *args, **kwargs)
+        if str(message).startswith("dpa-mock serving on"):
+            signal_inside_a_finalizer()
+
+    cli.click.echo = echoed_then_signalled
 elif when == "starting-waitress":
     create_app = mock_server.app.create_app
 
@@ -267,3 +276,22 @@ def _refused(port: int) -> bool:
     with socket.socket() as probe:
         probe.settimeout(1)
         return probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_a_stop_right_after_the_announcement_is_never_lost(tmp_path: Path, server: str) -> None:
+    # The stop handlers were installed after the "serving on" line: a SIGINT sent on reading it met Python's
+    # default handler, whose KeyboardInterrupt an import's finalizer could drop; the server then served on.
+    srv = _lost_stop_server(tmp_path, server, "announced")
+    with open(tmp_path / "serve.log", "ab") as handle:
+        srv.proc = subprocess.Popen(
+            [*srv.command, "--port", str(srv.port), *srv.args],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env=srv.env,
+            start_new_session=True,
+        )
+    try:
+        _stopped_though_the_interrupt_was_dropped(srv, time.monotonic())
+    finally:
+        srv.kill9()
