@@ -6,6 +6,7 @@ from collections import Counter, defaultdict
 from typing import Any
 
 import pytest
+from hypothesis import core as hypothesis_core
 from hypothesis import reject
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, rule
@@ -100,17 +101,37 @@ class DpaWorkflow(Base):  # type: ignore[misc,valid-type]  # Base is built at ru
         )
 
 
+# Rounds of exploration before the link assertions judge: one round of 25 scenarios now and then follows no
+# token link that succeeds (seen once in some hundred runs against the emulator: three getToken steps, each
+# after a random authorize) — chance, not a server that breaks the link; one that does fails every round.
+ROUNDS = 3
+
+
+def _links_followed() -> bool:
+    producers = sum(CODES.get(op, Counter()).get(200, 0) for op in ("listPlans", "executePlan"))
+    return bool(LINKED["getToken"]) and bool(
+        LINKED["queryModelByPlanId"] or LINKED["queryPlanRunOutParam"] or not producers
+    )
+
+
 def test_linked_workflows() -> None:
+    forced = hypothesis_core.global_force_seed  # the kit's seed: each round its own, reproducible from it
     schema_hooks.SEEDING.enabled = False
     try:
-        DpaWorkflow.run(settings=kit_settings(max_examples=25, stateful_step_count=8))
+        for round_ in range(ROUNDS):
+            if forced is not None:
+                hypothesis_core.global_force_seed = forced + round_
+            DpaWorkflow.run(settings=kit_settings(max_examples=25, stateful_step_count=8))
+            if _links_followed():
+                break
     finally:
+        hypothesis_core.global_force_seed = forced
         schema_hooks.SEEDING.enabled = True
     for op, codes in sorted(CODES.items()):
         KIT.observe("fuzzing.codes", f"stateful {op}: {dict(sorted(codes.items(), key=str))}")
     # A green state machine that never got past its first call would prove nothing (every step rejected):
     # the token link must have worked, and so must some link out of listPlans/executePlan when those succeeded.
-    assert LINKED["getToken"], f"no linked token exchange succeeded: {dict(CODES)}"
+    assert LINKED["getToken"], f"no linked token exchange succeeded in {ROUNDS} rounds: {dict(CODES)}"
     producers = sum(CODES.get(op, Counter()).get(200, 0) for op in ("listPlans", "executePlan"))
     assert LINKED["queryModelByPlanId"] or LINKED["queryPlanRunOutParam"] or not producers, (
         f"listPlans/executePlan succeeded but no step linked to them did: {dict(CODES)}"
