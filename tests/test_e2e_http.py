@@ -203,3 +203,12 @@ def test_callbacks_addressed_to_the_server_itself_do_not_stall_an_advance(live: 
     assert [d["status"] for d in ledger] == ["DEFAULT", "RUNNING", "SUCCESS"]
     assert all(d["state"] == "gave_up" and len(d["attempts"]) == 4 for d in ledger)
     assert all(a["httpStatus"] == 404 and a["verdict"] in ("retry", "gave_up") for d in ledger for a in d["attempts"])
+
+
+def test_a_server_process_started_twice_is_refused_and_the_first_still_stops(live: ServerProcess) -> None:
+    # `with srv.start():` used to start a second server and stop only that one, leaving the first running.
+    assert live.proc is not None
+    first = live.proc
+    with pytest.raises(RuntimeError, match="already started"):
+        live.start()
+    assert live.proc is first and first.poll() is None

@@ -427,7 +427,7 @@ def test_relay_addresses_under_a_public_url_with_a_path_arrive_stripped_or_not(f
     # behind a reverse proxy publishing it at https://qa.example/dpa-proxy, which may or may not strip the path
     proxy = proxy_process(fake, "--quiet")
     proxy.args += ["--callback-public-url", f"http://127.0.0.1:{proxy.port}/dpa-proxy"]
-    with proxy.start():
+    with proxy:
         relay = _relay_url(proxy, fake + "/cb")
         assert relay.startswith(f"http://127.0.0.1:{proxy.port}/dpa-proxy/__proxy/callback/")
         stripped = relay.replace("/dpa-proxy", "", 1)

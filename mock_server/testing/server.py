@@ -67,6 +67,10 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 20.0) -> ServerProcess:
+        if self.proc is not None and self.proc.poll() is None:
+            # `with srv.start():` would start a second server and stop only that one: the first would outlive
+            # the test (it did, a proxy per run of test_proxy_hostile).
+            raise RuntimeError(f"already started (pid {self.proc.pid}): use `with srv:` or srv.start(), not both")
         cmd = [*self.command, "--port", str(self.port), *self.args]
         self._log_file = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115 -- held by the child until stop()
         self.proc = subprocess.Popen(
