@@ -10,7 +10,6 @@ from collections.abc import Callable
 from typing import Any
 
 import jsonschema
-import yaml
 from schemathesis.checks import CHECKS, load_all_checks
 from schemathesis.generation.meta import CoverageScenario, coverage_scenario
 from schemathesis.specs.openapi import checks as builtin
@@ -20,7 +19,7 @@ from contract_tests.plugins.target import target
 from contract_tests.support.envelope import DOCUMENTED_CODES, ERROR_CODES, parse_json
 from contract_tests.support.kit import KIT
 from contract_tests.support.redact import curl_line
-from contract_tests.support.spec import SPEC
+from contract_tests.support.spec import document as spec_document
 from contract_tests.support.tokens import is_jwt, tamper_signature
 from contract_tests.support.verdicts import SCHEMATHESIS_CHECKS, LeniencyFailure, Verdict
 
@@ -200,7 +199,7 @@ def _body_validator(op_id: str, media_type: str) -> Any:
     """A JSON Schema validator for an operation's request body, read from the contract (refs inlined)."""
     key = (op_id, media_type)
     if key not in _VALIDATORS:
-        document = yaml.safe_load(SPEC.read_text(encoding="utf-8"))
+        document = spec_document()
         body = next(
             (
                 op.get("requestBody")
