@@ -310,3 +310,31 @@ def test_a_null_required_field_is_still_judged() -> None:
 
     assert not _only_nulled_optionals(_execute_case({"processPlanId": None}))
     assert not _only_nulled_optionals(_execute_case({"processPlanId": "acf42dd3"}))  # no null at all
+
+
+def test_the_kit_session_still_honours_proxy_variables_while_remembering_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The kit's session remembers requests' environment settings per origin (a scan of the whole environment per
+    # request was ~8% of a run's CPU): QA behind a proxy must still go through it, and NO_PROXY still applies.
+    from contract_tests.plugins.safety import GuardedSession, WritePolicy
+
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    scans: list[str] = []
+    original = requests.sessions.get_environ_proxies
+
+    def counted(url: str, no_proxy: Any = None) -> Any:
+        scans.append(url)
+        return original(url, no_proxy=no_proxy)
+
+    monkeypatch.setattr(requests.sessions, "get_environ_proxies", counted)
+    session = GuardedSession(WritePolicy.__new__(WritePolicy))
+    for _ in range(3):
+        far = session.merge_environment_settings("http://staging.example/api/x", {}, None, None, None)
+        near = session.merge_environment_settings("http://127.0.0.1:8080/api/y", {}, None, None, None)
+        assert far["proxies"].get("http") == "http://proxy.invalid:3128"
+        assert not near["proxies"].get("http")
+    assert len(scans) == 2  # once per origin
+    far["proxies"]["http"] = "changed by a caller"
+    assert session.merge_environment_settings("http://staging.example/z", {}, None, None, None)["proxies"]["http"] == (
+        "http://proxy.invalid:3128"
+    )
