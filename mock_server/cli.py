@@ -149,7 +149,9 @@ def serve(
     except KeyboardInterrupt:
         pass  # stopped while starting: nothing was served yet
     click.echo("dpa-mock stopped", err=True)
-    if server == "waitress":
+    if server == "waitress" or stops.requested:
+        # granian's supervisor holds no state; a stop it did not handle itself came during start-up, whose
+        # half-done imports must not turn the exit into a death by SIGINT (seen once: exit -2 after "stopped").
         _exit_now()
 
 
