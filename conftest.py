@@ -12,6 +12,7 @@ SHARED_WORKER = {
     "contract_tests/": "contract kit",
     "tests/kit_selftest/test_faithful_variants.py": "variant runs",
     "tests/kit_selftest/test_calibration.py": "variant runs",
+    "tests/kit_selftest/test_kit_catches_defects.py": "broken-server runs",  # one pool; else its control runs twice
     "tests/test_schemathesis_foundation.py": "schemathesis foundation",
 }
 

@@ -77,6 +77,7 @@ class KitRun:
     junit: str
     cases: list[Case] = field(default_factory=list)
     seconds: float = 0.0
+    workdir: Path | None = None  # where the run wrote its JUnit, report and any --report-json
 
     def in_module(self, module: str) -> list[Case]:
         return [c for c in self.cases if c.module == module]
@@ -162,6 +163,7 @@ def run_kit(
         junit.read_text(encoding="utf-8") if junit.exists() else "",
         parse_junit(junit),
         seconds,
+        workdir,
     )
 
 

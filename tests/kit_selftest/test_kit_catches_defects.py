@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -62,15 +63,61 @@ def _run(defect: str, modules: list[str], workdir: Path, *extra: str) -> KitRun:
         )
 
 
-def _json(workdir: Path) -> dict[str, Any]:
-    path = workdir / "report.json"
+def _json(run: KitRun) -> dict[str, Any]:
+    path = (run.workdir or Path(".")) / "report.json"
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
+# The leak check's modules: with every success code wrong, every token response fails validation, and the failure
+# messages of the schema, OAuth and envelope checks then quote token bodies, which the kit must redact everywhere.
+LEAK_MODULES = ["test_schema.py", "test_oauth.py", "test_envelope.py"]
+
+
+Job = tuple[str, list[str], tuple[str, ...]]  # server, kit modules, extra options
+
+
+def _jobs(defects: set[str], leaks: bool) -> dict[str, Job]:
+    """Run name -> job: the healthy control always, then what the selected tests want."""
+    jobs: dict[str, Job] = {"healthy": ("healthy", sorted(set(CATCHERS.values())), ())}
+    if leaks:
+        jobs["leaks"] = ("success-code-not-200", LEAK_MODULES, ())
+    for defect in sorted(defects):
+        if defect in LENIENCIES:
+            jobs[f"{defect}-lenient"] = (defect, [CATCHERS[defect]], ())
+            jobs[defect] = (defect, [CATCHERS[defect]], ("--dpa-strict",))
+        else:
+            jobs[defect] = (defect, [CATCHERS[defect]], ())
+    return jobs
+
+
 @pytest.fixture(scope="module")
-def healthy_run(tmp_path_factory: pytest.TempPathFactory) -> KitRun:
+def kit_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, KitRun]:
+    """Every selected test's kit run, three at a time: most of a run is waiting (server and kit start-up, callback
+    retries), so one after the other they held a worker 100 s; this file stays on one worker (conftest.py)."""
+    defects: set[str] = set()
+    leaks = False
+    for item in request.session.items:
+        if getattr(item, "module", None) is not request.module:
+            continue
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "defect" in callspec.params:
+            defects.add(callspec.params["defect"])
+        leaks = leaks or item.name == "test_secrets_stay_out_of_failure_output"
+    root = tmp_path_factory.mktemp("kit")
+    jobs = _jobs(defects, leaks)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        futures = {
+            name: pool.submit(_run, server, modules, root / name, *extra)
+            for name, (server, modules, extra) in jobs.items()
+        }
+        runs = {name: future.result() for name, future in futures.items()}
+    return runs
+
+
+@pytest.fixture(scope="module")
+def healthy_run(kit_runs: dict[str, KitRun]) -> KitRun:
     """Every catching module once against the healthy emulator: the control for every defect below."""
-    return _run("healthy", sorted(set(CATCHERS.values())), tmp_path_factory.mktemp("kit") / "healthy")
+    return kit_runs["healthy"]
 
 
 def test_the_catching_modules_pass_against_the_healthy_server(healthy_run: KitRun) -> None:
@@ -86,7 +133,7 @@ def test_every_defect_has_a_catcher() -> None:
 
 
 @pytest.mark.parametrize("defect", sorted(CATCHERS))
-def test_kit_catches_defect(defect: str, healthy_run: KitRun, tmp_path: Path) -> None:
+def test_kit_catches_defect(defect: str, healthy_run: KitRun, kit_runs: dict[str, KitRun]) -> None:
     module = CATCHERS[defect]
     healthy_failures = healthy_run.failed(module)
     assert not healthy_failures and healthy_run.in_module(module), (
@@ -95,18 +142,14 @@ def test_kit_catches_defect(defect: str, healthy_run: KitRun, tmp_path: Path) ->
 
     if defect in LENIENCIES:
         # Without --strict the run passes, but the report names the leniency with its request.
-        lenient = _run(defect, [module], tmp_path / f"{defect}-lenient")
+        lenient = kit_runs[f"{defect}-lenient"]
         assert lenient.returncode == 0, lenient.summary()
-        found = [
-            f for f in _json(tmp_path / f"{defect}-lenient").get("leniencies", []) if f["check"] == LENIENCIES[defect]
-        ]
+        found = [f for f in _json(lenient).get("leniencies", []) if f["check"] == LENIENCIES[defect]]
         assert found and found[0]["request"], f"{defect}: no {LENIENCIES[defect]!r} leniency reported"
-        run = _run(defect, [module], tmp_path / defect, "--dpa-strict")
-    else:
-        run = _run(defect, [module], tmp_path / defect)
+    run = kit_runs[defect]
 
     assert run.returncode != 0, f"the kit passed against {defect!r}\n{run.summary()}"
-    verdicts = {v["verdict"] for v in _json(tmp_path / defect).get("violations", [])}
+    verdicts = {v["verdict"] for v in _json(run).get("violations", [])}
     if defect in LENIENCIES:
         assert "verdict" in run.junit and "leniency" in run.junit, "JUnit does not class the failure"
     else:
@@ -119,11 +162,9 @@ def test_kit_catches_defect(defect: str, healthy_run: KitRun, tmp_path: Path) ->
     assert not leaks, f"secrets in the kit's output against {defect!r}: {leaks}"
 
 
-def test_secrets_stay_out_of_failure_output(tmp_path: Path) -> None:
-    # With every success code wrong, every token response fails validation: the failure messages of the
-    # schema, OAuth and envelope checks then quote token bodies, which the kit must redact everywhere.
-    modules = ["test_schema.py", "test_oauth.py", "test_envelope.py"]
-    run = _run("success-code-not-200", modules, tmp_path / "leaks")
+def test_secrets_stay_out_of_failure_output(kit_runs: dict[str, KitRun]) -> None:
+    # LEAK_MODULES against a server whose every success code is wrong: token bodies in failure messages.
+    run = kit_runs["leaks"]
     assert run.returncode != 0 and run.failed(), run.summary()
     leaks = leaked_secrets(run.stdout, run.stderr, run.report, run.junit)
     assert not leaks, f"secrets in the kit's output: {leaks}"
