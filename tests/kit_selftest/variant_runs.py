@@ -136,6 +136,6 @@ def run_variant(variant: str, workdir: Path, loop: bool) -> VariantRuns:
 
 def run_all(first: set[str], loop: set[str], root: Path) -> dict[str, VariantRuns]:
     """`first`: variants whose kit run is wanted; `loop`: those whose loop is wanted too. Three at a time."""
-    with ThreadPoolExecutor(max_workers=3) as pool:
+    with ThreadPoolExecutor(max_workers=4) as pool:
         futures = {v: pool.submit(run_variant, v, root / v, v in loop) for v in ORDER if v in first | loop}
         return {v: f.result() for v, f in futures.items()}
