@@ -44,7 +44,6 @@ MOSTLY_WAITING = (  # about as long together as the pools
 KIT_SUBPROCESSES = (
     "tests/test_verify_cli.py",
     "tests/test_calibration_cli.py",
-    "tests/kit_selftest/test_kit_healthy.py",
 )
 
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run the contract kit (`dpa-mock verify`) over real HTTP against `dpa-mock serve --clock virtual` on a free loopback port.
+# Run the contract kit (`dpa-mock verify`) over real HTTP against `dpa-mock serve --clock virtual` on a free loopback port:
+# the whole kit, a fresh random seed each time (printed); `scripts/kit-over-http.sh --seed N` repeats one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 port=$(python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -18,4 +19,13 @@ dpa-mock verify --base-url "http://127.0.0.1:$port" --client-id 'JhYhK/XcFKuVlpV
   --allow-writes --plan-id acf42dd3 --plan-id d4a8e6f1 --plan-id c3d9f4e5 --allow-scenes \
   --callback-listen 127.0.0.1:0 --callback-public-url auto \
   --junitxml reports/contract-http-junit.xml --report reports/contract-http-report.md \
-  --report-json reports/contract-http-report.json "$@"
+  --report-json reports/contract-http-report.json "$@" | tee reports/kit-http-verify.txt
+# What the unit suite's healthy kit run used to check too: the report names the seed that reproduces the run,
+# and neither the secret nor a token (a JWT starts "eyJ") is in anything the kit wrote or printed.
+seed=$(sed -n 's/.*(seed \([0-9][0-9]*\)).*/\1/p' reports/kit-http-verify.txt | tail -n 1)
+[ -n "$seed" ] && grep -q "seed.*$seed" reports/contract-http-report.md || { echo "kit-http: the report does not name seed '$seed'" >&2; exit 1; }
+written=(reports/contract-http-report.md reports/contract-http-report.json reports/contract-http-junit.xml reports/kit-http-verify.txt)
+if grep -lF -e "$DPA_CLIENT_SECRET" -e 'eyJ' "${written[@]}"; then
+  echo "kit-http: the client secret or a token is in the files above" >&2
+  exit 1
+fi
