@@ -143,6 +143,8 @@ def run_kit(
         *selection,
         "-p",
         "no:cacheprovider",
+        "-p",
+        "no:anyio",  # as `dpa-mock verify` runs the kit (contract_tests/cli.py)
         "--base-url",
         base_url,
         *KIT_OPTIONS,
