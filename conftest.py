@@ -39,7 +39,6 @@ MOSTLY_WAITING = (  # about as long together as the pools
     "tests/test_hostile_http.py",
     "tests/test_multiprocess.py",
     "tests/test_proxy_hostile.py",
-    "tests/test_stop.py",
 )
 KIT_SUBPROCESSES = (
     "tests/test_verify_cli.py",
