@@ -34,7 +34,7 @@ class Traffic:
     """Client threads, each on its keep-alive connection, sending marked plan listings, executions and scene
     saves until the server stops answering; what was answered is what the server owes to its state file."""
 
-    def __init__(self, base_url: str, headers: dict[str, str], callback_url: str, threads: int = 4) -> None:
+    def __init__(self, base_url: str, headers: dict[str, str], callback_url: str, threads: int = 2) -> None:
         self.base_url, self.headers, self.callback_url = base_url, headers, callback_url
         self.errors: list[BaseException] = []  # anything but the server going away
         self.marks: list[str] = []  # listings answered, by their `mark` query parameter
