@@ -192,16 +192,7 @@ def test_a_stop_whose_interrupt_a_finalizer_dropped_still_stops_a_serving_proxy(
 
 def test_a_stop_whose_interrupt_a_finalizer_dropped_still_stops_a_starting_proxy(target: str, tmp_path: Path) -> None:
     proxy = _lost_stop_proxy(tmp_path, target, "starting")
-    log = tmp_path / "proxy.log"
-    with open(log, "ab") as handle:
-        proxy.proc = subprocess.Popen(
-            [*proxy.command, "--port", str(proxy.port), *proxy.args],
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            env=proxy.env,
-            cwd=ROOT,
-            start_new_session=True,
-        )
+    proxy.launch()  # no wait for it to serve: the signal is to land in its start-up
     try:
         _stopped_though_the_interrupt_was_dropped(proxy, tmp_path)
     finally:

@@ -154,14 +154,7 @@ def test_an_idle_keep_alive_connection_does_not_hold_the_stop(tmp_path: Path, se
 def test_a_signal_during_start_up_stops_without_a_traceback(tmp_path: Path, server: str) -> None:
     log = tmp_path / "serve.log"
     srv = ServerProcess("--server", server, log=log)
-    with open(log, "ab") as handle:
-        srv.proc = subprocess.Popen(
-            [*srv.command, "--port", str(srv.port), *srv.args],
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            env=srv.env,
-            start_new_session=True,
-        )
+    srv.launch()  # no wait for it to serve: the signal is to land in its start-up
     try:
         # Announced before the app is built and the server listens: the signal lands in the start-up.
         _until(lambda: "dpa-mock serving on" in log.read_text(errors="replace"), timeout=20)
@@ -255,14 +248,7 @@ def test_a_stop_whose_interrupt_a_finalizer_dropped_still_stops_a_serving_waitre
 @pytest.mark.parametrize("server", SERVERS)
 def test_a_stop_whose_interrupt_a_finalizer_dropped_still_stops_a_starting_server(tmp_path: Path, server: str) -> None:
     srv = _lost_stop_server(tmp_path, server, f"starting-{server}")
-    with open(tmp_path / "serve.log", "ab") as handle:
-        srv.proc = subprocess.Popen(
-            [*srv.command, "--port", str(srv.port), *srv.args],
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            env=srv.env,
-            start_new_session=True,
-        )
+    srv.launch()  # no wait for it to serve: the signal is to land in its start-up
     try:
         _stopped_though_the_interrupt_was_dropped(srv, time.monotonic())
     finally:
@@ -283,14 +269,7 @@ def test_a_stop_right_after_the_announcement_is_never_lost(tmp_path: Path, serve
     # The stop handlers were installed after the "serving on" line: a SIGINT sent on reading it met Python's
     # default handler, whose KeyboardInterrupt an import's finalizer could drop; the server then served on.
     srv = _lost_stop_server(tmp_path, server, "announced")
-    with open(tmp_path / "serve.log", "ab") as handle:
-        srv.proc = subprocess.Popen(
-            [*srv.command, "--port", str(srv.port), *srv.args],
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            env=srv.env,
-            start_new_session=True,
-        )
+    srv.launch()  # no wait for it to serve: the signal is to land in its start-up
     try:
         _stopped_though_the_interrupt_was_dropped(srv, time.monotonic())
     finally:

@@ -66,7 +66,8 @@ class ServerProcess:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 20.0) -> ServerProcess:
+    def launch(self) -> ServerProcess:
+        """Start the process and return at once, without waiting for it to serve (start() waits)."""
         if self.proc is not None and self.proc.poll() is None:
             # `with srv.start():` would start a second server and stop only that one: the first would outlive
             # the test (it did, a proxy per run of test_proxy_hostile).
@@ -76,6 +77,12 @@ class ServerProcess:
         self.proc = subprocess.Popen(
             cmd, stdout=self._log_file, stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd, start_new_session=True
         )
+        return self
+
+    def start(self, timeout: float = 20.0) -> ServerProcess:
+        self.launch()
+        assert self.proc is not None
+        cmd = [*self.command, "--port", str(self.port), *self.args]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
