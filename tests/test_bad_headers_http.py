@@ -4,33 +4,19 @@ values the HTTP server refuses before the emulator sees the request."""
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Iterator
 
 import pytest
 import requests
 
 from mock_server.testing.server import ServerProcess
+from tests.plugins.network import raw_exchange
 
 pytestmark = pytest.mark.http
 
 LIST = "/api/dpa/process/processPlan/queryPlanByUserId"
 MODELS = "/api/dpa/process/processPlan/queryModelByPlanId"
 CLOSE = b"\r\nConnection: close\r\n\r\n"
-
-
-def exchange(port: int, data: bytes, wait: float = 5.0) -> bytes:
-    """Send raw bytes; everything the server sends back until it closes (or `wait` passes)."""
-    with socket.create_connection(("127.0.0.1", port)) as s:
-        s.sendall(data)
-        s.settimeout(wait)
-        out = b""
-        try:
-            while chunk := s.recv(65536):
-                out += chunk
-        except TimeoutError:
-            pass
-        return out
 
 
 @pytest.fixture(scope="module", params=["granian", "waitress"])
@@ -43,7 +29,7 @@ def srv(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
     "value", [b"Bearer \xe4\xb8\xad", b"\xfc.\xfc.\xfc", b"Bearer \xfc.\xfc.\xfc", b"Bearer abc\x80"]
 )
 def test_a_non_ascii_authorization_header_is_malformed_not_missing(srv: ServerProcess, value: bytes) -> None:
-    raw = exchange(srv.port, b"GET " + LIST.encode() + b" HTTP/1.1\r\nHost: x\r\nAuthorization: " + value + CLOSE)
+    raw = raw_exchange(srv.port, b"GET " + LIST.encode() + b" HTTP/1.1\r\nHost: x\r\nAuthorization: " + value + CLOSE)
     body = raw.partition(b"\r\n\r\n")[2]
     answer = json.loads(body)
     assert answer["code"] == 403, answer
@@ -60,7 +46,7 @@ def test_requests_latin1_header_is_malformed_too(srv: ServerProcess) -> None:
 
 def test_an_absent_or_empty_header_is_still_missing(srv: ServerProcess) -> None:
     for header in (b"", b"Authorization: \r\n"):
-        raw = exchange(srv.port, b"GET " + LIST.encode() + b" HTTP/1.1\r\nHost: x\r\n" + header + CLOSE[2:])
+        raw = raw_exchange(srv.port, b"GET " + LIST.encode() + b" HTTP/1.1\r\nHost: x\r\n" + header + CLOSE[2:])
         answer = json.loads(raw.partition(b"\r\n\r\n")[2])
         assert answer["code"] == 403 and answer["message"].startswith("missing Authorization header"), answer
 
@@ -96,7 +82,7 @@ def test_content_lengths_granian_refuses_get_the_documented_empty_answer(
         + CLOSE
         + b"{}"
     )
-    raw = exchange(granian.port, request)  # returns only once the server closed the connection
+    raw = raw_exchange(granian.port, request)  # returns only once the server closed the connection
     head, _, body = raw.partition(b"\r\n\r\n")
     assert int(head.split(b" ")[1]) == status and body == b"", raw[:300]
     assert b"connection: close" in head.lower()
@@ -110,7 +96,7 @@ def test_what_reaches_the_emulator_gets_an_envelope(granian: ServerProcess, leng
         b"POST " + MODELS.encode() + b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         b"Content-Length: " + length + b"\r\nConnection: close\r\n\r\n{}"
     )
-    raw = exchange(granian.port, request)
+    raw = raw_exchange(granian.port, request)
     head, _, body = raw.partition(b"\r\n\r\n")
     if length == b"2, 2":  # a list, even of equal values: granian's refusal
         assert int(head.split(b" ")[1]) == 400 and body == b""

@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from mock_server.testing.server import ServerProcess, free_port
+from tests.plugins.network import raw_exchange
 
 pytestmark = pytest.mark.http
 
@@ -45,22 +46,6 @@ def login(base: str) -> dict[str, str]:
     body = {"code": code.json()["data"]["code"], "grant_type": "authorization_code", **POC}
     token = s.post(base + TOKEN, json=body, timeout=5).json()["data"]["access_token"]
     return {"Authorization": f"Bearer {token}"}
-
-
-def raw_exchange(port: int, data: bytes, wait: float = 5.0, shut: bool = False) -> bytes:
-    """Send raw bytes; everything the server sends back until it closes (or `wait` passes)."""
-    with socket.create_connection(("127.0.0.1", port)) as s:
-        s.sendall(data)
-        if shut:
-            s.shutdown(socket.SHUT_WR)
-        s.settimeout(wait)
-        out = b""
-        try:
-            while chunk := s.recv(65536):
-                out += chunk
-        except TimeoutError:
-            pass
-        return out
 
 
 def envelope_of(raw: bytes) -> tuple[int, dict[str, Any]]:

@@ -7,7 +7,6 @@ import json
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
@@ -20,6 +19,7 @@ import requests
 from mock_server.proxy.cli import GRACE
 from mock_server.testing.server import ServerProcess
 from tests.plugins.emulator import LIST_PLANS
+from tests.plugins.network import in_background
 from tests.plugins.proxy import ROOT, proxy_process, serve
 
 pytestmark = pytest.mark.http
@@ -55,20 +55,6 @@ def target() -> Iterator[str]:
     yield from serve(_Target)
 
 
-def _in_background(fn: Any) -> tuple[threading.Thread, list[Any]]:
-    outcome: list[Any] = []
-
-    def run() -> None:
-        try:
-            outcome.append(fn())
-        except Exception as exc:  # noqa: BLE001 - the outcome is what the test asserts on
-            outcome.append(exc)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread, outcome
-
-
 def _wait(proxy: ServerProcess, timeout: float = 20) -> int:
     assert proxy.proc is not None
     try:
@@ -90,7 +76,7 @@ def _stop_with_an_exchange_in_flight(
     report, log = tmp_path / "report.md", tmp_path / "proxy.log"
     proxy = proxy_process(target, "--report", str(report), log=log).start()
     try:
-        client, outcome = _in_background(
+        client, outcome = in_background(
             lambda: requests.get(proxy.base_url + path + LIST_PLANS, headers=BEARER, timeout=30)
         )
         time.sleep(0.5)  # the call is at the target

@@ -6,7 +6,6 @@ import contextlib
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from mock_server.cli import STOP_CLOSE_BUDGET, STOP_GRACE
 from mock_server.testing.receiver import CallbackReceiver
 from mock_server.testing.server import ServerProcess
 from tests.plugins.lost_stop import HEADER
+from tests.plugins.network import in_background
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,20 +51,6 @@ def _until(check: Any, timeout: float = 10.0) -> None:
         time.sleep(0.02)
 
 
-def _in_background(fn: Any) -> tuple[threading.Thread, list[Any]]:
-    outcome: list[Any] = []
-
-    def run() -> None:
-        try:
-            outcome.append(fn())
-        except Exception as exc:  # noqa: BLE001 - the outcome is what the test asserts on
-            outcome.append(exc)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread, outcome
-
-
 def _fault_taken(base_url: str) -> bool:
     faults = requests.get(base_url + "/__admin/faults", timeout=5).json()["data"]
     return not faults or faults[0]["remaining"] == 0
@@ -83,7 +69,7 @@ def test_a_request_held_by_a_long_fault_latency_is_cut_at_the_grace(tmp_path: Pa
     with ServerProcess("--server", server, log=log) as srv:
         fault = {"path": LIST_PLANS, "latencyMs": 30_000, "times": 1}
         assert requests.post(srv.base_url + "/__admin/faults", json=fault, timeout=5).json()["code"] == 200
-        client, outcome = _in_background(lambda: requests.get(srv.base_url + LIST_PLANS, timeout=60))
+        client, outcome = in_background(lambda: requests.get(srv.base_url + LIST_PLANS, timeout=60))
         _until(lambda: _fault_taken(srv.base_url))  # the request is in the server, sleeping
         returncode, took = _stop(srv)
         client.join(10)
@@ -97,7 +83,7 @@ def test_a_request_in_flight_that_ends_within_the_grace_is_answered(tmp_path: Pa
     with ServerProcess("--server", server, log=log) as srv:
         fault = {"path": LIST_PLANS, "latencyMs": 1_000, "times": 1}
         assert requests.post(srv.base_url + "/__admin/faults", json=fault, timeout=5).json()["code"] == 200
-        client, outcome = _in_background(lambda: requests.get(srv.base_url + LIST_PLANS, timeout=30))
+        client, outcome = in_background(lambda: requests.get(srv.base_url + LIST_PLANS, timeout=30))
         _until(lambda: _fault_taken(srv.base_url))
         returncode, took = _stop(srv)
         client.join(10)
@@ -130,7 +116,7 @@ def test_an_advance_waiting_on_a_slow_receiver_does_not_hold_the_stop(tmp_path: 
         client = DpaClient(srv.base_url, POC_ID, POC_SECRET)
         client.login()
         client.execute("acf42dd3", callback_url=receiver.url)
-        advance, _ = _in_background(
+        advance, _ = in_background(
             lambda: requests.post(srv.base_url + "/__admin/clock/advance", json={"seconds": 60}, timeout=60)
         )
         _until(lambda: bool(receiver.deliveries), timeout=15)  # the advance waits on this attempt, then retries
