@@ -3,6 +3,7 @@ in one place for everything that judges a server from outside (the contract kit 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 # 响应状态码说明: 200 OK, 400 参数校验异常, 403 身份验证失败, 404 请求路径异常, 500 服务器内部错误,
@@ -45,3 +46,13 @@ def callback_media_class(content_type: str) -> str:
     if media.startswith("application/") and media.endswith("+json"):
         return "json-suffix"
     return "other"
+
+
+def callback_status(raw: bytes) -> str | None:
+    """The `status` a callback body names (interface 7), or None when the body is not a JSON object naming one."""
+    try:
+        payload = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    status = payload.get("status") if isinstance(payload, dict) else None
+    return status if isinstance(status, str) else None

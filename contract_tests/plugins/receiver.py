@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import collections
 import gzip
-import json
 import threading
 import time
 import zlib
@@ -20,6 +19,7 @@ from contract_tests.plugins.clock import KitClock
 from contract_tests.plugins.target import AdminError
 from contract_tests.support.envelope import STATUSES
 from contract_tests.support.kit import KIT
+from dpa_client.document import callback_status
 from mock_server.testing.receiver import CallbackReceiver, Delivery
 
 DROPPED = "(connection closed without an answer)"  # Delivery.answered_body of a dropped attempt
@@ -83,7 +83,7 @@ class KitReceiver(CallbackReceiver):
 
     def _answer(self, raw: bytes = b"") -> tuple[int, str, float]:
         raw = decoded_body(raw)
-        status = _payload_status(raw)
+        status = callback_status(raw)
         with self._lock:
             if self._first and status is not None and self._first_status in (None, status):
                 self._first_status = status
@@ -117,15 +117,6 @@ _BEHAVIOURS = {
     "sleep": lambda arg: (200, "SUCCESS", float(arg)),
     "ack": lambda arg: (200, "SUCCESS", 0.0),
 }
-
-
-def _payload_status(raw: bytes) -> str | None:
-    try:
-        payload = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        return None
-    status = payload.get("status") if isinstance(payload, dict) else None
-    return status if isinstance(status, str) else None
 
 
 class Callbacks:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from dpa_client.document import callback_status
+
 
 @dataclass
 class Delivery:
@@ -152,7 +154,7 @@ class CallbackReceiver:
         return self
 
     def _answer(self, raw: bytes = b"") -> tuple[int, str, float]:
-        status = _status_of(raw) if self._script.by_status else None
+        status = callback_status(raw) if self._script.by_status else None
         with self._lock:
             own = self._script.by_status.get(status) if status is not None else None
             if own:
@@ -198,15 +200,6 @@ class CallbackReceiver:
         with self._lock:
             self.deliveries.clear()
             self._script = _Script()
-
-
-def _status_of(raw: bytes) -> str | None:
-    try:
-        payload = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        return None
-    status = payload.get("status") if isinstance(payload, dict) else None
-    return status if isinstance(status, str) else None
 
 
 def _read_chunked(stream: Any, limit: int = 16 * 1024 * 1024) -> bytes:
