@@ -140,12 +140,8 @@ def serve(
             f"server: {server}{workers}{shaped})",
             err=True,
         )
-        if stops.requested:
-            pass  # stopped before anything was built
-        elif server == "granian":
-            _serve_granian(settings)
-        else:
-            _serve_waitress(settings)
+        if not stops.requested:  # else stopped before anything was built
+            (_serve_granian if server == "granian" else _serve_waitress)(settings)
     except KeyboardInterrupt:
         pass  # stopped while starting: nothing was served yet
     click.echo("dpa-mock stopped", err=True)
