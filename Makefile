@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 ARGS ?=
-# pytest-xdist workers for `make unit` (auto: one per core); `make unit PYTEST_WORKERS=0` runs in one process.
+# pytest-xdist workers for `make unit` (auto: one per core, and one more for the tests that mostly wait: conftest.py);
+# `make unit PYTEST_WORKERS=0` runs in one process.
 PYTEST_WORKERS ?= auto
 # Some machines set PYTHONDONTWRITEBYTECODE=1: then every one of the suite's ~100 subprocesses (servers, kit
 # runs) compiles the project and pytest's assertion rewrites from source again, about 2 s of CPU each.
