@@ -34,13 +34,33 @@ def _kit_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
-def pytest_args(values: dict[str, Any], extra: list[str], ini: Path) -> list[str]:
-    """The pytest command line for these option values: the installed package, the kit's plugin first."""
+def kit_modules() -> list[str]:
+    """The kit's check modules by the name `--only` takes: `test_oauth.py` is `oauth`."""
+    return sorted(path.stem.removeprefix("test_") for path in Path(__file__).parent.glob("test_*.py"))
+
+
+def only_modules(names: tuple[str, ...]) -> list[str]:
+    """`--only` values (repeated or comma-separated; `oauth`, `test_oauth` and `test_oauth.py` alike) as module
+    names, in the kit's order; a name that is no kit module is a usage error naming the modules there are."""
+    known = kit_modules()
+    wanted: set[str] = set()
+    for value in names:
+        for name in filter(None, (part.strip() for part in value.split(","))):
+            module = name.removesuffix(".py").removeprefix("test_")
+            if module not in known:
+                raise click.UsageError(f"--only {name}: no such kit module; the kit's modules: {', '.join(known)}")
+            wanted.add(module)
+    return [module for module in known if module in wanted]
+
+
+def pytest_args(values: dict[str, Any], extra: list[str], ini: Path, modules: list[str] | None = None) -> list[str]:
+    """The pytest command line for these option values: the installed package (or only `modules` of it), the
+    kit's plugin first."""
     # The plugin by module, first; its pytest11 entry point (dpa_mock_kit) is blocked, or pytest would register
     # the same module a second time under that name and stop with "Plugin already registered".
     args = [
         "--pyargs",
-        "contract_tests",
+        *([f"contract_tests.test_{module}" for module in modules] if modules else ["contract_tests"]),
         "-p",
         "contract_tests.plugin",
         "-p",
@@ -84,6 +104,15 @@ def pytest_args(values: dict[str, Any], extra: list[str], ini: Path) -> list[str
 )
 @click.option("--thorough", is_flag=True, help="About 7x more examples per property, with shrinking.")
 @click.option(
+    "--only",
+    "only",
+    multiple=True,
+    metavar="MODULE",
+    help="Run only these kit modules (repeat, or separate with commas), e.g. `--only oauth,plans`: "
+    + ", ".join(kit_modules())
+    + ". The report says the run was partial.",
+)
+@click.option(
     "--write-profile",
     "write_profile",
     type=click.Path(dir_okay=False),
@@ -115,6 +144,7 @@ def verify(ctx: click.Context, /, **values: Any) -> None:
         problem = number_problem(dest, _option(values, dest))
         if problem:
             raise click.UsageError(problem)
+    modules = only_modules(values.pop("only", ()))
     if base_url:
         _reachable(str(base_url), values)
         _credentials_accepted(str(base_url), values)
@@ -134,7 +164,7 @@ def verify(ctx: click.Context, /, **values: Any) -> None:
     with tempfile.TemporaryDirectory(prefix="dpa-verify-") as tmp:
         ini = Path(tmp) / "pytest.ini"
         ini.write_text("[pytest]\naddopts =\n", encoding="utf-8")  # the run directory's pytest config stays out
-        code = int(pytest.main(pytest_args(values, list(ctx.args), ini)))
+        code = int(pytest.main(pytest_args(values, list(ctx.args), ini, modules)))
     seconds = time.monotonic() - started
     if code == pytest.ExitCode.USAGE_ERROR:
         sys.exit(2)
@@ -356,6 +386,7 @@ def _side(name: str, result: dict[str, Any]) -> str:
     return (
         f"{name}: {_cell(str(s.get('target', '(target not recorded)')))} — {s.get('violations', '?')} violation(s), "
         f"{s.get('leniencies', '?')} leniency(ies), seed {s.get('seed', '?')}"
+        + (f"; a partial run ({_cell(', '.join(map(str, s.get('modules') or [])))})" if s.get("partial") else "")
     )
 
 

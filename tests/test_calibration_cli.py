@@ -34,7 +34,7 @@ KIT = [
     "7",
 ]
 # The modules where the gateway profile's choices show (fuzzing, stateful and client modules add only time).
-MODULES = "test_envelope or test_oauth or test_paths or test_plans or test_runs or test_callbacks or test_validation"
+MODULES = "envelope,oauth,paths,plans,runs,callbacks,validation"
 
 
 def dpa_mock(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -61,10 +61,9 @@ def verify(cwd: Path, base_url: str, name: str, *extra: str) -> subprocess.Compl
         f"{name}.xml",
         "--report-json",
         f"{name}.json",
-        *extra,
-        "--",
-        "-k",
+        "--only",
         MODULES,
+        *extra,
     )
 
 
@@ -119,6 +118,8 @@ def test_write_profile_to_an_unwritable_place_is_a_usage_error(tmp_path: Path) -
         "r.md",
         "--write-profile",
         "file/profile.yaml",
+        "--only",
+        "oauth",
         "--",
         "-k",
         "test_code_is_single_use",

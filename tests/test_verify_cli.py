@@ -87,6 +87,8 @@ def test_passes_against_the_served_emulator_from_any_directory(mode: str, tmp_pa
             *WRITES,
             "--seed",
             "7",
+            "--only",
+            "paths,plans,envelope,oauth",
             "--",
             "-k",
             "test_paths or test_plans or test_unknown_path or test_oauth",
@@ -104,7 +106,8 @@ def test_passes_against_the_served_emulator_from_any_directory(mode: str, tmp_pa
     assert 'classname="contract_tests.test_paths"' in junit and "site-packages" not in junit
     report = (tmp_path / "reports" / "contract-report.md").read_text(encoding="utf-8")
     assert "`contract_tests/test_paths.py::" in report and str(ROOT / "contract_tests") not in report
-    assert "reproduce with `dpa-mock verify --base-url" in report and "--seed 7 -- -k" in report, report[:1500]
+    assert "reproduce with `dpa-mock verify --base-url" in report, report[:1500]
+    assert "--only paths,plans,envelope,oauth --seed 7 -- -k" in report, report[:1500]
     assert CLIENT_SECRET not in result.stdout + report + junit
 
 
@@ -120,6 +123,8 @@ def test_strict_makes_leniencies_fail(tmp_path: Path) -> None:
             "--strict",
             "--seed",
             "3",
+            "--only",
+            "schema",
             "--",
             "-k",
             "test_operation and queryPlanByUserId",
@@ -142,6 +147,8 @@ def test_fails_with_exit_1_against_a_broken_server(tmp_path: Path) -> None:
             server.base_url,
             "--client-id",
             CLIENT_ID,
+            "--only",
+            "test_envelope.py",
             "--",
             "-k",
             "test_success_envelope",
@@ -170,6 +177,49 @@ def test_a_module_that_cannot_be_imported_fails_the_run(tmp_path: Path) -> None:
     assert data["summary"]["errors"] and data["summary"]["violations"] >= 1, data["summary"]
     assert "simulated: a kit module that cannot be imported" in json.dumps(data)
     assert "Errors of the run" in (tmp_path / "reports" / "contract-report.md").read_text(encoding="utf-8")
+
+
+def test_only_runs_the_named_modules_and_every_output_says_the_run_was_partial(tmp_path: Path) -> None:
+    with ServerProcess("--clock", "virtual", log=tmp_path / "server.log") as server:
+        result = verify(
+            tmp_path,
+            "--base-url",
+            server.base_url,
+            "--client-id",
+            CLIENT_ID,
+            "--only",
+            "test_paths",
+            "--only",
+            "oauth.py, paths",
+            "--write-profile",
+            "profile.yaml",
+        )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    junit = (tmp_path / "reports" / "contract-junit.xml").read_text(encoding="utf-8")
+    classes = {c for c in junit.split('classname="')[1:] for c in [c.split('"', 1)[0]]}
+    assert classes == {"contract_tests.test_oauth", "contract_tests.test_paths"}, classes
+    data = json.loads((tmp_path / "reports" / "contract-report.json").read_text(encoding="utf-8"))
+    assert data["summary"]["partial"] and data["summary"]["modules"] == ["test_oauth.py", "test_paths.py"]
+    report = (tmp_path / "reports" / "contract-report.md").read_text(encoding="utf-8")
+    assert "- **Modules:** 2 of " in report and "(test_oauth.py, test_paths.py): a partial run, without " in report
+    assert "--only test_paths --only 'oauth.py, paths'" in report, report[:1500]
+    profile = (tmp_path / "profile.yaml").read_text(encoding="utf-8")
+    assert "# A partial run: only test_oauth.py, test_paths.py." in profile, profile[:800]
+
+
+def test_a_full_run_says_so_and_is_not_partial(tmp_path: Path) -> None:
+    from contract_tests.plugins.report import Outcome, _modules, kit_modules, modules_run
+
+    every = [Outcome(f"contract_tests/{m}::test_x", [0]) for m in kit_modules()]
+    assert modules_run(every) == kit_modules() and _modules(every).startswith(f"all {len(every)} ")
+    assert "a partial run, without test_auth.py" in _modules(every[1:])
+
+
+def test_only_an_unknown_module_is_a_usage_error_naming_the_modules(tmp_path: Path) -> None:
+    result = verify(tmp_path, "--only", "oauth,tokens")
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "--only tokens: no such kit module; the kit's modules: auth, callbacks," in result.stderr, result.stderr
+    assert not (tmp_path / "reports").exists()
 
 
 def test_usage_error_exits_2(tmp_path: Path) -> None:

@@ -76,6 +76,24 @@ def _interfaces(item: pytest.Item) -> list[int]:
     return sorted(set(found)) or [0]
 
 
+def kit_modules() -> list[str]:
+    """The kit's check modules (`test_oauth.py`, …)."""
+    return sorted(path.name for path in Path(__file__).resolve().parents[1].glob("test_*.py"))
+
+
+def modules_run(outcomes: list[Outcome]) -> list[str]:
+    """The kit's modules with at least one test in this run (`verify --only`, `-k` and paths narrow it)."""
+    return sorted({o.nodeid.split("::", 1)[0].rsplit("/", 1)[-1] for o in outcomes} & set(kit_modules()))
+
+
+def _modules(outcomes: list[Outcome]) -> str:
+    ran, known = modules_run(outcomes), kit_modules()
+    if ran == known:
+        return f"all {len(known)} of the kit's modules"
+    left = [m for m in known if m not in ran]
+    return f"{len(ran)} of {len(known)} ({', '.join(ran) or 'none'}): a partial run, without {', '.join(left)}"
+
+
 def _is_kit_item(item: pytest.Item) -> bool:
     return Path(str(item.fspath)).resolve().is_relative_to(Path(__file__).resolve().parents[1])
 
@@ -252,6 +270,7 @@ def render(config: pytest.Config, exitstatus: int) -> str:
         f"{len(KIT.observations)} observation(s)",
         f"- **Result:** {totals['passed']} passed, {totals['failed']} failed, {totals['error']} errors, "
         f"{totals['skipped']} skipped in {time.monotonic() - _STATE.started:.1f} s (pytest exit status {exitstatus})",
+        f"- **Modules:** {_modules(outcomes)}",
         f"- **Seed:** {cfg.seed} — reproduce with `{_reproduce(config, cfg.seed)}`",
         f"- **Writes:** executions {'allowed' if cfg.allow_writes else 'disabled'}"
         f"{' on every plan' if cfg.plan_ids is None else ' on ' + (', '.join(cfg.plan_ids) or 'no plan')}; "
@@ -386,6 +405,8 @@ def summary(exitstatus: int) -> dict[str, Any]:
         "exit_status": exitstatus,
         "seconds": round(time.monotonic() - _STATE.started, 1),
         "target": redact_url(KIT.config.base_url or "in-process emulator") if KIT.config else None,
+        "modules": modules_run(outcomes),
+        "partial": modules_run(outcomes) != kit_modules(),
     }
 
 

@@ -439,6 +439,8 @@ def render(report: Mapping[str, Any], source: str = "the target") -> str:
         "# Serve it with `dpa-mock serve --profile THIS_FILE`; docs/profiles.md lists the settings.",
         "# A key marked `default:` was not observed (or not reproducibly): it keeps the emulator's default.",
     ]
+    if summary.get("partial"):
+        lines.append(f"# A partial run: only {_one_line(', '.join(map(str, summary.get('modules') or [])))}.")
     other = [(t, v) for t in UNREPRODUCIBLE_TOPICS for v in sorted(observed.get(t) or {})]
     if other:
         lines.append("# Observed, but no setting reproduces it (the emulator keeps its own behaviour):")
