@@ -160,6 +160,31 @@ def test_fails_with_exit_1_against_a_broken_server(tmp_path: Path) -> None:
     assert data["violations"] and {v["verdict"] for v in data["violations"]} == {"violation"}
 
 
+def test_a_module_that_cannot_be_collected_fails_the_run_and_the_others_still_run(tmp_path: Path) -> None:
+    """authorize without an envelope gives the kit no token: schemathesis' collection of test_schema fails (it
+    builds coverage cases, with their auth, at collection), and test_oauth still runs and names the defect."""
+    command = [sys.executable, "-m", "tests.kit_selftest.broken", "authorize-not-envelope"]
+    with ServerProcess(command=command, cwd=ROOT, log=tmp_path / "server.log") as server:
+        result = verify(
+            tmp_path,
+            "--base-url",
+            server.base_url,
+            "--client-id",
+            CLIENT_ID,
+            "--only",
+            "oauth,schema",
+            env={"PYTHONPATH": str(ROOT)},
+        )
+    assert result.returncode == 1, result.stdout[-3000:]
+    data = json.loads((tmp_path / "reports" / "contract-report.json").read_text(encoding="utf-8"))
+    errors = data["summary"]["errors"]
+    assert len(errors) == 1 and errors[0].startswith("test_schema.py::test_operation: "), errors
+    assert "authorize gave no data.code (HTTP 200)" in errors[0].splitlines()[0], errors
+    failed = {v["test"] for v in data["violations"]}
+    assert any("test_oauth.py::test_authorize_code_shape_and_uniqueness" in t for t in failed), failed
+    assert "Errors of the run (1)" in (tmp_path / "reports" / "contract-report.md").read_text(encoding="utf-8")
+
+
 def test_a_module_that_cannot_be_imported_fails_the_run(tmp_path: Path) -> None:
     (tmp_path / "unimportable_kit_module.py").write_text(BROKEN_MODULE_PLUGIN, encoding="utf-8")
     result = verify(

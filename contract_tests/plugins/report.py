@@ -458,11 +458,24 @@ def render_json(exitstatus: int) -> str:
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_collectreport(report: pytest.CollectReport) -> Iterator[None]:
-    yield
+def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
+    outcome = yield
+    report: pytest.CollectReport = outcome.get_result()
     if report.failed and KIT.config is not None:
         # A module that cannot be collected never ran: that is a failure of the run, never "0 errors".
-        _STATE.errors.append(printable(redact(f"{report.nodeid or 'collection'}: {str(report.longrepr)[-1500:]}")))
+        _STATE.errors.append(collection_error(collector, report))
+
+
+def collection_error(collector: pytest.Collector, report: pytest.CollectReport) -> str:
+    """`test_schema.py::test_operation: <the error's own line>` and the end of the traceback: the module by its
+    file (a generated collector's node id may lack it), the reason first (the traceback's tail may not hold it)."""
+    where = report.nodeid or "collection"
+    path = getattr(collector, "path", None)
+    if path is not None and not where.split("::", 1)[0].endswith(".py"):
+        where = Path(path).name + ("" if where.startswith("::") else "::") + where
+    text = str(report.longrepr)
+    reasons = [line[1:].strip() for line in text.splitlines() if line.startswith("E ") and line[1:].strip()]
+    return printable(redact(f"{where}: {reasons[0] if reasons else 'not collected'}\n{text[-1500:]}"))
 
 
 def pytest_internalerror(excrepr: Any) -> None:

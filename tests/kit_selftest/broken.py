@@ -53,6 +53,7 @@ DEFECTS: dict[str, str] = {
     "timed out) counts as acknowledged: never retried",
     "callback-plan-fixed": "every callback says processPlanId `acf42dd3`, whichever plan ran",
     "callback-text-plain": "callbacks sent with Content-Type text/plain;charset=UTF-8 (the body still JSON)",
+    "authorize-not-envelope": "authorize answers HTTP 200 `ok` as text/plain: no envelope, no code (so no token)",
 }
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -333,9 +334,17 @@ class PlainTextTransport:
         return response.status, response.data.decode("utf-8", "replace")
 
 
+def _authorize_text(environ: dict[str, Any], reply: Reply) -> Reply:
+    if collapsed(environ) == AUTHORIZE:
+        return Reply("200 OK", [("Content-Type", "text/plain")], b"ok")
+    return reply
+
+
 def make_defect(name: str, platform: Callable[[], Platform]) -> Defect:
     if name == "healthy":
         return Defect()
+    if name == "authorize-not-envelope":
+        return Defect(after=_authorize_text)
     if name == "missing-envelope-field":
         return Defect(after=_envelope_rewrite(_drop_message))
     if name == "wrong-field-type":

@@ -145,6 +145,7 @@ def run_kit(
         "no:cacheprovider",
         "-p",
         "no:anyio",  # as `dpa-mock verify` runs the kit (contract_tests/cli.py)
+        "--continue-on-collection-errors",  # the same
         "--base-url",
         base_url,
         *KIT_OPTIONS,
