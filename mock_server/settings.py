@@ -126,6 +126,7 @@ class Settings:
     code_alphabet: str = "A-Z0-9"  # A-Z0-9 | A-Z0-9_-
     token_claims: tuple[str, ...] = ("aud", "exp", "iss", "jti", "orig_iat", "scope", "sub")
     token_audience: str | None = None  # None: `aud` is the client_id; else this string, and client_id says who
+    token_type: str = "Bearer"  # the token answer's token_type: Bearer in any casing (RFC 6749: case-insensitive)
     plan_instance_id_format: str = "in-millis"  # in-millis (in + 13 digits) | digits (19 digits) | uuid
 
     def replace(self, **changes: Any) -> Settings:
@@ -271,6 +272,10 @@ def _check_choices(s: Settings) -> None:
         raise SettingsError(f"error_data: {s.error_data!r} is not 'null' or 'absent'")
     if s.execute_body_plan_id not in ("required", "path-only"):
         raise SettingsError(f"execute_body_plan_id: {s.execute_body_plan_id!r} is not 'required' or 'path-only'")
+    if s.token_type.lower() != "bearer":
+        raise SettingsError(
+            f"token_type: {s.token_type!r} is not Bearer in some casing (the document's tokens are bearer tokens)"
+        )
     if not 8 <= s.code_length <= 256:
         raise SettingsError(f"code_length: {s.code_length} is not between 8 and 256")
     if s.code_alphabet not in CODE_ALPHABETS:

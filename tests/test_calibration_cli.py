@@ -95,6 +95,7 @@ def test_gateway_calibrated_served_and_diffed_has_no_difference(tmp_path: Path) 
     assert written["callback_statuses"] == list(gateway.callback_statuses)
     assert written["callback_backoff"] == list(gateway.callback_backoff)
     assert sorted(written["token_claims"]) == sorted(gateway.token_claims)
+    assert written["token_type"] == gateway.token_type == "bearer"
 
     with ServerProcess(
         "--clock", "virtual", "--profile", str(tmp_path / "staging.yaml"), log=tmp_path / "emulator.log"

@@ -158,6 +158,8 @@ def test_http_status_beyond_599_cannot_be_sent_and_says_so() -> None:
         ),
         ("execute.plan-instance-id-format", "19 digits", "plan_instance_id_format", "digits"),
         ("execute.plan-instance-id-format", "other (36 chars)", "plan_instance_id_format", "uuid"),
+        ("oauth.token-type", "bearer", "token_type", "bearer"),
+        ("oauth.token-type", "BEARER", "token_type", "BEARER"),
     ],
 )
 def test_each_topic_sets_its_setting(topic: str, value: str, setting: str, expected: Any, tmp_path: Path) -> None:
@@ -228,6 +230,8 @@ def test_validation_refusals_for_the_token_are_not_a_conflict() -> None:
         ([("execute.plan-instance-id-format", "24 hex")], "plan_instance_id_format", "no setting reproduces"),
         ([("callback.default-sent", "yes"), ("callback.default-sent", "no")], "callback_statuses", "conflicting"),
         ([("oauth.code-lifetime", "forever")], "code_ttl", "forever"),
+        ([("oauth.token-type", "MAC")], "token_type", "not Bearer in any casing"),
+        ([("oauth.token-type", "bearer"), ("oauth.token-type", "Bearer")], "token_type", "conflicting"),
         ([], "token_ttl", "not observed"),
     ],
 )
@@ -280,6 +284,7 @@ def test_the_emulators_own_observations_reproduce_the_document_profile(tmp_path:
         ("oauth.code-length", "48"),
         ("oauth.code-alphabet", "A-Z0-9"),
         ("oauth.token-claims", "aud, exp, iss, jti, orig_iat, scope, sub"),
+        ("oauth.token-type", "Bearer"),
         ("execute.plan-instance-id-format", "in + 13 digits"),
     ]
     assert loads(tmp_path, *observed) == Settings()

@@ -77,6 +77,7 @@ def unknown_plan(api: Api) -> Any:
         ("code_length", "7", "code_length: 7 is not between 8 and 256"),
         ("code_alphabet", "a-z", "code_alphabet: 'a-z' is not one of A-Z0-9, A-Z0-9_-"),
         ("plan_instance_id_format", "ulid", "plan_instance_id_format: 'ulid' is not one of in-millis, digits, uuid"),
+        ("token_type", "mac", "token_type: 'mac' is not Bearer in some casing"),
         ("token_claims", "aud,sub,nbf,exp", "token_claims: unknown claim 'nbf'"),
         ("token_claims", "aud,sub,scope", "token_claims: must include exp"),
         ("token_claims", "aud,exp,scope", "token_claims: must include sub or user_id"),
@@ -340,6 +341,15 @@ def test_code_length_and_alphabet(shaped: Callable[..., Api], length: int, alpha
     if alphabet == "A-Z0-9_-" and length == 64:
         assert any(set(c) & set("_-") for c in codes)  # the wider alphabet is used, not just allowed
     assert api.token(codes[0]).get_json()["code"] == 200
+
+
+@pytest.mark.parametrize("token_type", ["Bearer", "bearer", "BEARER"])
+def test_token_type_is_sent_as_set_and_the_token_works(shaped: Callable[..., Api], token_type: str) -> None:
+    api = shaped(token_type=token_type)
+    answer = api.token(api.code()).get_json()
+    assert answer["code"] == 200 and answer["data"]["token_type"] == token_type, answer
+    listed = api.client.get(LIST_PLANS, headers={"Authorization": f"{token_type} {answer['data']['access_token']}"})
+    assert listed.get_json()["code"] == 200
 
 
 def test_token_claims_and_audience(shaped: Callable[..., Api]) -> None:

@@ -35,7 +35,6 @@ UNREPRODUCIBLE_TOPICS = (
     "scene.status",
     "scene.model-id",
     "listPlans.empty",
-    "oauth.token-type",
     "oauth.token-revoked-by-new-login",
     "run.wait-inconclusive",
     "out-params.unfinished-run",
@@ -303,6 +302,16 @@ def _token_claims(observed: Observed) -> Choice:
     return Choice(claims)
 
 
+def _token_type(observed: Observed) -> Choice:
+    """Bearer in the target's casing; anything else breaks the document's promise: the emulator keeps Bearer."""
+    value = _single(observed, "oauth.token-type")
+    if isinstance(value, Choice):
+        return value
+    if value.lower() != "bearer":
+        return kept(f"oauth.token-type observed as {value!r}: not Bearer in any casing (a violation, not a choice)")
+    return Choice(value)
+
+
 @dataclass(frozen=True)
 class Rule:
     setting: str
@@ -365,6 +374,7 @@ RULES: tuple[Rule, ...] = (
     Rule("code_length", ("oauth.code-length",), _code_length),
     Rule("code_alphabet", ("oauth.code-alphabet",), _code_alphabet),
     Rule("token_claims", ("oauth.token-claims",), _token_claims),
+    Rule("token_type", ("oauth.token-type",), _token_type),
     Rule(
         "plan_instance_id_format",
         ("execute.plan-instance-id-format",),

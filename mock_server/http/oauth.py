@@ -30,4 +30,4 @@ def token(
         body["grant_type"],
         None if user_id in (None, "") else str(user_id),
     )
-    return {"token_type": "Bearer", "access_token": access}
+    return {"token_type": platform.settings.token_type, "access_token": access}

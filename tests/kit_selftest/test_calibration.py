@@ -29,7 +29,6 @@ MISMATCH = (
     "path-only still rejects a mismatch)"
 )
 EXTRA = "no setting adds fields to listPlans items"
-TOKEN_TYPE = "no setting changes the token_type the emulator sends (Bearer; any casing keeps the promise)"
 GAPS: dict[str, dict[str, str]] = {
     "status-is-code": {r"http-status\.code-99[789]": STATUS_999},
     "pretty-extra-fields": {r"plans\.extra-fields": EXTRA},
@@ -41,7 +40,6 @@ GAPS: dict[str, dict[str, str]] = {
         r"http-status\.code-99[789]": STATUS_999,
         r"execute\.path-body-mismatch": MISMATCH,
         r"plans\.extra-fields": EXTRA,
-        r"oauth\.token-type": TOKEN_TYPE,
     },
 }
 
