@@ -224,6 +224,7 @@ _SET_VALUES: dict[str, tuple[str, object]] = {
     "execute_body_plan_id": ("path-only", "path-only"),
     "code_length": ("32", 32),
     "code_alphabet": ("A-Z0-9_-", "A-Z0-9_-"),
+    "token_type": ("bearer", "bearer"),
     "token_claims": ("aud,exp,sub", ("aud", "exp", "sub")),
     "token_audience": ("dpa-platform", "dpa-platform"),
     "plan_instance_id_format": ("uuid", "uuid"),
