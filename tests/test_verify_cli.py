@@ -32,6 +32,19 @@ def pytest_pycollect_makemodule(module_path, parent):
 """
 
 
+def verify_served(
+    tmp_path: Path,
+    *args: str,
+    serve: tuple[str, ...] = ("--clock", "virtual"),
+    command: list[str] | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """`verify` with the kit's client against a server started for it: `dpa-mock serve` (or `command`) with the
+    arguments `serve`."""
+    with ServerProcess(*serve, command=command, cwd=ROOT, log=tmp_path / "server.log") as server:
+        return verify(tmp_path, "--base-url", server.base_url, "--client-id", CLIENT_ID, *args, env=env)
+
+
 def verify(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "-m", "mock_server", "verify", *args]
     return subprocess.run(
@@ -77,22 +90,18 @@ def test_command_line_is_the_installed_package_with_the_plugin_first(tmp_path: P
 
 @pytest.mark.parametrize("mode", ["mirror", "always200"])
 def test_passes_against_the_served_emulator_from_any_directory(mode: str, tmp_path: Path) -> None:
-    with ServerProcess("--clock", "virtual", "--http-status", mode, log=tmp_path / "server.log") as server:
-        result = verify(
-            tmp_path,
-            "--base-url",
-            server.base_url,
-            "--client-id",
-            CLIENT_ID,
-            *WRITES,
-            "--seed",
-            "7",
-            "--only",
-            "paths,plans,envelope,oauth",
-            "--",
-            "-k",
-            "test_paths or test_plans or test_unknown_path or test_oauth",
-        )
+    result = verify_served(
+        tmp_path,
+        *WRITES,
+        "--seed",
+        "7",
+        "--only",
+        "paths,plans,envelope,oauth",
+        "--",
+        "-k",
+        "test_paths or test_plans or test_unknown_path or test_oauth",
+        serve=("--clock", "virtual", "--http-status", mode),
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     last = result.stdout.strip().splitlines()
     assert last[-2].startswith("dpa-mock verify: PASS — 0 violation(s)"), last[-2:]
@@ -113,22 +122,18 @@ def test_passes_against_the_served_emulator_from_any_directory(mode: str, tmp_pa
 
 def test_strict_makes_leniencies_fail(tmp_path: Path) -> None:
     """always200 answers a wrong method with HTTP 200: a leniency (unsupported_method), fatal under --strict."""
-    with ServerProcess("--clock", "virtual", "--http-status", "always200", log=tmp_path / "server.log") as server:
-        result = verify(
-            tmp_path,
-            "--base-url",
-            server.base_url,
-            "--client-id",
-            CLIENT_ID,
-            "--strict",
-            "--seed",
-            "3",
-            "--only",
-            "schema",
-            "--",
-            "-k",
-            "test_operation and queryPlanByUserId",
-        )
+    result = verify_served(
+        tmp_path,
+        "--strict",
+        "--seed",
+        "3",
+        "--only",
+        "schema",
+        "--",
+        "-k",
+        "test_operation and queryPlanByUserId",
+        serve=("--clock", "virtual", "--http-status", "always200"),
+    )
     assert result.returncode == 1, result.stdout[-3000:]
     assert "leniency(ies) (--strict: fatal)" in result.stdout
     data = json.loads((tmp_path / "reports" / "contract-report.json").read_text(encoding="utf-8"))
@@ -138,22 +143,16 @@ def test_strict_makes_leniencies_fail(tmp_path: Path) -> None:
     assert 'name="verdict" value="leniency"' in junit
 
 
+def verify_broken(tmp_path: Path, defect: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`verify` against tests/kit_selftest/broken.py serving `defect`."""
+    command = [sys.executable, "-m", "tests.kit_selftest.broken", defect]
+    return verify_served(tmp_path, *args, serve=(), command=command, env={"PYTHONPATH": str(ROOT)})
+
+
 def test_fails_with_exit_1_against_a_broken_server(tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "tests.kit_selftest.broken", "success-code-not-200"]
-    with ServerProcess(command=command, cwd=ROOT, log=tmp_path / "server.log") as server:
-        result = verify(
-            tmp_path,
-            "--base-url",
-            server.base_url,
-            "--client-id",
-            CLIENT_ID,
-            "--only",
-            "test_envelope.py",
-            "--",
-            "-k",
-            "test_success_envelope",
-            env={"PYTHONPATH": str(ROOT)},
-        )
+    result = verify_broken(
+        tmp_path, "success-code-not-200", "--only", "test_envelope.py", "--", "-k", "test_success_envelope"
+    )
     assert result.returncode == 1, result.stdout[-3000:]
     assert "dpa-mock verify: FAIL" in result.stdout
     data = json.loads((tmp_path / "reports" / "contract-report.json").read_text(encoding="utf-8"))
@@ -163,18 +162,7 @@ def test_fails_with_exit_1_against_a_broken_server(tmp_path: Path) -> None:
 def test_a_module_that_cannot_be_collected_fails_the_run_and_the_others_still_run(tmp_path: Path) -> None:
     """authorize without an envelope gives the kit no token: schemathesis' collection of test_schema fails (it
     builds coverage cases, with their auth, at collection), and test_oauth still runs and names the defect."""
-    command = [sys.executable, "-m", "tests.kit_selftest.broken", "authorize-not-envelope"]
-    with ServerProcess(command=command, cwd=ROOT, log=tmp_path / "server.log") as server:
-        result = verify(
-            tmp_path,
-            "--base-url",
-            server.base_url,
-            "--client-id",
-            CLIENT_ID,
-            "--only",
-            "oauth,schema",
-            env={"PYTHONPATH": str(ROOT)},
-        )
+    result = verify_broken(tmp_path, "authorize-not-envelope", "--only", "oauth,schema")
     assert result.returncode == 1, result.stdout[-3000:]
     data = json.loads((tmp_path / "reports" / "contract-report.json").read_text(encoding="utf-8"))
     errors = data["summary"]["errors"]
@@ -207,20 +195,15 @@ def test_a_module_that_cannot_be_imported_fails_the_run(tmp_path: Path) -> None:
 
 
 def test_only_runs_the_named_modules_and_every_output_says_the_run_was_partial(tmp_path: Path) -> None:
-    with ServerProcess("--clock", "virtual", log=tmp_path / "server.log") as server:
-        result = verify(
-            tmp_path,
-            "--base-url",
-            server.base_url,
-            "--client-id",
-            CLIENT_ID,
-            "--only",
-            "test_paths",
-            "--only",
-            "oauth.py, paths",
-            "--write-profile",
-            "profile.yaml",
-        )
+    result = verify_served(
+        tmp_path,
+        "--only",
+        "test_paths",
+        "--only",
+        "oauth.py, paths",
+        "--write-profile",
+        "profile.yaml",
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     junit = (tmp_path / "reports" / "contract-junit.xml").read_text(encoding="utf-8")
     classes = {c for c in junit.split('classname="')[1:] for c in [c.split('"', 1)[0]]}
