@@ -105,6 +105,8 @@ def test_gateway_calibrated_served_and_diffed_has_no_difference(tmp_path: Path) 
     compared = dpa_mock(tmp_path, "diff", "staging.json", "emulator.json")
     assert compared.returncode == 0, compared.stdout
     assert compared.stdout.strip().splitlines()[-1].startswith("0 of "), compared.stdout
+    # Both runs were --only: each side says it was partial, and which modules ran.
+    assert compared.stdout.count("; a partial run (test_callbacks.py, test_envelope.py, ") == 2, compared.stdout
     unreadable = dpa_mock(tmp_path, "diff", "staging.json", str(tmp_path / "missing.json"))
     assert unreadable.returncode == 2 and "missing.json" in unreadable.stderr
 
