@@ -57,6 +57,10 @@ MOSTLY_WAITING = (
 )
 
 
+def _waiting_scope(scope: str) -> bool:
+    return scope.split("::", 1)[0] in MOSTLY_WAITING
+
+
 def _start_order(item: pytest.Item) -> int:
     path = item.nodeid.split("::", 1)[0]
     if SHARED_WORKER.get(path) == "variant runs":
@@ -90,10 +94,11 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
         def _next_scope(self, node: Any) -> str | None:
             """The first queued unit of the node's lane; a CPU-bound worker takes a waiting unit when none is left."""
-            waiting = [scope for scope in self.workqueue if scope.split("::", 1)[0] in MOSTLY_WAITING]
             if self._waits(node):
-                return waiting[0] if waiting else None
-            return next((scope for scope in self.workqueue if scope not in waiting), waiting[0] if waiting else None)
+                return next((scope for scope in self.workqueue if _waiting_scope(scope)), None)
+            return next(
+                (scope for scope in self.workqueue if not _waiting_scope(scope)), next(iter(self.workqueue), None)
+            )
 
         def _assign_work_unit(self, node: Any) -> None:
             scope = self._next_scope(node)
