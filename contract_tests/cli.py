@@ -50,6 +50,8 @@ def only_modules(names: tuple[str, ...]) -> list[str]:
             if module not in known:
                 raise click.UsageError(f"--only {name}: no such kit module; the kit's modules: {', '.join(known)}")
             wanted.add(module)
+    if names and not wanted:  # `--only ""` (an empty variable, say) must not quietly run the whole kit
+        raise click.UsageError(f"--only needs a module name; the kit's modules: {', '.join(known)}")
     return [module for module in known if module in wanted]
 
 

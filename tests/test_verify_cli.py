@@ -225,10 +225,19 @@ def test_a_full_run_says_so_and_is_not_partial(tmp_path: Path) -> None:
     assert "a partial run, without test_auth.py" in _modules(every[1:])
 
 
-def test_only_an_unknown_module_is_a_usage_error_naming_the_modules(tmp_path: Path) -> None:
-    result = verify(tmp_path, "--only", "oauth,tokens")
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        ("oauth,tokens", "--only tokens: no such kit module; the kit's modules: auth, callbacks,"),
+        (" , ", "--only needs"),
+    ],
+)
+def test_only_an_unknown_or_empty_module_is_a_usage_error_naming_the_modules(
+    value: str, said: str, tmp_path: Path
+) -> None:
+    result = verify(tmp_path, "--only", value)
     assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
-    assert "--only tokens: no such kit module; the kit's modules: auth, callbacks," in result.stderr, result.stderr
+    assert said in result.stderr and "auth, callbacks, client" in result.stderr, result.stderr
     assert not (tmp_path / "reports").exists()
 
 
