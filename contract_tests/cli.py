@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from contract_tests.options import DEFAULT_JUNIT, DEFAULT_REPORT, NUMBER_RANGES, OPTIONS, number_problem
+from contract_tests.options import DEFAULT_JUNIT, DEFAULT_REPORT, NUMBER_RANGES, OPTIONS, kit_modules, number_problem
 
 # Options of the kit that the command spells differently (pytest owns --strict).
 _RENAMED = {"--dpa-strict": "--strict"}
@@ -34,15 +34,15 @@ def _kit_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
-def kit_modules() -> list[str]:
+def only_names() -> list[str]:
     """The kit's check modules by the name `--only` takes: `test_oauth.py` is `oauth`."""
-    return sorted(path.stem.removeprefix("test_") for path in Path(__file__).parent.glob("test_*.py"))
+    return [name.removeprefix("test_").removesuffix(".py") for name in kit_modules()]
 
 
 def only_modules(names: tuple[str, ...]) -> list[str]:
     """`--only` values (repeated or comma-separated; `oauth`, `test_oauth` and `test_oauth.py` alike) as module
     names, in the kit's order; a name that is no kit module is a usage error naming the modules there are."""
-    known = kit_modules()
+    known = only_names()
     wanted: set[str] = set()
     for value in names:
         for name in filter(None, (part.strip() for part in value.split(","))):
@@ -114,7 +114,7 @@ def pytest_args(values: dict[str, Any], extra: list[str], ini: Path, modules: li
     multiple=True,
     metavar="MODULE",
     help="Run only these kit modules (repeat, or separate with commas), e.g. `--only oauth,plans`: "
-    + ", ".join(kit_modules())
+    + ", ".join(only_names())
     + ". The report says the run was partial.",
 )
 @click.option(

@@ -3,6 +3,8 @@ without importing pytest (the CLI must start without the [kit] extra)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 # Demo credentials of the bundled fixtures (fixtures/apps.yaml): used only when the target is the emulator.
 POC_CLIENT = ("JhYhK/XcFKuVlpVijwLCkw==", "EZOXzdyqbGt1CpxtHrt5te35zS9iE6jfcgyvpPpNmPU=")
 DOC_CLIENT = ("CfjisL9AeNc066tkxSiKig==", "xB5hQnmlNnc+iab3RODs6yHlcHqFHAM2e4PawddAxtI=")
@@ -153,3 +155,8 @@ def number_problem(dest: str, raw: object) -> str | None:
         low_text = f"more than {low:g}" if low_open else f"at least {low:g}"
         return f"{flag} must be {low_text} and at most {high:.0f}, not {raw!r}"
     return None
+
+
+def kit_modules() -> list[str]:
+    """The kit's check modules (`test_oauth.py`, …): what `verify --only` picks from and the report counts."""
+    return sorted(path.name for path in Path(__file__).parent.glob("test_*.py"))

@@ -218,7 +218,8 @@ def test_only_runs_the_named_modules_and_every_output_says_the_run_was_partial(t
 
 
 def test_a_full_run_says_so_and_is_not_partial(tmp_path: Path) -> None:
-    from contract_tests.plugins.report import Outcome, _modules, kit_modules, modules_run
+    from contract_tests.options import kit_modules
+    from contract_tests.plugins.report import Outcome, _modules, modules_run
 
     every = [Outcome(f"contract_tests/{m}::test_x", [0]) for m in kit_modules()]
     assert modules_run(every) == kit_modules() and _modules(every).startswith(f"all {len(every)} ")

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from contract_tests.options import kit_modules
 from contract_tests.plugins.safety import WriteBlocked
 from contract_tests.support.kit import KIT
 from contract_tests.support.redact import curl_line, redact, redact_url
@@ -74,11 +75,6 @@ def _interfaces(item: pytest.Item) -> list[int]:
         found += [int(a) for a in mark.args]
     found += [n for fragment, n in _PATH_INTERFACES.items() if fragment in item.nodeid]
     return sorted(set(found)) or [0]
-
-
-def kit_modules() -> list[str]:
-    """The kit's check modules (`test_oauth.py`, …)."""
-    return sorted(path.name for path in Path(__file__).resolve().parents[1].glob("test_*.py"))
 
 
 def modules_run(outcomes: list[Outcome]) -> list[str]:
